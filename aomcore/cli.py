@@ -1,0 +1,165 @@
+"""Command line: ``python -m aomcore {train,layers,maps} ...`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .cache import DiskCache
+from .data import Preprocessing, load_dataset
+from .errors import InputError
+from .export import save_maps_npz
+from .layers import list_layers
+from .maps import resolve_device
+from .models import ZOO_FOR_DATASET, save_state_dict
+from .training import TrainConfig, default_train_config, evaluate
+from .workflow import cached_maps, load_model, pretrained_zoo_model
+
+__all__ = ["main"]
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, found {text!r}") from None
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits",
+                   help="digits | mnist | fashion-mnist | cifar10 | imagefolder:PATH | npz:PATH (default: digits)")
+    p.add_argument("--data-root", default=None, help="folder in torchvision's layout (default: $AOMSCOPE_DATA_ROOT)")
+    p.add_argument("--download", action="store_true", help="let torchvision download MNIST/FashionMNIST/CIFAR-10")
+    p.add_argument("--mean", type=_floats, default=None, help="per-channel mean, e.g. 0.1307")
+    p.add_argument("--std", type=_floats, default=None, help="per-channel std, e.g. 0.3081")
+    p.add_argument("--channels", type=int, default=None, help="repeat grayscale images to N channels")
+    p.add_argument("--resize", type=int, default=None, help="resize images to N×N pixels")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (maps: 256; train: the recipe's)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--cache-dir", default=None, help="disk cache (default: $AOMSCOPE_CACHE_DIR or ~/.cache/aomscope)")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", required=True, help="zoo:NAME | torchvision:NAME | FILE.py:CLASS")
+    p.add_argument("--weights", required=True, help="state_dict: .pt (weights_only) or .safetensors")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m aomcore",
+                                     description="Activation occurrence maps (Garcia et al., IJCNN 2019).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a zoo model; writes a state_dict and prints test accuracy")
+    p.add_argument("--arch", default=None, help="zoo:NAME (default: the zoo model for the dataset)")
+    _add_data_args(p)
+    p.add_argument("--epochs", type=int, default=None, help="default: 1 (digits: 30)")
+    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 (digits: 3e-3)")
+    p.add_argument("--optimizer", default="adam", help="adam | sgd | adamw")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output weights (.pt or .safetensors)")
+
+    p = sub.add_parser("layers", help="list the analysable layers of a model")
+    _add_model_args(p)
+    _add_data_args(p)
+    p.add_argument("--all", action="store_true", help="also list pooling, activation and block modules")
+
+    p = sub.add_parser("maps", help="compute AOM, ODM, CSM and selectivity; writes maps.npz")
+    _add_model_args(p)
+    _add_data_args(p)
+    p.add_argument("--split", default="train", choices=("train", "test"))
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
+    p.add_argument("--threshold", type=float, default=0.0, help="an activation occurs when > this (default 0)")
+    p.add_argument("--out", required=True, help="output .npz")
+    return parser
+
+
+def _preprocessing(args) -> Preprocessing:
+    return Preprocessing(mean=args.mean, std=args.std, channels=args.channels, resize=args.resize)
+
+
+def _progress_printer(label: str):
+    state = {"next": 0.0, "start": time.perf_counter()}
+
+    def report(done: int, total: int):
+        frac = done / max(total, 1)
+        if frac >= state["next"] or done == total:
+            print(f"\r{label}: {done}/{total} images ({frac:5.1%}) {time.perf_counter() - state['start']:.1f}s",
+                  end="" if done < total else "\n", file=sys.stderr, flush=True)
+            state["next"] = frac + 0.1
+    return report
+
+
+def _cmd_train(args) -> int:
+    arch = args.arch or f"zoo:{ZOO_FOR_DATASET.get(args.dataset.partition(':')[0], 'digits_net')}"
+    if not arch.startswith("zoo:"):
+        raise InputError("train builds zoo models", expected="--arch zoo:NAME", found=repr(arch))
+    prep = _preprocessing(args)
+    train_set = load_dataset(args.dataset, "train", args.data_root, prep, args.download)
+    test_set = load_dataset(args.dataset, "test", args.data_root, prep, args.download)
+    recipe = default_train_config(args.dataset)
+    config = TrainConfig(epochs=args.epochs or recipe.epochs, lr=args.lr or recipe.lr,
+                         batch_size=args.batch_size or recipe.batch_size, optimizer=args.optimizer, seed=args.seed)
+    start = time.perf_counter()
+
+    def progress(m):
+        if m["step"] % 50 == 0 or m["step"] == m["steps"]:
+            print(f"\rtrain: epoch {m['epoch']} step {m['step']}/{m['steps']} loss {m['loss']:.4f}",
+                  end="" if m["step"] < m["steps"] else "\n", file=sys.stderr, flush=True)
+
+    loaded = pretrained_zoo_model(arch, train_set, config, device=resolve_device(args.device),
+                                  cache=DiskCache(args.cache_dir), progress=progress)
+    result = evaluate(loaded.model, test_set, device=resolve_device(args.device))
+    save_state_dict(loaded.model, args.out)
+    print(f"{arch} on {args.dataset}: test accuracy {result.accuracy:.2%} "
+          f"({loaded.num_params:,} parameters, {time.perf_counter() - start:.1f}s; {loaded.source}) -> {args.out}")
+    return 0
+
+
+def _load_for(args, split: str):
+    dataset = load_dataset(args.dataset, split, args.data_root, _preprocessing(args), args.download)
+    loaded = load_model(args.arch, args.weights, dataset.num_classes, dataset.input_shape)
+    return dataset, loaded
+
+
+def _cmd_layers(args) -> int:
+    dataset, loaded = _load_for(args, "test")
+    print(f"{'name':<24} {'type':<14} {'kind':<6} {'output':<16} {'kernels':>7} {'params':>10}  tap")
+    for layer in list_layers(loaded.model, dataset.input_shape, include_all=args.all):
+        print(f"{layer.name:<24} {layer.type:<14} {layer.kind:<6} {str(layer.output_shape):<16} "
+              f"{layer.kernels:>7} {layer.params:>10,}  {layer.tap}")
+    return 0
+
+
+def _cmd_maps(args) -> int:
+    dataset, loaded = _load_for(args, args.split)
+    layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    start = time.perf_counter()
+    maps, hit = cached_maps(loaded, dataset, layers, args.threshold, args.batch_size or 256,
+                            resolve_device(args.device), DiskCache(args.cache_dir),
+                            progress=_progress_printer("maps"))
+    seconds = time.perf_counter() - start
+    meta = {"model_digest": loaded.digest, "arch": loaded.arch, "weights": loaded.source,
+            "dataset": dataset.identity(), "split": dataset.split,
+            "preprocessing": dataset.preprocessing.to_dict(), "seconds": seconds, "from_cache": hit}
+    save_maps_npz(args.out, maps, meta)
+    for name, m in maps.items():
+        print(f"{name} (read at {m.tap}): {m.num_kernels} kernels × {len(m.classes)} classes × "
+              f"{m.counts.shape[2]}×{m.counts.shape[3]} positions; top selectivity "
+              f"k{int(m.selectivity.argmax())} = {m.selectivity.max():.3f}")
+    print(f"{len(dataset)} images in {seconds:.1f}s{' (from cache)' if hit else ''} -> {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (2 with a one-line message on bad input)."""
+    args = _parser().parse_args(argv)
+    commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps}
+    try:
+        return commands[args.command](args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

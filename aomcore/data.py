@@ -1,0 +1,469 @@
+"""Labelled image datasets held in memory, with explicit, recorded preprocessing.
+
+A dataset is named by a *spec* string:
+
+``digits``
+    scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes), with a
+    fixed stratified 75/25 train/test split. Works offline on any machine; the default.
+``mnist``, ``fashion-mnist``
+    torchvision's MNIST / FashionMNIST from a data root in torchvision's layout
+    (``ROOT/MNIST/raw/…``). Downloaded only when ``download=True``.
+``cifar10``
+    CIFAR-10 in its python pickle format (``ROOT/cifar-10-batches-py/…``), read with a
+    restricted unpickler that only builds NumPy arrays and plain containers.
+``imagefolder:PATH``
+    one sub-folder per class (torchvision's ImageFolder layout); if ``PATH/train`` and
+    ``PATH/test`` exist they are the two splits, otherwise ``PATH`` serves both.
+``npz:PATH``
+    a NumPy archive with ``x`` (N,H,W) or (N,C,H,W), ``y`` (N,) integer labels and
+    optional ``classes`` (C,) str; or ``x_train``/``y_train``/``x_test``/``y_test``.
+    Loaded with ``allow_pickle=False``.
+
+Images are kept as stored (uint8 where the source is uint8) and converted per batch:
+scale to [0, 1], optionally repeat a grayscale channel, resize, and normalise with a
+per-channel mean/std. :class:`Preprocessing` records every step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+
+__all__ = [
+    "DATASET_NAMES",
+    "ImageDataset",
+    "Preprocessing",
+    "default_data_root",
+    "load_dataset",
+]
+
+DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10", "imagefolder:PATH", "npz:PATH")
+SPLITS = ("train", "test")
+DATA_ROOT_ENV = "AOMSCOPE_DATA_ROOT"
+
+
+def default_data_root() -> Path | None:
+    """The data root from the ``AOMSCOPE_DATA_ROOT`` environment variable, or None."""
+    root = os.environ.get(DATA_ROOT_ENV)
+    return Path(root) if root else None
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Per-batch preprocessing applied after scaling raw pixels to [0, 1].
+
+    Parameters
+    ----------
+    mean, std : tuple of float, optional
+        Per-channel normalisation ``(x - mean) / std`` (one value broadcasts to every
+        channel). Both or neither.
+    channels : int, optional
+        Repeat a 1-channel image to this many channels (e.g. 3 for ImageNet-style
+        architectures on MNIST).
+    resize : int, optional
+        Bilinear (antialiased) resize to ``resize × resize`` pixels.
+    """
+
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    channels: int | None = None
+    resize: int | None = None
+
+    def __post_init__(self):
+        if (self.mean is None) != (self.std is None):
+            raise InputError("normalisation needs both mean and std", expected="both or neither",
+                             found=f"mean={self.mean}, std={self.std}")
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise InputError("std must be positive", expected="std > 0", found=str(self.std))
+        if self.channels is not None and self.channels < 1:
+            raise InputError("channels must be >= 1", expected=">= 1", found=str(self.channels))
+        if self.resize is not None and self.resize < 1:
+            raise InputError("resize must be >= 1 pixel", expected=">= 1", found=str(self.resize))
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(eq=False)
+class ImageDataset(torch.utils.data.Dataset):
+    """An in-memory labelled image split.
+
+    Attributes
+    ----------
+    images : torch.Tensor
+        Raw images, (N, C, H, W), uint8 or float32, on the CPU.
+    labels : torch.Tensor
+        Class indices, (N,), int64, in ``[0, len(classes))``.
+    classes : list of str
+        Class names, in label order.
+    name : str
+        The spec the dataset was loaded from (e.g. ``"mnist"``).
+    split : str
+        ``"train"`` or ``"test"``.
+    scale : float
+        Factor that maps raw values to [0, 1] (1/255 for 8-bit images).
+    preprocessing : Preprocessing
+        Applied per batch by :meth:`transform`.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+    split: str
+    scale: float = 1.0 / 255.0
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+    def __post_init__(self):
+        if self.images.ndim != 4:
+            raise InputError("images must be 4-D", expected="(N, C, H, W)",
+                             found=f"shape {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise InputError("one label per image", expected=f"labels of shape ({self.images.shape[0]},)",
+                             found=f"shape {tuple(self.labels.shape)}")
+        self._digest: str | None = None
+        p = self.preprocessing
+        channels = p.channels or self.images.shape[1]
+        if p.channels and self.images.shape[1] not in (1, p.channels):
+            raise InputError(f"cannot repeat {self.images.shape[1]} channels to {p.channels}",
+                             expected="1-channel images", found=f"{self.images.shape[1]} channels")
+        if p.mean is not None and len(p.mean) not in (1, channels):
+            raise InputError("mean/std need one value or one per channel",
+                             expected=f"1 or {channels} values", found=f"{len(p.mean)} values")
+
+    # --- torch Dataset protocol -------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        x = self.transform(self.images[index : index + 1])[0]
+        return x, int(self.labels[index])
+
+    # --- batches ----------------------------------------------------------------------
+    def transform(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw images (B, C, H, W) → float32 model input (B, C', H', W') on raw's device."""
+        x = raw.to(torch.float32) * self.scale
+        p = self.preprocessing
+        if p.channels and x.shape[1] != p.channels:
+            x = x.expand(-1, p.channels, -1, -1)
+        if p.resize and x.shape[-2:] != (p.resize, p.resize):
+            x = F.interpolate(x, size=(p.resize, p.resize), mode="bilinear", antialias=True,
+                              align_corners=False)
+        if p.mean is not None:
+            mean = torch.tensor(p.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            std = torch.tensor(p.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            x = (x - mean) / std
+        return x
+
+    def batches(self, batch_size: int = 256, device: str | torch.device = "cpu",
+                indices: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(x, y)``: x float32 (B, C', H', W') and y int64 (B,), on ``device``.
+
+        Raw uint8 slices travel to the device and are converted there, so host→device
+        traffic is 1 byte per pixel. ``indices`` (int64, (M,)) restricts and orders the
+        images (e.g. one shard of a distributed run, or one class).
+        """
+        if batch_size < 1:
+            raise InputError("batch size must be >= 1", expected=">= 1", found=str(batch_size))
+        device = torch.device(device)
+        pin = device.type == "cuda"
+        n = len(self) if indices is None else int(indices.numel())
+        for start in range(0, n, batch_size):
+            if indices is None:
+                raw = self.images[start : start + batch_size]
+                y = self.labels[start : start + batch_size]
+            else:
+                idx = indices[start : start + batch_size]
+                raw, y = self.images[idx], self.labels[idx]
+            if pin:
+                raw, y = raw.pin_memory(), y.pin_memory()
+            raw = raw.to(device, non_blocking=pin)
+            y = y.to(device, non_blocking=pin)
+            yield self.transform(raw), y
+
+    # --- facts ------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape (C, H, W) of one preprocessed image."""
+        c, h, w = self.images.shape[1:]
+        p = self.preprocessing
+        c = p.channels or c
+        if p.resize:
+            h = w = p.resize
+        return int(c), int(h), int(w)
+
+    def class_sizes(self) -> np.ndarray:
+        """Images per class, (C,) int64."""
+        return np.bincount(self.labels.numpy(), minlength=self.num_classes).astype(np.int64)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the raw images, labels and class names (hex); computed once."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            h.update(str((tuple(self.images.shape), str(self.images.dtype))).encode())
+            h.update(self.images.contiguous().numpy().tobytes())
+            h.update(self.labels.numpy().astype(np.int64).tobytes())
+            h.update("\x00".join(self.classes).encode())
+            self._digest = h.hexdigest()
+        return self._digest
+
+    def identity(self) -> dict:
+        """What identifies this split for caching and provenance (JSON-serialisable)."""
+        return {"dataset": self.name, "split": self.split, "digest": self.digest,
+                "scale": self.scale, "preprocessing": self.preprocessing.to_dict(),
+                "n_images": len(self), "classes": list(self.classes)}
+
+    def examples(self, per_class: int = 4) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``per_class`` images of each class, scaled to [0, 1].
+
+        Returns ``(images, labels)``: float32 (M, H, W, C) and int64 (M,).
+        """
+        idx = []
+        labels = self.labels.numpy()
+        for c in range(self.num_classes):
+            idx.extend(np.flatnonzero(labels == c)[:per_class].tolist())
+        idx_t = torch.as_tensor(idx, dtype=torch.int64)
+        x = (self.images[idx_t].to(torch.float32) * self.scale).clamp(0, 1)
+        return x.permute(0, 2, 3, 1).numpy(), labels[idx]
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike | None = None,
+                 preprocessing: Preprocessing | None = None, download: bool = False) -> ImageDataset:
+    """Load one split of a dataset named by ``spec`` (see the module docstring).
+
+    Parameters
+    ----------
+    spec : str
+        ``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``, ``imagefolder:PATH`` or
+        ``npz:PATH``.
+    split : {"train", "test"}
+    data_root : path, optional
+        Folder holding torchvision-layout data; defaults to ``$AOMSCOPE_DATA_ROOT``.
+    preprocessing : Preprocessing, optional
+        Defaults to scaling only.
+    download : bool, default False
+        Let torchvision download MNIST/FashionMNIST/CIFAR-10 into ``data_root``.
+
+    Raises
+    ------
+    InputError
+        Unknown spec or split, missing files, malformed arrays or labels.
+    """
+    if split not in SPLITS:
+        raise InputError("unknown split", expected=" or ".join(SPLITS), found=repr(split))
+    preprocessing = preprocessing or Preprocessing()
+    kind, _, arg = spec.partition(":")
+    if kind == "digits" and not arg:
+        images, labels, classes, scale = _load_digits(split)
+    elif kind in ("mnist", "fashion-mnist") and not arg:
+        images, labels, classes, scale = _load_mnist(kind, split, _require_root(data_root, kind), download)
+    elif kind == "cifar10" and not arg:
+        images, labels, classes, scale = _load_cifar10(split, _require_root(data_root, kind), download)
+    elif kind == "imagefolder" and arg:
+        images, labels, classes, scale = _load_imagefolder(Path(arg), split)
+    elif kind == "npz" and arg:
+        images, labels, classes, scale = _load_npz(Path(arg), split)
+    else:
+        raise InputError("unknown dataset", expected=", ".join(DATASET_NAMES), found=repr(spec))
+    if images.shape[0] == 0:
+        raise InputError("the dataset has no images", expected="at least one image", found="0")
+    return ImageDataset(images=images, labels=labels, classes=classes, name=spec, split=split,
+                        scale=scale, preprocessing=preprocessing)
+
+
+def _require_root(data_root, name: str) -> Path:
+    root = data_root if data_root is not None else default_data_root()
+    if root is None:
+        raise InputError(f"{name} needs a data root", expected=f"--data-root DIR or ${DATA_ROOT_ENV}",
+                         found="neither was given")
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError("data root does not exist", expected="an existing folder", found=str(root))
+    return root
+
+
+def _load_digits(split: str):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.uint8)  # (1797, 8, 8), values 0..16
+    y = bunch.target.astype(np.int64)
+    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=0.25, stratify=y, random_state=0)
+    idx = idx_train if split == "train" else idx_test
+    images = torch.from_numpy(x[idx][:, None].copy())
+    return images, torch.from_numpy(y[idx].copy()), [str(c) for c in bunch.target_names], 1.0 / 16.0
+
+
+def _load_mnist(kind: str, split: str, root: Path, download: bool):
+    from torchvision import datasets
+
+    cls = datasets.MNIST if kind == "mnist" else datasets.FashionMNIST
+    try:
+        ds = cls(str(root), train=split == "train", download=download)
+    except RuntimeError as exc:
+        raise InputError(f"{kind} not found under the data root",
+                         expected=f"{root}/{cls.__name__}/raw/*-ubyte (torchvision's layout)",
+                         found=str(exc).splitlines()[0]) from None
+    return ds.data[:, None].contiguous(), ds.targets.to(torch.int64), list(ds.classes), 1.0 / 255.0
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler that only rebuilds NumPy arrays and plain containers (CIFAR batches)."""
+
+    _ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"), ("builtins", "bytearray"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise InputError("refusing to unpickle", expected="NumPy arrays and plain containers",
+                             found=f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+def _read_cifar_pickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return _ArrayUnpickler(f, encoding="latin1").load()
+    except FileNotFoundError:
+        raise InputError("CIFAR-10 file missing", expected=f"{path.name} in {path.parent}",
+                         found="no such file") from None
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise InputError("CIFAR-10 file unreadable", expected="a CIFAR-10 python batch",
+                         found=f"{path.name}: {exc}") from None
+
+
+def _load_cifar10(split: str, root: Path, download: bool):
+    folder = root / "cifar-10-batches-py"
+    if download and not folder.is_dir():
+        from torchvision import datasets
+
+        datasets.CIFAR10(str(root), train=True, download=True)
+    if not folder.is_dir():
+        raise InputError("CIFAR-10 not found under the data root",
+                         expected=f"{folder} (the python version of CIFAR-10)", found="no such folder")
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    xs, ys = [], []
+    for name in names:
+        entry = _read_cifar_pickle(folder / name)
+        xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64))
+    meta = _read_cifar_pickle(folder / "batches.meta")
+    classes = [str(c) for c in meta["label_names"]]
+    labels = torch.from_numpy(np.concatenate(ys))
+    _check_labels(labels.numpy(), len(classes))
+    return torch.from_numpy(np.concatenate(xs)), labels, classes, 1.0 / 255.0
+
+
+def _load_imagefolder(path: Path, split: str):
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    if not path.is_dir():
+        raise InputError("image folder does not exist", expected="an existing folder", found=str(path))
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        path = path / split
+    try:
+        classes, class_to_idx = find_classes(str(path))
+        samples = make_dataset(str(path), class_to_idx, extensions=IMG_EXTENSIONS)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise InputError("no images found", expected="one sub-folder of images per class",
+                         found=str(exc).splitlines()[0]) from None
+    arrays = []
+    for file, _ in samples:
+        try:
+            with Image.open(file) as im:
+                arrays.append(np.asarray(im.convert("RGB" if im.mode not in ("L", "1", "I;16") else "L")))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputError("unreadable image file", expected="an image PIL can read",
+                             found=f"{file}: {exc}") from None
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise InputError("images differ in size", expected="one size for all images",
+                         found=", ".join(sorted(str(s) for s in shapes)[:5]))
+    rgb = any(a.ndim == 3 for a in arrays)
+    stack = np.stack([np.repeat(a[..., None], 3, -1) if rgb and a.ndim == 2 else
+                      (a[..., None] if a.ndim == 2 else a) for a in arrays])
+    images = torch.from_numpy(stack.astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([t for _, t in samples], dtype=torch.int64)
+    return images, labels, list(classes), 1.0 / 255.0
+
+
+def _load_npz(path: Path, split: str):
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise InputError("npz file does not exist", expected="an existing .npz file", found=str(path)) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError("not a readable npz archive", expected="a NumPy .npz file (no pickled objects)",
+                         found=f"{path.name}: {exc}") from None
+    xk, yk = (f"x_{split}", f"y_{split}") if f"x_{split}" in arrays else ("x", "y")
+    missing = [k for k in (xk, yk) if k not in arrays]
+    if missing:
+        raise InputError("npz archive lacks arrays", expected="arrays 'x' and 'y' (or x_train/y_train/x_test/y_test)",
+                         found=f"arrays {sorted(arrays)}; missing {missing}")
+    x, y = arrays[xk], arrays[yk]
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise InputError("x has the wrong rank", expected="(N, H, W) or (N, C, H, W)", found=f"shape {x.shape}")
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise InputError("y must hold one label per image", expected=f"shape ({x.shape[0]},)",
+                         found=f"shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        else:
+            raise InputError("labels must be integers", expected="integer class indices", found=f"dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if "classes" in arrays:
+        classes = [str(c) for c in arrays["classes"].tolist()]
+    else:
+        classes = [str(c) for c in range(int(y.max()) + 1 if y.size else 0)]
+    _check_labels(y, len(classes))
+    if x.dtype == np.uint8:
+        scale = 1.0 / 255.0
+        images = torch.from_numpy(np.ascontiguousarray(x))
+    elif np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating):
+        xf = x.astype(np.float32)
+        bad = ~np.isfinite(xf)
+        if bad.any():
+            first = np.argwhere(bad)[0].tolist()
+            raise InputError("images contain NaN or Inf", expected="finite pixel values",
+                             found=f"{int(bad.sum())} non-finite values, first at index {first}")
+        scale = 1.0
+        images = torch.from_numpy(np.ascontiguousarray(xf))
+    else:
+        raise InputError("x must be numeric", expected="uint8 or float pixels", found=f"dtype {x.dtype}")
+    return images, torch.from_numpy(y), classes, scale
+
+
+def _check_labels(y: np.ndarray, n_classes: int) -> None:
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise InputError("labels out of range", expected=f"integers in [0, {n_classes - 1}]",
+                         found=f"min {int(y.min())}, max {int(y.max())}")

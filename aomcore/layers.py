@@ -1,0 +1,171 @@
+"""Which layers of a model can be analysed, and where their activation is read.
+
+One dry forward pass (batch of 1, zeros, ``torch.inference_mode``) records every module's
+output shape and call count. For a conv or FC layer the default *tap* — the module whose
+output the maps are computed on — is the activation as the next layer sees it: when the
+layer's output goes straight into a BatchNorm and/or an activation module, the output of
+the last of these (Garcia et al. 2019, Sec. IV-A: the kernel's "output activation"). Any
+other module can be analysed by naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import InputError
+
+__all__ = ["LayerInfo", "list_layers", "resolve_layers"]
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_FC = (nn.Linear,)
+_FOLLOWERS = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+    nn.Mish, nn.Hardswish, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus,
+)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One analysable module.
+
+    Attributes
+    ----------
+    name : str
+        Module name in ``model.named_modules()``.
+    type : str
+        Module class name.
+    kind : {"conv", "fc", "other"}
+    output_shape : tuple of int
+        Output shape of one image (no batch dimension).
+    kernels : int
+        Number of kernels (conv output channels) or neurons (FC units): output dim 1.
+    positions : (H, W)
+        Spatial size of each kernel's map; (1, 1) for FC neurons.
+    params : int
+        Parameters owned by the module itself.
+    tap : str
+        Module whose output the maps read by default (see the module docstring).
+    """
+
+    name: str
+    type: str
+    kind: str
+    output_shape: tuple[int, ...]
+    kernels: int
+    positions: tuple[int, int]
+    params: int
+    tap: str
+
+
+def _positions(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    if len(shape) == 1:
+        return (1, 1)
+    if len(shape) == 2:
+        return (1, shape[1])
+    if len(shape) == 3:
+        return (shape[1], shape[2])
+    return None
+
+
+def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
+                include_all: bool = False) -> list[LayerInfo]:
+    """List the analysable layers of ``model`` in forward order.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Left in the mode it was in; no hook survives.
+    input_shape : tuple of int
+        Shape of one input, e.g. (1, 28, 28).
+    include_all : bool, default False
+        Also list every other module called once per forward whose output is
+        (N, K), (N, K, L) or (N, K, H, W) (pooling, blocks, activations, ...).
+
+    Raises
+    ------
+    InputError
+        If the dry forward pass fails (wrong input size or channels for the model).
+    """
+    events: list[tuple[str, nn.Module, object, object]] = []
+    calls: dict[str, int] = {}
+    handles = []
+
+    def record(name):
+        def hook(module, inputs, output):
+            calls[name] = calls.get(name, 0) + 1
+            first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+            events.append((name, module, first, output))
+        return hook
+
+    was_training = model.training
+    model.eval()
+    try:
+        for name, module in model.named_modules():
+            if name:
+                handles.append(module.register_forward_hook(record(name)))
+        param = next(model.parameters(), None)
+        dtype = param.dtype if param is not None else torch.float32
+        with torch.inference_mode():
+            model(torch.zeros((1, *input_shape), device=device, dtype=dtype))
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise InputError("the model cannot take this input",
+                         expected=f"a model accepting images of shape {tuple(input_shape)}",
+                         found=str(exc).strip().splitlines()[0][:300]) from None
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    layers = []
+    for i, (name, module, _inp, out) in enumerate(events):
+        if calls[name] != 1 or not isinstance(out, torch.Tensor):
+            continue
+        shape = tuple(out.shape[1:])
+        positions = _positions(shape)
+        if positions is None:
+            continue
+        kind = "conv" if isinstance(module, _CONV) else "fc" if isinstance(module, _FC) else "other"
+        if kind == "other" and not include_all:
+            continue
+        tap = _default_tap(events, calls, i) if kind != "other" else name
+        layers.append(LayerInfo(name=name, type=type(module).__name__, kind=kind, output_shape=shape,
+                                kernels=int(shape[0]), positions=positions,
+                                params=sum(p.numel() for p in module.parameters(recurse=False)), tap=tap))
+    return layers
+
+
+def _default_tap(events, calls, i: int) -> str:
+    name, _, _, current = events[i]
+    for next_name, module, inp, out in events[i + 1:]:
+        if inp is not current:
+            continue
+        if isinstance(module, _FOLLOWERS) and calls[next_name] == 1 and isinstance(out, torch.Tensor):
+            name, current = next_name, out
+        else:
+            break
+    return name
+
+
+def resolve_layers(layers: list[LayerInfo], names: list[str] | None) -> list[LayerInfo]:
+    """Pick layers by name (default: every conv layer, else every FC layer).
+
+    Raises
+    ------
+    InputError
+        If a name is not analysable; the message lists the valid ones.
+    """
+    if not names:
+        chosen = [la for la in layers if la.kind == "conv"] or [la for la in layers if la.kind == "fc"]
+        if not chosen:
+            raise InputError("the model has no conv or FC layer", expected="a CNN", found="none")
+        return chosen
+    by_name = {layer.name: layer for layer in layers}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise InputError(f"no analysable layer named {', '.join(map(repr, unknown))}",
+                         expected=f"one of {list(by_name)[:16]}", found=", ".join(unknown))
+    return [by_name[n] for n in names]

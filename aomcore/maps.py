@@ -1,0 +1,420 @@
+"""Activation occurrence statistics: Garcia et al., IJCNN 2019, equations 1–4.
+
+Notation: K kernels (conv output channels; an FC neuron is a kernel with one position),
+C classes, (H, W) positions of a kernel's map.
+
+* :class:`OccurrenceCounter` streams over batches and keeps, per (kernel, class,
+  position), the integer number of images whose activation is above the threshold, and
+  the number of images per class. Memory is O(K·C·H·W), independent of the number of
+  images; counting runs on the activations' device with one matmul per batch.
+* :func:`aom` (eq. 1), :func:`odm` (eq. 2), :func:`csm` (eq. 3), :func:`class_selectivity`
+  (the per-class mean of the CSM, Sec. V-C) and :func:`selectivity` (eq. 4) turn counts
+  into the published quantities.
+* :func:`compute_maps` runs one forward pass over a dataset and fills counters for all
+  requested layers at once.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import ImageDataset
+from .errors import InputError
+from .hooks import forward_hooks
+from .layers import LayerInfo, list_layers, resolve_layers
+
+__all__ = [
+    "LayerMaps",
+    "OccurrenceCounter",
+    "aom",
+    "class_selectivity",
+    "compute_maps",
+    "csm",
+    "kernel_flags",
+    "odm",
+    "resolve_device",
+    "selectivity",
+]
+
+
+class OccurrenceCounter:
+    """Streaming per-class counts of positive activations (the numerator of eq. 1).
+
+    Parameters
+    ----------
+    num_classes : int
+        C, the number of classes; labels must lie in ``[0, C)``.
+    threshold : float, default 0.0
+        An activation counts as occurring when it is strictly greater than this.
+
+    Attributes
+    ----------
+    counts_ : torch.Tensor
+        (C, K, P) int64 on the activations' device, P = H·W: images of class c whose
+        activation of kernel k at position p exceeds the threshold.
+    class_sizes_ : torch.Tensor
+        (C,) int64: images seen per class.
+    map_shape_ : (K, H, W)
+    """
+
+    def __init__(self, num_classes: int, threshold: float = 0.0):
+        self.num_classes = num_classes
+        self.threshold = threshold
+        self.counts_: torch.Tensor | None = None
+        self.class_sizes_: torch.Tensor | None = None
+        self.map_shape_: tuple[int, int, int] | None = None
+
+    def update(self, activations: torch.Tensor, labels: torch.Tensor) -> OccurrenceCounter:
+        """Add one batch.
+
+        Parameters
+        ----------
+        activations : torch.Tensor
+            (B, K), (B, K, L) or (B, K, H, W), any float dtype, any device.
+        labels : torch.Tensor
+            (B,) int64 class indices, on the same device.
+        """
+        if not isinstance(activations, torch.Tensor):
+            raise InputError("layer output is not a tensor", expected="a tensor (B, K, ...)",
+                             found=type(activations).__name__)
+        b = activations.shape[0]
+        if activations.ndim == 2:
+            shape = (activations.shape[1], 1, 1)
+        elif activations.ndim == 3:
+            shape = (activations.shape[1], 1, activations.shape[2])
+        elif activations.ndim == 4:
+            shape = tuple(activations.shape[1:])
+        else:
+            raise InputError("cannot map this layer's output", expected="(B, K), (B, K, L) or (B, K, H, W)",
+                             found=f"shape {tuple(activations.shape)}")
+        if self.counts_ is None:
+            k, h, w = shape
+            self.map_shape_ = (k, h, w)
+            self.counts_ = torch.zeros((self.num_classes, k * h * w), dtype=torch.int64, device=activations.device)
+            self.class_sizes_ = torch.zeros(self.num_classes, dtype=torch.int64, device=activations.device)
+        elif shape != self.map_shape_:
+            raise InputError("layer output changed shape between batches", expected=str(self.map_shape_),
+                             found=str(shape))
+        occurs = (activations.reshape(b, -1) > self.threshold).to(torch.float32)  # (B, K·P)
+        onehot = torch.zeros((self.num_classes, b), dtype=torch.float32, device=activations.device)
+        onehot.scatter_(0, labels.view(1, b), 1.0)  # (C, B)
+        # Each entry of the product is at most B < 2**24, so float32 holds it exactly.
+        self.counts_ += (onehot @ occurs).to(torch.int64)  # (C, K·P)
+        self.class_sizes_ += onehot.sum(dim=1).to(torch.int64)
+        return self
+
+    def merge_(self, counts: torch.Tensor, class_sizes: torch.Tensor) -> OccurrenceCounter:
+        """Add counts gathered elsewhere (another shard), in place; shapes must match."""
+        self.counts_ += counts.to(self.counts_.device)
+        self.class_sizes_ += class_sizes.to(self.class_sizes_.device)
+        return self
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Counts (K, C, H, W) int64 and class sizes (C,) int64, as NumPy arrays."""
+        if self.counts_ is None:
+            raise InputError("no activations were counted", expected="at least one batch", found="none")
+        k, h, w = self.map_shape_
+        counts = self.counts_.view(self.num_classes, k, h, w).permute(1, 0, 2, 3).contiguous()
+        return counts.cpu().numpy(), self.class_sizes_.cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------
+# Equations 1–4
+# --------------------------------------------------------------------------------------
+
+
+def _check_classes(class_sizes: np.ndarray, classes: list[str] | None = None) -> None:
+    if class_sizes.shape[0] < 2:
+        raise InputError("maps need at least two classes", expected=">= 2 classes",
+                         found=f"{class_sizes.shape[0]} class")
+    empty = np.flatnonzero(class_sizes == 0)
+    if empty.size:
+        names = [classes[i] if classes else str(i) for i in empty]
+        raise InputError("a class has no images", expected="at least one image of every class",
+                         found=f"no images of class {', '.join(map(repr, names))}")
+
+
+def aom(counts: np.ndarray, class_sizes: np.ndarray) -> np.ndarray:
+    """Activation occurrence maps, eq. 1 of Garcia et al. 2019.
+
+    ``M[k, c, i, j] = counts[k, c, i, j] / |D^c|``: the fraction of class-c images whose
+    activation of kernel k at position (i, j) is above the threshold.
+
+    Parameters
+    ----------
+    counts : ndarray, (K, C, H, W) int64
+    class_sizes : ndarray, (C,) int64
+
+    Returns
+    -------
+    ndarray, (K, C, H, W) float64 in [0, 1].
+
+    Raises
+    ------
+    InputError
+        If fewer than two classes, or a class has no images.
+    """
+    class_sizes = np.asarray(class_sizes)
+    _check_classes(class_sizes)
+    return np.asarray(counts, dtype=np.float64) / class_sizes[None, :, None, None]
+
+
+def odm(aom_: np.ndarray, chunk: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
+    """Occurrence difference matrix, eq. 2 of Garcia et al. 2019.
+
+    ``D[k1, k2] = mean over (c, i, j) of |M[k1, c, i, j] - M[k2, c, i, j]|``.
+
+    Parameters
+    ----------
+    aom_ : ndarray, (K, C, H, W) float
+    chunk : int, default 256
+        Rows per block of the pairwise L1 computation (bounds memory to chunk·K·4 bytes
+        of output per block plus torch.cdist's workspace).
+    device : str or torch.device, default "cpu"
+
+    Returns
+    -------
+    ndarray, (K, K) float64, symmetric, zero diagonal, values in [0, 1].
+    """
+    k = aom_.shape[0]
+    x = torch.as_tensor(np.ascontiguousarray(aom_), device=device).reshape(k, -1).to(torch.float64)
+    n = x.shape[1]
+    out = torch.empty((k, k), dtype=torch.float64, device=device)
+    for start in range(0, k, chunk):
+        out[start : start + chunk] = torch.cdist(x[start : start + chunk], x, p=1.0) / n
+    out = (out + out.T) / 2  # exact symmetry despite per-block rounding
+    out.fill_diagonal_(0.0)
+    return out.cpu().numpy()
+
+
+def csm(aom_: np.ndarray) -> np.ndarray:
+    """Class selectivity maps, eq. 3 of Garcia et al. 2019.
+
+    ``S[k, c, i, j] = 1/(|C|-1) · Σ_{d≠c} (M[k, c, i, j] - M[k, d, i, j])``, computed as
+    ``(|C|·M[k, c] - Σ_d M[k, d]) / (|C| - 1)``.
+
+    Parameters
+    ----------
+    aom_ : ndarray, (K, C, H, W) float, C >= 2
+
+    Returns
+    -------
+    ndarray, (K, C, H, W) float64 in [-1, 1].
+    """
+    c = aom_.shape[1]
+    if c < 2:
+        raise InputError("the CSM needs at least two classes", expected=">= 2 classes", found=f"{c}")
+    m = np.asarray(aom_, dtype=np.float64)
+    return (c * m - m.sum(axis=1, keepdims=True)) / (c - 1)
+
+
+def class_selectivity(csm_: np.ndarray) -> np.ndarray:
+    """Mean CSM per kernel and class, ``s[k, c] = avg(S^{k,c})`` (Sec. IV-D and V-C).
+
+    Returns
+    -------
+    ndarray, (K, C) float64 in [-1, 1].
+    """
+    return np.asarray(csm_, dtype=np.float64).mean(axis=(2, 3))
+
+
+def selectivity(csm_: np.ndarray) -> np.ndarray:
+    """Kernel selectivity s(k), eq. 4 of Garcia et al. 2019.
+
+    ``s(k) = Σ_{c0≠c1} |avg(S^{k,c0}) - avg(S^{k,c1})|`` over *ordered* class pairs (each
+    unordered pair counts twice). Computed in O(C log C) per kernel: for the per-class
+    means sorted ascending, x_(0) ≤ … ≤ x_(C-1), the unordered sum is
+    ``Σ_j x_(j)·(2j - C + 1)``.
+
+    Parameters
+    ----------
+    csm_ : ndarray, (K, C, H, W) float
+
+    Returns
+    -------
+    ndarray, (K,) float64, >= 0.
+    """
+    s = np.sort(class_selectivity(csm_), axis=1)  # (K, C)
+    c = s.shape[1]
+    weights = 2 * np.arange(c) - c + 1
+    return 2.0 * (s * weights).sum(axis=1)
+
+
+def kernel_flags(aom_: np.ndarray, dead_level: float = 0.01, always_level: float = 0.99) -> dict[str, np.ndarray]:
+    """Dead and always-on kernels, as in DeepEyes' activation heatmap (Pezzotti et al. 2018).
+
+    A kernel is *dead* when, for every class, its mean occurrence over positions is at
+    most ``dead_level``; *always-on* when, for every class, it is at least ``always_level``.
+
+    Returns
+    -------
+    dict with ``"mean_occurrence"`` (K,) float64 (mean over classes and positions),
+    ``"dead"`` (K,) bool and ``"always_on"`` (K,) bool.
+    """
+    per_class = np.asarray(aom_, dtype=np.float64).mean(axis=(2, 3))  # (K, C)
+    return {"mean_occurrence": per_class.mean(axis=1),
+            "dead": (per_class <= dead_level).all(axis=1),
+            "always_on": (per_class >= always_level).all(axis=1)}
+
+
+# --------------------------------------------------------------------------------------
+# One layer's results, and the forward pass that fills them
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerMaps:
+    """Counts for one layer and the quantities derived from them (computed on demand).
+
+    Attributes
+    ----------
+    layer : str
+        The layer the user chose (e.g. ``"conv1"``).
+    tap : str
+        The module whose output was counted (e.g. ``"relu1"``).
+    counts : ndarray, (K, C, H, W) int64
+    class_sizes : ndarray, (C,) int64
+    classes : list of str
+    threshold : float
+    """
+
+    layer: str
+    tap: str
+    counts: np.ndarray
+    class_sizes: np.ndarray
+    classes: list[str]
+    threshold: float = 0.0
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        _check_classes(np.asarray(self.class_sizes), self.classes)
+
+    def _get(self, key, fn):
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
+    @property
+    def aom(self) -> np.ndarray:
+        """(K, C, H, W) float64, eq. 1."""
+        return self._get("aom", lambda: aom(self.counts, self.class_sizes))
+
+    @property
+    def odm(self) -> np.ndarray:
+        """(K, K) float64, eq. 2."""
+        return self._get("odm", lambda: odm(self.aom))
+
+    @property
+    def csm(self) -> np.ndarray:
+        """(K, C, H, W) float64, eq. 3."""
+        return self._get("csm", lambda: csm(self.aom))
+
+    @property
+    def class_selectivity(self) -> np.ndarray:
+        """(K, C) float64: mean of the CSM over positions."""
+        return self._get("cs", lambda: class_selectivity(self.csm))
+
+    @property
+    def selectivity(self) -> np.ndarray:
+        """(K,) float64, eq. 4."""
+        return self._get("sel", lambda: selectivity(self.csm))
+
+    @property
+    def num_kernels(self) -> int:
+        return int(self.counts.shape[0])
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("no CUDA device here", expected="--device cpu or auto", found="cuda requested")
+    return device
+
+
+def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | None = None,
+                 threshold: float = 0.0, batch_size: int = 256, device: str | torch.device = "auto",
+                 progress: Callable[[int, int], None] | None = None,
+                 indices: torch.Tensor | None = None,
+                 reduce: Callable[[OccurrenceCounter], None] | None = None) -> dict[str, LayerMaps]:
+    """Count activation occurrences of several layers in one forward pass (eq. 1 inputs).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Never modified: evaluated in eval mode under ``torch.inference_mode``, its
+        previous mode restored; on another device it is copied, not moved.
+    dataset : ImageDataset
+    layers : list of str, optional
+        Layer names (see :func:`aomcore.layers.list_layers`); default every conv layer.
+        A conv/FC layer is read at its default tap (after its BatchNorm/activation).
+    threshold : float, default 0.0
+        Strict: an activation occurs when ``a > threshold``.
+    batch_size : int, default 256
+    device : "auto", "cpu", "cuda" or torch.device
+    progress : callable(done_images, total_images), optional
+    indices : torch.Tensor, optional
+        (M,) int64 subset of the dataset (e.g. one distributed shard).
+    reduce : callable(counter), optional
+        Called on each counter before results are read (e.g. an all-reduce).
+
+    Returns
+    -------
+    dict of layer name to :class:`LayerMaps`, in the order requested.
+
+    Raises
+    ------
+    InputError
+        Unknown layer, a model that does not take the dataset's images, a threshold that
+        is not a finite number, a class with no images, fewer than two classes.
+    """
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise InputError("threshold must be a number", expected="a float such as 0", found=repr(threshold)) from None
+    if not np.isfinite(threshold):
+        raise InputError("threshold must be finite", expected="a finite float", found=repr(threshold))
+    device = resolve_device(device)
+    param = next(model.parameters(), None)
+    if param is not None and param.device != device:
+        model = copy.deepcopy(model).to(device)
+    chosen: list[LayerInfo] = resolve_layers(list_layers(model, dataset.input_shape, device, include_all=True), layers)
+    counters = {layer.tap: OccurrenceCounter(dataset.num_classes, threshold) for layer in chosen}
+    current: dict[str, torch.Tensor] = {}
+
+    def observer(tap):
+        def observe(out):
+            counters[tap].update(out, current["labels"])  # returns None: the output is unchanged
+        return observe
+
+    total = len(dataset) if indices is None else int(indices.numel())
+    done = 0
+    was_training = model.training
+    model.eval()
+    try:
+        with forward_hooks(model, {tap: observer(tap) for tap in counters}), torch.inference_mode():
+            for x, y in dataset.batches(batch_size, device, indices):
+                current["labels"] = y
+                model(x)
+                done += int(y.shape[0])
+                if progress is not None:
+                    progress(done, total)
+    finally:
+        model.train(was_training)
+    if reduce is not None:
+        for counter in counters.values():
+            reduce(counter)
+    results = {}
+    for layer in chosen:
+        counts, sizes = counters[layer.tap].result()
+        results[layer.name] = LayerMaps(layer=layer.name, tap=layer.tap, counts=counts, class_sizes=sizes,
+                                        classes=list(dataset.classes), threshold=threshold)
+    return results
