@@ -428,6 +428,12 @@ def _load_npz(path: Path, split: str):
         raise InputError("npz archive lacks arrays", expected="arrays 'x' and 'y' (or x_train/y_train/x_test/y_test)",
                          found=f"arrays {sorted(arrays)}; missing {missing}")
     x, y = arrays[xk], arrays[yk]
+    if np.issubdtype(x.dtype, np.floating):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            first = np.argwhere(bad)[0].tolist()
+            raise InputError("images contain NaN or Inf", expected="finite pixel values",
+                             found=f"{int(bad.sum())} non-finite values in {xk!r}, first at index {first}")
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4:
@@ -450,14 +456,8 @@ def _load_npz(path: Path, split: str):
         scale = 1.0 / 255.0
         images = torch.from_numpy(np.ascontiguousarray(x))
     elif np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating):
-        xf = x.astype(np.float32)
-        bad = ~np.isfinite(xf)
-        if bad.any():
-            first = np.argwhere(bad)[0].tolist()
-            raise InputError("images contain NaN or Inf", expected="finite pixel values",
-                             found=f"{int(bad.sum())} non-finite values, first at index {first}")
         scale = 1.0
-        images = torch.from_numpy(np.ascontiguousarray(xf))
+        images = torch.from_numpy(np.ascontiguousarray(x.astype(np.float32)))
     else:
         raise InputError("x must be numeric", expected="uint8 or float pixels", found=f"dtype {x.dtype}")
     return images, torch.from_numpy(y), classes, scale

@@ -1,0 +1,78 @@
+"""The CLI end to end: digits always, the paper's model on real MNIST when present."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+
+def _run(*args, env_root=None):
+    return subprocess.run([sys.executable, "-m", "aomcore", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _check_npz(path, layers, k, c, hw):
+    with np.load(path, allow_pickle=False) as npz:
+        for name in layers:
+            assert npz[f"{name}/aom"].shape == (k, c, *hw) and npz[f"{name}/aom"].dtype == np.float64
+            assert npz[f"{name}/counts"].dtype == np.int64
+            assert npz[f"{name}/odm"].shape == (k, k)
+            assert npz[f"{name}/csm"].shape == (k, c, *hw)
+            assert npz[f"{name}/selectivity"].shape == (k,)
+            assert sorted(npz[f"{name}/order"].tolist()) == list(range(k))
+            np.testing.assert_allclose(npz[f"{name}/aom"],
+                                       npz[f"{name}/counts"] / npz["class_sizes"][None, :, None, None])
+        meta = json.loads(str(npz["meta"]))
+        assert len(npz["classes"]) == c
+    return meta
+
+
+def test_cli_digits(tmp_path):
+    out = _run("train", "--dataset", "digits", "--out", str(tmp_path / "d.pt"))
+    assert out.returncode == 0, out.stderr
+    acc = float(out.stdout.split("test accuracy ")[1].split("%")[0])
+    assert acc > 90
+    out = _run("maps", "--arch", "zoo:digits_net", "--weights", str(tmp_path / "d.pt"), "--dataset", "digits",
+               "--layers", "conv1,fc1", "--out", str(tmp_path / "m.npz"))
+    assert out.returncode == 0, out.stderr
+    meta = _check_npz(tmp_path / "m.npz", ["conv1"], 8, 10, (8, 8))
+    assert meta["taps"] == {"conv1": "relu1", "fc1": "relu3"} and meta["split"] == "train"
+    assert len(meta["model_digest"]) == 64 and meta["dataset"]["n_images"] == 1347
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--layers", "conv9"], "no analysable layer named 'conv9'"),
+    (["--dataset", "mnist", "--data-root", "/nonexistent"], "data root does not exist"),
+])
+def test_cli_errors_are_one_line(tmp_path, args, message):
+    _run("train", "--dataset", "digits", "--out", str(tmp_path / "d.pt"))
+    out = _run("maps", "--arch", "zoo:digits_net", "--weights", str(tmp_path / "d.pt"), "--out",
+               str(tmp_path / "m.npz"), *args)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and message in out.stderr
+
+
+def test_cli_threshold_not_a_number(tmp_path):
+    out = _run("maps", "--arch", "zoo:digits_net", "--weights", "x.pt", "--threshold", "abc", "--out", "m.npz")
+    assert out.returncode == 2 and "invalid float value: 'abc'" in out.stderr
+
+
+@pytest.mark.mnist
+def test_cli_paper_model_on_real_mnist(tmp_path, data_root):
+    out = _run("train", "--arch", "zoo:paper_mnist", "--dataset", "mnist", "--data-root", str(data_root),
+               "--out", str(tmp_path / "mnist.pt"))
+    assert out.returncode == 0, out.stderr
+    acc = float(out.stdout.split("test accuracy ")[1].split("%")[0])
+    assert acc > 95, out.stdout  # the paper reports 96.96%
+    out = _run("maps", "--arch", "zoo:paper_mnist", "--weights", str(tmp_path / "mnist.pt"), "--dataset", "mnist",
+               "--data-root", str(data_root), "--split", "train", "--out", str(tmp_path / "maps.npz"))
+    assert out.returncode == 0, out.stderr
+    meta = _check_npz(tmp_path / "maps.npz", ["conv1"], 16, 10, (26, 26))
+    _check_npz(tmp_path / "maps.npz", ["conv2"], 16, 10, (24, 24))
+    assert meta["dataset"]["n_images"] == 60000 and meta["layers"] == ["conv1", "conv2"]
+    with np.load(tmp_path / "maps.npz", allow_pickle=False) as npz:
+        assert npz["class_sizes"].sum() == 60000 and npz["class_sizes"][1] == 6742

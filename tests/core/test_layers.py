@@ -1,0 +1,53 @@
+"""Layer listing and the default tap (the activation as the next layer sees it)."""
+
+import pytest
+import torch
+from torch import nn
+
+from aomcore import InputError, build_model, list_layers, resolve_layers
+
+
+def test_paper_mnist_layers_and_taps():
+    layers = list_layers(build_model("zoo:paper_mnist", 10, (1, 28, 28)), (1, 28, 28))
+    assert [(la.name, la.kind, la.output_shape, la.tap) for la in layers] == [
+        ("conv1", "conv", (16, 26, 26), "relu1"),
+        ("conv2", "conv", (16, 24, 24), "relu2"),
+        ("fc1", "fc", (128,), "relu3"),
+        ("fc2", "fc", (10,), "fc2"),
+    ]
+    assert layers[0].params == 16 * 9 + 16 and layers[2].positions == (1, 1)
+
+
+def test_conv_bn_relu_tap_is_the_relu():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 2))
+    assert list_layers(model, (1, 8, 8))[0].tap == "2"
+
+
+def test_resnet18_reused_relu_stops_at_batchnorm():
+    model = build_model("torchvision:resnet18", 10, (3, 32, 32))
+    by_name = {la.name: la for la in list_layers(model, (3, 32, 32))}
+    assert by_name["conv1"].tap == "relu"  # stem: conv1 -> bn1 -> relu (called once)
+    # inside a block the ReLU module is called twice: stop at bn1 (same sign as relu(bn1))
+    assert by_name["layer1.0.conv1"].tap == "layer1.0.bn1"
+    assert by_name["layer1.0.conv2"].tap == "layer1.0.bn2"  # the residual add comes next
+    assert by_name["fc"].kind == "fc"
+    assert "layer1.0" in {la.name for la in list_layers(model, (3, 32, 32), include_all=True)}
+
+
+def test_resolve_layers_defaults_and_errors():
+    layers = list_layers(build_model("zoo:paper_mnist", 10, (1, 28, 28)), (1, 28, 28))
+    assert [la.name for la in resolve_layers(layers, None)] == ["conv1", "conv2"]
+    with pytest.raises(InputError, match="no analysable layer named 'conv9'"):
+        resolve_layers(layers, ["conv9"])
+
+
+def test_wrong_input_size_is_a_clear_error():
+    with pytest.raises(InputError, match="cannot take this input"):
+        list_layers(build_model("zoo:paper_mnist", 10, (1, 28, 28)), (3, 32, 32))
+
+
+def test_listing_leaves_no_hooks_and_keeps_mode():
+    model = build_model("zoo:paper_mnist", 10, (1, 28, 28)).train()
+    list_layers(model, (1, 28, 28))
+    assert model.training and all(not m._forward_hooks for m in model.modules())
+    assert torch.is_grad_enabled()

@@ -1,0 +1,53 @@
+"""The streaming implementation against a slow, literal one on random data."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aomcore import OccurrenceCounter, aom, compute_maps, csm, odm, selectivity
+from tests.conftest import DEVICES
+
+from .helpers import literal_aom, literal_csm, literal_odm, literal_selectivity, tiny_dataset
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_counter_and_equations_match_literal(seed):
+    rng = np.random.default_rng(seed)
+    n, k, c, h, w = 37, 4, 3, 3, 2
+    acts = rng.normal(size=(n, k, h, w)).round(1)  # rounding makes exact zeros appear
+    labels = np.concatenate([np.arange(c), rng.integers(0, c, n - c)])
+    counter = OccurrenceCounter(num_classes=c)
+    for start in range(0, n, 8):  # several uneven batches
+        counter.update(torch.tensor(acts[start:start + 8]), torch.tensor(labels[start:start + 8]))
+    counts, sizes = counter.result()
+    expected = literal_aom(acts, labels, c)
+    m = aom(counts, sizes)
+    np.testing.assert_allclose(m, expected, atol=1e-15)
+    np.testing.assert_allclose(odm(m), literal_odm(expected), atol=1e-12)
+    np.testing.assert_allclose(csm(m), literal_csm(expected), atol=1e-12)
+    np.testing.assert_allclose(selectivity(csm(m)), literal_selectivity(literal_csm(expected)), atol=1e-12)
+
+
+def test_odm_chunked_equals_unchunked():
+    m = np.random.default_rng(3).random((37, 4, 3, 3))
+    np.testing.assert_allclose(odm(m, chunk=5), literal_odm(m), atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_compute_maps_matches_literal_on_a_random_cnn(device):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3), nn.Flatten(), nn.Linear(5 * 4 * 4, 3))
+    rng = np.random.default_rng(0)
+    images = rng.random((41, 8, 8)).astype(np.float32)
+    labels = np.concatenate([[0, 1, 2], rng.integers(0, 3, 38)])
+    ds = tiny_dataset(images, labels)
+    maps = compute_maps(model, ds, ["0", "2", "4"], batch_size=16, device=device)
+    assert [m.tap for m in maps.values()] == ["1", "2", "4"]
+    with torch.no_grad():
+        x = torch.as_tensor(images)[:, None]
+        a1 = model[1](model[0](x))
+        a2 = model[2](a1)
+        a3 = model[4](model[3](a2))
+    for name, acts in (("0", a1), ("2", a2), ("4", a3[:, :, None, None])):
+        np.testing.assert_allclose(maps[name].aom, literal_aom(acts.numpy(), labels, 3), atol=1e-15)

@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from aomcore import KernelOrdering, odm
+
+
+def test_groups_are_contiguous_and_found():
+    rng = np.random.default_rng(0)
+    base = rng.random((3, 2, 4, 4))
+    # kernels 0, 3, 5 near base[0]; 1, 4 near base[1]; 2 near base[2]
+    which = [0, 1, 2, 0, 1, 0]
+    m = np.stack([base[w] + rng.normal(0, 0.01, base[w].shape) for w in which]).clip(0, 1)
+    fit = KernelOrdering(n_groups=3).fit(odm(m))
+    assert sorted(fit.order_.tolist()) == list(range(6))
+    assert fit.n_groups_ == 3
+    groups_in_order = fit.labels_[fit.order_]
+    assert np.all(np.diff(groups_in_order) >= 0)  # contiguous, numbered along the leaves
+    assert len({fit.labels_[i] for i in (0, 3, 5)}) == 1 and len({fit.labels_[i] for i in (1, 4)}) == 1
+    assert fit.labels_[0] != fit.labels_[1] != fit.labels_[2]
+
+
+def test_distance_threshold_cut_and_single_kernel():
+    d = np.array([[0, 0.01, 0.9], [0.01, 0, 0.9], [0.9, 0.9, 0]])
+    assert KernelOrdering(distance_threshold=0.1).fit(d).n_groups_ == 2
+    assert KernelOrdering().fit(np.zeros((1, 1))).order_.tolist() == [0]
+
+
+def test_bad_options_name_the_valid_ones():
+    with pytest.raises(ValueError, match="method must be one of"):
+        KernelOrdering(method="ward").fit(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="not both"):
+        KernelOrdering(n_groups=2, distance_threshold=0.1).fit(np.zeros((2, 2)))
