@@ -350,8 +350,9 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
     Parameters
     ----------
     model : nn.Module
-        Never modified: evaluated in eval mode under ``torch.inference_mode``, its
-        previous mode restored; on another device it is copied, not moved.
+        Never modified: a private copy is put on ``device`` and evaluated in eval mode
+        under ``torch.inference_mode``, so no hook or mode change ever reaches a model
+        that other threads or sessions share.
     dataset : ImageDataset
     layers : list of str, optional
         Layer names (see :func:`aomcore.layers.list_layers`); default every conv layer.
@@ -383,9 +384,8 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
     if not np.isfinite(threshold):
         raise InputError("threshold must be finite", expected="a finite float", found=repr(threshold))
     device = resolve_device(device)
-    param = next(model.parameters(), None)
-    if param is not None and param.device != device:
-        model = copy.deepcopy(model).to(device)
+    # A private copy: hooks and mode changes never touch a model other sessions may share.
+    model = copy.deepcopy(model).to(device)
     chosen: list[LayerInfo] = resolve_layers(list_layers(model, dataset.input_shape, device, include_all=True), layers)
     counters = {layer.tap: OccurrenceCounter(dataset.num_classes, threshold) for layer in chosen}
     current: dict[str, torch.Tensor] = {}

@@ -1,5 +1,6 @@
 """Hooks never outlive their context, the model's mode is restored, the model is never moved."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -51,6 +52,31 @@ def test_compute_maps_cleans_up_after_a_failing_forward():
         compute_maps(model, ds, ["conv"], batch_size=1)
     assert _hook_count(model) == 0
     assert model.training
+
+
+def test_concurrent_maps_on_one_shared_model_do_not_interfere():
+    import threading
+
+    from aomcore import build_model, load_dataset
+
+    torch.manual_seed(0)
+    model = build_model("zoo:digits_net", 10, (1, 8, 8)).eval()
+    train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
+    alone = {"train": compute_maps(model, train, batch_size=32), "test": compute_maps(model, test, batch_size=32)}
+    together = {}
+
+    def run(name, ds):
+        together[name] = compute_maps(model, ds, batch_size=32)
+
+    threads = [threading.Thread(target=run, args=item) for item in (("train", train), ("test", test))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for split in ("train", "test"):
+        for layer in ("conv1", "conv2"):
+            np.testing.assert_array_equal(together[split][layer].counts, alone[split][layer].counts)
+    assert _hook_count(model) == 0 and not model.training
 
 
 def test_observing_hook_does_not_change_outputs():
