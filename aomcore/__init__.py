@@ -38,7 +38,7 @@ from .models import (
 )
 from .ordering import KernelOrdering, default_n_groups
 from .render import apply_colormap, colorbar_image, map_grid_image, matrix_image
-from .training import Cancelled, Evaluation, TrainConfig, default_train_config, evaluate, train
+from .training import Cancelled, Evaluation, TrainConfig, check_model_fits, default_train_config, evaluate, train
 from .workflow import LoadedModel, cached_maps, load_model, maps_key, pretrained_zoo_model
 
 __all__ = [
@@ -46,7 +46,7 @@ __all__ = [
     "Cancelled", "DiskCache", "Evaluation", "ImageDataset", "InputError", "KernelOrdering",
     "LayerInfo",
     "LayerMaps", "LoadedModel", "OccurrenceCounter", "Preprocessing", "TrainConfig",
-    "aom", "apply_colormap", "apply_state_dict", "build_model", "cached_maps", "check_finite",
+    "aom", "apply_colormap", "check_model_fits", "apply_state_dict", "build_model", "cached_maps", "check_finite",
     "class_selectivity", "colorbar_image", "compute_maps", "csm", "default_cache_dir", "default_data_root",
     "default_n_groups", "default_train_config", "evaluate", "forward_hooks", "get_module", "kernel_flags",
     "list_layers",

@@ -216,9 +216,7 @@ def load_state_dict(source: str | os.PathLike | bytes, name: str | None = None) 
         try:
             obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
         except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, ... all mean "not plain weights"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if "Weights only load failed" in str(exc):
-                first = "it holds objects other than tensors (code would have to run to load it)"
+            first = _torch_load_reason(exc)
             raise InputError("could not read weights", expected="a state_dict saved with torch.save "
                              "(loaded with weights_only=True) or a .safetensors file",
                              found=f"{name}: {first[:300]}") from None
@@ -234,6 +232,23 @@ def load_state_dict(source: str | os.PathLike | bytes, name: str | None = None) 
         raise InputError("state_dict holds non-tensors", expected="only tensors",
                          found=f"{len(not_tensors)} entries, e.g. {not_tensors[:3]}")
     return dict(obj)
+
+
+def _torch_load_reason(exc: Exception) -> str:
+    """A one-line reason from torch.load's (long) error text."""
+    text = str(exc)
+    if "Unsupported global" in text or "Unsupported class" in text:
+        what = text.split("GLOBAL ", 1)[-1].split(" was not", 1)[0].split("\n")[0][:80]
+        return f"it holds a Python object ({what}), not only tensors; loading it would run code, so it is refused"
+    if "Unsupported operand" in text or "invalid load key" in text or "could not find MARK" in text:
+        return "not a PyTorch checkpoint (unrecognised bytes)"
+    if "central directory" in text or "EOF" in text or "truncated" in text.lower():
+        return "truncated or corrupted checkpoint (the archive is incomplete)"
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Weights only load failed", "(1)", "(2)", "In PyTorch", "Please file")):
+            return line[:200]
+    return type(exc).__name__
 
 
 def _load_safetensors(data: bytes, name: str) -> dict[str, torch.Tensor]:

@@ -16,7 +16,8 @@ from .data import ImageDataset
 from .errors import InputError
 from .maps import resolve_device
 
-__all__ = ["Cancelled", "Evaluation", "TrainConfig", "default_train_config", "evaluate", "train"]
+__all__ = ["Cancelled", "Evaluation", "TrainConfig", "check_model_fits", "default_train_config", "evaluate",
+           "train"]
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 
@@ -88,6 +89,33 @@ def _check_output(logits: torch.Tensor, num_classes: int) -> None:
         raise InputError("the model's output does not match the classes",
                          expected=f"(batch, {num_classes}) logits for {num_classes} classes",
                          found=f"output of shape {tuple(logits.shape)}")
+
+
+def check_model_fits(model: nn.Module, dataset: ImageDataset) -> None:
+    """Run two of the dataset's images through ``model`` (eval, inference mode).
+
+    Raises
+    ------
+    InputError
+        If the model cannot take the images (size, channels) or its output is not
+        (batch, number of classes).
+    """
+    x, _ = next(dataset.batches(2))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            logits = model(x.to(next(model.parameters()).device))
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise InputError("the model cannot take this dataset's images",
+                         expected=f"a model accepting inputs of shape {dataset.input_shape}",
+                         found=str(exc).strip().splitlines()[0][:300]) from None
+    finally:
+        model.train(was_training)
+    _check_output(logits, dataset.num_classes)
+    if not torch.isfinite(logits).all():
+        raise InputError("the model's output holds NaN or Inf", expected="finite logits",
+                         found=f"{int((~torch.isfinite(logits)).sum())} non-finite values on 2 images")
 
 
 def evaluate(model: nn.Module, dataset: ImageDataset, batch_size: int = 512,

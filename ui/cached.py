@@ -1,0 +1,96 @@
+"""Every Streamlit cache of the app, in one place.
+
+Policy:
+
+* ``st.cache_resource`` only for objects that are the same for every user and never
+  mutated: built-in dataset splits and zoo models trained here (their weights depend only
+  on the architecture, the dataset and the recipe). Callers treat them as read-only;
+  :func:`aomcore.compute_maps` works on a private copy of the model.
+* ``st.cache_data`` for results derived from a model: every such function takes the
+  model's sha256 **digest as a real argument** (never an underscore argument, which
+  Streamlit leaves out of the key), so two users with different models never share an
+  entry. The model object itself is passed underscored alongside its digest.
+* Behind the in-memory caches, :class:`aomcore.DiskCache` keeps maps and trained weights
+  across restarts.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import streamlit as st
+
+import aomcore
+from aomcore import ImageDataset, LoadedModel, Preprocessing
+
+
+def _prep(prep: tuple) -> Preprocessing:
+    mean, std, channels, resize = prep
+    return Preprocessing(mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
+                         channels=channels, resize=resize)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the dataset…")
+def dataset(spec: str, split: str, data_root: str | None, prep: tuple) -> ImageDataset:
+    """One split, shared read-only by every session (keyed by spec, root, preprocessing)."""
+    return aomcore.load_dataset(spec, split, data_root or None, _prep(prep))
+
+
+_training_lock = threading.Lock()
+
+
+@st.cache_resource(max_entries=6, show_spinner="Training the model (once; kept on disk)…")
+def zoo_model(arch: str, spec: str, data_root: str | None, prep: tuple, config: tuple) -> LoadedModel:
+    """A zoo model trained on the train split, shared read-only (disk-cached weights).
+
+    Pages that show training progress call :func:`aomcore.pretrained_zoo_model` themselves
+    first (it fills the disk cache); this then only loads the weights.
+    """
+    train_set = dataset(spec, "train", data_root, prep)
+    with _training_lock:
+        return aomcore.pretrained_zoo_model(arch, train_set, aomcore.TrainConfig(*config), device="auto")
+
+
+@st.cache_data(max_entries=32, show_spinner="Evaluating on the test split…")
+def evaluation(digest: str, dataset_digest: str, _loaded: LoadedModel, _test: ImageDataset) -> dict:
+    """Test accuracy overall and per class, keyed by the weights' and the data's digests."""
+    result = aomcore.evaluate(_loaded.model, _test)
+    return {"accuracy": result.accuracy, "per_class": result.per_class.tolist(),
+            "class_sizes": result.class_sizes.tolist()}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def layer_table(digest: str, input_shape: tuple, include_all: bool, _loaded: LoadedModel) -> list[dict]:
+    """The model's analysable layers as rows (name, type, kind, output shape, kernels, params, tap)."""
+    return [layer.__dict__ | {"output_shape": str(layer.output_shape)}
+            for layer in aomcore.list_layers(_loaded.model, input_shape, include_all=include_all)]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def views(maps_key: str, layer: str, n_groups: int, _maps: aomcore.LayerMaps) -> dict:
+    """Ordering, flags and rendered images for one layer at one cut (keyed by the maps' key)."""
+    m = _maps
+    ordering = aomcore.KernelOrdering(n_groups=n_groups).fit(m.odm)
+    flags = aomcore.kernel_flags(m.aom)
+    return {
+        "order": ordering.order_, "groups": ordering.labels_, "flags": flags,
+        "aom_image": aomcore.map_grid_image(m.aom, "occurrence", ordering.order_, ordering.labels_, m.classes, flags),
+        "csm_image": aomcore.map_grid_image(m.csm, "selectivity", ordering.order_, ordering.labels_, m.classes, flags),
+        "odm_image": aomcore.matrix_image(m.odm, order=ordering.order_, cell=max(2, min(24, 480 // m.num_kernels))),
+        "mean_occurrence": m.aom.mean(axis=(2, 3)),
+        "class_selectivity": m.class_selectivity,
+        "selectivity": m.selectivity,
+    }
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def maps_npz(maps_key: str, meta_json: str, _maps: dict) -> bytes:
+    """The CLI's ``maps.npz`` for a download button."""
+    import json
+
+    return aomcore.maps_npz_bytes(_maps, json.loads(meta_json))
+
+
+def colorbar(name: str, lo: float, hi: float) -> np.ndarray:
+    return np.asarray(aomcore.colorbar_image(name, lo, hi))

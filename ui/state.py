@@ -1,0 +1,101 @@
+"""The session's workspace: what this user has loaded and computed.
+
+Everything here lives in ``st.session_state`` (one browser session), so users of a
+shared deployment never see each other's models or results. Shared caches only hold
+content-keyed, read-only objects (see :mod:`ui.cached`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+import aomcore
+from aomcore import ImageDataset, LayerMaps, LoadedModel
+from ui import cached
+
+DEFAULT_DATASET = "digits"
+
+
+@dataclass
+class Workspace:
+    """One session's state.
+
+    Attributes
+    ----------
+    dataset : str
+        Dataset spec (``digits``, ``mnist``, ``npz:PATH``, …).
+    data_root : str or None
+        Folder for torchvision-layout data.
+    prep : tuple
+        (mean, std, channels, resize) — see :class:`aomcore.Preprocessing`.
+    model : LoadedModel or None
+        The current model (read-only when it came from the shared zoo cache).
+    maps : dict of layer name to LayerMaps
+        The last maps computed for this model and dataset.
+    maps_info : dict
+        How the maps were computed: key, split, threshold, layers, seconds, from_cache.
+    selection : dict of layer name to list of int
+        Kernels to keep, per layer, chosen on the Select page.
+    """
+
+    dataset: str = DEFAULT_DATASET
+    data_root: str | None = field(default_factory=lambda: os.environ.get("AOMSCOPE_DATA_ROOT"))
+    prep: tuple = (None, None, None, None)
+    model: LoadedModel | None = None
+    maps: dict[str, LayerMaps] = field(default_factory=dict)
+    maps_info: dict = field(default_factory=dict)
+    selection: dict[str, list[int]] = field(default_factory=dict)
+
+    def split(self, split: str) -> ImageDataset:
+        return cached.dataset(self.dataset, split, self.data_root, self.prep)
+
+    def set_model(self, model: LoadedModel) -> None:
+        """Make ``model`` current; maps and selections of the previous model are dropped."""
+        self.model = model
+        self.maps, self.maps_info, self.selection = {}, {}, {}
+
+    def set_dataset(self, spec: str, data_root: str | None, prep: tuple) -> None:
+        self.dataset, self.data_root, self.prep = spec, data_root, prep
+        self.model = None
+        self.maps, self.maps_info, self.selection = {}, {}, {}
+
+
+def default_config(spec: str) -> tuple:
+    cfg = aomcore.default_train_config(spec)
+    return (cfg.epochs, cfg.lr, cfg.batch_size, cfg.optimizer, cfg.seed)
+
+
+def workspace() -> Workspace:
+    """This session's workspace; on first use, the ``digits`` default with its net trained."""
+    if "workspace" not in st.session_state:
+        st.session_state["workspace"] = Workspace()
+    ws: Workspace = st.session_state["workspace"]
+    if ws.model is None and ws.dataset == DEFAULT_DATASET:
+        ws.model = cached.zoo_model("zoo:digits_net", DEFAULT_DATASET, None, ws.prep, default_config(DEFAULT_DATASET))
+    return ws
+
+
+def test_accuracy(ws: Workspace) -> dict | None:
+    """Cached test-split evaluation of the current model, or None without one."""
+    if ws.model is None:
+        return None
+    test = ws.split("test")
+    return cached.evaluation(ws.model.digest, test.digest, ws.model, test)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Show an :class:`aomcore.InputError` raised by a user action as a message, not a traceback.
+
+    Whatever the action would have changed stays as it was: actions only assign to the
+    workspace after their last call that can fail.
+    """
+    try:
+        yield
+    except aomcore.InputError as exc:
+        st.error(str(exc), icon=":material/error:")

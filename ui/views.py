@@ -1,0 +1,180 @@
+"""Charts and tables the pages draw (Altair specs and DataFrames; no Streamlit calls)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from aomcore import DiskCache, InputError
+
+MAX_UPLOAD_MB = 200
+MAX_CHART_CELLS = 100_000  # Altair rect charts stay responsive up to about this many cells
+
+
+def scale(name: str) -> alt.Scale:
+    """The paper's colormaps as Altair scales: occurrence (ordinal), selectivity (two-segment CSM)."""
+    if name == "occurrence":
+        return alt.Scale(scheme="viridis", domain=[0, 1])
+    if name == "selectivity":  # yellow (0) → red (−1) and cyan (0) → purple (1), as in Fig. 4
+        return alt.Scale(domain=[-1, -1e-9, 0, 1], range=["#cc0000", "#ffff00", "#00ffff", "#5b0080"])
+    return alt.Scale(scheme="blueorange")
+
+
+def maps_summary(maps: dict) -> pd.DataFrame:
+    """One row per layer: tap, kernels, map size, mean occurrence, dead/always-on counts, top kernel."""
+    from aomcore import kernel_flags
+
+    rows = []
+    for name, m in maps.items():
+        flags = kernel_flags(m.aom)
+        rows.append({"layer": name, "read at": m.tap, "kernels": m.num_kernels,
+                     "map size": f"{m.counts.shape[2]}×{m.counts.shape[3]}",
+                     "mean occurrence": float(flags["mean_occurrence"].mean()), "dead": int(flags["dead"].sum()),
+                     "always on": int(flags["always_on"].sum()),
+                     "most selective": f"k{int(m.selectivity.argmax())} (s = {m.selectivity.max():.2f})"})
+    return pd.DataFrame(rows)
+
+
+def grid_chart(maps: np.ndarray, order: np.ndarray, classes: list[str], name: str) -> alt.Chart:
+    """The whole (K, C, H, W) grid as one rect chart with a tooltip per position (small grids only)."""
+    k, c, h, w = maps.shape
+    kk, cc, ii, jj = np.meshgrid(np.arange(k), np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+    rank = np.empty(k, dtype=int)
+    rank[order] = np.arange(k)
+    df = pd.DataFrame({"kernel": kk.ravel(), "class": np.array(classes, dtype=object)[cc.ravel()],
+                       "i": ii.ravel(), "j": jj.ravel(), "value": maps.ravel(),
+                       "x": cc.ravel() * (w + 1) + jj.ravel(), "y": rank[kk.ravel()] * (h + 1) + ii.ravel()})
+    px = max(2, min(8, 640 // (c * (w + 1))))
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("x:O", axis=None), y=alt.Y("y:O", axis=None),
+        color=alt.Color("value:Q", scale=scale(name), title=name),
+        tooltip=["kernel", "class", "i", "j", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(width=px * c * (w + 1), height=px * k * (h + 1))
+
+
+def per_class_accuracy_chart(classes: list[str], per_class: list[float]) -> alt.Chart:
+    df = pd.DataFrame({"class": classes, "accuracy": per_class})
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("class:N", sort=None, title="class"),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="test accuracy"),
+        tooltip=["class", alt.Tooltip("accuracy:Q", format=".2%")],
+    ).properties(height=220)
+
+
+def examples_strip(images: np.ndarray, labels: np.ndarray, classes: list[str], per_class: int) -> np.ndarray:
+    """Tile examples into one image: a column per class, ``per_class`` rows. Returns (H, W, 3) float."""
+    n, h, w, c = images.shape
+    pad = 2
+    grid = np.ones((per_class * (h + pad), len(classes) * (w + pad), 3), dtype=np.float32)
+    rows = dict.fromkeys(range(len(classes)), 0)
+    for img, label in zip(images, labels, strict=True):
+        r = rows[int(label)]
+        rows[int(label)] += 1
+        tile = img if c == 3 else np.repeat(img, 3, axis=-1)
+        grid[r * (h + pad): r * (h + pad) + h, int(label) * (w + pad): int(label) * (w + pad) + w] = tile
+    return grid
+
+
+def kernel_class_heatmap(values: np.ndarray, order: np.ndarray, classes: list[str], groups: np.ndarray,
+                         title: str, name: str) -> alt.Chart:
+    """Kernels (rows, in ``order``) × classes heatmap of one value per cell, with tooltips and click."""
+    k, c = values.shape
+    rank = np.empty(k, dtype=int)
+    rank[order] = np.arange(k)
+    df = pd.DataFrame({
+        "kernel": np.repeat(np.arange(k), c), "class": np.tile(np.array(classes, dtype=object), k),
+        "value": values.reshape(-1), "row": np.repeat(rank, c), "group": np.repeat(groups, c) + 1,
+    })
+    df["label"] = "k" + df["kernel"].astype(str)
+    select = alt.selection_point(name="cell", fields=["kernel", "class"], on="click")
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("class:N", sort=list(classes), title="class"),
+        y=alt.Y("label:N", sort=alt.EncodingSortField("row"), title="kernel (cluster order)"),
+        color=alt.Color("value:Q", scale=scale(name), title=title),
+        opacity=alt.condition(select, alt.value(1.0), alt.value(0.55)),
+        tooltip=["label", "class", "group", alt.Tooltip("value:Q", format=".3f", title=title)],
+    ).add_params(select).properties(height=min(900, 16 * k + 40))
+
+
+def position_heatmap(values: np.ndarray, title: str, name: str) -> alt.Chart:
+    """One kernel-class map (H, W) with a tooltip per position."""
+    h, w = values.shape
+    ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    df = pd.DataFrame({"i": ii.ravel(), "j": jj.ravel(), "value": values.ravel()})
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("j:O", title="j (column)"), y=alt.Y("i:O", title="i (row)"),
+        color=alt.Color("value:Q", scale=scale(name), title=title),
+        tooltip=["i", "j", alt.Tooltip("value:Q", format=".3f", title=title)],
+    ).properties(width=320, height=320)
+
+
+def odm_heatmap(odm: np.ndarray, order: np.ndarray) -> alt.Chart:
+    k = odm.shape[0]
+    m = odm[np.ix_(order, order)]
+    labels = [f"k{i}" for i in order]
+    df = pd.DataFrame({"k1": np.repeat(labels, k), "k2": np.tile(labels, k), "D": m.reshape(-1)})
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("k2:N", sort=labels, title=None), y=alt.Y("k1:N", sort=labels, title=None),
+        color=alt.Color("D:Q", scale=scale("difference"), title="ODM"),
+        tooltip=["k1", "k2", alt.Tooltip("D:Q", format=".3f")],
+    ).properties(width=min(560, 22 * k + 40), height=min(560, 22 * k + 40))
+
+
+def ranking_table(selectivity: np.ndarray, groups: np.ndarray, flags: dict, keep: set[int]) -> pd.DataFrame:
+    """Kernels ranked by s(k) with group, mean occurrence, flags, representative and keep columns."""
+    k = len(selectivity)
+    rep = np.zeros(k, dtype=bool)
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        rep[members[np.argmax(selectivity[members])]] = True
+    df = pd.DataFrame({
+        "kernel": np.arange(k), "group": groups + 1, "selectivity s(k)": selectivity,
+        "mean occurrence": flags["mean_occurrence"], "dead": flags["dead"], "always on": flags["always_on"],
+        "representative": rep, "keep": [i in keep for i in range(k)],
+    })
+    return df.sort_values("selectivity s(k)", ascending=False).reset_index(drop=True)
+
+
+def suggested_keep(selectivity: np.ndarray, groups: np.ndarray, flags: dict) -> list[int]:
+    """The paper's rule (Sec. V-A): one representative per group (highest s(k)), never a dead kernel."""
+    keep = []
+    for g in np.unique(groups):
+        members = [i for i in np.flatnonzero(groups == g) if not flags["dead"][i]]
+        if members:
+            keep.append(int(max(members, key=lambda i: selectivity[i])))
+    return sorted(keep)
+
+
+def numbers(text: str, what: str) -> tuple[float, ...] | None:
+    """Parse "0.5, 0.25" into floats (None for an empty field)."""
+    if not text.strip():
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{what} must be numbers", expected="comma-separated numbers such as 0.1307",
+                         found=repr(text)) from None
+
+
+def check_upload(data: bytes, name: str, what: str) -> bytes:
+    """Refuse empty or oversize uploads with a clear message; returns ``data``."""
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        raise InputError("upload too large", expected=f"at most {MAX_UPLOAD_MB} MB",
+                         found=f"{name}: {len(data) / 2**20:.0f} MB")
+    if not data:
+        raise InputError("upload is empty", expected=what, found=f"{name}: 0 bytes")
+    return data
+
+
+def save_upload(data: bytes, name: str, suffix: str) -> str:
+    """Store an uploaded data file under the cache by content hash; returns its path."""
+    check_upload(data, name, f"a {suffix} file")
+    cache = DiskCache()
+    key = hashlib.sha256(data).hexdigest()
+    path = cache.lookup("uploads", key, suffix)
+    if path is None:
+        path = cache.commit("uploads", key, suffix, lambda tmp: tmp.write_bytes(data))
+    return str(path)
