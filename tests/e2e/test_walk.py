@@ -1,0 +1,92 @@
+"""Walk every page in a real browser on the digits default, with screenshots."""
+
+import pytest
+
+from .conftest import shot, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+
+def _no_exception(page):
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]').first.inner_text()
+
+
+def _go(page, title):
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    wait_idle(page)
+    _no_exception(page)
+
+
+def test_walk_every_page(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server)
+    wait_idle(page)
+    _no_exception(page)
+    page.get_by_text("Test accuracy:").first.wait_for()
+    assert "digits" in page.locator('[data-testid="stSidebar"]').inner_text()
+    shot(page, "1_model_data")
+
+    _go(page, "Compute maps")
+    page.get_by_role("button", name="Compute").click()
+    wait_idle(page)
+    page.get_by_text("Maps of 2 layer(s)").wait_for()
+    _no_exception(page)
+    shot(page, "2_compute_maps")
+
+    _go(page, "Explore")
+    assert page.locator('[data-testid="stImage"]').count() >= 1
+    shot(page, "3_explore_aom")
+    page.get_by_role("tab", name="ODM").click()
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+    shot(page, "3_explore_odm")
+    page.get_by_role("tab", name="CSM").click()
+    shot(page, "3_explore_csm")
+    page.get_by_role("tab", name="Inspect a kernel").click()
+    page.wait_for_timeout(800)
+    shot(page, "3_explore_inspect")
+    _no_exception(page)
+
+    _go(page, "Select kernels")
+    page.get_by_text("Kernels kept in conv1").wait_for()
+    shot(page, "4_select")
+    _no_exception(page)
+
+
+@pytest.mark.mnist
+def test_mnist_end_to_end(server, browser, data_root):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server)
+    wait_idle(page)
+    page.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name="mnist", exact=True).click()
+    root = page.get_by_role("textbox", name="Data root (torchvision layout)")
+    root.fill(str(data_root))
+    root.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Use this dataset").click()
+    wait_idle(page)
+    _no_exception(page)
+    assert "60,000 train / 10,000 test images" in page.locator('[data-testid="stMain"]').inner_text()
+    page.get_by_role("button", name="Train", exact=True).click()
+    wait_idle(page, timeout=300_000)
+    _no_exception(page)
+    page.get_by_text("Test accuracy:").first.wait_for()
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "zoo:paper_mnist" in sidebar
+    shot(page, "mnist_1_model_data")
+
+    _go(page, "Compute maps")
+    page.get_by_role("button", name="Compute").click()
+    wait_idle(page, timeout=300_000)
+    page.get_by_text("over 60,000 train images").wait_for()
+    shot(page, "mnist_2_compute_maps")
+    _go(page, "Explore")
+    assert "16 kernels × 10 classes × 26×26 positions" in page.locator('[data-testid="stMain"]').inner_text()
+    shot(page, "mnist_3_explore_aom")
+    page.get_by_role("tab", name="CSM").click()
+    page.wait_for_timeout(500)
+    shot(page, "mnist_3_explore_csm")
+    _go(page, "Select kernels")
+    page.get_by_text("Kernels kept in conv1").wait_for()
+    shot(page, "mnist_4_select")
