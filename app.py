@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/compute_maps.py", title="Compute maps", icon=":material/calculate:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:"),
     st.Page("pages/select_kernels.py", title="Select kernels", icon=":material/checklist:"),
+    st.Page("pages/selectivity_experiment.py", title="Selectivity experiment", icon=":material/science:"),
 ]
 page = st.navigation(PAGES)
 

@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 from .cache import DiskCache, default_cache_dir
 from .data import DATASET_NAMES, ImageDataset, Preprocessing, default_data_root, load_dataset
 from .errors import InputError
+from .experiment import selectivity_experiment, silenced, summarize_experiment
 from .export import load_maps_npz, maps_npz_bytes, save_maps_npz
 from .hooks import forward_hooks, get_module
 from .layers import LayerInfo, list_layers, resolve_layers
@@ -38,19 +39,26 @@ from .models import (
 )
 from .ordering import KernelOrdering, default_n_groups
 from .render import apply_colormap, colorbar_image, map_grid_image, matrix_image
-from .training import Cancelled, Evaluation, TrainConfig, check_model_fits, default_train_config, evaluate, train
-from .workflow import LoadedModel, cached_maps, load_model, maps_key, pretrained_zoo_model
+from .training import (
+    Cancelled,
+    Evaluation,
+    TrainConfig,
+    check_model_fits,
+    default_train_config,
+    evaluate,
+    train,
+)
+from .workflow import LoadedModel, cached_experiment, cached_maps, load_model, maps_key, pretrained_zoo_model
 
 __all__ = [
-    "DATASET_NAMES", "ZOO", "ZOO_FOR_DATASET",
-    "Cancelled", "DiskCache", "Evaluation", "ImageDataset", "InputError", "KernelOrdering",
-    "LayerInfo",
-    "LayerMaps", "LoadedModel", "OccurrenceCounter", "Preprocessing", "TrainConfig",
-    "aom", "apply_colormap", "check_model_fits", "apply_state_dict", "build_model", "cached_maps", "check_finite",
-    "class_selectivity", "colorbar_image", "compute_maps", "csm", "default_cache_dir", "default_data_root",
-    "default_n_groups", "default_train_config", "evaluate", "forward_hooks", "get_module", "kernel_flags",
-    "list_layers",
-    "load_dataset", "load_maps_npz", "load_model", "load_state_dict", "map_grid_image", "maps_key",
-    "maps_npz_bytes", "matrix_image", "odm", "pretrained_zoo_model", "resolve_device", "resolve_layers",
-    "save_maps_npz", "save_state_dict", "selectivity", "train", "weights_digest",
+    "DATASET_NAMES", "ZOO", "ZOO_FOR_DATASET", "aom", "apply_colormap", "apply_state_dict", "build_model",
+    "cached_experiment", "cached_maps", "Cancelled", "check_finite", "check_model_fits", "class_selectivity",
+    "colorbar_image", "compute_maps", "csm", "default_cache_dir", "default_data_root", "default_n_groups",
+    "default_train_config", "DiskCache", "evaluate", "Evaluation", "forward_hooks", "get_module",
+    "ImageDataset", "InputError", "kernel_flags", "KernelOrdering", "LayerInfo", "LayerMaps", "list_layers",
+    "load_dataset", "load_maps_npz", "load_model", "load_state_dict", "LoadedModel", "map_grid_image",
+    "maps_key", "maps_npz_bytes", "matrix_image", "OccurrenceCounter", "odm", "Preprocessing",
+    "pretrained_zoo_model", "resolve_device", "resolve_layers", "save_maps_npz", "save_state_dict",
+    "selectivity", "selectivity_experiment", "silenced", "summarize_experiment", "train", "TrainConfig",
+    "weights_digest",
 ]

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 
 from .cache import DiskCache
 from .data import Preprocessing, load_dataset
 from .errors import InputError
-from .export import save_maps_npz
+from .experiment import summarize_experiment
+from .export import load_maps_npz, save_maps_npz
 from .layers import list_layers
 from .maps import resolve_device
 from .models import ZOO_FOR_DATASET, save_state_dict
 from .training import TrainConfig, default_train_config, evaluate
-from .workflow import cached_maps, load_model, pretrained_zoo_model
+from .workflow import cached_experiment, cached_maps, load_model, pretrained_zoo_model
 
 __all__ = ["main"]
 
@@ -71,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
     p.add_argument("--threshold", type=float, default=0.0, help="an activation occurs when > this (default 0)")
     p.add_argument("--out", required=True, help="output .npz")
+
+    p = sub.add_parser("selectivity-experiment",
+                       help="per-class test accuracy with only the selective kernels kept, and with them removed")
+    _add_model_args(p)
+    _add_data_args(p)
+    p.add_argument("--layer", required=True, help="layer name (e.g. conv2)")
+    p.add_argument("--maps", default=None, help="maps.npz holding the layer (default: computed on the train split)")
+    p.add_argument("--threshold", type=float, default=0.0, help="threshold when the maps are computed here")
+    p.add_argument("--out", required=True, help="output .json")
     return parser
 
 
@@ -151,10 +163,38 @@ def _cmd_maps(args) -> int:
     return 0
 
 
+def _cmd_experiment(args) -> int:
+    test_set, loaded = _load_for(args, "test")
+    if args.maps:
+        all_maps, meta = load_maps_npz(args.maps)
+        if meta.get("model_digest") != loaded.digest:
+            raise InputError("the maps were computed for other weights", expected=f"model digest {loaded.digest[:12]}",
+                             found=f"{str(meta.get('model_digest'))[:12]} in {args.maps}")
+        if args.layer not in all_maps:
+            raise InputError(f"no layer {args.layer!r} in {args.maps}", expected=f"one of {list(all_maps)}",
+                             found=repr(args.layer))
+        maps = all_maps[args.layer]
+    else:
+        train_set = load_dataset(args.dataset, "train", args.data_root, _preprocessing(args), args.download)
+        maps = cached_maps(loaded, train_set, [args.layer], args.threshold, args.batch_size or 256,
+                           resolve_device(args.device), DiskCache(args.cache_dir),
+                           progress=_progress_printer("maps (train)"))[0][args.layer]
+    rows, _ = cached_experiment(loaded, maps, test_set, resolve_device(args.device), DiskCache(args.cache_dir))
+    Path(args.out).write_text(json.dumps({"layer": args.layer, "tap": maps.tap, "model_digest": loaded.digest,
+                                          "classes": rows}, indent=2))
+    print(f"{'class':<14} {'selective':>9} {'not sel.':>9} {'images':>7} {'all':>8} {'kept':>8} {'removed':>8}")
+    for r in rows:
+        print(f"{r['class'][:14]:<14} {r['n_selective']:>9} {r['n_not_selective']:>9} {r['n_images']:>7} "
+              f"{r['acc_all']:>8.2%} {r['acc_selective_kept']:>8.2%} {r['acc_selective_removed']:>8.2%}")
+    print(summarize_experiment(rows) + f" -> {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 with a one-line message on bad input)."""
     args = _parser().parse_args(argv)
-    commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps}
+    commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps,
+                "selectivity-experiment": _cmd_experiment}
     try:
         return commands[args.command](args)
     except InputError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,11 +14,12 @@ from torch import nn
 from .cache import DiskCache
 from .data import ImageDataset
 from .errors import InputError
+from .experiment import selectivity_experiment
 from .maps import LayerMaps, compute_maps
 from .models import apply_state_dict, build_model, load_state_dict, save_state_dict, weights_digest
 from .training import TrainConfig, train
 
-__all__ = ["LoadedModel", "cached_maps", "load_model", "maps_key", "pretrained_zoo_model"]
+__all__ = ["LoadedModel", "cached_experiment", "cached_maps", "load_model", "maps_key", "pretrained_zoo_model"]
 
 
 @dataclass
@@ -139,3 +141,22 @@ def _maps_from_arrays(arrays: dict[str, np.ndarray]) -> dict[str, LayerMaps]:
                                  class_sizes=arrays["class_sizes"], classes=classes,
                                  threshold=float(arrays["threshold"]))
             for name in arrays["layers"]}
+
+
+def cached_experiment(loaded: LoadedModel, maps: LayerMaps, test_set: ImageDataset,
+                      device: str | torch.device = "auto", cache: DiskCache | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> tuple[list[dict], bool]:
+    """:func:`~aomcore.experiment.selectivity_experiment` behind the disk cache.
+
+    Keyed by the weights' digest, the layer and its tap, the maps' counts and the test
+    split's identity. Returns ``(rows, from_cache)``.
+    """
+    cache = cache or DiskCache()
+    key = DiskCache.key(kind="experiment", model=loaded.digest, layer=maps.layer, tap=maps.tap,
+                        counts=maps.counts, sizes=maps.class_sizes, test=test_set.identity())
+    arrays = cache.load_arrays("experiments", key)
+    if arrays is not None and "rows" in arrays:
+        return json.loads(str(arrays["rows"])), True
+    rows = selectivity_experiment(loaded.model, maps, test_set, device=device, progress=progress)
+    cache.save_arrays("experiments", key, {"rows": np.array(json.dumps(rows))})
+    return rows, False

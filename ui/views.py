@@ -178,3 +178,32 @@ def save_upload(data: bytes, name: str, suffix: str) -> str:
     if path is None:
         path = cache.commit("uploads", key, suffix, lambda tmp: tmp.write_bytes(data))
     return str(path)
+
+
+def experiment_charts(rows: list[dict]) -> tuple[alt.Chart, alt.Chart]:
+    """Fig. 8 of the paper: kernels selective / not per class (top), accuracy per condition (bottom)."""
+    df = pd.DataFrame(rows)
+    order = list(df["class"])
+    counts = df.melt(id_vars="class", value_vars=["n_selective", "n_not_selective"], var_name="kind",
+                     value_name="kernels")
+    counts["kind"] = counts["kind"].map({"n_selective": "selective", "n_not_selective": "not selective"})
+    top = alt.Chart(counts).mark_bar().encode(
+        x=alt.X("class:N", sort=order, title="class"), y=alt.Y("kernels:Q", title="kernels"),
+        color=alt.Color("kind:N", scale=alt.Scale(domain=["selective", "not selective"],
+                                                  range=["#2ca02c", "#d62728"]), title=None),
+        tooltip=["class", "kind", "kernels"],
+    ).properties(height=200)
+    acc = df.melt(id_vars="class", value_vars=["acc_all", "acc_selective_kept", "acc_selective_removed"],
+                  var_name="condition", value_name="accuracy")
+    names = {"acc_all": "all kernels", "acc_selective_kept": "selective kept", "acc_selective_removed":
+             "selective removed"}
+    acc["condition"] = acc["condition"].map(names)
+    bottom = alt.Chart(acc).mark_bar().encode(
+        x=alt.X("class:N", sort=order, title="class"),
+        xOffset=alt.XOffset("condition:N", sort=list(names.values())),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="test accuracy"),
+        color=alt.Color("condition:N", sort=list(names.values()),
+                        scale=alt.Scale(range=["#7f7f7f", "#2ca02c", "#d62728"]), title=None),
+        tooltip=["class", "condition", alt.Tooltip("accuracy:Q", format=".2%")],
+    ).properties(height=260)
+    return top, bottom

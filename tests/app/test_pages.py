@@ -73,3 +73,17 @@ def test_bad_weights_upload_is_a_message_and_session_survives():
     assert any(h.value.startswith("Test accuracy: 9") for h in at.subheader)
     at.radio[0].set_value("Train a zoo model here").run()
     assert not at.exception
+
+
+def test_selectivity_experiment_page():
+    at = _app()
+    at.switch_page("pages/selectivity_experiment.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox[0].value == "conv2"  # default: the last conv layer
+    assert "press **Run**" in at.info[0].value
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert "Removing the selective kernels costs more accuracy than keeping only them for" in at.success[0].value
+    table = at.dataframe[0].value
+    assert len(table) == 10 and table["n_images"].sum() == 450
+    assert ((table["n_selective"] + table["n_not_selective"]) == 16).all()

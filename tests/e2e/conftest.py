@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -30,7 +31,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     port = _free_port()
-    env = dict(os.environ, AOMSCOPE_CACHE_DIR=str(tmp_path_factory.mktemp("e2e-cache")), OMP_NUM_THREADS="2")
+    cache = tmp_path_factory.mktemp("e2e-cache")
+    env = dict(os.environ, AOMSCOPE_CACHE_DIR=str(cache), OMP_NUM_THREADS="2")
     log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -47,7 +49,7 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("streamlit did not become healthy in 60 s")
-    yield url
+    yield SimpleNamespace(url=url, cache=cache)
     proc.terminate()
     proc.wait(timeout=20)
 

@@ -1,6 +1,15 @@
 """Walk every page in a real browser on the digits default, with screenshots."""
 
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
 import pytest
+
+from tests.conftest import REPO
 
 from .conftest import shot, wait_idle
 
@@ -20,7 +29,7 @@ def _go(page, title):
 
 def test_walk_every_page(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(server)
+    page.goto(server.url)
     wait_idle(page)
     _no_exception(page)
     page.get_by_text("Test accuracy:").first.wait_for()
@@ -52,11 +61,18 @@ def test_walk_every_page(server, browser):
     shot(page, "4_select")
     _no_exception(page)
 
+    _go(page, "Selectivity experiment")
+    page.get_by_role("button", name="Run").click()
+    wait_idle(page)
+    page.get_by_text("Removing the selective kernels costs more accuracy").wait_for()
+    _no_exception(page)
+    shot(page, "5_selectivity_experiment")
+
 
 @pytest.mark.mnist
-def test_mnist_end_to_end(server, browser, data_root):
+def test_mnist_end_to_end(server, browser, data_root, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(server)
+    page.goto(server.url)
     wait_idle(page)
     page.get_by_test_id("stSelectbox").first.click()
     page.get_by_role("option", name="mnist", exact=True).click()
@@ -90,3 +106,28 @@ def test_mnist_end_to_end(server, browser, data_root):
     _go(page, "Select kernels")
     page.get_by_text("Kernels kept in conv1").wait_for()
     shot(page, "mnist_4_select")
+
+    _go(page, "Selectivity experiment")
+    page.get_by_role("button", name="Run").click()
+    wait_idle(page, timeout=300_000)
+    page.get_by_text("Removing the selective kernels costs more accuracy").wait_for()
+    _no_exception(page)
+    shot(page, "mnist_5_selectivity_experiment")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Table (CSV)").click()
+    page_rows = pd.read_csv(download.value.path())
+
+    # The CLI on the very weights the page trained, with a fresh cache, gives the same numbers.
+    weights = max((server.cache / "models").glob("*.safetensors"), key=lambda p: p.stat().st_size)
+    out = tmp_path / "experiment.json"
+    env = dict(os.environ, AOMSCOPE_CACHE_DIR=str(tmp_path / "cli-cache"))
+    run = subprocess.run([sys.executable, "-m", "aomcore", "selectivity-experiment", "--arch", "zoo:paper_mnist",
+                          "--weights", str(weights), "--dataset", "mnist", "--data-root", str(data_root),
+                          "--layer", "conv2", "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    cli_rows = pd.DataFrame(json.loads(out.read_text())["classes"])
+    assert list(page_rows["class"]) == list(cli_rows["class"])
+    for column in ("n_selective", "n_not_selective", "n_images"):
+        assert list(page_rows[column]) == list(cli_rows[column])
+    for column in ("acc_all", "acc_selective_kept", "acc_selective_removed"):
+        np.testing.assert_allclose(page_rows[column], cli_rows[column], rtol=0, atol=1e-12)
