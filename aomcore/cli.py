@@ -1,4 +1,4 @@
-"""Command line: ``python -m aomcore {train,layers,maps} ...`` (see ``--help``)."""
+"""Command line: ``python -m aomcore {train,layers,maps,selectivity-experiment,edit,reproduce} ...``."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from pathlib import Path
 
 from .cache import DiskCache
 from .data import Preprocessing, load_dataset
+from .editing import Edit, load_edits, parse_edit
 from .errors import InputError
 from .experiment import summarize_experiment
 from .export import load_maps_npz, save_maps_npz
 from .layers import list_layers
 from .maps import resolve_device
 from .models import ZOO_FOR_DATASET, save_state_dict
+from .reproduce import PAPER_MNIST, reproduce_mnist
 from .training import TrainConfig, default_train_config, evaluate
+from .versions import FREEZE_MODES, edit_and_retrain, initial_version
 from .workflow import cached_experiment, cached_maps, load_model, pretrained_zoo_model
 
 __all__ = ["main"]
@@ -46,6 +49,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", required=True, help="zoo:NAME | torchvision:NAME | FILE.py:CLASS")
     p.add_argument("--weights", required=True, help="state_dict: .pt (weights_only) or .safetensors")
+    p.add_argument("--edits", default=None, help="edit list (JSON from `edit --log`) that the weights belong to")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +87,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--maps", default=None, help="maps.npz holding the layer (default: computed on the train split)")
     p.add_argument("--threshold", type=float, default=0.0, help="threshold when the maps are computed here")
     p.add_argument("--out", required=True, help="output .json")
+
+    p = sub.add_parser("edit", help="edit a layer (remove/reinit/widen/insert), retrain, report before → after")
+    _add_model_args(p)
+    _add_data_args(p)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--remove", metavar="LAYER:I,J", help="remove kernels, e.g. conv1:3,5,7")
+    what.add_argument("--reinit", metavar="LAYER:I,J", help="re-initialise kernels, e.g. conv1:2")
+    what.add_argument("--widen", metavar="LAYER:+N", help="add N kernels, e.g. conv2:+4")
+    what.add_argument("--insert-after", metavar="LAYER", help="insert an identity 3×3 conv + ReLU after LAYER")
+    p.add_argument("--freeze", default="auto", choices=FREEZE_MODES,
+                   help="auto (remove: upto; others: before) | upto (paper) | before | edited | none")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="edited weights (.pt or .safetensors)")
+    p.add_argument("--log", required=True, help="edit list + results (.json); pass it as --edits later")
+
+    p = sub.add_parser("reproduce", help="reproduce a paper experiment end to end")
+    p.add_argument("experiment", choices=["mnist"])
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--out", required=True, help="results .json")
     return parser
 
 
@@ -130,8 +157,74 @@ def _cmd_train(args) -> int:
 
 def _load_for(args, split: str):
     dataset = load_dataset(args.dataset, split, args.data_root, _preprocessing(args), args.download)
-    loaded = load_model(args.arch, args.weights, dataset.num_classes, dataset.input_shape)
+    edits = _read_edits(args.edits) if getattr(args, "edits", None) else None
+    loaded = load_model(args.arch, args.weights, dataset.num_classes, dataset.input_shape, edits=edits)
     return dataset, loaded
+
+
+def _read_edits(path: str) -> list[Edit]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise InputError("cannot read the edit list", expected="a JSON file from `edit --log`",
+                         found=f"{path}: {exc.strerror}") from None
+    return load_edits(text)
+
+
+def _cmd_edit(args) -> int:
+    test_set, loaded = _load_for(args, "test")
+    train_set = load_dataset(args.dataset, "train", args.data_root, _preprocessing(args), args.download)
+    prior = _read_edits(args.edits) if args.edits else []
+    for kind in ("remove", "reinit", "widen"):
+        if getattr(args, kind):
+            edit = parse_edit(getattr(args, kind), kind, args.seed)
+    if args.insert_after:
+        edit = parse_edit(args.insert_after, "insert", args.seed)
+    device = resolve_device(args.device)
+    v0 = initial_version(loaded.model, test_set, device)
+    v0.edits = prior
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size or 128, seed=args.seed)
+
+    def progress(m):
+        if m["step"] % 50 == 0 or m["step"] == m["steps"]:
+            print(f"\rretrain: epoch {m['epoch']} step {m['step']}/{m['steps']} loss {m['loss']:.4f}",
+                  end="" if m["step"] < m["steps"] else "\n", file=sys.stderr, flush=True)
+
+    v1 = edit_and_retrain(v0, edit, 1, train_set, test_set, args.freeze, config, device, progress=progress)
+    save_state_dict(v1.model, args.out)
+    log = {"arch": args.arch, "base_weights": str(args.weights), "base_digest": loaded.digest,
+           "edits": [e.to_dict() for e in v1.edits], "weights": str(args.out), "digest": v1.digest,
+           "before": v0.metrics, "after": v1.metrics, "retrain_seconds": v1.retrain_seconds, "note": v1.note}
+    Path(args.log).write_text(json.dumps(log, indent=2))
+    b, a = v0.metrics, v1.metrics
+    print(v1.note)
+    print(f"{'':<14} {'before':>14} {'after':>14}")
+    print(f"{'test accuracy':<14} {b['accuracy']:>14.2%} {a['accuracy']:>14.2%}")
+    print(f"{'params':<14} {b['params']:>14,} {a['params']:>14,}")
+    print(f"{'FLOPs/image':<14} {b['flops']:>14,} {a['flops']:>14,}")
+    for layer in dict.fromkeys([*a["kernels"], *b["kernels"]]):
+        print(f"{'  ' + layer:<14} {b['kernels'].get(layer, '-'):>14} {a['kernels'].get(layer, '-'):>14}")
+    print(f"retrained in {v1.retrain_seconds:.1f}s -> {args.out}, {args.log}")
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    start = time.perf_counter()
+    train_set = load_dataset("mnist", "train", args.data_root)
+    test_set = load_dataset("mnist", "test", args.data_root)
+    rows = reproduce_mnist(train_set, test_set, device=resolve_device(args.device), cache=DiskCache(args.cache_dir),
+                           log=lambda line: print(line, file=sys.stderr))
+    seconds = time.perf_counter() - start
+    Path(args.out).write_text(json.dumps({"experiment": "mnist", "steps": rows, "seconds": seconds,
+                                          "paper": PAPER_MNIST}, indent=2))
+    paper = {"baseline": "96.96%", "conv1": "96.93% (16→5)", "conv2": "97.69%"}
+    print(f"{'step':<10} {'kernels':>9} {'params':>9} {'FLOPs':>11} {'accuracy':>9}   paper")
+    for r in rows:
+        kernels = "" if r["kernels_before"] is None else f"{r['kernels_before']}→{r['kernels_after']}"
+        print(f"{r['step']:<10} {kernels:>9} {r['params']:>9,} {r['flops']:>11,} {r['test_accuracy']:>9.2%}   "
+              f"{paper[r['step']]}")
+    print(f"{seconds:.0f}s -> {args.out}")
+    return 0
 
 
 def _cmd_layers(args) -> int:
@@ -194,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 with a one-line message on bad input)."""
     args = _parser().parse_args(argv)
     commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps,
-                "selectivity-experiment": _cmd_experiment}
+                "selectivity-experiment": _cmd_experiment, "edit": _cmd_edit, "reproduce": _cmd_reproduce}
     try:
         return commands[args.command](args)
     except InputError as exc:

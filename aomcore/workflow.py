@@ -49,8 +49,11 @@ class LoadedModel:
 
 
 def load_model(arch: str, weights, num_classes: int, input_shape: tuple[int, int, int],
-               weights_name: str | None = None) -> LoadedModel:
-    """Build ``arch`` and load weights from a path or bytes (see :mod:`aomcore.models`).
+               weights_name: str | None = None, edits: list | None = None) -> LoadedModel:
+    """Build ``arch`` (with ``edits`` applied, if any) and load weights from a path or bytes.
+
+    ``edits`` (a list of :class:`aomcore.editing.Edit`) rebuilds an edited architecture, so
+    weights saved from an edited version load back (see :mod:`aomcore.models`).
 
     Raises
     ------
@@ -58,7 +61,12 @@ def load_model(arch: str, weights, num_classes: int, input_shape: tuple[int, int
         Unknown architecture, unreadable weights, weights that do not fit (missing,
         unexpected and mis-shaped keys listed), NaN/Inf in the weights.
     """
-    model = build_model(arch, num_classes, input_shape)
+    if edits:
+        from .editing import build_edited
+
+        model = build_edited(arch, num_classes, input_shape, edits)
+    else:
+        model = build_model(arch, num_classes, input_shape)
     state_dict = load_state_dict(weights, name=weights_name)
     apply_state_dict(model, state_dict)
     model.eval()
