@@ -12,6 +12,8 @@ PAGES = [
     st.Page("pages/compute_maps.py", title="Compute maps", icon=":material/calculate:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:"),
     st.Page("pages/select_kernels.py", title="Select kernels", icon=":material/checklist:"),
+    st.Page("pages/edit_retrain.py", title="Edit & retrain", icon=":material/content_cut:"),
+    st.Page("pages/versions.py", title="Versions", icon=":material/history:"),
     st.Page("pages/selectivity_experiment.py", title="Selectivity experiment", icon=":material/science:"),
 ]
 page = st.navigation(PAGES)
@@ -34,6 +36,12 @@ with st.sidebar:
             st.caption("**Model** · none loaded yet")
         if accuracy is not None:
             st.metric("Test accuracy", f"{accuracy['accuracy']:.2%}")
+        if ws.history is not None and len(ws.history.versions) > 1:
+            st.caption(f"**Version** · v{ws.history.current_id} of {len(ws.history.versions)}")
+        if ws.job is not None and ws.job.status == "running":
+            status, metrics = ws.job.snapshot()
+            done = metrics[-1]["step"] / metrics[-1]["steps"] if metrics else 0.0
+            st.caption(f"**Retraining** · {done:.0%} (Edit & retrain)")
         if ws.maps:
             info = ws.maps_info
             st.caption(f"**Maps** · {', '.join(ws.maps)} · {info.get('split')} split · "

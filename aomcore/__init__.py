@@ -59,6 +59,7 @@ from .versions import (
     frozen_modules,
     initial_version,
     measure,
+    preview_edit,
 )
 from .workflow import LoadedModel, cached_experiment, cached_maps, load_model, maps_key, pretrained_zoo_model
 
@@ -72,7 +73,7 @@ __all__ = [
     "kernel_flags", "KernelOrdering", "kernels_per_layer", "LayerInfo", "LayerMaps", "list_layers",
     "load_dataset", "load_edits", "load_maps_npz", "load_model", "load_state_dict", "LoadedModel",
     "map_grid_image", "maps_key", "maps_npz_bytes", "matrix_image", "measure", "OccurrenceCounter", "odm",
-    "parse_edit", "Preprocessing", "pretrained_zoo_model", "resolve_device", "resolve_layers", "save_maps_npz",
-    "save_state_dict", "selectivity", "selectivity_experiment", "silenced", "summarize_experiment", "train",
-    "TrainConfig", "Version", "VersionHistory", "weights_digest",
+    "parse_edit", "Preprocessing", "pretrained_zoo_model", "preview_edit", "resolve_device", "resolve_layers",
+    "save_maps_npz", "save_state_dict", "selectivity", "selectivity_experiment", "silenced",
+    "summarize_experiment", "train", "TrainConfig", "Version", "VersionHistory", "weights_digest",
 ]

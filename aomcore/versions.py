@@ -37,7 +37,7 @@ from .models import weights_digest
 from .training import TrainConfig, evaluate, train
 
 __all__ = ["FREEZE_MODES", "Version", "VersionHistory", "edit_and_retrain", "export_program", "flops_per_image",
-           "frozen_modules", "initial_version", "measure"]
+           "frozen_modules", "initial_version", "measure", "preview_edit"]
 
 FREEZE_MODES = ("auto", "upto", "before", "edited", "none")
 _LAYER_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
@@ -227,6 +227,23 @@ def edit_and_retrain(parent: Version, edit: Edit, new_id: int, train_set: ImageD
     return Version(id=new_id, parent=parent.id, edits=[*parent.edits, edit], model=model,
                    digest=weights_digest(model), metrics=measure(model, test_set, device), retrain_seconds=seconds,
                    note=note, curve=curve)
+
+
+def preview_edit(model: nn.Module, edit: Edit, input_shape) -> dict:
+    """Kernels per layer, parameters and FLOPs per image before and after ``edit`` (no training).
+
+    Raises
+    ------
+    InputError
+        If the edit cannot apply.
+    """
+    edited = apply_edit(model, edit, input_shape)
+
+    def facts(m):
+        return {"params": sum(p.numel() for p in m.parameters()), "flops": flops_per_image(m, input_shape),
+                "kernels": kernels_per_layer(m, input_shape)}
+
+    return {"before": facts(model), "after": facts(edited)}
 
 
 def export_program(model: nn.Module, input_shape) -> bytes:

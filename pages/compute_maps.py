@@ -42,6 +42,7 @@ if st.button("Compute", type="primary", disabled=not layers):
             progress=lambda done, total: bar.progress(done / total, text=f"{done:,} / {total:,} images"))
         ws.maps, ws.selection = maps, {}
         ws.maps_info = {"key": aomcore.maps_key(ws.model.digest, data, layers, threshold), "split": split,
+                        "digest": ws.model.digest,
                         "threshold": threshold, "seconds": time.perf_counter() - start, "from_cache": hit,
                         "n_images": len(data), "dataset": data.identity()}
     bar.empty()

@@ -94,3 +94,9 @@ def maps_npz(maps_key: str, meta_json: str, _maps: dict) -> bytes:
 
 def colorbar(name: str, lo: float, hi: float) -> np.ndarray:
     return np.asarray(aomcore.colorbar_image(name, lo, hi))
+
+
+@st.cache_data(max_entries=8, show_spinner="Exporting with torch.export…")
+def export_program(digest: str, input_shape: tuple, _model) -> bytes:
+    """``torch.export`` program of a version, keyed by its weights' digest."""
+    return aomcore.export_program(_model, input_shape)

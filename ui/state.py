@@ -41,6 +41,10 @@ class Workspace:
         How the maps were computed: key, split, threshold, layers, seconds, from_cache.
     selection : dict of layer name to list of int
         Kernels to keep, per layer, chosen on the Select page.
+    history : VersionHistory or None
+        The edit/retrain versions of the model (v0 = the model as loaded).
+    job : RetrainJob or None
+        The last background retraining.
     """
 
     dataset: str = DEFAULT_DATASET
@@ -50,19 +54,38 @@ class Workspace:
     maps: dict[str, LayerMaps] = field(default_factory=dict)
     maps_info: dict = field(default_factory=dict)
     selection: dict[str, list[int]] = field(default_factory=dict)
+    history: aomcore.VersionHistory | None = None
+    job: object | None = None
 
     def split(self, split: str) -> ImageDataset:
         return cached.dataset(self.dataset, split, self.data_root, self.prep)
 
     def set_model(self, model: LoadedModel) -> None:
-        """Make ``model`` current; maps and selections of the previous model are dropped."""
+        """Make ``model`` current; maps, selections and versions of the previous model are dropped."""
         self.model = model
         self.maps, self.maps_info, self.selection = {}, {}, {}
+        self.history, self.job = None, None
 
     def set_dataset(self, spec: str, data_root: str | None, prep: tuple) -> None:
         self.dataset, self.data_root, self.prep = spec, data_root, prep
-        self.model = None
+        self.set_model(None)
+
+    def versions(self) -> aomcore.VersionHistory:
+        """The version history, started (v0 = the current model) on first use."""
+        if self.history is None:
+            v0 = aomcore.initial_version(self.model.model, self.split("test"), note=f"loaded: {self.model.source}")
+            self.history = aomcore.VersionHistory(v0, max_versions=int(os.environ.get("AOMSCOPE_MAX_VERSIONS", 12)))
+        return self.history
+
+    def use_version(self, version: aomcore.Version) -> None:
+        """Make a version the current model; the maps and selections of the previous one are dropped."""
+        self.model = LoadedModel(arch=self.model.arch, model=version.model, digest=version.digest,
+                                 source=f"v{version.id}: {version.note}")
         self.maps, self.maps_info, self.selection = {}, {}, {}
+
+    @property
+    def edits(self) -> list:
+        return self.history.current.edits if self.history else []
 
 
 def default_config(spec: str) -> tuple:
@@ -77,6 +100,9 @@ def workspace() -> Workspace:
     ws: Workspace = st.session_state["workspace"]
     if ws.model is None and ws.dataset == DEFAULT_DATASET:
         ws.model = cached.zoo_model("zoo:digits_net", DEFAULT_DATASET, None, ws.prep, default_config(DEFAULT_DATASET))
+    from ui.jobs import collect
+
+    collect(ws)
     return ws
 
 

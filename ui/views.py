@@ -207,3 +207,55 @@ def experiment_charts(rows: list[dict]) -> tuple[alt.Chart, alt.Chart]:
         tooltip=["class", "condition", alt.Tooltip("accuracy:Q", format=".2%")],
     ).properties(height=260)
     return top, bottom
+
+
+def training_curve(metrics: list[dict]) -> alt.Chart:
+    """Live loss and batch accuracy per step."""
+    df = pd.DataFrame(metrics)[["step", "loss", "accuracy"]].melt("step", var_name="metric")
+    return alt.Chart(df).mark_line().encode(
+        x=alt.X("step:Q"), y=alt.Y("value:Q", title=None), color=alt.Color("metric:N", title=None),
+        tooltip=["step", "metric", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(height=180)
+
+
+def before_after_chart(classes: list[str], before: list[float], after: list[float], a: str, b: str) -> alt.Chart:
+    """Per-class test accuracy of two versions, grouped bars."""
+    df = pd.DataFrame({"class": list(classes) * 2, "version": [a] * len(classes) + [b] * len(classes),
+                       "accuracy": list(before) + list(after)})
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("class:N", sort=list(classes)), xOffset="version:N",
+        y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%"), title="test accuracy"),
+        color=alt.Color("version:N", title=None),
+        tooltip=["class", "version", alt.Tooltip("accuracy:Q", format=".2%")],
+    ).properties(height=220)
+
+
+def versions_chart(rows: pd.DataFrame) -> alt.Chart:
+    """Accuracy against parameters and against FLOPs, one point per version, lines to the parent."""
+    base = alt.Chart(rows).encode(
+        y=alt.Y("test accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
+        tooltip=["version", "note", alt.Tooltip("test accuracy:Q", format=".2%"), "params", "FLOPs"],
+    )
+    panels = []
+    for x in ("params", "FLOPs"):
+        points = base.mark_circle(size=120).encode(
+            x=alt.X(f"{x}:Q", scale=alt.Scale(zero=False)),
+            color=alt.condition("datum.current", alt.value("#d62728"), alt.value("#1f77b4")))
+        labels = base.mark_text(dx=14, align="left").encode(x=f"{x}:Q", text="version")
+        panels.append((points + labels).properties(width=320, height=240))
+    return alt.hconcat(*panels)
+
+
+def state_dict_bytes(model, fmt: str) -> bytes:
+    """A model's state_dict as ``.pt`` (torch.save) or ``.safetensors`` bytes."""
+    import io
+
+    import torch
+    from safetensors.torch import save
+
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if fmt == "safetensors":
+        return save(sd)
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    return buf.getvalue()

@@ -1,6 +1,7 @@
 """The CLI end to end: digits always, the paper's model on real MNIST when present."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -76,3 +77,65 @@ def test_cli_paper_model_on_real_mnist(tmp_path, data_root):
     assert meta["dataset"]["n_images"] == 60000 and meta["layers"] == ["conv1", "conv2"]
     with np.load(tmp_path / "maps.npz", allow_pickle=False) as npz:
         assert npz["class_sizes"].sum() == 60000 and npz["class_sizes"][1] == 6742
+
+
+def test_cli_edit_chain_and_rebuild(tmp_path):
+    _run("train", "--dataset", "digits", "--out", str(tmp_path / "d.pt"))
+    out = _run("edit", "--arch", "zoo:digits_net", "--weights", str(tmp_path / "d.pt"), "--dataset", "digits",
+               "--remove", "conv2:0,1,2,3", "--epochs", "5", "--out", str(tmp_path / "e1.pt"),
+               "--log", str(tmp_path / "e1.json"))
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"conv2\s+16\s+12\n", out.stdout), out.stdout
+    out = _run("edit", "--arch", "zoo:digits_net", "--weights", str(tmp_path / "e1.pt"), "--edits",
+               str(tmp_path / "e1.json"), "--dataset", "digits", "--insert-after", "conv1", "--out",
+               str(tmp_path / "e2.safetensors"), "--log", str(tmp_path / "e2.json"))
+    assert out.returncode == 0, out.stderr
+    log = json.loads((tmp_path / "e2.json").read_text())
+    assert [e["kind"] for e in log["edits"]] == ["remove", "insert"]
+    assert log["after"]["kernels"]["conv1_ins"] == 8
+    out = _run("maps", "--arch", "zoo:digits_net", "--weights", str(tmp_path / "e2.safetensors"), "--edits",
+               str(tmp_path / "e2.json"), "--dataset", "digits", "--out", str(tmp_path / "m.npz"))
+    assert out.returncode == 0, out.stderr
+    assert "conv1_ins (read at conv1_ins_relu)" in out.stdout
+    out = _run("edit", "--arch", "zoo:digits_net", "--weights", str(tmp_path / "d.pt"), "--dataset", "digits",
+               "--remove", "conv1:0,1,2,3,4,5,6,7", "--out", str(tmp_path / "x.pt"), "--log", str(tmp_path / "x.json"))
+    assert out.returncode == 2 and "cannot remove every kernel of conv1" in out.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.mnist
+def test_cli_reproduce_mnist(tmp_path, data_root):
+    out = _run("reproduce", "mnist", "--data-root", str(data_root), "--out", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr
+    steps = json.loads((tmp_path / "r.json").read_text())["steps"]
+    base, conv1, conv2 = steps
+    assert conv1["kernels_after"] <= 6 and conv2["kernels_after"] < 16
+    for step in (conv1, conv2):
+        assert step["test_accuracy"] >= base["test_accuracy"] - 0.005, steps
+    assert conv2["params"] < base["params"] and conv2["flops"] < base["flops"]
+
+
+@pytest.fixture(scope="module")
+def resnet_weights(tmp_path_factory):
+    import torch
+
+    from aomcore import build_model, save_state_dict
+
+    torch.manual_seed(0)
+    return save_state_dict(build_model("torchvision:resnet18", 10, (3, 32, 32)),
+                           tmp_path_factory.mktemp("resnet") / "resnet18.safetensors")
+
+
+@pytest.mark.parametrize("edit,kernels", [
+    (["--remove", "layer1.0.conv2:0,1,2"], ("layer1.0.conv2", 61)),
+    (["--reinit", "layer2.0.conv1:0,5"], ("layer2.0.conv1", 128)),
+    (["--widen", "layer3.1.conv1:+8"], ("layer3.1.conv1", 264)),
+    (["--insert-after", "layer1.1.conv1"], ("layer1.1.bn1.conv", 64)),
+])
+def test_cli_edit_resnet18(tmp_path, resnet_weights, edit, kernels):
+    out = _run("edit", "--arch", "torchvision:resnet18", "--weights", str(resnet_weights), "--dataset", "digits",
+               "--channels", "3", "--resize", "32", *edit, "--out", str(tmp_path / "r.pt"),
+               "--log", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr
+    after = json.loads((tmp_path / "r.json").read_text())["after"]
+    assert after["kernels"][kernels[0]] == kernels[1]

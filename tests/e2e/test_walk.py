@@ -131,3 +131,39 @@ def test_mnist_end_to_end(server, browser, data_root, tmp_path):
         assert list(page_rows[column]) == list(cli_rows[column])
     for column in ("acc_all", "acc_selective_kept", "acc_selective_removed"):
         np.testing.assert_allclose(page_rows[column], cli_rows[column], rtol=0, atol=1e-12)
+
+
+def test_edit_retrain_compare_revert(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server.url)
+    wait_idle(page)
+    _go(page, "Compute maps")
+    page.get_by_role("button", name="Compute").click()
+    wait_idle(page)
+    _go(page, "Select kernels")
+    page.get_by_text("Kernels kept in conv1").wait_for()
+    main = page.locator('[data-testid="stMain"]')
+    kept = int(main.get_by_test_id("stMetricValue").first.inner_text().split(" of ")[0])
+
+    _go(page, "Edit & retrain")
+    page.get_by_text("Pre-filled from your selection").wait_for()
+    assert f"8 → {kept}" in main.get_by_test_id("stMetricValue").first.inner_text()
+    shot(page, "6_edit_preview")
+    page.get_by_role("button", name="Apply and retrain").click()
+    page.get_by_text("v0 → v1").wait_for(timeout=120_000)
+    wait_idle(page)
+    _no_exception(page)
+    shot(page, "6_edit_after")
+    assert "v1 of 2" in page.locator('[data-testid="stSidebar"]').inner_text()
+
+    _go(page, "Versions")
+    page.get_by_text("Download v1").wait_for()
+    shot(page, "7_versions")
+    page.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name="v0", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Make v0 current (revert)").click()
+    wait_idle(page)
+    _no_exception(page)
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "v0 of 2" in sidebar and "v0: loaded" in sidebar
