@@ -16,6 +16,8 @@ from scipy.spatial.distance import squareform
 __all__ = ["KernelOrdering", "default_n_groups"]
 
 _METHODS = ("average", "complete", "single", "weighted")
+#: Above this many kernels the leaves keep the dendrogram's own order (still grouped).
+OPTIMAL_ORDERING_MAX = 1024
 
 
 def default_n_groups(num_kernels: int) -> int:
@@ -40,7 +42,8 @@ class KernelOrdering:
     linkage_ : ndarray, (K-1, 4) float64
         SciPy linkage matrix (empty for K = 1).
     order_ : ndarray, (K,) int64
-        Kernel indices in display order (optimal leaf ordering).
+        Kernel indices in display order (optimal leaf ordering up to
+        ``OPTIMAL_ORDERING_MAX`` kernels, the dendrogram's order above).
     labels_ : ndarray, (K,) int64
         Group of each kernel, numbered 0, 1, … in display order.
     n_groups_ : int
@@ -77,7 +80,8 @@ class KernelOrdering:
             self.n_groups_ = 1
             return self
         dist = squareform((odm + odm.T) / 2, checks=False)
-        self.linkage_ = linkage(dist, method=self.method, optimal_ordering=True)
+        # Optimal leaf ordering costs ~O(K³): interactive up to about a thousand kernels.
+        self.linkage_ = linkage(dist, method=self.method, optimal_ordering=k <= OPTIMAL_ORDERING_MAX)
         self.order_ = leaves_list(self.linkage_).astype(np.int64)
         if self.distance_threshold is not None:
             raw = fcluster(self.linkage_, t=self.distance_threshold, criterion="distance")

@@ -51,3 +51,12 @@ def test_compute_maps_matches_literal_on_a_random_cnn(device):
         a3 = model[4](model[3](a2))
     for name, acts in (("0", a1), ("2", a2), ("4", a3[:, :, None, None])):
         np.testing.assert_allclose(maps[name].aom, literal_aom(acts.numpy(), labels, 3), atol=1e-15)
+
+
+def test_odm_large_path_matches_float64():
+    rng = np.random.default_rng(4)
+    m = rng.random((300, 10, 12, 12))  # 300² · 1440 > 2e8: the tiled float32 kernel
+    fast = odm(m)
+    exact = np.abs(m.reshape(300, 1, -1) - m.reshape(1, 300, -1)).mean(-1)
+    np.testing.assert_allclose(fast, exact, atol=1e-6)
+    assert np.array_equal(fast, fast.T) and np.all(np.diag(fast) == 0)
