@@ -10,12 +10,13 @@ from pathlib import Path
 
 from .cache import DiskCache
 from .data import Preprocessing, load_dataset
+from .distributed import distributed_from_env
 from .editing import Edit, load_edits, parse_edit
 from .errors import InputError
 from .experiment import summarize_experiment
 from .export import load_maps_npz, save_maps_npz
 from .layers import list_layers
-from .maps import resolve_device
+from .maps import compute_maps, resolve_device
 from .models import ZOO_FOR_DATASET, save_state_dict
 from .reproduce import PAPER_MNIST, reproduce_mnist
 from .training import TrainConfig, default_train_config, evaluate
@@ -240,13 +241,26 @@ def _cmd_maps(args) -> int:
     dataset, loaded = _load_for(args, args.split)
     layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
     start = time.perf_counter()
-    maps, hit = cached_maps(loaded, dataset, layers, args.threshold, args.batch_size or 256,
-                            resolve_device(args.device), DiskCache(args.cache_dir),
-                            progress=_progress_printer("maps"))
+    device = resolve_device(args.device)
+    run = distributed_from_env(device)
+    if run is None:
+        maps, hit = cached_maps(loaded, dataset, layers, args.threshold, args.batch_size or 256, device,
+                                DiskCache(args.cache_dir), progress=_progress_printer("maps"))
+    else:  # torchrun: this rank's shard, counts summed over ranks, rank 0 writes
+        try:
+            progress = _progress_printer(f"maps (rank 0 of {run.world})") if run.is_main else None
+            maps = compute_maps(loaded.model, dataset, layers, args.threshold, args.batch_size or 256, run.device,
+                                progress=progress, indices=run.shard(len(dataset)), reduce=run.reduce)
+        finally:
+            run.close()
+        hit = False
+        if not run.is_main:
+            return 0
     seconds = time.perf_counter() - start
     meta = {"model_digest": loaded.digest, "arch": loaded.arch, "weights": loaded.source,
             "dataset": dataset.identity(), "split": dataset.split,
-            "preprocessing": dataset.preprocessing.to_dict(), "seconds": seconds, "from_cache": hit}
+            "preprocessing": dataset.preprocessing.to_dict(), "seconds": seconds, "from_cache": hit,
+            "processes": 1 if run is None else run.world}
     save_maps_npz(args.out, maps, meta)
     for name, m in maps.items():
         print(f"{name} (read at {m.tap}): {m.num_kernels} kernels × {len(m.classes)} classes × "
