@@ -29,6 +29,8 @@ from .errors import InputError
 from .hooks import forward_hooks
 from .layers import LayerInfo, list_layers, resolve_layers
 
+_NONNEGATIVE = (nn.ReLU, nn.ReLU6)
+
 __all__ = [
     "LayerMaps",
     "OccurrenceCounter",
@@ -52,6 +54,11 @@ class OccurrenceCounter:
         C, the number of classes; labels must lie in ``[0, C)``.
     threshold : float, default 0.0
         An activation counts as occurring when it is strictly greater than this.
+    nonnegative : bool, default False
+        Promise that activations are never negative (the output of a ReLU). With a zero
+        threshold, counting then uses ``sign(a)``, which is 1 exactly where ``a > 0``,
+        summed in float32 (exact below 2**24 images per batch) — about 4× faster on a CPU
+        than comparing and summing booleans.
 
     Attributes
     ----------
@@ -63,27 +70,19 @@ class OccurrenceCounter:
     map_shape_ : (K, H, W)
     """
 
-    def __init__(self, num_classes: int, threshold: float = 0.0):
+    def __init__(self, num_classes: int, threshold: float = 0.0, nonnegative: bool = False):
         self.num_classes = num_classes
         self.threshold = threshold
+        self.nonnegative = nonnegative
+        self._scratch: torch.Tensor | None = None
         self.counts_: torch.Tensor | None = None
         self.class_sizes_: torch.Tensor | None = None
         self.map_shape_: tuple[int, int, int] | None = None
 
-    def update(self, activations: torch.Tensor, labels: torch.Tensor) -> OccurrenceCounter:
-        """Add one batch.
-
-        Parameters
-        ----------
-        activations : torch.Tensor
-            (B, K), (B, K, L) or (B, K, H, W), any float dtype, any device.
-        labels : torch.Tensor
-            (B,) int64 class indices, on the same device.
-        """
+    def _prepare(self, activations: torch.Tensor) -> torch.Tensor:
         if not isinstance(activations, torch.Tensor):
             raise InputError("layer output is not a tensor", expected="a tensor (B, K, ...)",
                              found=type(activations).__name__)
-        b = activations.shape[0]
         if activations.ndim == 2:
             shape = (activations.shape[1], 1, 1)
         elif activations.ndim == 3:
@@ -101,8 +100,43 @@ class OccurrenceCounter:
         elif shape != self.map_shape_:
             raise InputError("layer output changed shape between batches", expected=str(self.map_shape_),
                              found=str(shape))
-        occurs = (activations.reshape(b, -1) > self.threshold).to(torch.float32)  # (B, K·P)
-        onehot = torch.zeros((self.num_classes, b), dtype=torch.float32, device=activations.device)
+        return activations.reshape(activations.shape[0], -1)  # (B, K·P)
+
+    def _count(self, flat: torch.Tensor) -> torch.Tensor:
+        """Occurrences summed over the rows of ``flat`` (n, K·P) → (K·P,)."""
+        if self.nonnegative and self.threshold == 0.0:
+            # A reused scratch buffer: a fresh one per batch costs page faults on every call.
+            if self._scratch is None or self._scratch.shape[0] < flat.shape[0] or \
+                    self._scratch.dtype != flat.dtype or self._scratch.device != flat.device:
+                self._scratch = torch.empty_like(flat)
+            signs = torch.sign(flat, out=self._scratch[: flat.shape[0]])
+            return signs.sum(0, dtype=torch.float32).to(torch.int64)
+        return (flat > self.threshold).sum(0)
+
+    def update(self, activations: torch.Tensor, labels: torch.Tensor,
+               segments: list[tuple[int, int, int]] | None = None) -> OccurrenceCounter:
+        """Add one batch.
+
+        Parameters
+        ----------
+        activations : torch.Tensor
+            (B, K), (B, K, L) or (B, K, H, W), any float dtype, any device.
+        labels : torch.Tensor
+            (B,) int64 class indices, on the same device.
+        segments : list of (class, start, stop), optional
+            Known on the host: rows ``start:stop`` of the batch all belong to ``class``
+            (a batch drawn in class-sorted order has one or two). Each segment is then one
+            reduction, with no one-hot product and no device-to-host transfer.
+        """
+        flat = self._prepare(activations)
+        if segments is not None:
+            for c, start, stop in segments:
+                self.counts_[c] += self._count(flat[start:stop])
+                self.class_sizes_[c] += stop - start
+            return self
+        b = flat.shape[0]
+        occurs = (flat > self.threshold).to(torch.float32)  # (B, K·P)
+        onehot = torch.zeros((self.num_classes, b), dtype=torch.float32, device=flat.device)
         onehot.scatter_(0, labels.view(1, b), 1.0)  # (C, B)
         # Each entry of the product is at most B < 2**24, so float32 holds it exactly.
         self.counts_ += (onehot @ occurs).to(torch.int64)  # (C, K·P)
@@ -399,22 +433,34 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
     # A private copy: hooks and mode changes never touch a model other sessions may share.
     model = copy.deepcopy(model).to(device)
     chosen: list[LayerInfo] = resolve_layers(list_layers(model, dataset.input_shape, device, include_all=True), layers)
-    counters = {layer.tap: OccurrenceCounter(dataset.num_classes, threshold) for layer in chosen}
-    current: dict[str, torch.Tensor] = {}
+    modules = dict(model.named_modules())
+    counters = {layer.tap: OccurrenceCounter(dataset.num_classes, threshold,
+                                             nonnegative=isinstance(modules[layer.tap], _NONNEGATIVE))
+                for layer in chosen}
+    current: dict = {}
 
     def observer(tap):
         def observe(out):
-            counters[tap].update(out, current["labels"])  # returns None: the output is unchanged
+            counters[tap].update(out, current["labels"], current["segments"])  # returns None: output unchanged
         return observe
 
-    total = len(dataset) if indices is None else int(indices.numel())
-    done = 0
+    # Class-sorted order: each batch holds one or two classes, counted as contiguous segments
+    # whose bounds come from the host-side labels (no one-hot product, no device sync).
+    all_labels = dataset.labels
+    indices = torch.arange(len(dataset)) if indices is None else indices
+    order = indices[torch.argsort(all_labels[indices], stable=True)]
+    total, done = int(order.numel()), 0
     was_training = model.training
     model.eval()
     try:
         with forward_hooks(model, {tap: observer(tap) for tap in counters}), torch.inference_mode():
-            for x, y in dataset.batches(batch_size, device, indices):
-                current["labels"] = y
+            for start, (x, y) in zip(range(0, total, batch_size), dataset.batches(batch_size, device, order),
+                                     strict=True):
+                host = all_labels[order[start : start + batch_size]]
+                classes, sizes = torch.unique_consecutive(host, return_counts=True)
+                bounds = [0, *torch.cumsum(sizes, 0).tolist()]
+                current["labels"], current["segments"] = y, [
+                    (int(c), bounds[i], bounds[i + 1]) for i, c in enumerate(classes.tolist())]
                 model(x)
                 done += int(y.shape[0])
                 if progress is not None:
