@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", choices=("train", "test"))
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
     p.add_argument("--threshold", type=float, default=0.0, help="an activation occurs when > this (default 0)")
+    p.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="forward pass under autocast (GPU speed)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--out", required=True, help="output .npz")
 
     p = sub.add_parser("selectivity-experiment",
@@ -245,12 +247,14 @@ def _cmd_maps(args) -> int:
     run = distributed_from_env(device)
     if run is None:
         maps, hit = cached_maps(loaded, dataset, layers, args.threshold, args.batch_size or 256, device,
-                                DiskCache(args.cache_dir), progress=_progress_printer("maps"))
+                                DiskCache(args.cache_dir), progress=_progress_printer("maps"),
+                                autocast=args.amp, channels_last=args.channels_last)
     else:  # torchrun: this rank's shard, counts summed over ranks, rank 0 writes
         try:
             progress = _progress_printer(f"maps (rank 0 of {run.world})") if run.is_main else None
             maps = compute_maps(loaded.model, dataset, layers, args.threshold, args.batch_size or 256, run.device,
-                                progress=progress, indices=run.shard(len(dataset)), reduce=run.reduce)
+                                progress=progress, indices=run.shard(len(dataset)), reduce=run.reduce,
+                                autocast=args.amp, channels_last=args.channels_last)
         finally:
             run.close()
         hit = False
@@ -260,7 +264,7 @@ def _cmd_maps(args) -> int:
     meta = {"model_digest": loaded.digest, "arch": loaded.arch, "weights": loaded.source,
             "dataset": dataset.identity(), "split": dataset.split,
             "preprocessing": dataset.preprocessing.to_dict(), "seconds": seconds, "from_cache": hit,
-            "processes": 1 if run is None else run.world}
+            "processes": 1 if run is None else run.world, "autocast": args.amp}
     save_maps_npz(args.out, maps, meta)
     for name, m in maps.items():
         print(f"{name} (read at {m.tap}): {m.num_kernels} kernels × {len(m.classes)} classes × "

@@ -287,6 +287,9 @@ def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike |
         raise InputError("unknown dataset", expected=", ".join(DATASET_NAMES), found=repr(spec))
     if images.shape[0] == 0:
         raise InputError("the dataset has no images", expected="at least one image", found="0")
+    if len(classes) < 2:
+        raise InputError("the dataset has a single class", expected="at least two classes (maps compare classes)",
+                         found=f"classes {classes}")
     return ImageDataset(images=images, labels=labels, classes=classes, name=spec, split=split,
                         scale=scale, preprocessing=preprocessing)
 

@@ -376,6 +376,18 @@ class LayerMaps:
         return int(self.counts.shape[0])
 
 
+def _autocast(name: str | None, device: torch.device):
+    """An autocast context for ``"bf16"``/``"fp16"``, or a no-op for None."""
+    import contextlib
+
+    if name is None:
+        return contextlib.nullcontext()
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    if name not in dtypes:
+        raise InputError("unknown autocast dtype", expected="bf16 or fp16", found=repr(name))
+    return torch.autocast(device_type=device.type, dtype=dtypes[name])
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
     if str(device) == "auto":
@@ -390,7 +402,8 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
                  threshold: float = 0.0, batch_size: int = 256, device: str | torch.device = "auto",
                  progress: Callable[[int, int], None] | None = None,
                  indices: torch.Tensor | None = None,
-                 reduce: Callable[[OccurrenceCounter], None] | None = None) -> dict[str, LayerMaps]:
+                 reduce: Callable[[OccurrenceCounter], None] | None = None,
+                 autocast: str | None = None, channels_last: bool = False) -> dict[str, LayerMaps]:
     """Count activation occurrences of several layers in one forward pass (eq. 1 inputs).
 
     Parameters
@@ -412,6 +425,13 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
         (M,) int64 subset of the dataset (e.g. one distributed shard).
     reduce : callable(counter), optional
         Called on each counter before results are read (e.g. an all-reduce).
+    autocast : {"bf16", "fp16"}, optional
+        Run the forward pass under ``torch.autocast`` in this dtype (GPU speed). Signs of
+        near-zero activations can flip: :func:`aomcore.precision.occurrence_flips`
+        measures how many; the counts stay integers.
+    channels_last : bool, default False
+        Use the channels-last memory format for the model and the inputs (faster convs on
+        tensor cores).
 
     Returns
     -------
@@ -432,6 +452,9 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
     device = resolve_device(device)
     # A private copy: hooks and mode changes never touch a model other sessions may share.
     model = copy.deepcopy(model).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    amp = _autocast(autocast, device)
     chosen: list[LayerInfo] = resolve_layers(list_layers(model, dataset.input_shape, device, include_all=True), layers)
     modules = dict(model.named_modules())
     counters = {layer.tap: OccurrenceCounter(dataset.num_classes, threshold,
@@ -461,7 +484,10 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
                 bounds = [0, *torch.cumsum(sizes, 0).tolist()]
                 current["labels"], current["segments"] = y, [
                     (int(c), bounds[i], bounds[i + 1]) for i, c in enumerate(classes.tolist())]
-                model(x)
+                if channels_last and x.ndim == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with amp:
+                    model(x)
                 done += int(y.shape[0])
                 if progress is not None:
                     progress(done, total)

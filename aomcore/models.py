@@ -242,7 +242,7 @@ def _torch_load_reason(exc: Exception) -> str:
         return f"it holds a Python object ({what}), not only tensors; loading it would run code, so it is refused"
     if "Unsupported operand" in text or "invalid load key" in text or "could not find MARK" in text:
         return "not a PyTorch checkpoint (unrecognised bytes)"
-    if "central directory" in text or "EOF" in text or "truncated" in text.lower():
+    if any(t in text for t in ("central directory", "EOF", "seek", "truncated", "failed reading zip")):
         return "truncated or corrupted checkpoint (the archive is incomplete)"
     for line in text.splitlines():
         line = line.strip()

@@ -103,16 +103,19 @@ def pretrained_zoo_model(arch: str, train_set: ImageDataset, config: TrainConfig
     return LoadedModel(arch=arch, model=model, digest=weights_digest(model), source=source)
 
 
-def maps_key(digest: str, dataset: ImageDataset, layers: list[str] | None, threshold: float) -> str:
-    """Cache key of a maps computation (weights digest, dataset identity, layers, threshold)."""
+def maps_key(digest: str, dataset: ImageDataset, layers: list[str] | None, threshold: float,
+             autocast: str | None = None) -> str:
+    """Cache key of a maps computation (weights digest, dataset identity, layers, threshold, precision)."""
     return DiskCache.key(kind="maps", model=digest, dataset=dataset.identity(),
-                         layers=list(layers) if layers else None, threshold=float(threshold))
+                         layers=list(layers) if layers else None, threshold=float(threshold),
+                         **({"autocast": autocast} if autocast else {}))
 
 
 def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | None = None,
                 threshold: float = 0.0, batch_size: int = 256, device: str | torch.device = "auto",
                 cache: DiskCache | None = None,
-                progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, LayerMaps], bool]:
+                progress: Callable[[int, int], None] | None = None,
+                autocast: str | None = None, channels_last: bool = False) -> tuple[dict[str, LayerMaps], bool]:
     """:func:`~aomcore.maps.compute_maps` behind the disk cache.
 
     Returns
@@ -120,7 +123,7 @@ def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | 
     (maps, from_cache) : dict of layer name to LayerMaps, and whether it was a cache hit.
     """
     cache = cache or DiskCache()
-    key = maps_key(loaded.digest, dataset, layers, threshold)
+    key = maps_key(loaded.digest, dataset, layers, threshold, autocast)
     arrays = cache.load_arrays("maps", key)
     if arrays is not None:
         try:
@@ -128,7 +131,7 @@ def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | 
         except (KeyError, ValueError, InputError):
             cache.path("maps", key, ".npz").unlink(missing_ok=True)
     maps = compute_maps(loaded.model, dataset, layers, threshold=threshold, batch_size=batch_size,
-                        device=device, progress=progress)
+                        device=device, progress=progress, autocast=autocast, channels_last=channels_last)
     cache.save_arrays("maps", key, _maps_to_arrays(maps))
     return maps, False
 

@@ -32,7 +32,7 @@ devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 device = c3.selectbox("Device", devices)
 batch_size = c4.number_input("Batch size", 1, 8192, 256)
 
-if st.button("Compute", type="primary", disabled=not layers):
+if st.button("Compute", type="primary", disabled=not layers, key="compute"):
     bar = st.progress(0.0, text="Counting activations…")
     with reported():
         data = ws.split(split)

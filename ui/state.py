@@ -16,6 +16,7 @@ import streamlit as st
 
 import aomcore
 from aomcore import ImageDataset, LayerMaps, LoadedModel
+from aomcore.policy import current_policy
 from ui import cached
 
 DEFAULT_DATASET = "digits"
@@ -74,7 +75,7 @@ class Workspace:
         """The version history, started (v0 = the current model) on first use."""
         if self.history is None:
             v0 = aomcore.initial_version(self.model.model, self.split("test"), note=f"loaded: {self.model.source}")
-            self.history = aomcore.VersionHistory(v0, max_versions=int(os.environ.get("AOMSCOPE_MAX_VERSIONS", 12)))
+            self.history = aomcore.VersionHistory(v0, max_versions=current_policy().max_versions)
         return self.history
 
     def use_version(self, version: aomcore.Version) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from aomcore import DiskCache, InputError
+from aomcore.policy import current_policy
 
-MAX_UPLOAD_MB = 200
 MAX_CHART_CELLS = 100_000  # Altair rect charts stay responsive up to about this many cells
 
 
@@ -160,13 +160,8 @@ def numbers(text: str, what: str) -> tuple[float, ...] | None:
 
 
 def check_upload(data: bytes, name: str, what: str) -> bytes:
-    """Refuse empty or oversize uploads with a clear message; returns ``data``."""
-    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
-        raise InputError("upload too large", expected=f"at most {MAX_UPLOAD_MB} MB",
-                         found=f"{name}: {len(data) / 2**20:.0f} MB")
-    if not data:
-        raise InputError("upload is empty", expected=what, found=f"{name}: 0 bytes")
-    return data
+    """Refuse empty or oversize uploads with a clear message (the limit is the policy's); returns ``data``."""
+    return current_policy().check_upload(data, name, what)
 
 
 def save_upload(data: bytes, name: str, suffix: str) -> str:

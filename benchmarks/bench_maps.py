@@ -1,0 +1,205 @@
+"""Benchmark: maps at the cost of one forward pass, with flat memory (issue: performance and scale).
+
+Measures, on the same data and batch size, each in a fresh process (so peak resident
+memory belongs to that measurement alone):
+
+1. ``forward``  — the model over the split, no hooks (inference mode);
+2. ``maps``     — AOMscope: counts for all conv layers (or the given layers) in one pass,
+   then eqs. 1–4 from the counts;
+3. ``collect``  — the plain collect-then-compute way: hooks append every activation,
+   then eqs. 1–4 on the stacked arrays; run on a subset small enough to fit and
+   extrapolated linearly (time and activation memory) to the full split.
+
+Cases: the paper's MNIST model over MNIST train (60k), conv layers and FC hidden layers;
+``torchvision:resnet18`` (num_classes=10) on FashionMNIST resized to 32×32 and repeated to
+3 channels, with its layer1–layer4 block outputs. Also ``maps`` at 10k vs 60k images.
+
+Usage::
+
+    python benchmarks/bench_maps.py [--data-root DIR] [--device cpu|cuda] [--quick] [--json FILE]
+
+Timings are medians over ``--repeat`` passes after one warm-up pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CASES = {
+    "mnist-conv": dict(arch="zoo:paper_mnist", dataset="mnist", layers=None, prep={}),
+    "mnist-fc": dict(arch="zoo:paper_mnist", dataset="mnist", layers=["fc1"], prep={}),
+    "resnet18-blocks": dict(arch="torchvision:resnet18", dataset="fashion-mnist",
+                            layers=["layer1", "layer2", "layer3", "layer4"], prep={"channels": 3, "resize": 32}),
+}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _one(case: str, mode: str, n: int, batch_size: int, device: str, data_root: str, repeat: int) -> dict:
+    """Run one measurement in this process and return its numbers."""
+    import numpy as np
+    import torch
+
+    import aomcore
+
+    spec = CASES[case]
+    prep = aomcore.Preprocessing(**spec["prep"])
+    data = aomcore.load_dataset(spec["dataset"], "train", data_root, prep)
+    if n < len(data):  # a stratified-enough prefix: MNIST-style files are shuffled
+        data = aomcore.ImageDataset(data.images[:n], data.labels[:n], data.classes, data.name, "train",
+                                    data.scale, data.preprocessing)
+    torch.manual_seed(0)
+    model = aomcore.build_model(spec["arch"], 10, data.input_shape).eval().to(device)
+    layers = spec["layers"]
+    rss_start = _rss_mb()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def forward():
+        with torch.inference_mode():
+            for x, _ in data.batches(batch_size, device):
+                model(x)
+        sync()
+
+    def maps():
+        result = aomcore.compute_maps(model, data, layers, batch_size=batch_size, device=device)
+        for m in result.values():  # eqs. 1-4 from the counts
+            _ = (m.aom, m.odm, m.csm, m.selectivity)
+        sync()
+
+    def collect():
+        names = [la.tap for la in aomcore.resolve_layers(
+            aomcore.list_layers(model, data.input_shape, device, include_all=True), layers)]
+        store = {name: [] for name in names}
+        labels = []
+        with aomcore.forward_hooks(model, {nm: (lambda out, nm=nm: store[nm].append(out.cpu().numpy()))
+                                           for nm in names}), torch.inference_mode():
+            for x, y in data.batches(batch_size, device):
+                model(x)
+                labels.append(y.cpu().numpy())
+        y = np.concatenate(labels)
+        for name in names:
+            acts = np.concatenate(store.pop(name))  # (N, K, ...)
+            acts = acts.reshape(acts.shape[0], acts.shape[1], -1) if acts.ndim != 4 else acts
+            m = np.stack([(acts[y == c] > 0).mean(axis=0) for c in range(10)], axis=1)  # eq. 1
+            m = m.reshape(m.shape[0], 10, -1)
+            _ = np.abs(m[:, None] - m[None, :]).mean(axis=(2, 3)) if m.shape[0] <= 128 else None  # eq. 2
+            s = (10 * m - m.sum(axis=1, keepdims=True)) / 9  # eq. 3
+            avg = s.mean(axis=2)
+            _ = np.abs(avg[:, :, None] - avg[:, None, :]).sum(axis=(1, 2))  # eq. 4
+            del acts
+
+    fn = {"forward": forward, "maps": maps, "collect": collect}[mode]
+    times = []
+    for i in range(repeat + (1 if mode != "collect" else 0)):
+        t0 = time.perf_counter()
+        fn()
+        if mode == "collect" or i > 0:  # the first pass of forward/maps warms up
+            times.append(time.perf_counter() - t0)
+    out = {"case": case, "mode": mode, "n": len(data), "batch_size": batch_size, "device": device,
+           "seconds": statistics.median(times), "all_seconds": [round(t, 3) for t in times],
+           "images_per_s": len(data) / statistics.median(times), "peak_rss_mb": _rss_mb(),
+           "rss_before_mb": rss_start}
+    if device == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def _spawn(case, mode, n, args) -> dict:
+    cmd = [sys.executable, __file__, "--one", case, mode, str(n), "--batch-size", str(args.batch_size),
+           "--device", args.device, "--data-root", args.data_root, "--repeat", str(args.repeat)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    if proc.returncode != 0:
+        raise SystemExit(f"{case}/{mode} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default=os.environ.get("AOMSCOPE_DATA_ROOT", str(REPO.parent / "shared" /
+                                                                                      "datasets")))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="10k images instead of 60k, one repeat")
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--json", default=None, help="write all results to this file")
+    parser.add_argument("--one", nargs=3, metavar=("CASE", "MODE", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        case, mode, n = args.one
+        print(json.dumps(_one(case, mode, int(n), args.batch_size, args.device, args.data_root, args.repeat)))
+        return 0
+    if not (Path(args.data_root) / "MNIST" / "raw").is_dir():
+        raise SystemExit(f"real MNIST/FashionMNIST not found under {args.data_root}: pass --data-root DIR")
+    if args.quick:
+        args.repeat = 1
+    full, small = (10_000, 2_000) if args.quick else (60_000, 10_000)
+    subset = {"mnist-conv": 3_000, "mnist-fc": 10_000, "resnet18-blocks": 10_000}
+    results, rows = [], []
+    for case in args.cases.split(","):
+        fwd = _spawn(case, "forward", full, args)
+        maps = _spawn(case, "maps", full, args)
+        maps_small = _spawn(case, "maps", small, args)
+        coll = _spawn(case, "collect", min(subset[case], full), args)
+        scale = full / coll["n"]
+        coll_time = coll["seconds"] * scale
+        coll_mem = coll["rss_before_mb"] + (coll["peak_rss_mb"] - coll["rss_before_mb"]) * scale
+        results += [fwd, maps, maps_small, coll]
+        rows.append({"case": case, "n": full, "forward_s": fwd["seconds"], "maps_s": maps["seconds"],
+                     "maps_img_s": maps["images_per_s"], "collect_s_extrapolated": coll_time,
+                     "rss_forward_mb": fwd["peak_rss_mb"], "rss_maps_mb": maps["peak_rss_mb"],
+                     f"rss_maps_{small // 1000}k_mb": maps_small["peak_rss_mb"],
+                     "rss_collect_extrapolated_mb": coll_mem,
+                     "ratio_maps_forward": maps["seconds"] / fwd["seconds"],
+                     "ratio_collect_maps_time": coll_time / maps["seconds"],
+                     "ratio_collect_maps_memory": coll_mem / maps["peak_rss_mb"],
+                     "added_maps_mb": maps["peak_rss_mb"] - maps["rss_before_mb"],
+                     "added_collect_extrapolated_mb": coll_mem - coll["rss_before_mb"],
+                     "ratio_collect_maps_added_memory": (coll_mem - coll["rss_before_mb"]) /
+                     max(1.0, maps["peak_rss_mb"] - maps["rss_before_mb"]),
+                     "memory_growth": maps["peak_rss_mb"] / maps_small["peak_rss_mb"] - 1,
+                     "peak_gpu_mb": maps.get("peak_gpu_mb")})
+    print(f"device: {args.device} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
+          f"batch {args.batch_size} · median of {args.repeat}")
+    head = (f"{'case':<16} {'images':>7} {'forward s':>9} {'maps s':>7} {'maps img/s':>10} {'maps/fwd':>8} "
+            f"{'collect s*':>10} {'coll/maps':>9} {'RSS maps':>9} {'RSS small':>9} {'growth':>7} "
+            f"{'RSS coll*':>10} {'mem ratio':>9} {'added maps':>10} {'added coll*':>11} {'ratio':>6}")
+    print(head)
+    for r in rows:
+        small_key = next(k for k in r if k.startswith("rss_maps_") and k.endswith("k_mb"))
+        print(f"{r['case']:<16} {r['n']:>7,} {r['forward_s']:>9.2f} {r['maps_s']:>7.2f} {r['maps_img_s']:>10,.0f} "
+              f"{r['ratio_maps_forward']:>8.2f} {r['collect_s_extrapolated']:>10.1f} "
+              f"{r['ratio_collect_maps_time']:>9.1f} {r['rss_maps_mb']:>8.0f}M {r[small_key]:>8.0f}M "
+              f"{r['memory_growth']:>7.1%} {r['rss_collect_extrapolated_mb']:>9.0f}M "
+              f"{r['ratio_collect_maps_memory']:>9.1f} {r['added_maps_mb']:>9.0f}M "
+              f"{r['added_collect_extrapolated_mb']:>10.0f}M {r['ratio_collect_maps_added_memory']:>6.0f}")
+    print("* collect-then-compute measured on a subset and extrapolated linearly to the full split")
+    print("RSS = peak resident memory of the whole process (Python, torch, the dataset in memory); added = peak "
+          "minus the resident memory just before the pass (what the method itself needs)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "runs": results, "device": args.device,
+                                               "date": time.strftime("%Y-%m-%d")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Bad inputs shared by the dashboard and CLI corpus tests (all written to a temp folder)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from aomcore import build_model
+
+
+class Payload:
+    """Unpickling this creates a file: a stand-in for code execution."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+FIVE_OUT = '''import torch.nn as nn
+class FiveOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 5)
+    def forward(self, x):
+        return self.fc(self.conv(x).relu().flatten(1))
+class Needs28(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 26 * 26, 10)
+    def forward(self, x):
+        return self.fc(self.conv(x).relu().flatten(1))
+'''
+
+
+def make_corpus(root: Path) -> dict[str, Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    f = {}
+    torch.manual_seed(0)
+    good = build_model("zoo:digits_net", 10, (1, 8, 8)).state_dict()
+    f["good"] = root / "good.pt"
+    torch.save(good, f["good"])
+    f["empty"] = root / "empty.pt"
+    f["empty"].write_bytes(b"")
+    buf = io.BytesIO()
+    torch.save(good, buf)
+    f["truncated"] = root / "truncated.pt"
+    f["truncated"].write_bytes(buf.getvalue()[: len(buf.getvalue()) // 3])
+    rng = np.random.default_rng(0)
+    f["random_pt"] = root / "random.pt"
+    f["random_pt"].write_bytes(rng.bytes(4096))
+    f["random_st"] = root / "random.safetensors"
+    f["random_st"].write_bytes(rng.bytes(4096))
+    f["other_arch"] = root / "other_arch.pt"
+    torch.save(build_model("zoo:paper_mnist", 10, (1, 28, 28)).state_dict(), f["other_arch"])
+    nan = {k: v.clone() for k, v in good.items()}
+    nan["fc1.weight"][3, 4] = float("nan")
+    f["nan_weights"] = root / "nan_weights.pt"
+    torch.save(nan, f["nan_weights"])
+    f["pwned"] = root / "pwned.txt"
+    buf = io.BytesIO()
+    torch.save({"conv1.weight": Payload(str(f["pwned"]))}, buf)
+    f["payload"] = root / "payload.pt"
+    f["payload"].write_bytes(buf.getvalue())
+    f["arch_file"] = root / "archs.py"
+    f["arch_file"].write_text(FIVE_OUT)
+    namespace: dict = {}
+    exec(FIVE_OUT, namespace)  # noqa: S102 - the test's own code
+    f["five_out"] = root / "five_out.pt"
+    torch.save(namespace["FiveOut"]().state_dict(), f["five_out"])
+    f["needs28"] = root / "needs28.pt"
+    torch.save(namespace["Needs28"]().state_dict(), f["needs28"])
+    f["resnet"] = root / "resnet18.pt"
+    torch.save(build_model("torchvision:resnet18", 10, (3, 32, 32)).state_dict(), f["resnet"])
+
+    x = rng.integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    y = np.arange(40) % 10
+    f["npz_no_y"] = root / "no_y.npz"
+    np.savez(f["npz_no_y"], x=x)
+    f["npz_range"] = root / "range.npz"
+    np.savez(f["npz_range"], x=x, y=y + 5, classes=np.array([str(i) for i in range(10)]))
+    f["npz_float_y"] = root / "float_y.npz"
+    np.savez(f["npz_float_y"], x=x, y=y + 0.5)
+    xf = x.astype(np.float32) / 255
+    xf[7, 2, 3] = np.inf
+    f["npz_nan"] = root / "nan_x.npz"
+    np.savez(f["npz_nan"], x=xf, y=y)
+    f["npz_one_class"] = root / "one_class.npz"
+    np.savez(f["npz_one_class"], x=x, y=np.zeros(40, dtype=np.int64), classes=np.array(["only"]))
+    f["npz_empty_class"] = root / "empty_class.npz"
+    np.savez(f["npz_empty_class"], x=x, y=np.arange(40) % 2, classes=np.array(["a", "b", "c"]))
+
+    f["imagefolder"] = root / "images"
+    for cls in ("cat", "dog"):
+        (f["imagefolder"] / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(2):
+            Image.fromarray(np.full((8, 8), 30 * i, np.uint8)).save(f["imagefolder"] / cls / f"{i}.png")
+    (f["imagefolder"] / "dog" / "corrupt.png").write_bytes(b"\x89PNG not really")
+
+    f["allowed"] = root / "allowed"
+    (f["allowed"] / "data").mkdir(parents=True, exist_ok=True)
+    f["secret"] = root / "secret"
+    f["secret"].mkdir(exist_ok=True)
+    f["escape_link"] = f["allowed"] / "escape"
+    if not f["escape_link"].exists():
+        os.symlink(f["secret"], f["escape_link"])
+    f["edits_bad"] = root / "edits.json"
+    f["edits_bad"].write_text("{not json")
+    return f
