@@ -19,7 +19,7 @@ from .layers import list_layers
 from .maps import compute_maps, resolve_device
 from .models import ZOO_FOR_DATASET, save_state_dict
 from .reproduce import PAPER_MNIST, reproduce_mnist
-from .training import TrainConfig, default_train_config, evaluate
+from .training import TrainConfig, check_model_fits, default_train_config, evaluate
 from .versions import FREEZE_MODES, edit_and_retrain, initial_version
 from .workflow import cached_experiment, cached_maps, load_model, pretrained_zoo_model
 
@@ -276,6 +276,7 @@ def _cmd_maps(args) -> int:
 
 def _cmd_experiment(args) -> int:
     test_set, loaded = _load_for(args, "test")
+    check_model_fits(loaded.model, test_set)
     if args.maps:
         all_maps, meta = load_maps_npz(args.maps)
         if meta.get("model_digest") != loaded.digest:

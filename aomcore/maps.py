@@ -467,6 +467,8 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
             counters[tap].update(out, current["labels"], current["segments"])  # returns None: output unchanged
         return observe
 
+    if indices is None:  # fail before the pass, not after it (a shard may lack a class: checked after reduce)
+        _check_classes(dataset.class_sizes(), list(dataset.classes))
     # Class-sorted order: each batch holds one or two classes, counted as contiguous segments
     # whose bounds come from the host-side labels (no one-hot product, no device sync).
     all_labels = dataset.labels

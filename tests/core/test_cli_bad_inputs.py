@@ -1,0 +1,82 @@
+"""The bad-input corpus through the CLI: exit code 2 and a one-line `error: ...`."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+from tests.corpus import make_corpus
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def maps(weights, arch="zoo:digits_net", *extra):
+    return ["maps", "--arch", arch, "--weights", str(weights), "--dataset", "digits", *extra]
+
+
+CASES = [
+    ("empty weights", lambda f: maps(f["empty"]), "weights file is empty"),
+    ("truncated .pt", lambda f: maps(f["truncated"]), "truncated or corrupted checkpoint"),
+    ("random bytes .pt", lambda f: maps(f["random_pt"]), "not a PyTorch checkpoint"),
+    ("random bytes .safetensors", lambda f: maps(f["random_st"]), "could not read safetensors"),
+    ("weights of another architecture", lambda f: maps(f["other_arch"]),
+     "mis-shaped (file vs model): conv1.weight (16, 1, 3, 3) vs (8, 1, 3, 3)"),
+    ("NaN in weights", lambda f: maps(f["nan_weights"]), "weights contain NaN or Inf: expected finite weights, "
+     "found fc1.weight (1 values)"),
+    ("pickle payload", lambda f: maps(f["payload"]), "loading it would run code, so it is refused"),
+    ("output size differs from the classes", lambda f: ["selectivity-experiment", "--arch",
+     f"{f['arch_file']}:FiveOut", "--weights", str(f["five_out"]), "--dataset", "digits", "--layer", "conv"],
+     "the model's output does not match the classes"),
+    ("images of the wrong size", lambda f: maps(f["needs28"], f"{f['arch_file']}:Needs28"),
+     "the model cannot take this input"),
+    ("images with the wrong channel count", lambda f: maps(f["resnet"], "torchvision:resnet18"),
+     "the model cannot take this input"),
+    ("npz without y", lambda f: maps(f["good"], "zoo:digits_net", "--dataset", f"npz:{f['npz_no_y']}"),
+     "missing ['y']"),
+    ("labels out of range", lambda f: maps(f["good"], "zoo:digits_net", "--dataset", f"npz:{f['npz_range']}"),
+     "labels out of range"),
+    ("non-integer labels", lambda f: maps(f["good"], "zoo:digits_net", "--dataset", f"npz:{f['npz_float_y']}"),
+     "labels must be integers"),
+    ("Inf in images", lambda f: maps(f["good"], "zoo:digits_net", "--dataset", f"npz:{f['npz_nan']}"),
+     "first at index [7, 2, 3]"),
+    ("single-class dataset", lambda f: maps(f["good"], "zoo:digits_net", "--dataset", f"npz:{f['npz_one_class']}"),
+     "the dataset has a single class"),
+    ("class without images", lambda f: maps(f["five_out"], f"{f['arch_file']}:FiveOut", "--dataset",
+                                            f"npz:{f['npz_empty_class']}"), "no images of class 'c'"),
+    ("unreadable image in a folder", lambda f: maps(f["good"], "zoo:digits_net", "--dataset",
+                                                    f"imagefolder:{f['imagefolder']}"), "unreadable image file"),
+    ("data root that does not exist", lambda f: maps(f["good"], "zoo:digits_net", "--dataset", "mnist",
+                                                     "--data-root", str(f["secret"] / "nowhere")),
+     "data root does not exist"),
+    ("unknown layer", lambda f: maps(f["good"], "zoo:digits_net", "--layers", "conv9"),
+     "no analysable layer named 'conv9'"),
+    ("threshold not a number", lambda f: maps(f["good"], "zoo:digits_net", "--threshold", "abc"),
+     "invalid float value: 'abc'"),
+    ("unknown architecture", lambda f: maps(f["good"], "zoo:nope"), "unknown zoo model"),
+    ("edit removing every kernel", lambda f: ["edit", "--arch", "zoo:digits_net", "--weights", str(f["good"]),
+                                              "--remove", "conv1:0,1,2,3,4,5,6,7", "--out", str(f["secret"] / "x.pt"),
+                                              "--log", str(f["secret"] / "x.json")],
+     "cannot remove every kernel of conv1"),
+    ("malformed edit list", lambda f: maps(f["good"], "zoo:digits_net", "--edits", str(f["edits_bad"])),
+     "edit list is not JSON"),
+    ("missing weights file", lambda f: maps(f["secret"] / "none.pt"), "weights file does not exist"),
+]
+
+
+@pytest.mark.parametrize("case,args,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_line(files, tmp_path, case, args, message):
+    argv = args(files)
+    if argv[0] != "edit":
+        argv += ["--out", str(tmp_path / "out.npz")]
+    out = subprocess.run([sys.executable, "-m", "aomcore", *argv], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    errors = [line for line in out.stderr.splitlines() if line.startswith(("error:", "python -m aomcore"))]
+    assert len(errors) == 1 and errors[0] == out.stderr.strip().splitlines()[-1], out.stderr
+    assert message in errors[0], errors[0]
+    assert "Traceback" not in out.stderr
+    assert not files["pwned"].exists()
