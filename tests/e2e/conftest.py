@@ -28,11 +28,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def _serve(tmp_path_factory, **extra_env):
     port = _free_port()
     cache = tmp_path_factory.mktemp("e2e-cache")
-    env = dict(os.environ, AOMSCOPE_CACHE_DIR=str(cache), OMP_NUM_THREADS="2")
+    env = dict(os.environ, AOMSCOPE_CACHE_DIR=str(cache), OMP_NUM_THREADS="2", **extra_env)
     log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -49,7 +48,22 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("streamlit did not become healthy in 60 s")
-    yield SimpleNamespace(url=url, cache=cache)
+    return proc, SimpleNamespace(url=url, cache=cache)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    proc, info = _serve(tmp_path_factory)
+    yield info
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory):
+    """A server in shared mode (several users, one process)."""
+    proc, info = _serve(tmp_path_factory, AOMSCOPE_SHARED="1")
+    yield info
     proc.terminate()
     proc.wait(timeout=20)
 
