@@ -2,17 +2,16 @@
 
 import numpy as np
 import pytest
-import torch
 
-from aomcore import build_model, compute_maps, load_dataset
+from aomcore import compute_maps, default_train_config, load_dataset, pretrained_zoo_model
 from aomcore.precision import occurrence_flips
 from tests.conftest import DEVICES
 
 
 @pytest.fixture(scope="module")
 def model_and_data():
-    torch.manual_seed(0)
-    return build_model("zoo:digits_net", 10, (1, 8, 8)).eval(), load_dataset("digits", "train")
+    data = load_dataset("digits", "train")
+    return pretrained_zoo_model("zoo:digits_net", data, default_train_config("digits")).model, data
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -25,7 +24,8 @@ def test_channels_last_and_autocast_stay_close(model_and_data, device):
         assert cl[layer].counts.dtype == amp[layer].counts.dtype == np.int64
         np.testing.assert_array_equal(cl[layer].class_sizes, ref[layer].class_sizes)
         assert np.abs(cl[layer].aom - ref[layer].aom).max() <= 0.01
-        assert np.abs(amp[layer].aom - ref[layer].aom).max() <= 0.05
+        diff = np.abs(amp[layer].aom - ref[layer].aom)
+        assert diff.mean() <= 0.002 and diff.max() <= 0.1
 
 
 def test_occurrence_flips_are_counted(model_and_data):
@@ -33,4 +33,4 @@ def test_occurrence_flips_are_counted(model_and_data):
     flips = occurrence_flips(model, data, autocast="bf16", device="cpu")
     for layer, v in flips.items():
         assert v["total"] == len(data) * {"conv1": 8 * 64, "conv2": 16 * 64}[layer]
-        assert 0 <= v["fraction"] < 0.02
+        assert 0 <= v["fraction"] < 0.005  # measured: 0.02% (conv1), 0.04% (conv2) under bf16
