@@ -1,0 +1,80 @@
+"""Every edit kind through the Edit & retrain page, on the paper's MNIST model and on resnet18."""
+
+import time
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from aomcore import build_model, save_state_dict
+from tests.conftest import REPO
+
+KINDS = [("Remove kernels", "kernels", [0, 1, 2]), ("Re-initialise kernels", "kernels", [4]),
+         ("Widen", "n", 4), ("Insert a layer after", None, None)]
+
+
+def _run_edit(at, layer, kind, field, value):
+    at.switch_page("pages/edit_retrain.py").run()
+    assert not at.exception, at.exception
+    at.selectbox[0].set_value(layer).run()
+    at.radio[0].set_value(kind).run()
+    if field == "kernels":
+        at.multiselect[0].set_value(value).run()
+    elif field == "n":
+        at.number_input[0].set_value(value).run()
+    epochs = [w for w in at.number_input if w.label == "Epochs"][0]
+    epochs.set_value(1).run()
+    at.button[0].click().run()
+    ws = at.session_state["workspace"]
+    deadline = time.time() + 300
+    while ws.job.status == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    assert ws.job.status == "done", ws.job.error
+    at.run()
+    assert not at.exception, at.exception
+    return ws.history.current
+
+
+def _expected(kernels_before, kind, value):
+    return {"Remove kernels": kernels_before - 3, "Re-initialise kernels": kernels_before,
+            "Widen": kernels_before + 4, "Insert a layer after": kernels_before}[kind]
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("kind,field,value", KINDS, ids=[k[0] for k in KINDS])
+def test_edit_kinds_on_the_paper_mnist_model(data_root, kind, field, value):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
+    at.run()
+    at.selectbox(key="dataset_kind").set_value("mnist").run()
+    at.text_input(key="data_root").set_value(str(data_root)).run()
+    at.button(key="use_dataset").click().run()
+    at.button(key="train").click().run()
+    assert not at.exception, at.exception
+    ws = at.session_state["workspace"]
+    assert ws.model.arch == "zoo:paper_mnist"
+    version = _run_edit(at, "conv2", kind, field, value)
+    assert version.metrics["kernels"]["conv2"] == _expected(16, kind, value)
+    assert version.metrics["accuracy"] > 0.95
+    if kind == "Insert a layer after":
+        assert version.metrics["kernels"]["conv2_ins"] == 16
+
+
+@pytest.mark.parametrize("kind,field,value", KINDS, ids=[k[0] for k in KINDS])
+def test_edit_kinds_on_resnet18(tmp_path, kind, field, value):
+    torch.manual_seed(0)
+    weights = save_state_dict(build_model("torchvision:resnet18", 10, (3, 32, 32)), tmp_path / "r.safetensors")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
+    at.run()
+    at.number_input(key="prep_channels").set_value(3).run()
+    at.number_input(key="prep_resize").set_value(32).run()
+    at.button(key="use_dataset").click().run()
+    at.radio(key="model_source").set_value("Load weights").run()
+    at.text_input(key="arch").set_value("torchvision:resnet18").run()
+    at.file_uploader(key="weights_upload").set_value((weights.name, weights.read_bytes(), "application/octet-stream"))
+    at.run()
+    at.button(key="load_weights").click().run()
+    assert not at.exception and not at.error, at.error
+    version = _run_edit(at, "layer2.0.conv1", kind, field, value)
+    assert version.metrics["kernels"]["layer2.0.conv1"] == _expected(128, kind, value)
+    if kind == "Insert a layer after":
+        assert version.metrics["kernels"]["layer2.0.bn1.conv"] == 128
