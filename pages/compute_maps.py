@@ -7,15 +7,13 @@ import torch
 
 import aomcore
 from ui import cached, views
-from ui.state import reported, workspace
+from ui.state import reported, require_model, workspace
 
 ws = workspace()
 st.title("Compute maps")
 st.caption("Activation occurrence maps (eq. 1), ODM (eq. 2), CSM (eq. 3) and kernel selectivity (eq. 4) of "
            "Garcia et al. 2019, from one pass over the data. Results are cached on disk by the weights' digest.")
-if ws.model is None:
-    st.info("Load or train a model on **Model & data** first.")
-    st.stop()
+require_model(ws)
 
 train_set = ws.split("train")
 every = cached.layer_table(ws.model.digest, train_set.input_shape, True, ws.model)

@@ -7,15 +7,13 @@ import torch
 import aomcore
 from ui import views
 from ui.jobs import RetrainJob
-from ui.state import reported, workspace
+from ui.state import reported, require_model, workspace
 
 ws = workspace()
 st.title("Edit & retrain")
 st.caption("The paper's loop (Fig. 1): edit a layer — drop redundant or dead kernels (Task 1), widen a too-small "
            "layer (Task 2), add a layer to a too-shallow model (Task 3) — retrain, compare, undo if accuracy drops.")
-if ws.model is None:
-    st.info("Load or train a model on **Model & data** first.")
-    st.stop()
+require_model(ws)
 
 history = ws.versions()
 job: RetrainJob | None = ws.job

@@ -6,17 +6,14 @@ import streamlit as st
 
 import aomcore
 from ui import cached, views
-from ui.state import workspace
+from ui.state import require_maps, workspace
 
 ws = workspace()
 st.title("Select kernels")
 st.caption("The paper's Task 1 (Sec. V-A): drop dead and redundant kernels, keeping from each group of similar "
            "kernels the one with the highest selectivity s(k) (eq. 4). Your keep/drop choice is kept for the "
            "editing step.")
-if not ws.maps:
-    st.info("No maps yet: compute them on **Compute maps**.")
-    st.page_link("pages/compute_maps.py", label="Compute maps", icon=":material/calculate:")
-    st.stop()
+require_maps(ws)
 
 c1, c2 = st.columns([1, 2])
 layer = c1.selectbox("Layer", list(ws.maps))

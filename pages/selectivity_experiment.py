@@ -6,7 +6,7 @@ import torch
 
 import aomcore
 from ui import cached, views
-from ui.state import reported, workspace
+from ui.state import reported, require_model, workspace
 
 ws = workspace()
 st.title("Selectivity experiment")
@@ -14,9 +14,7 @@ st.caption("Does kernel selectivity capture what matters? For each class c, kern
            "are *selective*. On the test images of c we silence (zero the activation of) the non-selective "
            "kernels — **selective kept** — or the selective ones — **selective removed** — and compare with "
            "**all kernels**. Maps come from the train split, accuracies from the test split (as the paper).")
-if ws.model is None:
-    st.info("Load or train a model on **Model & data** first.")
-    st.stop()
+require_model(ws)
 
 train_set, test_set = ws.split("train"), ws.split("test")
 rows = cached.layer_table(ws.model.digest, train_set.input_shape, False, ws.model)

@@ -6,15 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from ui import cached, views
-from ui.state import workspace
+from ui.state import require_model, workspace
 
 ws = workspace()
 st.title("Versions")
 st.caption("v0 is the model as loaded; each edit + retrain on **Edit & retrain** adds a version. Revert to any "
            "version to undo; maps are recomputed on the current version's weights.")
-if ws.model is None:
-    st.info("Load or train a model on **Model & data** first.")
-    st.stop()
+require_model(ws)
 
 history = ws.versions()
 rows = pd.DataFrame(history.rows())

@@ -126,3 +126,20 @@ def reported() -> Iterator[None]:
         yield
     except aomcore.InputError as exc:
         st.error(str(exc), icon=":material/error:")
+
+
+def require_model(ws: Workspace) -> None:
+    """The empty state of pages that need a model: say what to do first, then stop the page."""
+    if ws.model is None:
+        st.info("Load or train a model on **Model & data** first.")
+        st.page_link("pages/model_data.py", label="Model & data", icon=":material/database:")
+        st.stop()
+
+
+def require_maps(ws: Workspace) -> None:
+    """The empty state of pages that need maps."""
+    require_model(ws)
+    if not ws.maps:
+        st.info("No maps yet: compute them on **Compute maps**.")
+        st.page_link("pages/compute_maps.py", label="Compute maps", icon=":material/calculate:")
+        st.stop()
