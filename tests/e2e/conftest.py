@@ -80,8 +80,17 @@ def browser():
 
 
 def wait_idle(page, timeout=120_000):
-    """Wait until the script has finished running (and no spinner remains)."""
-    page.wait_for_timeout(300)
+    """Wait until the script run that the last action started has finished.
+
+    A rerun may take a moment to start: wait briefly for the "running" state first, so an
+    earlier "notRunning" is not mistaken for the end of this run.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=1500)
+    except PlaywrightTimeout:
+        pass  # the run was quick, or there was none
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
     page.wait_for_timeout(300)
 

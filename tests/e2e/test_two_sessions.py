@@ -41,8 +41,10 @@ def _upload(page, arch, weights, channels=None, resize=None):
     box.press("Enter")
     wait_idle(page)
     page.get_by_test_id("stFileUploaderDropzoneInput").last.set_input_files(str(weights))
+    page.get_by_text(weights.name).first.wait_for()
     wait_idle(page)
     page.get_by_role("button", name="Load", exact=True).click()
+    page.locator('[data-testid="stSidebar"]').get_by_text(weights.name).wait_for(timeout=120_000)
     wait_idle(page, timeout=120_000)
     assert page.locator('[data-testid="stException"]').count() == 0
 
