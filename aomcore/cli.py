@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.0, help="an activation occurs when > this (default 0)")
     p.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="forward pass under autocast (GPU speed)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    p.add_argument("--max-resolution", type=int, default=None,
+                   help="pool maps larger than N×N into N×N cells while counting (huge layers)")
     p.add_argument("--out", required=True, help="output .npz")
 
     p = sub.add_parser("selectivity-experiment",
@@ -248,13 +250,15 @@ def _cmd_maps(args) -> int:
     if run is None:
         maps, hit = cached_maps(loaded, dataset, layers, args.threshold, args.batch_size or 256, device,
                                 DiskCache(args.cache_dir), progress=_progress_printer("maps"),
-                                autocast=args.amp, channels_last=args.channels_last)
+                                autocast=args.amp, channels_last=args.channels_last,
+                                max_resolution=args.max_resolution)
     else:  # torchrun: this rank's shard, counts summed over ranks, rank 0 writes
         try:
             progress = _progress_printer(f"maps (rank 0 of {run.world})") if run.is_main else None
             maps = compute_maps(loaded.model, dataset, layers, args.threshold, args.batch_size or 256, run.device,
                                 progress=progress, indices=run.shard(len(dataset)), reduce=run.reduce,
-                                autocast=args.amp, channels_last=args.channels_last)
+                                autocast=args.amp, channels_last=args.channels_last,
+                                max_resolution=args.max_resolution)
         finally:
             run.close()
         hit = False

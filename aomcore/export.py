@@ -12,6 +12,7 @@ key                shape               dtype    meaning
 ``L/order``        (K,)                int64    kernel display order (clustering)
 ``L/groups``       (K,)                int64    kernel group at the default cut
 ``L/counts``       (K, C, H, W)        int64    positive-activation counts
+``L/cell_area``    (H, W)              int64    positions per cell (pooled maps only)
 =================  ==================  =======  =====================================
 
 plus ``class_sizes`` (C,) int64, ``classes`` (C,) str and ``meta``, a JSON string
@@ -61,6 +62,8 @@ def _arrays(maps: dict[str, LayerMaps], meta: dict) -> dict[str, np.ndarray]:
         arrays[f"{name}/order"] = ordering.order_
         arrays[f"{name}/groups"] = ordering.labels_
         arrays[f"{name}/counts"] = m.counts.astype(np.int64)
+        if m.cell_area is not None:
+            arrays[f"{name}/cell_area"] = m.cell_area.astype(np.int64)
         taps[name] = m.tap
     full_meta = {"threshold": first.threshold, "layers": list(maps), "taps": taps,
                  "versions": versions()} | meta
@@ -91,6 +94,7 @@ def load_maps_npz(path: str | Path) -> tuple[dict[str, LayerMaps], dict]:
         classes = [str(c) for c in npz["classes"]]
         sizes = npz["class_sizes"]
         maps = {name: LayerMaps(layer=name, tap=meta.get("taps", {}).get(name, name), counts=npz[f"{name}/counts"],
-                                class_sizes=sizes, classes=classes, threshold=float(meta.get("threshold", 0.0)))
+                                class_sizes=sizes, classes=classes, threshold=float(meta.get("threshold", 0.0)),
+                                cell_area=npz[f"{name}/cell_area"] if f"{name}/cell_area" in npz.files else None)
                 for name in meta["layers"]}
     return maps, meta

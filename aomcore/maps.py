@@ -59,6 +59,13 @@ class OccurrenceCounter:
         threshold, counting then uses ``sign(a)``, which is 1 exactly where ``a > 0``,
         summed in float32 (exact below 2**24 images per batch) — about 4× faster on a CPU
         than comparing and summing booleans.
+    max_resolution : int, optional
+        Pool maps larger than this many positions per side into at most
+        ``max_resolution × max_resolution`` cells as they are counted, so a huge layer
+        (e.g. 56×56 maps of 1000 classes) never needs its full-resolution counts. A cell's
+        count is the number of (image, position in the cell) pairs that occur — still an
+        integer — and :attr:`cell_area_` says how many positions each cell holds, so the
+        AOM of a cell is the mean occurrence over its positions.
 
     Attributes
     ----------
@@ -68,12 +75,20 @@ class OccurrenceCounter:
     class_sizes_ : torch.Tensor
         (C,) int64: images seen per class.
     map_shape_ : (K, H, W)
+        Shape of the counted maps (after pooling).
+    cell_area_ : ndarray, (H, W) int64 or None
+        Positions per cell when pooled, else None.
     """
 
-    def __init__(self, num_classes: int, threshold: float = 0.0, nonnegative: bool = False):
+    def __init__(self, num_classes: int, threshold: float = 0.0, nonnegative: bool = False,
+                 max_resolution: int | None = None):
         self.num_classes = num_classes
         self.threshold = threshold
         self.nonnegative = nonnegative
+        self.max_resolution = max_resolution
+        self.cell_area_: np.ndarray | None = None
+        self._pool: tuple | None = None
+        self._raw_shape: tuple[int, int, int] | None = None
         self._scratch: torch.Tensor | None = None
         self.counts_: torch.Tensor | None = None
         self.class_sizes_: torch.Tensor | None = None
@@ -94,11 +109,20 @@ class OccurrenceCounter:
                              found=f"shape {tuple(activations.shape)}")
         if self.counts_ is None:
             k, h, w = shape
+            self._raw_shape = shape
+            s = self.max_resolution
+            if s is not None and (h > s or w > s):
+                sh, sw = min(h, s), min(w, s)
+                rows = torch.arange(h, device=activations.device) * sh // h  # cell of each row
+                cols = torch.arange(w, device=activations.device) * sw // w
+                self._pool = (sh, sw, rows, cols)
+                self.cell_area_ = np.outer(np.bincount(rows.cpu().numpy()), np.bincount(cols.cpu().numpy()))
+                h, w = sh, sw
             self.map_shape_ = (k, h, w)
             self.counts_ = torch.zeros((self.num_classes, k * h * w), dtype=torch.int64, device=activations.device)
             self.class_sizes_ = torch.zeros(self.num_classes, dtype=torch.int64, device=activations.device)
-        elif shape != self.map_shape_:
-            raise InputError("layer output changed shape between batches", expected=str(self.map_shape_),
+        elif shape != self._raw_shape:
+            raise InputError("layer output changed shape between batches", expected=str(self._raw_shape),
                              found=str(shape))
         return activations.reshape(activations.shape[0], -1)  # (B, K·P)
 
@@ -112,6 +136,17 @@ class OccurrenceCounter:
             signs = torch.sign(flat, out=self._scratch[: flat.shape[0]])
             return signs.sum(0, dtype=torch.float32).to(torch.int64)
         return (flat > self.threshold).sum(0)
+
+    def _pooled(self, counts: torch.Tensor) -> torch.Tensor:
+        """Sum counts (..., K·H·W) over each cell → (..., K·h·w); identity without pooling."""
+        if self._pool is None:
+            return counts
+        sh, sw, rows, cols = self._pool
+        k, h, w = self._raw_shape
+        x = counts.reshape(*counts.shape[:-1], k, h, w)
+        x = torch.zeros((*x.shape[:-2], sh, w), dtype=x.dtype, device=x.device).index_add_(x.ndim - 2, rows, x)
+        x = torch.zeros((*x.shape[:-1], sw), dtype=x.dtype, device=x.device).index_add_(x.ndim - 1, cols, x)
+        return x.reshape(*counts.shape[:-1], -1)
 
     def update(self, activations: torch.Tensor, labels: torch.Tensor,
                segments: list[tuple[int, int, int]] | None = None) -> OccurrenceCounter:
@@ -131,7 +166,7 @@ class OccurrenceCounter:
         flat = self._prepare(activations)
         if segments is not None:
             for c, start, stop in segments:
-                self.counts_[c] += self._count(flat[start:stop])
+                self.counts_[c] += self._pooled(self._count(flat[start:stop]))
                 self.class_sizes_[c] += stop - start
             return self
         b = flat.shape[0]
@@ -139,7 +174,7 @@ class OccurrenceCounter:
         onehot = torch.zeros((self.num_classes, b), dtype=torch.float32, device=flat.device)
         onehot.scatter_(0, labels.view(1, b), 1.0)  # (C, B)
         # Each entry of the product is at most B < 2**24, so float32 holds it exactly.
-        self.counts_ += (onehot @ occurs).to(torch.int64)  # (C, K·P)
+        self.counts_ += self._pooled((onehot @ occurs).to(torch.int64))  # (C, K·P)
         self.class_sizes_ += onehot.sum(dim=1).to(torch.int64)
         return self
 
@@ -174,16 +209,23 @@ def _check_classes(class_sizes: np.ndarray, classes: list[str] | None = None) ->
                          found=f"no images of class {', '.join(map(repr, names))}")
 
 
-def aom(counts: np.ndarray, class_sizes: np.ndarray) -> np.ndarray:
+def aom(counts: np.ndarray, class_sizes: np.ndarray, cell_area: np.ndarray | None = None,
+        dtype=np.float64) -> np.ndarray:
     """Activation occurrence maps, eq. 1 of Garcia et al. 2019.
 
     ``M[k, c, i, j] = counts[k, c, i, j] / |D^c|``: the fraction of class-c images whose
-    activation of kernel k at position (i, j) is above the threshold.
+    activation of kernel k at position (i, j) is above the threshold. For pooled maps,
+    also divided by the cell's area: the mean of eq. 1 over the cell's positions.
 
     Parameters
     ----------
     counts : ndarray, (K, C, H, W) int64
     class_sizes : ndarray, (C,) int64
+    cell_area : ndarray, (H, W) int64, optional
+        Positions per cell of pooled counts (see :class:`OccurrenceCounter`).
+    dtype : numpy dtype, default float64
+        float32 halves the memory of large AOMs; counts below 2**24 per cell divide
+        to within 6e-8 relative.
 
     Returns
     -------
@@ -196,7 +238,10 @@ def aom(counts: np.ndarray, class_sizes: np.ndarray) -> np.ndarray:
     """
     class_sizes = np.asarray(class_sizes)
     _check_classes(class_sizes)
-    return np.asarray(counts, dtype=np.float64) / class_sizes[None, :, None, None]
+    denominator = class_sizes[None, :, None, None].astype(dtype)
+    if cell_area is not None:
+        denominator = denominator * np.asarray(cell_area, dtype=dtype)[None, None]
+    return np.asarray(counts, dtype=dtype) / denominator
 
 
 def odm(aom_: np.ndarray, chunk: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
@@ -328,6 +373,8 @@ class LayerMaps:
     class_sizes : ndarray, (C,) int64
     classes : list of str
     threshold : float
+    cell_area : ndarray, (H, W) int64 or None
+        Positions per cell when the maps were pooled while counting.
     """
 
     layer: str
@@ -336,6 +383,7 @@ class LayerMaps:
     class_sizes: np.ndarray
     classes: list[str]
     threshold: float = 0.0
+    cell_area: np.ndarray | None = None
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -349,7 +397,7 @@ class LayerMaps:
     @property
     def aom(self) -> np.ndarray:
         """(K, C, H, W) float64, eq. 1."""
-        return self._get("aom", lambda: aom(self.counts, self.class_sizes))
+        return self._get("aom", lambda: aom(self.counts, self.class_sizes, self.cell_area))
 
     @property
     def odm(self) -> np.ndarray:
@@ -403,7 +451,8 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
                  progress: Callable[[int, int], None] | None = None,
                  indices: torch.Tensor | None = None,
                  reduce: Callable[[OccurrenceCounter], None] | None = None,
-                 autocast: str | None = None, channels_last: bool = False) -> dict[str, LayerMaps]:
+                 autocast: str | None = None, channels_last: bool = False,
+                 max_resolution: int | None = None) -> dict[str, LayerMaps]:
     """Count activation occurrences of several layers in one forward pass (eq. 1 inputs).
 
     Parameters
@@ -432,6 +481,9 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
     channels_last : bool, default False
         Use the channels-last memory format for the model and the inputs (faster convs on
         tensor cores).
+    max_resolution : int, optional
+        Pool larger maps into at most this many cells per side while counting (see
+        :class:`OccurrenceCounter`); memory then stays O(K·C·max_resolution²).
 
     Returns
     -------
@@ -458,7 +510,8 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
     chosen: list[LayerInfo] = resolve_layers(list_layers(model, dataset.input_shape, device, include_all=True), layers)
     modules = dict(model.named_modules())
     counters = {layer.tap: OccurrenceCounter(dataset.num_classes, threshold,
-                                             nonnegative=isinstance(modules[layer.tap], _NONNEGATIVE))
+                                             nonnegative=isinstance(modules[layer.tap], _NONNEGATIVE),
+                                             max_resolution=max_resolution)
                 for layer in chosen}
     current: dict = {}
 
@@ -502,5 +555,6 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
     for layer in chosen:
         counts, sizes = counters[layer.tap].result()
         results[layer.name] = LayerMaps(layer=layer.name, tap=layer.tap, counts=counts, class_sizes=sizes,
-                                        classes=list(dataset.classes), threshold=threshold)
+                                        classes=list(dataset.classes), threshold=threshold,
+                                        cell_area=counters[layer.tap].cell_area_)
     return results

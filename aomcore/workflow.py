@@ -104,18 +104,20 @@ def pretrained_zoo_model(arch: str, train_set: ImageDataset, config: TrainConfig
 
 
 def maps_key(digest: str, dataset: ImageDataset, layers: list[str] | None, threshold: float,
-             autocast: str | None = None) -> str:
+             autocast: str | None = None, max_resolution: int | None = None) -> str:
     """Cache key of a maps computation (weights digest, dataset identity, layers, threshold, precision)."""
     return DiskCache.key(kind="maps", model=digest, dataset=dataset.identity(),
                          layers=list(layers) if layers else None, threshold=float(threshold),
-                         **({"autocast": autocast} if autocast else {}))
+                         **({"autocast": autocast} if autocast else {}),
+                         **({"max_resolution": max_resolution} if max_resolution else {}))
 
 
 def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | None = None,
                 threshold: float = 0.0, batch_size: int = 256, device: str | torch.device = "auto",
                 cache: DiskCache | None = None,
                 progress: Callable[[int, int], None] | None = None,
-                autocast: str | None = None, channels_last: bool = False) -> tuple[dict[str, LayerMaps], bool]:
+                autocast: str | None = None, channels_last: bool = False,
+                max_resolution: int | None = None) -> tuple[dict[str, LayerMaps], bool]:
     """:func:`~aomcore.maps.compute_maps` behind the disk cache.
 
     Returns
@@ -123,7 +125,7 @@ def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | 
     (maps, from_cache) : dict of layer name to LayerMaps, and whether it was a cache hit.
     """
     cache = cache or DiskCache()
-    key = maps_key(loaded.digest, dataset, layers, threshold, autocast)
+    key = maps_key(loaded.digest, dataset, layers, threshold, autocast, max_resolution)
     arrays = cache.load_arrays("maps", key)
     if arrays is not None:
         try:
@@ -131,7 +133,8 @@ def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | 
         except (KeyError, ValueError, InputError):
             cache.path("maps", key, ".npz").unlink(missing_ok=True)
     maps = compute_maps(loaded.model, dataset, layers, threshold=threshold, batch_size=batch_size,
-                        device=device, progress=progress, autocast=autocast, channels_last=channels_last)
+                        device=device, progress=progress, autocast=autocast, channels_last=channels_last,
+                        max_resolution=max_resolution)
     cache.save_arrays("maps", key, _maps_to_arrays(maps))
     return maps, False
 
@@ -143,6 +146,8 @@ def _maps_to_arrays(maps: dict[str, LayerMaps]) -> dict[str, np.ndarray]:
     for name, m in maps.items():
         arrays[f"{name}/counts"] = m.counts
         arrays[f"{name}/tap"] = np.array(m.tap)
+        if m.cell_area is not None:
+            arrays[f"{name}/cell_area"] = m.cell_area
     return arrays
 
 
@@ -150,7 +155,7 @@ def _maps_from_arrays(arrays: dict[str, np.ndarray]) -> dict[str, LayerMaps]:
     classes = [str(c) for c in arrays["classes"]]
     return {str(name): LayerMaps(layer=str(name), tap=str(arrays[f"{name}/tap"]), counts=arrays[f"{name}/counts"],
                                  class_sizes=arrays["class_sizes"], classes=classes,
-                                 threshold=float(arrays["threshold"]))
+                                 threshold=float(arrays["threshold"]), cell_area=arrays.get(f"{name}/cell_area"))
             for name in arrays["layers"]}
 
 

@@ -60,3 +60,38 @@ def test_odm_large_path_matches_float64():
     exact = np.abs(m.reshape(300, 1, -1) - m.reshape(1, 300, -1)).mean(-1)
     np.testing.assert_allclose(fast, exact, atol=1e-6)
     assert np.array_equal(fast, fast.T) and np.all(np.diag(fast) == 0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pooling_while_counting_sums_cells_exactly(device):
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 2, 3, padding=1))
+    rng = np.random.default_rng(1)
+    ds = tiny_dataset(rng.random((30, 10, 7)).astype(np.float32), np.arange(30) % 3)
+    full = compute_maps(model, ds, ["0", "2"], device=device)
+    pooled = compute_maps(model, ds, ["0", "2"], device=device, max_resolution=4)
+    rows, cols = np.arange(10) * 4 // 10, np.arange(7) * 4 // 7
+    for layer in ("0", "2"):
+        p, f = pooled[layer], full[layer]
+        assert p.counts.shape == (f.counts.shape[0], 3, 4, 4)
+        expected = np.zeros_like(p.counts)
+        np.add.at(expected, (slice(None), slice(None), rows[:, None], cols[None, :]), f.counts)
+        np.testing.assert_array_equal(p.counts, expected)
+        np.testing.assert_array_equal(p.cell_area, np.outer(np.bincount(rows), np.bincount(cols)))
+        # a cell's AOM is the mean occurrence over its positions
+        cell = f.aom[:, :, rows == 0][:, :, :, cols == 0].mean(axis=(2, 3))
+        np.testing.assert_allclose(p.aom[:, :, 0, 0], cell, atol=1e-12)
+    assert compute_maps(model, ds, ["0"], max_resolution=16)["0"].cell_area is None  # already small enough
+
+
+def test_pooled_maps_roundtrip_through_npz(tmp_path):
+    from aomcore import load_maps_npz, save_maps_npz
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU())
+    ds = tiny_dataset(np.random.default_rng(0).random((12, 9, 9)).astype(np.float32), np.arange(12) % 2)
+    maps = compute_maps(model, ds, ["0"], max_resolution=3)
+    save_maps_npz(tmp_path / "m.npz", maps, {})
+    again, _ = load_maps_npz(tmp_path / "m.npz")
+    np.testing.assert_array_equal(again["0"].aom, maps["0"].aom)
+    assert again["0"].aom.max() <= 1.0
