@@ -37,7 +37,8 @@ if kind in ("Remove kernels", "Re-initialise kernels"):
                    f"keep {kernels[layer] - len(default)}.")
     else:
         st.caption("Tip: compute maps and choose the kernels to keep on **Select kernels**; they pre-fill here.")
-    chosen = st.multiselect("Kernels", list(range(kernels[layer])), default=default, format_func=lambda k: f"k{k}")
+    label = "Kernels to remove" if kind == "Remove kernels" else "Kernels to re-initialise"
+    chosen = st.multiselect(label, list(range(kernels[layer])), default=default, format_func=lambda k: f"k{k}")
     if chosen:
         edit = aomcore.Edit("remove" if kind == "Remove kernels" else "reinit", layer, tuple(chosen))
 elif kind == "Widen":
