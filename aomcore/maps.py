@@ -178,12 +178,6 @@ class OccurrenceCounter:
         self.class_sizes_ += onehot.sum(dim=1).to(torch.int64)
         return self
 
-    def merge_(self, counts: torch.Tensor, class_sizes: torch.Tensor) -> OccurrenceCounter:
-        """Add counts gathered elsewhere (another shard), in place; shapes must match."""
-        self.counts_ += counts.to(self.counts_.device)
-        self.class_sizes_ += class_sizes.to(self.class_sizes_.device)
-        return self
-
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """Counts (K, C, H, W) int64 and class sizes (C,) int64, as NumPy arrays."""
         if self.counts_ is None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import streamlit as st
 
 import aomcore
@@ -90,10 +89,6 @@ def maps_npz(maps_key: str, meta_json: str, _maps: dict) -> bytes:
     import json
 
     return aomcore.maps_npz_bytes(_maps, json.loads(meta_json))
-
-
-def colorbar(name: str, lo: float, hi: float) -> np.ndarray:
-    return np.asarray(aomcore.colorbar_image(name, lo, hi))
 
 
 @st.cache_data(max_entries=8, show_spinner="Exporting with torch.export…")
