@@ -44,8 +44,9 @@ with st.sidebar:
             st.caption(f"**Retraining** · {done:.0%} (Edit & retrain)")
         if ws.maps:
             info = ws.maps_info
-            st.caption(f"**Maps** · {', '.join(ws.maps)} · {info.get('split')} split · "
-                       f"threshold {info.get('threshold')}")
+            names = list(ws.maps)
+            shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            st.caption(f"**Maps** · {shown} · {info.get('split')} split · threshold {info.get('threshold')}")
         else:
             st.caption("**Maps** · not computed yet")
 

@@ -86,8 +86,9 @@ def pretrained_zoo_model(arch: str, train_set: ImageDataset, config: TrainConfig
     cache = cache or DiskCache()
     config = config or TrainConfig()
     key = DiskCache.key(arch=arch, dataset=train_set.identity(), config=config.__dict__, seed=config.seed)
-    torch.manual_seed(config.seed)
-    model = build_model(arch, train_set.num_classes, train_set.input_shape)
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the process's RNG (shared servers)
+        torch.manual_seed(config.seed)
+        model = build_model(arch, train_set.num_classes, train_set.input_shape)
     source = f"trained here: {config.epochs} epoch(s) on {train_set.name} {train_set.split}"
     path = cache.lookup("models", key, ".safetensors")
     if path is not None:

@@ -5,7 +5,7 @@ import streamlit as st
 import torch
 
 import aomcore
-from ui import views
+from ui import cached, views
 from ui.jobs import RetrainJob
 from ui.state import reported, require_model, workspace
 
@@ -59,7 +59,7 @@ with st.expander("Retraining", expanded=False):
 
 if edit is not None:
     with reported():
-        p = aomcore.preview_edit(current.model, edit, shape)
+        p = cached.edit_preview(current.digest, edit.to_dict(), shape, current.model)
         b, a = p["before"], p["after"]
         m1, m2, m3 = st.columns(3)
         m1.metric(f"Kernels in {layer}", f"{b['kernels'][layer]} → {a['kernels'].get(layer, '—')}")

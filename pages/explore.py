@@ -24,12 +24,18 @@ st.caption(f"{k} kernels × {len(m.classes)} classes × {m.counts.shape[2]}×{m.
 small = m.aom.size <= views.MAX_CHART_CELLS
 
 aom_tab, odm_tab, csm_tab, inspect_tab = st.tabs(["AOM", "ODM", "CSM", "Inspect a kernel"])
-with aom_tab:
-    st.caption("Fraction of each class's images whose activation at each position is > threshold (eq. 1). "
-               "Colour: 0 (dark purple) → 1 (yellow).")
-    st.image(v["aom_image"], width="content")
-    if small and st.toggle("Hover values (interactive grid)", key="aom_hover"):
-        st.altair_chart(views.grid_chart(m.aom, v["order"], m.classes, "occurrence"))
+GRIDS = [
+    (aom_tab, "aom", "occurrence", "Fraction of each class's images whose activation at each position is > threshold "
+     "(eq. 1). Colour: 0 (dark purple) → 1 (yellow)."),
+    (csm_tab, "csm", "selectivity", "Class selectivity (eq. 3): cyan → purple where the position fires more for this "
+     "class than for the others (0 → 1), yellow → red where it fires less (0 → −1)."),
+]
+for tab, which, colormap, caption in GRIDS:
+    with tab:
+        st.caption(caption)
+        st.image(v[f"{which}_image"], width="content")
+        if small and st.toggle("Hover values (interactive grid)", key=f"{which}_hover"):
+            st.altair_chart(views.grid_chart(getattr(m, which), v["order"], m.classes, colormap))
 with odm_tab:
     st.caption("Mean absolute difference between two kernels' AOMs (eq. 2), same order as the grid: "
                "blue = similar kernels (candidates for redundancy), red = different.")
@@ -37,12 +43,6 @@ with odm_tab:
         st.altair_chart(views.odm_heatmap(m.odm, v["order"]))
     else:
         st.image(v["odm_image"], width="content")
-with csm_tab:
-    st.caption("Class selectivity (eq. 3): cyan → purple where the position fires more for this class than for "
-               "the others (0 → 1), yellow → red where it fires less (0 → −1).")
-    st.image(v["csm_image"], width="content")
-    if small and st.toggle("Hover values (interactive grid)", key="csm_hover"):
-        st.altair_chart(views.grid_chart(m.csm, v["order"], m.classes, "selectivity"))
 with inspect_tab:
     measure = st.radio("Cell value", ["mean occurrence", "mean selectivity"], horizontal=True)
     values, name = ((v["mean_occurrence"], "occurrence") if measure == "mean occurrence"

@@ -39,8 +39,8 @@ st.subheader(f"Download v{chosen}")
 edits = json.dumps({"arch": ws.model.arch, "edits": [e.to_dict() for e in version.edits],
                     "digest": version.digest, "metrics": version.metrics}, indent=2)
 d1, d2, d3, d4 = st.columns(4)
-d1.download_button("state_dict (.pt)", views.state_dict_bytes(version.model, "pt"), f"v{chosen}.pt")
-d2.download_button("state_dict (.safetensors)", views.state_dict_bytes(version.model, "safetensors"),
+d1.download_button("state_dict (.pt)", cached.state_dict_bytes(version.digest, "pt", version.model), f"v{chosen}.pt")
+d2.download_button("state_dict (.safetensors)", cached.state_dict_bytes(version.digest, "safetensors", version.model),
                    f"v{chosen}.safetensors")
 d3.download_button("Edit list (JSON)", edits, f"v{chosen}_edits.json", "application/json")
 if d4.button("Prepare torch.export program"):

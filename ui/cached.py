@@ -95,3 +95,17 @@ def maps_npz(maps_key: str, meta_json: str, _maps: dict) -> bytes:
 def export_program(digest: str, input_shape: tuple, _model) -> bytes:
     """``torch.export`` program of a version, keyed by its weights' digest."""
     return aomcore.export_program(_model, input_shape)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def edit_preview(digest: str, edit: dict, input_shape: tuple, _model) -> dict:
+    """Kernels, parameters and FLOPs before/after an edit, keyed by the weights' digest and the edit."""
+    return aomcore.preview_edit(_model, aomcore.Edit.from_dict(edit), input_shape)
+
+
+@st.cache_data(max_entries=4, show_spinner="Serialising the weights…")
+def state_dict_bytes(digest: str, fmt: str, _model) -> bytes:
+    """A version's state_dict as ``.pt`` or ``.safetensors`` bytes, keyed by its digest."""
+    from ui.views import state_dict_bytes as to_bytes
+
+    return to_bytes(_model, fmt)

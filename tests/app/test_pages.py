@@ -47,11 +47,10 @@ def test_compute_explore_select_walk():
     assert not at.exception and "16 kernels" in _texts(at)
     at.switch_page("pages/select_kernels.py").run()
     assert not at.exception, at.exception
-    table = at.dataframe[0].value if at.dataframe else None
     assert "Kernels kept in conv1" in at.metric[-1].label
+    assert sorted(at.dataframe[0].value["kernel"]) == list(range(8))  # one ranked row per kernel
     kept = int(at.metric[-1].value.split(" of ")[0])
     assert 1 <= kept <= 8
-    del table
 
 
 def test_empty_states_say_what_to_do_first():
