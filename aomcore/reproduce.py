@@ -48,14 +48,20 @@ def choose_kernels(selectivity: np.ndarray, odm: np.ndarray, aom: np.ndarray, n_
 
 def reproduce_mnist(train_set: ImageDataset, test_set: ImageDataset, layers=("conv1", "conv2"),
                     groups_fraction: float = 1 / 3, device="auto", cache: DiskCache | None = None,
-                    log: Callable[[str], None] = print) -> list[dict]:
-    """Run the experiment; returns one result row per step (baseline first)."""
+                    log: Callable[[str], None] = print,
+                    on_version: Callable[[Version, int | None], int] | None = None) -> list[dict]:
+    """Run the experiment; returns one result row per step (baseline first).
+
+    ``on_version(version, parent_id)``, when given, is called with each step's version
+    (baseline first) and returns the id it was recorded under (e.g. in a workspace).
+    """
     config = TrainConfig()
     start = time.perf_counter()
     loaded = pretrained_zoo_model("zoo:paper_mnist", train_set, config, device=device, cache=cache)
     version: Version = initial_version(loaded.model, test_set, device, note="paper_mnist, 1 epoch")
     log(f"baseline: test accuracy {version.metrics['accuracy']:.2%} ({time.perf_counter() - start:.0f}s)")
     rows = [_row("baseline", None, None, version, list(range(16)), time.perf_counter() - start)]
+    recorded = on_version(version, None) if on_version else None
     for layer in layers:
         t0 = time.perf_counter()
         maps = compute_maps(version.model, train_set, [layer], device=device)[layer]
@@ -66,6 +72,7 @@ def reproduce_mnist(train_set: ImageDataset, test_set: ImageDataset, layers=("co
         version = edit_and_retrain(version, Edit("remove", layer, drop), version.id + 1, train_set, test_set,
                                    freeze="upto", config=config, device=device)
         rows.append(_row(layer, before, len(keep), version, keep, time.perf_counter() - t0))
+        recorded = on_version(version, recorded) if on_version else None
         log(f"{layer}: {before} → {len(keep)} kernels (kept {keep}), test accuracy "
             f"{version.metrics['accuracy']:.2%} ({time.perf_counter() - t0:.0f}s)")
     return rows

@@ -140,6 +140,20 @@ def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | 
     return maps, False
 
 
+def _maps_from_cache(cache: DiskCache, key: str) -> dict[str, LayerMaps]:
+    """Maps stored under ``key`` by :func:`cached_maps`.
+
+    Raises
+    ------
+    InputError
+        No intact entry under that key.
+    """
+    arrays = cache.load_arrays("maps", key)
+    if arrays is None:
+        raise InputError("maps not found", expected=f"an intact entry {key} in {cache.root}", found="none")
+    return _maps_from_arrays(arrays)
+
+
 def _maps_to_arrays(maps: dict[str, LayerMaps]) -> dict[str, np.ndarray]:
     first = next(iter(maps.values()))
     arrays = {"layers": np.array(list(maps), dtype=str), "classes": np.array(first.classes, dtype=str),
