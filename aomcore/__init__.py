@@ -61,7 +61,18 @@ from .versions import (
     measure,
     preview_edit,
 )
-from .workflow import LoadedModel, cached_experiment, cached_maps, load_model, maps_key, pretrained_zoo_model
+from .jobs import JobRunner, list_jobs, read_job, run_inline
+from .runs import list_runs, read_metrics, read_run, resolve_run, snapshot_schedule
+from .workflow import (
+    LoadedModel,
+    cached_experiment,
+    cached_maps,
+    load_cached_maps,
+    load_model,
+    maps_key,
+    pretrained_zoo_model,
+)
+from .workspace import Workspace, default_home, default_root, export_zip, import_zip, list_workspaces
 
 __all__ = [
     "DATASET_NAMES", "EDIT_KINDS", "FREEZE_MODES", "ZOO", "ZOO_FOR_DATASET", "aom", "apply_colormap",
@@ -69,7 +80,9 @@ __all__ = [
     "cached_maps", "Cancelled", "check_finite", "check_model_fits", "class_selectivity", "colorbar_image",
     "compute_maps", "csm", "default_cache_dir", "default_data_root", "default_n_groups", "default_train_config",
     "DiskCache", "Edit", "edit_and_retrain", "evaluate", "Evaluation", "export_program", "flops_per_image",
-    "forward_hooks", "frozen_modules", "get_module", "ImageDataset", "initial_version", "InputError",
+    "forward_hooks", "frozen_modules", "JobRunner", "list_jobs", "list_runs", "list_workspaces",
+    "load_cached_maps", "read_job", "read_metrics", "read_run", "resolve_run", "run_inline", "snapshot_schedule",
+    "Workspace", "default_home", "default_root", "export_zip", "import_zip", "get_module", "ImageDataset", "initial_version", "InputError",
     "kernel_flags", "KernelOrdering", "kernels_per_layer", "LayerInfo", "LayerMaps", "list_layers",
     "load_dataset", "load_edits", "load_maps_npz", "load_model", "load_state_dict", "LoadedModel",
     "map_grid_image", "maps_key", "maps_npz_bytes", "matrix_image", "measure", "OccurrenceCounter", "odm",

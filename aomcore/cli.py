@@ -23,7 +23,7 @@ from .reproduce import PAPER_MNIST, reproduce_mnist
 from .training import TrainConfig, check_model_fits, default_train_config, evaluate
 from .jobs import run_inline
 from .versions import FREEZE_MODES, edit_and_retrain, initial_version, measure
-from .workflow import (LoadedModel, _maps_from_cache, cached_experiment, cached_maps, load_model,
+from .workflow import (LoadedModel, load_cached_maps, cached_experiment, cached_maps, load_model,
                        pretrained_zoo_model)
 from .workspace import Workspace, export_zip, import_zip, list_workspaces
 
@@ -405,7 +405,7 @@ def _cmd_maps(args) -> int:
             final = run_inline(ws, "maps", {"version": vid, "layers": layers, "split": args.split,
                                             "threshold": args.threshold, "batch_size": args.batch_size or 256,
                                             "device": args.device}, echo=_job_printer("maps"))
-            maps = _maps_from_cache(ws.results_cache, final["result"]["key"])
+            maps = load_cached_maps(ws.results_cache, final["result"]["key"])
             hit = next(r for r in ws.results("maps") if r["key"] == final["result"]["key"])["from_cache"]
         else:
             maps, hit = cached_maps(loaded, dataset, layers, args.threshold, args.batch_size or 256, device,

@@ -39,6 +39,7 @@ import socket
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -265,7 +266,10 @@ class JobRunner:
         Seconds a cancelled job may take to stop before its worker is killed.
     """
 
+    _instances: weakref.WeakSet = weakref.WeakSet()
+
     def __init__(self, max_jobs: int | None = None, memory_gb: float | None = None, kill_after: float = 15.0):
+        JobRunner._instances.add(self)
         self.max_jobs = int(max_jobs or os.environ.get("AOMSCOPE_MAX_JOBS") or 1)
         mem = memory_gb if memory_gb is not None else os.environ.get("AOMSCOPE_JOB_MEMORY_GB")
         self.memory_gb = float(mem) if mem else None
@@ -378,9 +382,16 @@ class JobRunner:
             order = [jid for _, jid in sorted(waiting)]
             return order.index(job_id) + 1 if job_id in order else None
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = False) -> None:
+        """Stop taking jobs; queued ones are cancelled, running ones finish (or are killed at exit)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    @classmethod
+    def shutdown_all(cls) -> None:
+        """Shut every runner of this process down and wait for their workers (tests)."""
+        for runner in list(cls._instances):
+            runner.shutdown(wait=True)
 
 
 # --- the job kinds ------------------------------------------------------------------------

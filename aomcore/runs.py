@@ -155,7 +155,11 @@ def read_metrics(folder: str | os.PathLike) -> list[dict]:
 
 
 def list_runs(ws) -> list[dict]:
-    """Every run of a workspace (oldest first); a run whose job died shows as ``interrupted``."""
+    """The runs of a workspace (oldest first): finished ones and those whose job still runs.
+
+    A run whose job died (server restart, SIGKILL, out of memory) is left out: like a
+    cancelled or failed one, it made nothing.
+    """
     runs = []
     for folder in sorted(ws.runs_dir.iterdir()) if ws.runs_dir.is_dir() else []:
         if folder.is_dir() and (folder / "run.json").is_file():
@@ -167,9 +171,7 @@ def list_runs(ws) -> list[dict]:
         from .jobs import list_jobs
 
         live = {j["id"] for j in list_jobs(ws) if j["status"] in ("queued", "running")}
-        for r in runs:
-            if r.get("status") == "running" and r.get("job") not in live:
-                r["status"] = "interrupted"
+        runs = [r for r in runs if r.get("status") != "running" or r.get("job") in live]
     return runs
 
 

@@ -19,7 +19,8 @@ from .maps import LayerMaps, compute_maps
 from .models import apply_state_dict, build_model, load_state_dict, save_state_dict, weights_digest
 from .training import TrainConfig, train
 
-__all__ = ["LoadedModel", "cached_experiment", "cached_maps", "load_model", "maps_key", "pretrained_zoo_model"]
+__all__ = ["LoadedModel", "cached_experiment", "cached_maps", "load_cached_maps", "load_model", "maps_key",
+           "pretrained_zoo_model"]
 
 
 @dataclass
@@ -140,7 +141,7 @@ def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | 
     return maps, False
 
 
-def _maps_from_cache(cache: DiskCache, key: str) -> dict[str, LayerMaps]:
+def load_cached_maps(cache: DiskCache, key: str) -> dict[str, LayerMaps]:
     """Maps stored under ``key`` by :func:`cached_maps`.
 
     Raises
