@@ -17,13 +17,18 @@ from .export import load_maps_npz, maps_npz_bytes, save_maps_npz
 from .hooks import forward_hooks, get_module
 from .layers import LayerInfo, list_layers, resolve_layers
 from .maps import (
+    MULTI_CLASS_LEVEL,
     LayerMaps,
     OccurrenceCounter,
     aom,
+    class_difference,
     class_selectivity,
+    classes_per_kernel,
     compute_maps,
     csm,
     kernel_flags,
+    least_separated_pairs,
+    multi_class_share,
     odm,
     resolve_device,
     selectivity,
@@ -39,6 +44,7 @@ from .models import (
     weights_digest,
 )
 from .ordering import KernelOrdering, default_n_groups
+from .overview import layer_overview, suggest_keep
 from .render import apply_colormap, colorbar_image, map_grid_image, matrix_image
 from .training import (
     Cancelled,
@@ -66,14 +72,17 @@ from .workflow import LoadedModel, cached_experiment, cached_maps, load_model, m
 __all__ = [
     "DATASET_NAMES", "EDIT_KINDS", "FREEZE_MODES", "ZOO", "ZOO_FOR_DATASET", "aom", "apply_colormap",
     "apply_edit", "apply_edits", "apply_state_dict", "build_edited", "build_model", "cached_experiment",
-    "cached_maps", "Cancelled", "check_finite", "check_model_fits", "class_selectivity", "colorbar_image",
+    "cached_maps", "Cancelled", "check_finite", "check_model_fits", "class_difference", "class_selectivity",
+    "classes_per_kernel", "colorbar_image",
     "compute_maps", "csm", "default_cache_dir", "default_data_root", "default_n_groups", "default_train_config",
     "DiskCache", "Edit", "edit_and_retrain", "evaluate", "Evaluation", "export_program", "flops_per_image",
     "forward_hooks", "frozen_modules", "get_module", "ImageDataset", "initial_version", "InputError",
-    "kernel_flags", "KernelOrdering", "kernels_per_layer", "LayerInfo", "LayerMaps", "list_layers",
+    "kernel_flags", "KernelOrdering", "kernels_per_layer", "LayerInfo", "layer_overview", "LayerMaps",
+    "least_separated_pairs", "list_layers",
     "load_dataset", "load_edits", "load_maps_npz", "load_model", "load_state_dict", "LoadedModel",
-    "map_grid_image", "maps_key", "maps_npz_bytes", "matrix_image", "measure", "OccurrenceCounter", "odm",
+    "map_grid_image", "maps_key", "maps_npz_bytes", "matrix_image", "measure", "multi_class_share",
+    "MULTI_CLASS_LEVEL", "OccurrenceCounter", "odm",
     "parse_edit", "Preprocessing", "pretrained_zoo_model", "preview_edit", "resolve_device", "resolve_layers",
-    "save_maps_npz", "save_state_dict", "selectivity", "selectivity_experiment", "silenced",
+    "save_maps_npz", "save_state_dict", "selectivity", "selectivity_experiment", "silenced", "suggest_keep",
     "summarize_experiment", "train", "TrainConfig", "Version", "VersionHistory", "weights_digest",
 ]
