@@ -295,8 +295,8 @@ def _maps_for(args, loaded, all_maps: dict, meta: dict, names: list[str] | None)
                          found=f"{str(meta.get('model_digest'))[:12]} in {args.maps}")
     unknown = [n for n in names or [] if n not in all_maps]
     if unknown:
-        raise InputError(f"no layer {', '.join(map(repr, unknown))} in {args.maps}", expected=f"one of {list(all_maps)}",
-                         found=", ".join(unknown))
+        raise InputError(f"no layer {', '.join(map(repr, unknown))} in {args.maps}",
+                         expected=f"one of {list(all_maps)}", found=", ".join(unknown))
     return {n: all_maps[n] for n in names or all_maps}
 
 

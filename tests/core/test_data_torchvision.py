@@ -16,7 +16,7 @@ CIFAR_NORM = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
 
 def _ours(ds, index: torch.Tensor) -> torch.Tensor:
-    (x, _), = ds.batches(len(index), indices=index)
+    x, _ = next(ds.batches(len(index), indices=index))
     return x
 
 
