@@ -427,7 +427,8 @@ def classes_per_kernel(aom_: np.ndarray, level: float = MULTI_CLASS_LEVEL) -> np
     A class counts for kernel k when its mean occurrence over positions,
     ``avg_(i,j) M[k, c, i, j]``, exceeds ``level`` (strictly). Kernels with two or more
     such classes respond to "multiple classes", a signal that the model needs more
-    layers to tell those classes apart (Garcia et al. 2019, Sec. IV-A).
+    layers to tell those classes apart (Garcia et al. 2019, Sec. IV-A). For pooled maps
+    the mean runs over cells, as in :func:`kernel_flags`.
 
     Parameters
     ----------

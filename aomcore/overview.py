@@ -142,6 +142,11 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
     ``keep`` (:func:`suggest_keep` at the cut) and ``findings``: a list of
     ``{"task": 1 | 2 | 3, "finding": str, "edit": dict | None}`` whose edit is an
     :class:`~aomcore.editing.Edit` record (``Edit.from_dict`` reads it).
+
+    Raises
+    ------
+    ValueError
+        If ``n_groups`` gives a layer a cut outside ``[1, K]``.
     """
     kinds = _kinds(maps, layer_kinds)
     rows = []
