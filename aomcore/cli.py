@@ -1,4 +1,4 @@
-"""Command line: ``python -m aomcore {train,layers,maps,selectivity-experiment,edit,reproduce} ...``."""
+"""Command line: ``python -m aomcore {train,layers,maps,overview,selectivity-experiment,edit,reproduce} ...``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .export import load_maps_npz, save_maps_npz
 from .layers import list_layers
 from .maps import compute_maps, resolve_device
 from .models import ZOO_FOR_DATASET, save_state_dict
+from .overview import layer_overview
 from .reproduce import PAPER_MNIST, reproduce_mnist
 from .training import TrainConfig, check_model_fits, default_train_config, evaluate
 from .jobs import run_inline
@@ -98,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-resolution", type=int, default=None,
                    help="pool maps larger than N×N into N×N cells while counting (huge layers)")
     p.add_argument("--out", default=None, help="output .npz")
+
+    p = sub.add_parser("overview", help="one row per layer: the paper's three tasks, with findings and edits")
+    _add_model_args(p)
+    _add_data_args(p)
+    p.add_argument("--split", default="train", choices=("train", "test"), help="split the maps are computed on")
+    p.add_argument("--maps", default=None, help="maps.npz of these weights (default: computed, or from the cache)")
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
+    p.add_argument("--threshold", type=float, default=0.0, help="threshold when the maps are computed here")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     p = sub.add_parser("selectivity-experiment",
                        help="per-class test accuracy with only the selective kernels kept, and with them removed")
@@ -440,6 +450,54 @@ def _cmd_maps(args) -> int:
     return 0
 
 
+def _maps_for(args, loaded, all_maps: dict, meta: dict, names: list[str] | None) -> dict:
+    """The layers ``names`` (default all) of maps read from ``args.maps``, checked against the weights."""
+    if meta.get("model_digest") != loaded.digest:
+        raise InputError("the maps were computed for other weights", expected=f"model digest {loaded.digest[:12]}",
+                         found=f"{str(meta.get('model_digest'))[:12]} in {args.maps}")
+    unknown = [n for n in names or [] if n not in all_maps]
+    if unknown:
+        raise InputError(f"no layer {', '.join(map(repr, unknown))} in {args.maps}",
+                         expected=f"one of {list(all_maps)}", found=", ".join(unknown))
+    return {n: all_maps[n] for n in names or all_maps}
+
+
+_EDIT_FLAGS = {"remove": lambda e: f"--remove {e['layer']}:{','.join(map(str, e['kernels']))}",
+               "widen": lambda e: f"--widen {e['layer']}:+{e['n']}",
+               "insert": lambda e: f"--insert-after {e['layer']}"}
+
+
+def _cmd_overview(args) -> int:
+    dataset, loaded, ws, _ = _load_for(args, args.split)
+    names = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    if args.maps:
+        maps = _maps_for(args, loaded, *load_maps_npz(args.maps), names)
+    else:
+        cache = ws.results_cache if ws is not None else DiskCache(args.cache_dir)
+        maps = cached_maps(loaded, dataset, names, args.threshold, args.batch_size or 256, resolve_device(args.device),
+                           cache, progress=_progress_printer(f"maps ({args.split})"))[0]
+    infos = list_layers(loaded.model, dataset.input_shape, include_all=True)
+    forward = {layer.name: i for i, layer in enumerate(infos)}
+    maps = dict(sorted(maps.items(), key=lambda item: forward.get(item[0], len(forward))))
+    rows = layer_overview(maps, layer_kinds={layer.name: layer.kind for layer in infos})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'layer':<16} {'kernels':>7} {'dead':>5} {'on':>4} {'groups':>6} {'redundant':>9} {'mean s':>7}  "
+          f"{'least separated (E)':<26} {'multi-class':>11} {'NH':>5}")
+    for r in rows:
+        pair = f"{r['least_separated'][0][:10]!r}/{r['least_separated'][1][:10]!r} ({r['least_separated_e']:.3f})"
+        hit = "-" if r["neighborhood_hit"] is None else f"{r['neighborhood_hit']:.2f}"
+        print(f"{r['layer'][:16]:<16} {r['kernels']:>7} {r['dead']:>5} {r['always_on']:>4} {r['groups']:>6} "
+              f"{r['redundant_kernels']:>4} in {r['redundant_groups']:<2} {r['mean_selectivity']:>7.3f}  {pair:<26} "
+              f"{r['multi_class_share']:>11.0%} {hit:>5}")
+        for f in r["findings"]:
+            edit = f"  → {_EDIT_FLAGS[f['edit']['kind']](f['edit'])}" if f["edit"] else ""
+            print(f"  Task {f['task']}: {f['finding']}{edit}")
+    print("Findings are for you to judge (Garcia et al. 2019, Sec. III); `edit` applies one and retrains.")
+    return 0
+
+
 def _cmd_experiment(args) -> int:
     if not args.out and not args.workspace:
         raise InputError("nowhere to put the results", expected="--out FILE and/or --workspace DIR", found="neither")
@@ -452,15 +510,7 @@ def _cmd_experiment(args) -> int:
         rows, tap = rec["rows"], rec["tap"]
     else:
         if args.maps:
-            all_maps, meta = load_maps_npz(args.maps)
-            if meta.get("model_digest") != loaded.digest:
-                raise InputError("the maps were computed for other weights",
-                                 expected=f"model digest {loaded.digest[:12]}",
-                                 found=f"{str(meta.get('model_digest'))[:12]} in {args.maps}")
-            if args.layer not in all_maps:
-                raise InputError(f"no layer {args.layer!r} in {args.maps}", expected=f"one of {list(all_maps)}",
-                                 found=repr(args.layer))
-            maps = all_maps[args.layer]
+            maps = _maps_for(args, loaded, *load_maps_npz(args.maps), [args.layer])[args.layer]
         else:
             train_set = load_dataset(args.dataset or "digits", "train", args.data_root, _preprocessing(args),
                                      args.download)
@@ -537,7 +587,7 @@ def _print_summary(s: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 with a one-line message on bad input)."""
     args = _parser().parse_args(argv)
-    commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps,
+    commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps, "overview": _cmd_overview,
                 "selectivity-experiment": _cmd_experiment, "edit": _cmd_edit, "reproduce": _cmd_reproduce,
                 "workspace": _cmd_workspace}
     try:

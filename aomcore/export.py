@@ -2,22 +2,26 @@
 
 Layout, for each layer name ``L``:
 
-=================  ==================  =======  =====================================
-key                shape               dtype    meaning
-=================  ==================  =======  =====================================
-``L/aom``          (K, C, H, W)        float64  eq. 1
-``L/odm``          (K, K)              float64  eq. 2
-``L/csm``          (K, C, H, W)        float64  eq. 3
-``L/selectivity``  (K,)                float64  eq. 4
-``L/order``        (K,)                int64    kernel display order (clustering)
-``L/groups``       (K,)                int64    kernel group at the default cut
-``L/counts``       (K, C, H, W)        int64    positive-activation counts
-``L/cell_area``    (H, W)              int64    positions per cell (pooled maps only)
-=================  ==================  =======  =====================================
+========================  ============  =======  =======================================
+key                       shape         dtype    meaning
+========================  ============  =======  =======================================
+``L/aom``                 (K, C, H, W)  float64  eq. 1
+``L/odm``                 (K, K)        float64  eq. 2
+``L/csm``                 (K, C, H, W)  float64  eq. 3
+``L/selectivity``         (K,)          float64  eq. 4
+``L/order``               (K,)          int64    kernel display order (clustering)
+``L/groups``              (K,)          int64    kernel group at the default cut
+``L/counts``              (K, C, H, W)  int64    positive-activation counts
+``L/cell_area``           (H, W)        int64    positions per cell (pooled maps only)
+``L/class_difference``    (C, C)        float64  class difference E (Task 2)
+``L/classes_per_kernel``  (K,)          int64    classes with strong occurrence (Task 3)
+========================  ============  =======  =======================================
 
 plus ``class_sizes`` (C,) int64, ``classes`` (C,) str and ``meta``, a JSON string
 (model digest, architecture, dataset identity, split, preprocessing, threshold, taps,
-versions). Everything loads with ``np.load(path, allow_pickle=False)``.
+``classes_per_kernel_level`` (the level of ``L/classes_per_kernel``), versions).
+Everything loads with ``np.load(path, allow_pickle=False)``. Loading needs only the
+counts, so files written before a key existed still load; derived keys are recomputed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .maps import LayerMaps
+from .maps import MULTI_CLASS_LEVEL, LayerMaps
 from .ordering import KernelOrdering
 
 __all__ = ["load_maps_npz", "maps_npz_bytes", "save_maps_npz", "versions"]
@@ -62,11 +66,13 @@ def _arrays(maps: dict[str, LayerMaps], meta: dict) -> dict[str, np.ndarray]:
         arrays[f"{name}/order"] = ordering.order_
         arrays[f"{name}/groups"] = ordering.labels_
         arrays[f"{name}/counts"] = m.counts.astype(np.int64)
+        arrays[f"{name}/class_difference"] = m.class_difference
+        arrays[f"{name}/classes_per_kernel"] = m.classes_per_kernel  # at MULTI_CLASS_LEVEL
         if m.cell_area is not None:
             arrays[f"{name}/cell_area"] = m.cell_area.astype(np.int64)
         taps[name] = m.tap
     full_meta = {"threshold": first.threshold, "layers": list(maps), "taps": taps,
-                 "versions": versions()} | meta
+                 "versions": versions()} | meta | {"classes_per_kernel_level": MULTI_CLASS_LEVEL}
     arrays["meta"] = np.array(json.dumps(full_meta, default=str))
     return arrays
 

@@ -105,10 +105,16 @@ def pretrained_zoo_model(arch: str, train_set: ImageDataset, config: TrainConfig
     return LoadedModel(arch=arch, model=model, digest=weights_digest(model), source=source)
 
 
+#: Bumped when the conversion of raw images into model inputs changes, so results cached
+#: from the old inputs are not served: "torchvision" = bit-identical to ToTensor/Normalize
+#: (before it, uint8 was multiplied by 1/255, a last-bit difference for ~13% of pixels).
+_INPUTS = "torchvision"
+
+
 def maps_key(digest: str, dataset: ImageDataset, layers: list[str] | None, threshold: float,
              autocast: str | None = None, max_resolution: int | None = None) -> str:
     """Cache key of a maps computation (weights digest, dataset identity, layers, threshold, precision)."""
-    return DiskCache.key(kind="maps", model=digest, dataset=dataset.identity(),
+    return DiskCache.key(kind="maps", model=digest, dataset=dataset.identity(), inputs=_INPUTS,
                          layers=list(layers) if layers else None, threshold=float(threshold),
                          **({"autocast": autocast} if autocast else {}),
                          **({"max_resolution": max_resolution} if max_resolution else {}))
@@ -185,7 +191,7 @@ def cached_experiment(loaded: LoadedModel, maps: LayerMaps, test_set: ImageDatas
     """
     cache = cache or DiskCache()
     key = DiskCache.key(kind="experiment", model=loaded.digest, layer=maps.layer, tap=maps.tap,
-                        counts=maps.counts, sizes=maps.class_sizes, test=test_set.identity())
+                        counts=maps.counts, sizes=maps.class_sizes, test=test_set.identity(), inputs=_INPUTS)
     arrays = cache.load_arrays("experiments", key)
     if arrays is not None and "rows" in arrays:
         return json.loads(str(arrays["rows"])), True
