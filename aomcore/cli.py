@@ -237,7 +237,7 @@ def _cmd_layers(args) -> int:
     print(f"{'name':<24} {'type':<14} {'kind':<6} {'output':<16} {'kernels':>7} {'params':>10}  tap")
     for layer in list_layers(loaded.model, dataset.input_shape, include_all=args.all):
         print(f"{layer.name:<24} {layer.type:<14} {layer.kind:<6} {str(layer.output_shape):<16} "
-              f"{layer.kernels:>7} {layer.params:>10,}  {layer.tap}")
+              f"{layer.kernels:>7} {layer.params:>10,}  {layer.tap}" + (f" ({layer.tap_note})" if layer.tap_note else ""))
     return 0
 
 

@@ -508,9 +508,13 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
                                              max_resolution=max_resolution)
                 for layer in chosen}
     current: dict = {}
+    # A Linear on a channels-last tensor (N, ..., K) has its kernels on the last axis.
+    last_axis = {layer.tap for layer in chosen if layer.channel_dim == -1}
 
     def observer(tap):
         def observe(out):
+            if tap in last_axis and isinstance(out, torch.Tensor):
+                out = out.movedim(-1, 1)  # (N, ..., K) -> (N, K, ...)
             counters[tap].update(out, current["labels"], current["segments"])  # returns None: output unchanged
         return observe
 
