@@ -33,6 +33,7 @@ _NONNEGATIVE = (nn.ReLU, nn.ReLU6)
 
 __all__ = [
     "LayerMaps",
+    "check_maps_options",
     "OccurrenceCounter",
     "aom",
     "class_selectivity",
@@ -440,6 +441,40 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_maps_options(layers: list[str] | None, threshold: float, batch_size: int, autocast: str | None = None,
+                       max_resolution: int | None = None, channels_last: bool = False) -> float:
+    """Validate the options of :func:`compute_maps`; returns the threshold as a float.
+
+    Raises
+    ------
+    InputError
+        A threshold that is not a finite number, a batch size or ``max_resolution`` that
+        is not an integer >= 1, an unknown autocast dtype, layer names that are not strings.
+    """
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise InputError("threshold must be a number", expected="a float such as 0", found=repr(threshold)) from None
+    if not np.isfinite(value):
+        raise InputError("threshold must be finite", expected="a finite float", found=repr(threshold))
+    if not _is_int(batch_size) or batch_size < 1:
+        raise InputError("bad batch size", expected="an integer >= 1", found=repr(batch_size))
+    if max_resolution is not None and (not _is_int(max_resolution) or max_resolution < 1):
+        raise InputError("bad max_resolution", expected="an integer >= 1 (cells per side), or none",
+                         found=repr(max_resolution))
+    if autocast not in (None, "bf16", "fp16"):
+        raise InputError("unknown autocast dtype", expected="bf16 or fp16", found=repr(autocast))
+    if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) and n for n in layers)):
+        raise InputError("bad layer list", expected="a list of layer names", found=repr(layers)[:100])
+    if not isinstance(channels_last, (bool, np.bool_)):
+        raise InputError("bad channels_last", expected="True or False", found=repr(channels_last))
+    return value
+
+
 def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | None = None,
                  threshold: float = 0.0, batch_size: int = 256, device: str | torch.device = "auto",
                  progress: Callable[[int, int], None] | None = None,
@@ -489,12 +524,7 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
         Unknown layer, a model that does not take the dataset's images, a threshold that
         is not a finite number, a class with no images, fewer than two classes.
     """
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise InputError("threshold must be a number", expected="a float such as 0", found=repr(threshold)) from None
-    if not np.isfinite(threshold):
-        raise InputError("threshold must be finite", expected="a finite float", found=repr(threshold))
+    threshold = check_maps_options(layers, threshold, batch_size, autocast, max_resolution, channels_last)
     device = resolve_device(device)
     # A private copy: hooks and mode changes never touch a model other sessions may share.
     model = copy.deepcopy(model).to(device)
