@@ -31,6 +31,8 @@ import inspect
 import io
 import os
 import sys
+import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -213,6 +215,7 @@ def load_state_dict(source: str | os.PathLike | bytes, name: str | None = None) 
     if name.endswith(".safetensors"):
         obj = _load_safetensors(data, name)
     else:
+        _check_zip_crc(data, name)
         try:
             obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
         except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, ... all mean "not plain weights"
@@ -232,6 +235,22 @@ def load_state_dict(source: str | os.PathLike | bytes, name: str | None = None) 
         raise InputError("state_dict holds non-tensors", expected="only tensors",
                          found=f"{len(not_tensors)} entries, e.g. {not_tensors[:3]}")
     return dict(obj)
+
+
+def _check_zip_crc(data: bytes, name: str) -> None:
+    """Refuse a ``torch.save`` zip archive whose members fail their CRC-32 (torch.load does not check)."""
+    if not data.startswith(b"PK"):
+        return  # the legacy (non-zip) format, or not a checkpoint: torch.load says which
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError):
+        return  # an archive torch.load reports better (truncated, not a checkpoint)
+    except zlib.error:
+        bad = "a compressed member"
+    if bad is not None:
+        raise InputError("corrupted checkpoint", expected="an intact torch.save archive (every member's CRC-32 "
+                         "matching)", found=f"{name}: member {bad} fails its checksum")
 
 
 def _torch_load_reason(exc: Exception) -> str:
@@ -284,6 +303,13 @@ def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> n
     unexpected = [k for k in state_dict if k not in own]
     misshaped = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
                  for k in own if k in state_dict and state_dict[k].shape != own[k].shape]
+    wrong_type = [f"{k} ({state_dict[k].dtype})" for k in own
+                  if k in state_dict and own[k].is_floating_point() and not state_dict[k].is_floating_point()]
+    if wrong_type:
+        raise InputError("the weights are not floating-point numbers", expected="float tensors where the model has "
+                         "float parameters (bool/int/complex would be cast silently)",
+                         found=", ".join(wrong_type[:5]) + (f" and {len(wrong_type) - 5} more" if len(wrong_type) > 5
+                                                            else ""))
     if missing or unexpected or misshaped:
         parts = []
         for label, keys in (("missing", missing), ("unexpected", unexpected),
