@@ -118,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _given(value, default):
+    """``value`` unless the option was left out: 0 is refused later, never replaced."""
+    return default if value is None else value
+
+
 def _preprocessing(args) -> Preprocessing:
     return Preprocessing(mean=args.mean, std=args.std, channels=args.channels, resize=args.resize)
 
@@ -142,8 +147,9 @@ def _cmd_train(args) -> int:
     train_set = load_dataset(args.dataset, "train", args.data_root, prep, args.download)
     test_set = load_dataset(args.dataset, "test", args.data_root, prep, args.download)
     recipe = default_train_config(args.dataset)
-    config = TrainConfig(epochs=args.epochs or recipe.epochs, lr=args.lr or recipe.lr,
-                         batch_size=args.batch_size or recipe.batch_size, optimizer=args.optimizer, seed=args.seed)
+    config = TrainConfig(epochs=_given(args.epochs, recipe.epochs), lr=_given(args.lr, recipe.lr),
+                         batch_size=_given(args.batch_size, recipe.batch_size), optimizer=args.optimizer,
+                         seed=args.seed)
     start = time.perf_counter()
 
     def progress(m):
@@ -188,7 +194,7 @@ def _cmd_edit(args) -> int:
     device = resolve_device(args.device)
     v0 = initial_version(loaded.model, test_set, device)
     v0.edits = prior
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size or 128, seed=args.seed)
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=_given(args.batch_size, 128), seed=args.seed)
 
     def progress(m):
         if m["step"] % 50 == 0 or m["step"] == m["steps"]:
@@ -248,14 +254,14 @@ def _cmd_maps(args) -> int:
     device = resolve_device(args.device)
     run = distributed_from_env(device)
     if run is None:
-        maps, hit = cached_maps(loaded, dataset, layers, args.threshold, args.batch_size or 256, device,
+        maps, hit = cached_maps(loaded, dataset, layers, args.threshold, _given(args.batch_size, 256), device,
                                 DiskCache(args.cache_dir), progress=_progress_printer("maps"),
                                 autocast=args.amp, channels_last=args.channels_last,
                                 max_resolution=args.max_resolution)
     else:  # torchrun: this rank's shard, counts summed over ranks, rank 0 writes
         try:
             progress = _progress_printer(f"maps (rank 0 of {run.world})") if run.is_main else None
-            maps = compute_maps(loaded.model, dataset, layers, args.threshold, args.batch_size or 256, run.device,
+            maps = compute_maps(loaded.model, dataset, layers, args.threshold, _given(args.batch_size, 256), run.device,
                                 progress=progress, indices=run.shard(len(dataset)), reduce=run.reduce,
                                 autocast=args.amp, channels_last=args.channels_last,
                                 max_resolution=args.max_resolution)
@@ -292,7 +298,7 @@ def _cmd_experiment(args) -> int:
         maps = all_maps[args.layer]
     else:
         train_set = load_dataset(args.dataset, "train", args.data_root, _preprocessing(args), args.download)
-        maps = cached_maps(loaded, train_set, [args.layer], args.threshold, args.batch_size or 256,
+        maps = cached_maps(loaded, train_set, [args.layer], args.threshold, _given(args.batch_size, 256),
                            resolve_device(args.device), DiskCache(args.cache_dir),
                            progress=_progress_printer("maps (train)"))[0][args.layer]
     rows, _ = cached_experiment(loaded, maps, test_set, resolve_device(args.device), DiskCache(args.cache_dir))
