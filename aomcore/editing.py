@@ -28,9 +28,11 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -75,6 +77,22 @@ class Edit:
     def __post_init__(self):
         if self.kind not in EDIT_KINDS:
             raise InputError("unknown edit", expected=", ".join(EDIT_KINDS), found=repr(self.kind))
+        for label, value in (("layer", self.layer), ("name", self.name)):
+            if not isinstance(value, str):
+                raise InputError(f"bad edit field {label!r}", expected="a string", found=_short(value))
+        if not self.layer:
+            raise InputError("bad edit field 'layer'", expected="a layer name", found="''")
+        if isinstance(self.kernels, np.ndarray):
+            object.__setattr__(self, "kernels", tuple(self.kernels.reshape(-1).tolist()))
+        if not isinstance(self.kernels, (list, tuple)):
+            raise InputError("bad edit field 'kernels'", expected="a list of kernel indices", found=_short(self.kernels))
+        bad = [k for k in self.kernels if not _is_index(k)]
+        if bad:
+            raise InputError("kernel indices must be integers", expected="whole numbers such as 3",
+                             found=_short(bad[0]))
+        for label, value in (("n", self.n), ("seed", self.seed)):
+            if not _is_index(value):
+                raise InputError(f"bad edit field {label!r}", expected="an integer", found=_short(value))
         object.__setattr__(self, "kernels", tuple(int(k) for k in self.kernels))
 
     def to_dict(self) -> dict:
@@ -84,10 +102,13 @@ class Edit:
 
     @classmethod
     def from_dict(cls, d: dict) -> Edit:
+        if not isinstance(d, dict):
+            raise InputError("malformed edit record", expected="{kind, layer, kernels|n, seed}", found=_short(d))
         try:
             return cls(**{k: d[k] for k in ("kind", "layer", "kernels", "n", "seed", "name") if k in d})
-        except (TypeError, KeyError) as exc:
-            raise InputError("malformed edit record", expected="{kind, layer, kernels|n, seed}", found=str(d)) from exc
+        except TypeError:
+            raise InputError("malformed edit record", expected="{kind, layer, kernels|n, seed}",
+                             found=_short(d)) from None
 
     def describe(self) -> str:
         if self.kind in ("remove", "reinit"):
@@ -97,22 +118,31 @@ class Edit:
         return f"insert a 3×3 conv + ReLU after {self.layer}"
 
 
+def _is_index(value) -> bool:
+    """An integer (not a bool, not a float such as 1.7 that int() would truncate)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def parse_edit(text: str, kind: str, seed: int = 0) -> Edit:
     """Parse the CLI forms ``conv1:3,5,7`` (remove/reinit), ``conv2:+4`` (widen), ``conv2`` (insert)."""
     layer, _, rest = text.partition(":")
     if kind in ("remove", "reinit"):
-        try:
-            kernels = tuple(int(k) for k in rest.split(",") if k.strip())
-        except ValueError:
-            raise InputError(f"bad --{kind} value", expected="LAYER:I,J,K (kernel indices)", found=repr(text)) from None
+        parts = [k.strip() for k in rest.split(",") if k.strip()]
+        if not all(re.fullmatch(r"[0-9]+", k) for k in parts):  # no 1.7, 1_0, -1: whole numbers only
+            raise InputError(f"bad --{kind} value", expected="LAYER:I,J,K (kernel indices)", found=repr(text))
+        kernels = tuple(int(k) for k in parts)
         if not kernels:
             raise InputError(f"bad --{kind} value", expected="LAYER:I,J,K with at least one index", found=repr(text))
         return Edit(kind, layer, kernels, seed=seed)
     if kind == "widen":
-        try:
-            n = int(rest.lstrip("+"))
-        except ValueError:
-            raise InputError("bad --widen value", expected="LAYER:+N", found=repr(text)) from None
+        if not re.fullmatch(r"\+?[0-9]+", rest.strip()):
+            raise InputError("bad --widen value", expected="LAYER:+N", found=repr(text))
+        n = int(rest.strip().lstrip("+"))
         return Edit(kind, layer, n=n, seed=seed)
     return Edit("insert", text, seed=seed)
 
@@ -123,6 +153,9 @@ def load_edits(text: str) -> list[Edit]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError("edit list is not JSON", expected="a JSON list of edits", found=str(exc)) from None
+    except RecursionError:
+        raise InputError("edit list is nested too deeply", expected="a JSON list of edit records",
+                         found="brackets nested beyond Python's recursion limit") from None
     items = data.get("edits", []) if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise InputError("edit list is malformed", expected="a JSON list of edits", found=type(items).__name__)
