@@ -204,6 +204,34 @@ def _check_classes(class_sizes: np.ndarray, classes: list[str] | None = None) ->
                          found=f"no images of class {', '.join(map(repr, names))}")
 
 
+def _check_counts(maps) -> None:
+    """Counts that could have come from counting: (K, C, H, W) integers in [0, class size × cell area].
+
+    Catches a damaged or hand-edited ``maps.npz`` (negative counts, counts above the
+    number of images of a class) before it feeds the AOM and the experiment.
+    """
+    counts, sizes = np.asarray(maps.counts), np.asarray(maps.class_sizes)
+    where = f"layer {maps.layer}"
+    if counts.ndim != 4 or counts.shape[1] != sizes.shape[0] or sizes.shape[0] != len(maps.classes):
+        raise InputError(f"bad counts for {where}", expected=f"shape (K, {len(maps.classes)}, H, W)",
+                         found=f"counts {counts.shape}, {sizes.shape[0]} class sizes")
+    if not (np.issubdtype(counts.dtype, np.integer) and np.issubdtype(sizes.dtype, np.integer)):
+        raise InputError(f"bad counts for {where}", expected="integer counts and class sizes",
+                         found=f"{counts.dtype} and {sizes.dtype}")
+    if counts.size and counts.min() < 0:
+        raise InputError(f"negative counts for {where}", expected="counts >= 0", found=str(int(counts.min())))
+    area = np.ones(counts.shape[2:], np.int64) if maps.cell_area is None else np.asarray(maps.cell_area)
+    if area.shape != counts.shape[2:]:
+        raise InputError(f"bad cell areas for {where}", expected=str(counts.shape[2:]), found=str(area.shape))
+    limit = sizes.astype(np.int64)[None, :, None, None] * area[None, None]  # (1, C, H, W)
+    over = np.argwhere(counts > limit)
+    if over.size:
+        k, c, _, _ = over[0]
+        raise InputError(f"counts above the class size for {where}",
+                         expected=f"at most {int(limit[0, c].max())} for class {maps.classes[c]!r}",
+                         found=f"{int(counts[tuple(over[0])])} at kernel {k}")
+
+
 def aom(counts: np.ndarray, class_sizes: np.ndarray, cell_area: np.ndarray | None = None,
         dtype=np.float64) -> np.ndarray:
     """Activation occurrence maps, eq. 1 of Garcia et al. 2019.
@@ -383,6 +411,7 @@ class LayerMaps:
 
     def __post_init__(self):
         _check_classes(np.asarray(self.class_sizes), self.classes)
+        _check_counts(self)
 
     def _get(self, key, fn):
         if key not in self._memo:
