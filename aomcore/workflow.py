@@ -18,7 +18,15 @@ from .data import ImageDataset
 from .errors import InputError
 from .experiment import selectivity_experiment
 from .maps import LayerMaps, check_maps_options, compute_maps
-from .models import apply_state_dict, build_model, load_state_dict, save_state_dict, weights_digest
+from .models import (
+    apply_state_dict,
+    build_model,
+    load_checkpoint,
+    load_state_dict,
+    match_state_dict,
+    save_state_dict,
+    weights_digest,
+)
 from .training import TrainConfig, train
 
 __all__ = ["LoadedModel", "cached_experiment", "cached_maps", "load_model", "maps_key", "pretrained_zoo_model"]
@@ -74,6 +82,9 @@ def load_model(arch: str, weights, num_classes: int, input_shape: tuple[int, int
     ``edits`` (a list of :class:`aomcore.editing.Edit`) rebuilds an edited architecture, so
     weights saved from an edited version load back (see :mod:`aomcore.models`).
 
+    A training checkpoint is unwrapped (``{"state_dict": ...}``, ``{"model": ...}``, a
+    ``module.``/``model.`` prefix); ``note`` (and ``source``, in brackets) says which.
+
     Raises
     ------
     InputError
@@ -86,11 +97,15 @@ def load_model(arch: str, weights, num_classes: int, input_shape: tuple[int, int
         model = build_edited(arch, num_classes, input_shape, edits)
     else:
         model = build_model(arch, num_classes, input_shape)
-    state_dict = load_state_dict(weights, name=weights_name)
+    state_dict, notes = load_checkpoint(weights, name=weights_name)
+    state_dict, renamed = match_state_dict(model, state_dict)
+    notes += [renamed] if renamed else []
     apply_state_dict(model, state_dict)
     model.eval()
     name = weights_name or str(weights)
-    return LoadedModel(arch=arch, model=model, digest=weights_digest(model), source=name, edits=list(edits or []))
+    note = "; ".join(notes)
+    return LoadedModel(arch=arch, model=model, digest=weights_digest(model), source=name + (f" ({note})" if note else ""),
+                       edits=list(edits or []), note=note)
 
 
 def pretrained_zoo_model(arch: str, train_set: ImageDataset, config: TrainConfig | None = None,

@@ -134,6 +134,8 @@ def make_corpus(root: Path) -> dict[str, Path]:
                       ("edits_nested", "[" * 100_000 + "]" * 100_000)):
         f[key] = root / f"{key}.json"
         f[key].write_text(text)
+    f["int_keys"] = root / "int_keys.pt"
+    torch.save({i: v for i, v in enumerate(good.values())}, f["int_keys"])
     digest = weights_digest(good)
     sizes = load_dataset("digits", "train").class_sizes().astype(np.int64)
     for key, tap, change in (("maps_negative", "relu1", -1), ("maps_too_many", "relu1", 10**6),
