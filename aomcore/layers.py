@@ -124,16 +124,22 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
         param = next(model.parameters(), None)
         dtype = param.dtype if param is not None else torch.float32
         with torch.inference_mode():
-            model(torch.zeros((1, *input_shape), device=device, dtype=dtype))
+            output = model(torch.zeros((1, *input_shape), device=device, dtype=dtype))
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise InputError("the model cannot take this input",
                          expected=f"a model accepting images of shape {tuple(input_shape)}",
-                         found=str(exc).strip().splitlines()[0][:300]) from None
+                         found=(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]) from None
+    except Exception as exc:  # the architecture's own forward code failed
+        raise InputError("the model's forward pass raised an exception", expected="a forward that runs",
+                         found=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
 
+    if not isinstance(output, torch.Tensor):
+        raise InputError("the model's forward must return one tensor of logits",
+                         expected="a tensor (batch, classes)", found=_describe_output(output))
     layers = []
     for i, (name, module, _inp, out) in enumerate(events):
         if calls[name] != 1 or not isinstance(out, torch.Tensor):
@@ -153,6 +159,16 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
                                 params=sum(p.numel() for p in module.parameters(recurse=False)), tap=tap,
                                 channel_dim=channel_dim, tap_note=note))
     return layers
+
+
+def _describe_output(output) -> str:
+    if isinstance(output, dict):
+        return f"a dict with keys {list(output)[:5]}"
+    if isinstance(output, (tuple, list)):
+        kind = type(output).__name__
+        return f"a {kind} of {len(output)} items" + (" (e.g. auxiliary logits: build it with aux_logits=False)"
+                                                      if "Outputs" in kind else "")
+    return type(output).__name__
 
 
 def _default_tap(events, calls, i: int) -> tuple[str, str]:

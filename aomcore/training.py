@@ -86,6 +86,11 @@ class Evaluation:
 
 
 def _check_output(logits: torch.Tensor, num_classes: int) -> None:
+    if not isinstance(logits, torch.Tensor):
+        from .layers import _describe_output
+
+        raise InputError("the model's forward must return one tensor of logits",
+                         expected=f"a tensor (batch, {num_classes})", found=_describe_output(logits))
     if logits.ndim != 2 or logits.shape[1] != num_classes:
         raise InputError("the model's output does not match the classes",
                          expected=f"(batch, {num_classes}) logits for {num_classes} classes",
@@ -110,7 +115,10 @@ def check_model_fits(model: nn.Module, dataset: ImageDataset) -> None:
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise InputError("the model cannot take this dataset's images",
                          expected=f"a model accepting inputs of shape {dataset.input_shape}",
-                         found=str(exc).strip().splitlines()[0][:300]) from None
+                         found=(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]) from None
+    except Exception as exc:  # the architecture's own forward code failed
+        raise InputError("the model's forward pass raised an exception", expected="a forward that runs",
+                         found=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
     finally:
         model.train(was_training)
     _check_output(logits, dataset.num_classes)
