@@ -85,7 +85,8 @@ class Edit:
         if isinstance(self.kernels, np.ndarray):
             object.__setattr__(self, "kernels", tuple(self.kernels.reshape(-1).tolist()))
         if not isinstance(self.kernels, (list, tuple)):
-            raise InputError("bad edit field 'kernels'", expected="a list of kernel indices", found=_short(self.kernels))
+            raise InputError("bad edit field 'kernels'", expected="a list of kernel indices",
+                             found=_short(self.kernels))
         bad = [k for k in self.kernels if not _is_index(k)]
         if bad:
             raise InputError("kernel indices must be integers", expected="whole numbers such as 3",
@@ -220,7 +221,8 @@ def _pruning_group(model: nn.Module, module: nn.Module, idxs: list[int], input_s
         if isinstance(target, tp.ops._ReshapeOp) and sizes is not None and len(sizes) > len(input_shape) + 1:
             raise InputError(f"cannot {what} {_name_of(model, module)}: its channels go through a reshape that "
                              "splits the channel axis (e.g. a channel shuffle), which torch-pruning does not map",
-                             expected="channels kept whole up to the next layer", found=f"a view of shape {tuple(sizes)}")
+                             expected="channels kept whole up to the next layer",
+                             found=f"a view of shape {tuple(sizes)}")
         if isinstance(target, nn.modules.conv._ConvTransposeNd):
             raise InputError(f"cannot {what} {_name_of(model, module)}: its channels reach a transposed convolution",
                              expected="conv/linear layers only", found=f"{_name_of(model, target)} "
@@ -422,9 +424,13 @@ def apply_edit(model: nn.Module, edit: Edit, input_shape: tuple[int, ...]) -> nn
     edited = copy.deepcopy(model)
     was_training = edited.training
     edited.eval()
+    param = next(edited.parameters())
+    probe = torch.randn((2, *input_shape), generator=torch.Generator().manual_seed(0))
+    probe = probe.to(device=param.device, dtype=param.dtype)
+    before = _forward(edited, probe)  # on the private copy: the caller's model is never touched, not even its mode
     result = _APPLY[edit.kind](edited, edit, tuple(input_shape))
     edited = result if isinstance(result, nn.Module) else edited
-    _check_function(model, edited, edit, tuple(input_shape))
+    _check_function(before, probe, edited, edit)
     edited.train(was_training)
     return edited
 
@@ -440,16 +446,13 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out[0]
 
 
-def _check_function(model: nn.Module, edited: nn.Module, edit: Edit, input_shape) -> None:
+def _check_function(before: torch.Tensor, x: torch.Tensor, edited: nn.Module, edit: Edit) -> None:
     """Refuse an edit whose result breaks what it promises (a last line of defence).
 
-    ``widen`` and ``insert`` must leave the output unchanged (to 1e-5 of its largest value) until
-    retraining; ``remove`` and ``reinit`` must keep the output's shape.
+    ``before`` is the unedited model's output on the probe batch ``x`` (2 random inputs).
+    ``widen`` and ``insert`` must leave the output unchanged (to 1e-5 of its largest
+    value) until retraining; every edit must keep the output's shape.
     """
-    param = next(model.parameters())
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn((2, *input_shape), generator=gen).to(device=param.device, dtype=param.dtype)
-    before = _forward(model, x)
     try:
         after = _forward(edited, x)
     except Exception as exc:  # an edit the model's forward cannot take (a hard-coded size, a reshape)
