@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 from .cache import DiskCache
@@ -243,7 +244,8 @@ def _cmd_layers(args) -> int:
     print(f"{'name':<24} {'type':<14} {'kind':<6} {'output':<16} {'kernels':>7} {'params':>10}  tap")
     for layer in list_layers(loaded.model, dataset.input_shape, include_all=args.all):
         print(f"{layer.name:<24} {layer.type:<14} {layer.kind:<6} {str(layer.output_shape):<16} "
-              f"{layer.kernels:>7} {layer.params:>10,}  {layer.tap}" + (f" ({layer.tap_note})" if layer.tap_note else ""))
+              f"{layer.kernels:>7} {layer.params:>10,}  {layer.tap}"
+              + (f" ({layer.tap_note})" if layer.tap_note else ""))
     return 0
 
 
@@ -288,7 +290,11 @@ def _cmd_experiment(args) -> int:
     test_set, loaded = _load_for(args, "test")
     check_model_fits(loaded.model, test_set)
     if args.maps:
-        all_maps, meta = load_maps_npz(args.maps)
+        try:
+            all_maps, meta = load_maps_npz(args.maps)
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+            raise InputError("cannot read the maps file", expected="a maps.npz written by `maps` or the dashboard",
+                             found=f"{args.maps}: {type(exc).__name__}: {str(exc)[:120]}") from None
         if meta.get("model_digest") != loaded.digest:
             raise InputError("the maps were computed for other weights", expected=f"model digest {loaded.digest[:12]}",
                              found=f"{str(meta.get('model_digest'))[:12]} in {args.maps}")

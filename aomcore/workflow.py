@@ -104,8 +104,8 @@ def load_model(arch: str, weights, num_classes: int, input_shape: tuple[int, int
     model.eval()
     name = weights_name or str(weights)
     note = "; ".join(notes)
-    return LoadedModel(arch=arch, model=model, digest=weights_digest(model), source=name + (f" ({note})" if note else ""),
-                       edits=list(edits or []), note=note)
+    return LoadedModel(arch=arch, model=model, digest=weights_digest(model),
+                       source=name + (f" ({note})" if note else ""), edits=list(edits or []), note=note)
 
 
 def pretrained_zoo_model(arch: str, train_set: ImageDataset, config: TrainConfig | None = None,

@@ -119,7 +119,8 @@ def make_corpus(root: Path) -> dict[str, Path]:
     f["edits_bad"].write_text("{not json")
 
     # issue #15: values that used to be cast, truncated or used silently
-    for key, dtype in (("int_weights", torch.int64), ("bool_weights", torch.bool), ("complex_weights", torch.complex64)):
+    for key, dtype in (("int_weights", torch.int64), ("bool_weights", torch.bool),
+                       ("complex_weights", torch.complex64)):
         sd = dict(good)
         sd["fc1.weight"] = good["fc1.weight"].to(dtype)
         f[key] = root / f"{key}.pt"
