@@ -157,7 +157,10 @@ def load_edits(text: str) -> list[Edit]:
     except RecursionError:
         raise InputError("edit list is nested too deeply", expected="a JSON list of edit records",
                          found="brackets nested beyond Python's recursion limit") from None
-    items = data.get("edits", []) if isinstance(data, dict) else data
+    if isinstance(data, dict) and "edits" not in data:
+        raise InputError("edit list is malformed", expected='a JSON list of edits or {"edits": [...]}',
+                         found=f"an object with keys {list(data)[:5]}")
+    items = data["edits"] if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise InputError("edit list is malformed", expected="a JSON list of edits", found=type(items).__name__)
     return [Edit.from_dict(d) for d in items]
