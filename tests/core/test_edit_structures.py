@@ -74,11 +74,12 @@ def test_linear_on_channels_last_counts_removes_and_silences_its_last_axis():
     edited = apply_edit(model, Edit("remove", "up", (5,)), SHAPE)
     assert edited.up.out_features == 5 and edited.down.in_features == 5
     seen = {}
-    hook = edited.act.register_forward_hook(lambda m, i, o: seen.setdefault("o", o))
+    hook = edited.down.register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
     with silenced(edited, "act", [1, 3], channel_dim=-1):
         _out(edited)
     hook.remove()
-    assert seen["o"].shape[-1] == 5
+    x = seen["x"]  # (N, H, W, 5): what the next Linear sees
+    assert x.shape[-1] == 5 and not x[..., [1, 3]].any() and x[..., [0, 2, 4]].any()
 
 
 def test_the_default_read_point_stops_before_a_sigmoid_gate():
