@@ -4,8 +4,11 @@ One dry forward pass (batch of 1, zeros, ``torch.inference_mode``) records every
 output shape and call count. For a conv or FC layer the default *tap* — the module whose
 output the maps are computed on — is the activation as the next layer sees it: when the
 layer's output goes straight into a BatchNorm and/or an activation module, the output of
-the last of these (Garcia et al. 2019, Sec. IV-A: the kernel's "output activation"). Any
-other module can be analysed by naming it.
+the last of these (Garcia et al. 2019, Sec. IV-A: the kernel's "output activation"). The tap
+never goes past a gate (Sigmoid, Hardsigmoid, Tanh, Softplus, ...: squeeze-and-excitation's
+``fc2``), whose output is positive whatever the kernel did; ``LayerInfo.tap_note`` says so.
+A Linear applied to a channels-last tensor (N, ..., K) has its kernels on the last axis
+(``LayerInfo.channel_dim = -1``). Any other module can be analysed by naming it.
 """
 
 from __future__ import annotations
