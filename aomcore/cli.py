@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 from .atomic import atomic_path, write_bytes, write_json
@@ -163,6 +164,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _given(value, default):
+    """``value`` unless the option was left out: 0 is refused later, never replaced."""
+    return default if value is None else value
+
+
 def _preprocessing(args) -> Preprocessing:
     return Preprocessing(mean=args.mean, std=args.std, channels=args.channels, resize=args.resize)
 
@@ -236,8 +242,9 @@ def _cmd_train(args) -> int:
     if not args.out and not args.workspace:
         raise InputError("nowhere to put the weights", expected="--out FILE and/or --workspace DIR", found="neither")
     recipe = default_train_config(dataset)
-    config = TrainConfig(epochs=args.epochs or recipe.epochs, lr=args.lr or recipe.lr,
-                         batch_size=args.batch_size or recipe.batch_size, optimizer=args.optimizer, seed=args.seed)
+    config = TrainConfig(epochs=_given(args.epochs, recipe.epochs), lr=_given(args.lr, recipe.lr),
+                         batch_size=_given(args.batch_size, recipe.batch_size), optimizer=args.optimizer,
+                         seed=args.seed)
     start = time.perf_counter()
     ws = _workspace(args, create=True)
     if ws is not None:
@@ -323,7 +330,7 @@ def _cmd_edit(args) -> int:
         raise InputError("nowhere to put the edited model", expected="--out and --log, and/or --workspace DIR",
                          found=f"--out {args.out!r}, --log {args.log!r}")
     test_set, loaded, ws, vid = _load_for(args, "test")
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size or 128, seed=args.seed)
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=_given(args.batch_size, 128), seed=args.seed)
     if ws is not None:
         final = run_inline(ws, "retrain", {"parent": vid, "edit": edit.to_dict(), "freeze": args.freeze,
                                            "config": config.__dict__, "device": args.device,
@@ -398,7 +405,8 @@ def _cmd_layers(args) -> int:
     print(f"{'name':<24} {'type':<14} {'kind':<6} {'output':<16} {'kernels':>7} {'params':>10}  tap")
     for layer in list_layers(loaded.model, dataset.input_shape, include_all=args.all):
         print(f"{layer.name:<24} {layer.type:<14} {layer.kind:<6} {str(layer.output_shape):<16} "
-              f"{layer.kernels:>7} {layer.params:>10,}  {layer.tap}")
+              f"{layer.kernels:>7} {layer.params:>10,}  {layer.tap}"
+              + (f" ({layer.tap_note})" if layer.tap_note else ""))
     return 0
 
 
@@ -413,19 +421,19 @@ def _cmd_maps(args) -> int:
     if run is None:
         if ws is not None and not (args.amp or args.channels_last or args.max_resolution):
             final = run_inline(ws, "maps", {"version": vid, "layers": layers, "split": args.split,
-                                            "threshold": args.threshold, "batch_size": args.batch_size or 256,
+                                            "threshold": args.threshold, "batch_size": _given(args.batch_size, 256),
                                             "device": args.device}, echo=_job_printer("maps"))
             maps = load_cached_maps(ws.results_cache, final["result"]["key"])
             hit = next(r for r in ws.results("maps") if r["key"] == final["result"]["key"])["from_cache"]
         else:
-            maps, hit = cached_maps(loaded, dataset, layers, args.threshold, args.batch_size or 256, device,
+            maps, hit = cached_maps(loaded, dataset, layers, args.threshold, _given(args.batch_size, 256), device,
                                     DiskCache(args.cache_dir), progress=_progress_printer("maps"),
                                     autocast=args.amp, channels_last=args.channels_last,
                                     max_resolution=args.max_resolution)
     else:  # torchrun: this rank's shard, counts summed over ranks, rank 0 writes
         try:
             progress = _progress_printer(f"maps (rank 0 of {run.world})") if run.is_main else None
-            maps = compute_maps(loaded.model, dataset, layers, args.threshold, args.batch_size or 256, run.device,
+            maps = compute_maps(loaded.model, dataset, layers, args.threshold, _given(args.batch_size, 256), run.device,
                                 progress=progress, indices=run.shard(len(dataset)), reduce=run.reduce,
                                 autocast=args.amp, channels_last=args.channels_last,
                                 max_resolution=args.max_resolution)
@@ -450,6 +458,14 @@ def _cmd_maps(args) -> int:
     return 0
 
 
+def _read_maps(path: str):
+    try:
+        return load_maps_npz(path)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise InputError("cannot read the maps file", expected="a maps.npz written by `maps` or the dashboard",
+                         found=f"{path}: {type(exc).__name__}: {str(exc)[:120]}") from None
+
+
 def _maps_for(args, loaded, all_maps: dict, meta: dict, names: list[str] | None) -> dict:
     """The layers ``names`` (default all) of maps read from ``args.maps``, checked against the weights."""
     if meta.get("model_digest") != loaded.digest:
@@ -471,10 +487,10 @@ def _cmd_overview(args) -> int:
     dataset, loaded, ws, _ = _load_for(args, args.split)
     names = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
     if args.maps:
-        maps = _maps_for(args, loaded, *load_maps_npz(args.maps), names)
+        maps = _maps_for(args, loaded, *_read_maps(args.maps), names)
     else:
         cache = ws.results_cache if ws is not None else DiskCache(args.cache_dir)
-        maps = cached_maps(loaded, dataset, names, args.threshold, args.batch_size or 256, resolve_device(args.device),
+        maps = cached_maps(loaded, dataset, names, args.threshold, _given(args.batch_size, 256), resolve_device(args.device),
                            cache, progress=_progress_printer(f"maps ({args.split})"))[0]
     infos = list_layers(loaded.model, dataset.input_shape, include_all=True)
     forward = {layer.name: i for i, layer in enumerate(infos)}
@@ -510,11 +526,11 @@ def _cmd_experiment(args) -> int:
         rows, tap = rec["rows"], rec["tap"]
     else:
         if args.maps:
-            maps = _maps_for(args, loaded, *load_maps_npz(args.maps), [args.layer])[args.layer]
+            maps = _maps_for(args, loaded, *_read_maps(args.maps), [args.layer])[args.layer]
         else:
             train_set = load_dataset(args.dataset or "digits", "train", args.data_root, _preprocessing(args),
                                      args.download)
-            maps = cached_maps(loaded, train_set, [args.layer], args.threshold, args.batch_size or 256,
+            maps = cached_maps(loaded, train_set, [args.layer], args.threshold, _given(args.batch_size, 256),
                                resolve_device(args.device), DiskCache(args.cache_dir),
                                progress=_progress_printer("maps (train)"))[0][args.layer]
         rows, _ = cached_experiment(loaded, maps, test_set, resolve_device(args.device), DiskCache(args.cache_dir))

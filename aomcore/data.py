@@ -27,6 +27,7 @@ per-channel mean/std. :class:`Preprocessing` records every step.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 from collections.abc import Iterator
@@ -83,6 +84,10 @@ class Preprocessing:
         if (self.mean is None) != (self.std is None):
             raise InputError("normalisation needs both mean and std", expected="both or neither",
                              found=f"mean={self.mean}, std={self.std}")
+        for label, values in (("mean", self.mean), ("std", self.std)):
+            if values is not None and (not len(values) or not all(math.isfinite(float(v)) for v in values)):
+                raise InputError(f"{label} must be finite numbers", expected="finite per-channel values",
+                                 found=str(tuple(values)))
         if self.std is not None and any(s <= 0 for s in self.std):
             raise InputError("std must be positive", expected="std > 0", found=str(self.std))
         if self.channels is not None and self.channels < 1:

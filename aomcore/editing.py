@@ -28,9 +28,11 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -75,6 +77,23 @@ class Edit:
     def __post_init__(self):
         if self.kind not in EDIT_KINDS:
             raise InputError("unknown edit", expected=", ".join(EDIT_KINDS), found=repr(self.kind))
+        for label, value in (("layer", self.layer), ("name", self.name)):
+            if not isinstance(value, str):
+                raise InputError(f"bad edit field {label!r}", expected="a string", found=_short(value))
+        if not self.layer:
+            raise InputError("bad edit field 'layer'", expected="a layer name", found="''")
+        if isinstance(self.kernels, np.ndarray):
+            object.__setattr__(self, "kernels", tuple(self.kernels.reshape(-1).tolist()))
+        if not isinstance(self.kernels, (list, tuple)):
+            raise InputError("bad edit field 'kernels'", expected="a list of kernel indices",
+                             found=_short(self.kernels))
+        bad = [k for k in self.kernels if not _is_index(k)]
+        if bad:
+            raise InputError("kernel indices must be integers", expected="whole numbers such as 3",
+                             found=_short(bad[0]))
+        for label, value in (("n", self.n), ("seed", self.seed)):
+            if not _is_index(value):
+                raise InputError(f"bad edit field {label!r}", expected="an integer", found=_short(value))
         object.__setattr__(self, "kernels", tuple(int(k) for k in self.kernels))
 
     def to_dict(self) -> dict:
@@ -84,10 +103,13 @@ class Edit:
 
     @classmethod
     def from_dict(cls, d: dict) -> Edit:
+        if not isinstance(d, dict):
+            raise InputError("malformed edit record", expected="{kind, layer, kernels|n, seed}", found=_short(d))
         try:
             return cls(**{k: d[k] for k in ("kind", "layer", "kernels", "n", "seed", "name") if k in d})
-        except (TypeError, KeyError) as exc:
-            raise InputError("malformed edit record", expected="{kind, layer, kernels|n, seed}", found=str(d)) from exc
+        except TypeError:
+            raise InputError("malformed edit record", expected="{kind, layer, kernels|n, seed}",
+                             found=_short(d)) from None
 
     def describe(self) -> str:
         if self.kind in ("remove", "reinit"):
@@ -97,22 +119,31 @@ class Edit:
         return f"insert a 3×3 conv + ReLU after {self.layer}"
 
 
+def _is_index(value) -> bool:
+    """An integer (not a bool, not a float such as 1.7 that int() would truncate)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def parse_edit(text: str, kind: str, seed: int = 0) -> Edit:
     """Parse the CLI forms ``conv1:3,5,7`` (remove/reinit), ``conv2:+4`` (widen), ``conv2`` (insert)."""
     layer, _, rest = text.partition(":")
     if kind in ("remove", "reinit"):
-        try:
-            kernels = tuple(int(k) for k in rest.split(",") if k.strip())
-        except ValueError:
-            raise InputError(f"bad --{kind} value", expected="LAYER:I,J,K (kernel indices)", found=repr(text)) from None
+        parts = [k.strip() for k in rest.split(",") if k.strip()]
+        if not all(re.fullmatch(r"[0-9]+", k) for k in parts):  # no 1.7, 1_0, -1: whole numbers only
+            raise InputError(f"bad --{kind} value", expected="LAYER:I,J,K (kernel indices)", found=repr(text))
+        kernels = tuple(int(k) for k in parts)
         if not kernels:
             raise InputError(f"bad --{kind} value", expected="LAYER:I,J,K with at least one index", found=repr(text))
         return Edit(kind, layer, kernels, seed=seed)
     if kind == "widen":
-        try:
-            n = int(rest.lstrip("+"))
-        except ValueError:
-            raise InputError("bad --widen value", expected="LAYER:+N", found=repr(text)) from None
+        if not re.fullmatch(r"\+?[0-9]+", rest.strip()):
+            raise InputError("bad --widen value", expected="LAYER:+N", found=repr(text))
+        n = int(rest.strip().lstrip("+"))
         return Edit(kind, layer, n=n, seed=seed)
     return Edit("insert", text, seed=seed)
 
@@ -123,7 +154,13 @@ def load_edits(text: str) -> list[Edit]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError("edit list is not JSON", expected="a JSON list of edits", found=str(exc)) from None
-    items = data.get("edits", []) if isinstance(data, dict) else data
+    except RecursionError:
+        raise InputError("edit list is nested too deeply", expected="a JSON list of edit records",
+                         found="brackets nested beyond Python's recursion limit") from None
+    if isinstance(data, dict) and "edits" not in data:
+        raise InputError("edit list is malformed", expected='a JSON list of edits or {"edits": [...]}',
+                         found=f"an object with keys {list(data)[:5]}")
+    items = data["edits"] if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise InputError("edit list is malformed", expected="a JSON list of edits", found=type(items).__name__)
     return [Edit.from_dict(d) for d in items]
@@ -133,6 +170,10 @@ def load_edits(text: str) -> list[Edit]:
 
 
 def _layer(model: nn.Module, name: str, input_shape) -> tuple[nn.Module, object]:
+    module = dict(model.named_modules()).get(name) if name else None
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        raise InputError(f"cannot edit {name}: transposed convolutions are not supported",
+                         expected="a Conv1d/2d/3d or Linear layer", found=f"{name} ({type(module).__name__})")
     layers = {la.name: la for la in list_layers(model, input_shape)}
     if name not in layers:
         raise InputError(f"no conv or FC layer named {name!r}", expected=f"one of {list(layers)}", found=repr(name))
@@ -153,14 +194,51 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def _pruning_group(model: nn.Module, module: nn.Module, idxs: list[int], input_shape):
+def _is_depthwise(conv: nn.Module) -> bool:
+    return conv.groups == conv.in_channels == conv.out_channels
+
+
+def _pruning_group(model: nn.Module, module: nn.Module, idxs: list[int], input_shape, what: str):
+    """torch-pruning's group of every tensor coupled to ``module``'s output channels ``idxs``.
+
+    Refuses, before anything changes, where torch-pruning is known not to be exact: a
+    model it cannot trace (e.g. ShuffleNet's channel shuffle, a view that splits the
+    channel axis), grouped convolutions that are not depthwise, transposed convolutions.
+    """
     import torch_pruning as tp
 
     param = next(model.parameters())
     example = torch.zeros((1, *input_shape), dtype=param.dtype, device=param.device)
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    try:
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    except Exception as exc:  # torch-pruning's tracer fails on channel shuffles and other reshapes
+        raise InputError(f"cannot {what} {_name_of(model, module)}: torch-pruning cannot trace this model's "
+                         "channel dependencies (e.g. a channel shuffle that reshapes the channel axis)",
+                         expected="a model without channel-axis reshapes",
+                         found=f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}") from None
     fn = tp.prune_conv_out_channels if isinstance(module, nn.modules.conv._ConvNd) else tp.prune_linear_out_channels
-    return graph.get_pruning_group(module, fn, idxs=idxs), graph
+    group = graph.get_pruning_group(module, fn, idxs=idxs)
+    for dep, _ in group:
+        target = dep.target.module
+        sizes = getattr(getattr(dep.target, "grad_fn", None), "_saved_self_sym_sizes", None)
+        if isinstance(target, tp.ops._ReshapeOp) and sizes is not None and len(sizes) > len(input_shape) + 1:
+            raise InputError(f"cannot {what} {_name_of(model, module)}: its channels go through a reshape that "
+                             "splits the channel axis (e.g. a channel shuffle), which torch-pruning does not map",
+                             expected="channels kept whole up to the next layer",
+                             found=f"a view of shape {tuple(sizes)}")
+        if isinstance(target, nn.modules.conv._ConvTransposeNd):
+            raise InputError(f"cannot {what} {_name_of(model, module)}: its channels reach a transposed convolution",
+                             expected="conv/linear layers only", found=f"{_name_of(model, target)} "
+                             f"({type(target).__name__})")
+        if isinstance(target, nn.modules.conv._ConvNd) and target.groups > 1 and not _is_depthwise(target):
+            raise InputError(f"cannot {what} {_name_of(model, module)}: torch-pruning does not handle grouped "
+                             "convolutions that are not depthwise", expected="groups=1 or depthwise convs",
+                             found=f"{_name_of(model, target)} (groups={target.groups})")
+    return group, graph
+
+
+def _name_of(model: nn.Module, module: nn.Module) -> str:
+    return next((n for n, m in model.named_modules() if m is module), type(module).__name__)
 
 
 def _remove(model, edit, input_shape):
@@ -172,7 +250,7 @@ def _remove(model, edit, input_shape):
     if info.kind == "fc" and info.name == list_layers(model, input_shape)[-1].name:
         raise InputError("cannot remove output neurons", expected="a hidden layer",
                          found=f"{edit.layer} (the model's output: one neuron per class)")
-    group, graph = _pruning_group(model, module, list(edit.kernels), input_shape)
+    group, graph = _pruning_group(model, module, list(edit.kernels), input_shape, "remove kernels of")
     if not graph.check_pruning_group(group):
         raise InputError(f"cannot remove these kernels of {edit.layer}", expected="a prunable group",
                          found="torch-pruning refused the group (it would leave a layer empty)")
@@ -194,13 +272,13 @@ def _reinit(model, edit, input_shape):
             module.bias[idx] = (torch.rand(len(idx), generator=gen) * 2 * bound - bound).to(module.bias)
 
 
-def _grow(module: nn.Module, dim: int, n: int, init: str, gen: torch.Generator) -> None:
-    """Append ``n`` channels to ``module``'s parameters and buffers, in place.
+def _grow(module: nn.Module, dim: int, at: int, n: int, init: str, gen: torch.Generator) -> None:
+    """Insert ``n`` channels at index ``at`` of ``module``'s parameters and buffers, in place.
 
-    ``init="random"`` grows the output side (weights uniform in ±1/√fan_in, as PyTorch's
-    default init; biases 0; BatchNorm weight/running_var 1, bias/running_mean 0).
-    ``init="zero"`` grows the input side (dim 1 of the weight) with zeros; 1-D tensors,
-    which belong to the outputs, are left alone.
+    ``init="random"`` grows the output side (axis 0 of the weight: uniform in ±1/√fan_in,
+    as PyTorch's default init; biases 0; BatchNorm weight/running_var 1, bias/running_mean
+    0). ``init="zero"`` grows the input side (axis ``dim`` of the weight) with zeros; 1-D
+    tensors, which belong to the outputs, are left alone.
     """
     with torch.no_grad():
         for name, tensor in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
@@ -216,51 +294,84 @@ def _grow(module: nn.Module, dim: int, n: int, init: str, gen: torch.Generator) 
                 if init == "random":
                     bound = 1 / math.sqrt(max(1, tensor[0].numel()))
                     extra.uniform_(-bound, bound, generator=gen)
-            grown = torch.cat([tensor.detach().cpu(), extra.to(tensor.dtype)], dim=d).to(tensor.device)
+            old = tensor.detach().cpu()
+            grown = torch.cat([old.narrow(d, 0, at), extra.to(tensor.dtype), old.narrow(d, at, old.shape[d] - at)],
+                              dim=d).to(tensor.device)
             if isinstance(tensor, nn.Parameter):
                 setattr(module, name, nn.Parameter(grown, requires_grad=tensor.requires_grad))
             else:
                 module.register_buffer(name, grown)
 
 
+def _insertion_point(idxs: list[int], k: int, where: str) -> tuple[int, int]:
+    """Where the new channels go in a tensor holding the layer's ``k`` channels at ``idxs``.
+
+    ``idxs`` are torch-pruning's index mapping of channels 0..k-1 into this tensor (a
+    concatenation offsets them; a flatten multiplies each into ``len(idxs) / k`` features).
+    Returns (index, features per new channel): new channels go right after the layer's
+    last channel, which is where a concatenation or flatten of the widened layer puts them.
+    """
+    idxs = sorted(int(i) for i in idxs)
+    if not idxs or len(idxs) % k or idxs != list(range(idxs[0], idxs[0] + len(idxs))):
+        raise InputError(f"cannot widen through {where}: the layer's channels are not one contiguous block there",
+                         expected="channels kept together (conv, concat, flatten)", found=f"{len(idxs)} indices")
+    return idxs[-1] + 1, len(idxs) // k
+
+
 def _widen(model, edit, input_shape):
     module, info = _layer(model, edit.layer, input_shape)
     if edit.n < 1:
         raise InputError("widen needs a positive number of kernels", expected="N >= 1", found=str(edit.n))
-    group, _ = _pruning_group(model, module, [0], input_shape)
+    if info.kind == "fc" and info.name == list_layers(model, input_shape)[-1].name:
+        raise InputError("cannot widen the output layer", expected="a hidden layer",
+                         found=f"{edit.layer} (the model's output: one neuron per class)")
+    k = info.kernels
+    group, _ = _pruning_group(model, module, list(range(k)), input_shape, "widen")
     gen = torch.Generator().manual_seed(edit.seed)
-    done: set[tuple[int, str]] = set()
+    plan: dict[tuple, tuple] = {}
     for dep, idxs in group:
         target = dep.target.module
+        if not isinstance(target, nn.Module) or not any(True for _ in target.parameters(recurse=False)):
+            continue  # element-wise ops, concatenations, activations without parameters
         handler = getattr(dep.handler, "__name__", "")
-        key = (id(target), handler)
-        if key in done or not isinstance(target, nn.Module):
-            continue
-        done.add(key)
+        where = _name_of(model, target)
+        at, per = _insertion_point(list(idxs), k, where)
+        if isinstance(target, nn.modules.conv._ConvNd) and _is_depthwise(target):
+            handler = "depthwise"  # in and out channels are the same channels
+        key = (id(target), handler)  # a layer can consume and produce the grown channels (residual)
+        step = (handler, at, per)
+        if key in plan and plan[key][1] != step:
+            raise InputError(f"cannot widen {edit.layer}: {where} takes its channels twice",
+                             expected="each layer reached once", found=where)
+        plan[key] = (target, step)
+    for target, (handler, at, per) in plan.values():
+        n = edit.n * per
         if isinstance(target, nn.modules.conv._ConvNd):
-            if target.groups != 1:
-                raise InputError("cannot widen through a grouped/depthwise conv", expected="groups=1",
-                                 found=f"{type(target).__name__}(groups={target.groups})")
-            if handler == "prune_out_channels":
-                _grow(target, 0, edit.n, "random", gen)
-                target.out_channels += edit.n
+            if handler == "depthwise":
+                _grow(target, 0, at, n, "random", gen)
+                target.in_channels += n
+                target.out_channels += n
+                target.groups += n
+            elif handler == "prune_out_channels":
+                _grow(target, 0, at, n, "random", gen)
+                target.out_channels += n
             else:
-                _grow(target, 1, edit.n, "zero", gen)
-                target.in_channels += edit.n
+                _grow(target, 1, at, n, "zero", gen)
+                target.in_channels += n
         elif isinstance(target, nn.Linear):
             if handler == "prune_out_channels":
-                _grow(target, 0, edit.n, "random", gen)
-                target.out_features += edit.n
-            else:  # after a flatten: each new channel brings len(idxs) features, appended at the end
-                per_channel = max(1, len(idxs))
-                _grow(target, 1, edit.n * per_channel, "zero", gen)
-                target.in_features += edit.n * per_channel
+                _grow(target, 0, at, n, "random", gen)
+                target.out_features += n
+            else:  # zero input weights: the new channels (or their flattened features) change nothing
+                _grow(target, 1, at, n, "zero", gen)
+                target.in_features += n
         elif isinstance(target, nn.modules.batchnorm._BatchNorm):
-            _grow(target, 0, edit.n, "random", gen)
-            target.num_features += edit.n
-        elif isinstance(target, nn.Module) and any(True for _ in target.parameters(recurse=False)):
-            raise InputError("cannot widen through this layer", expected="conv, linear and BatchNorm layers",
-                             found=type(target).__name__)
+            _grow(target, 0, at, n, "random", gen)
+            target.num_features += n
+        else:
+            raise InputError(f"cannot widen {edit.layer} through {_name_of(model, target)}",
+                             expected="conv, linear and BatchNorm layers on the way",
+                             found=f"{type(target).__name__} (it mixes or scales channels with its own parameters)")
 
 
 def _insert(model, edit, input_shape):
@@ -316,10 +427,51 @@ def apply_edit(model: nn.Module, edit: Edit, input_shape: tuple[int, ...]) -> nn
     edited = copy.deepcopy(model)
     was_training = edited.training
     edited.eval()
+    param = next(edited.parameters())
+    probe = torch.randn((2, *input_shape), generator=torch.Generator().manual_seed(0))
+    probe = probe.to(device=param.device, dtype=param.dtype)
+    before = _forward(edited, probe)  # on the private copy: the caller's model is never touched, not even its mode
     result = _APPLY[edit.kind](edited, edit, tuple(input_shape))
     edited = result if isinstance(result, nn.Module) else edited
+    _check_function(before, probe, edited, edit)
     edited.train(was_training)
     return edited
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        model.train(was_training)
+    return out if isinstance(out, torch.Tensor) else out[0]
+
+
+def _check_function(before: torch.Tensor, x: torch.Tensor, edited: nn.Module, edit: Edit) -> None:
+    """Refuse an edit whose result breaks what it promises (a last line of defence).
+
+    ``before`` is the unedited model's output on the probe batch ``x`` (2 random inputs).
+    ``widen`` and ``insert`` must leave the output unchanged (to 1e-5 of its largest
+    value) until retraining; every edit must keep the output's shape.
+    """
+    try:
+        after = _forward(edited, x)
+    except Exception as exc:  # an edit the model's forward cannot take (a hard-coded size, a reshape)
+        raise InputError(f"{edit.describe()} breaks the model's forward pass",
+                         expected="a model whose layers adapt to the new size",
+                         found=f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
+    if after.shape != before.shape:
+        raise InputError(f"{edit.describe()} changes the model's output shape", expected=str(tuple(before.shape)),
+                         found=str(tuple(after.shape)))
+    if edit.kind in ("widen", "insert"):
+        scale = max(1e-3, float(before.abs().max()))  # relative: a random-init model's logits can be ~0.01
+        err = float((after - before).abs().max())
+        if not err <= 1e-5 * scale:
+            raise InputError(f"{edit.describe()} would change the network's output before retraining "
+                             "(an operation on the way that AOMscope cannot widen exactly)",
+                             expected="an unchanged output", found=f"max difference {err:.3g}")
 
 
 def apply_edits(model: nn.Module, edits: list[Edit], input_shape: tuple[int, ...]) -> nn.Module:

@@ -24,6 +24,7 @@ from torch import nn
 from .data import ImageDataset
 from .errors import InputError
 from .hooks import forward_hooks
+from .layers import list_layers
 from .maps import LayerMaps, resolve_device
 from .training import evaluate
 
@@ -31,19 +32,24 @@ __all__ = ["silenced", "selectivity_experiment", "summarize_experiment"]
 
 
 @contextmanager
-def silenced(model: nn.Module, module_name: str, kernels: np.ndarray | list[int]) -> Iterator[None]:
-    """Zero the outputs of ``kernels`` (indices along dim 1) of module ``module_name``.
+def silenced(model: nn.Module, module_name: str, kernels: np.ndarray | list[int],
+             channel_dim: int = 1) -> Iterator[None]:
+    """Zero the outputs of ``kernels`` (indices along ``channel_dim``) of module ``module_name``.
 
-    The hook multiplies the output by a 0/1 mask of shape (1, K, 1, …), so every position
-    of a silenced kernel becomes 0; it is removed on exit.
+    The hook multiplies the output by a 0/1 mask of shape (1, K, 1, …) — or (1, …, 1, K)
+    for ``channel_dim=-1`` (a Linear on a channels-last tensor) — so every position of a
+    silenced kernel becomes 0; it is removed on exit.
     """
     kernels = np.asarray(kernels, dtype=np.int64)
 
     def silence(out: torch.Tensor) -> torch.Tensor:
-        mask = torch.ones(out.shape[1], dtype=out.dtype, device=out.device)
+        dim = channel_dim % out.ndim
+        mask = torch.ones(out.shape[dim], dtype=out.dtype, device=out.device)
         if kernels.size:
             mask[torch.as_tensor(kernels, device=out.device)] = 0
-        return out * mask.view(1, -1, *([1] * (out.ndim - 2)))
+        shape = [1] * out.ndim
+        shape[dim] = -1
+        return out * mask.view(shape)
 
     with forward_hooks(model, {module_name: silence}):
         yield
@@ -79,6 +85,11 @@ def selectivity_experiment(model: nn.Module, maps: LayerMaps, test_set: ImageDat
     if list(test_set.classes) != list(maps.classes):
         raise InputError("the test split's classes differ from the maps' classes",
                          expected=str(maps.classes[:10]), found=str(test_set.classes[:10]))
+    info = {la.name: la for la in list_layers(model, test_set.input_shape, include_all=True)}.get(maps.layer)
+    if info is None or info.tap != maps.tap or info.kernels != maps.num_kernels:
+        found = "no such layer" if info is None else f"{info.kernels} kernels read at {info.tap}"
+        raise InputError(f"the maps of {maps.layer} do not belong to this model",
+                         expected=f"{maps.num_kernels} kernels read at {maps.tap}", found=found)
     device = resolve_device(device)
     model = copy.deepcopy(model).to(device).eval()
     s = maps.class_selectivity  # (K, C)
@@ -93,7 +104,7 @@ def selectivity_experiment(model: nn.Module, maps: LayerMaps, test_set: ImageDat
                "n_images": int(idx.numel()), "acc_all": float(overall.per_class[c])}
         for key, silence in (("acc_selective_kept", not_selective), ("acc_selective_removed", selective)):
             if idx.numel():
-                with silenced(model, maps.tap, silence):
+                with silenced(model, maps.tap, silence, info.channel_dim):
                     row[key] = float(evaluate(model, test_set, batch_size, device, indices=idx).per_class[c])
             else:
                 row[key] = float("nan")

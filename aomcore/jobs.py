@@ -446,16 +446,17 @@ def _job_train(ws, p: dict, ctx: JobContext) -> dict:
 
 
 def _loaded(ws, version_id: int):
+    from .editing import Edit
     from .workflow import LoadedModel
 
     record = ws.version(version_id)
     return LoadedModel(arch=ws.state()["arch"], model=ws.load_version(version_id), digest=record["digest"],
-                       source=f"v{version_id}")
+                       source=f"v{version_id}", edits=[Edit.from_dict(e) for e in record["edits"]])
 
 
 def _job_maps(ws, p: dict, ctx: JobContext) -> dict:
     """The maps of a version's layers over a split, into the workspace's content-keyed results."""
-    from .workflow import cached_maps, maps_key
+    from .workflow import cached_maps, maps_cache_key
 
     loaded = _loaded(ws, p["version"])
     data = ws.load_split(p["split"])
@@ -463,7 +464,7 @@ def _job_maps(ws, p: dict, ctx: JobContext) -> dict:
     maps, hit = cached_maps(loaded, data, p["layers"], p["threshold"], p.get("batch_size", 256),
                             p.get("device", "auto"), cache=ws.results_cache,
                             progress=lambda d, t: ctx.progress(d, t, f"counting activations: {d:,} / {t:,} images"))
-    key = maps_key(loaded.digest, data, p["layers"], p["threshold"])
+    key = maps_cache_key(loaded, data, p["layers"], p["threshold"], p.get("batch_size", 256))
     ws.record_result({"kind": "maps", "key": key, "digest": loaded.digest, "version": p["version"],
                       "layers": list(maps), "split": p["split"], "threshold": p["threshold"],
                       "seconds": time.perf_counter() - start, "from_cache": hit, "n_images": len(data),

@@ -4,8 +4,11 @@ One dry forward pass (batch of 1, zeros, ``torch.inference_mode``) records every
 output shape and call count. For a conv or FC layer the default *tap* — the module whose
 output the maps are computed on — is the activation as the next layer sees it: when the
 layer's output goes straight into a BatchNorm and/or an activation module, the output of
-the last of these (Garcia et al. 2019, Sec. IV-A: the kernel's "output activation"). Any
-other module can be analysed by naming it.
+the last of these (Garcia et al. 2019, Sec. IV-A: the kernel's "output activation"). The tap
+never goes past a gate (Sigmoid, Hardsigmoid, Tanh, Softplus, ...: squeeze-and-excitation's
+``fc2``), whose output is positive whatever the kernel did; ``LayerInfo.tap_note`` says so.
+A Linear applied to a channels-last tensor (N, ..., K) has its kernels on the last axis
+(``LayerInfo.channel_dim = -1``). Any other module can be analysed by naming it.
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ _FC = (nn.Linear,)
 _FOLLOWERS = (
     nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
-    nn.Mish, nn.Hardswish, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus,
+    nn.Mish, nn.Hardswish, nn.Hardtanh,
 )
+#: Gates squash every value into (0, 1) or (-1, 1) (squeeze-and-excitation's scale, LSTM-like
+#: gates): after one, "the activation is positive" no longer means the kernel fired, so the
+#: default read point stops before them.
+_GATES = (nn.Sigmoid, nn.Hardsigmoid, nn.Tanh, nn.Softplus, nn.Softmax, nn.LogSigmoid)
 
 
 @dataclass(frozen=True)
@@ -42,13 +49,21 @@ class LayerInfo:
     output_shape : tuple of int
         Output shape of one image (no batch dimension).
     kernels : int
-        Number of kernels (conv output channels) or neurons (FC units): output dim 1.
+        Number of kernels (conv output channels) or neurons (FC units): output dim 1, or
+        the last dim for a Linear applied to a channels-last tensor (e.g. ConvNeXt's
+        ``(N, H, W, C)`` blocks), see ``channel_dim``.
     positions : (H, W)
-        Spatial size of each kernel's map; (1, 1) for FC neurons.
+        Spatial size of each kernel's map; (1, 1) for FC neurons on (N, K) tensors.
     params : int
         Parameters owned by the module itself.
     tap : str
         Module whose output the maps read by default (see the module docstring).
+    channel_dim : {1, -1}
+        Axis of the output (batch included) that indexes kernels: 1 for conv layers and
+        FC layers on (N, K); -1 for a Linear on (N, ..., K) (its kernel axis is the last).
+    tap_note : str
+        Why the default read point stops where it does, when it is not obvious (e.g.
+        "stops before the Sigmoid gate se.scale_activation"); empty otherwise.
     """
 
     name: str
@@ -59,6 +74,8 @@ class LayerInfo:
     positions: tuple[int, int]
     params: int
     tap: str
+    channel_dim: int = 1
+    tap_note: str = ""
 
 
 def _positions(shape: tuple[int, ...]) -> tuple[int, int] | None:
@@ -110,44 +127,66 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
         param = next(model.parameters(), None)
         dtype = param.dtype if param is not None else torch.float32
         with torch.inference_mode():
-            model(torch.zeros((1, *input_shape), device=device, dtype=dtype))
+            output = model(torch.zeros((1, *input_shape), device=device, dtype=dtype))
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise InputError("the model cannot take this input",
                          expected=f"a model accepting images of shape {tuple(input_shape)}",
-                         found=str(exc).strip().splitlines()[0][:300]) from None
+                         found=(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]) from None
+    except Exception as exc:  # the architecture's own forward code failed
+        raise InputError("the model's forward pass raised an exception", expected="a forward that runs",
+                         found=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
 
+    if not isinstance(output, torch.Tensor):
+        raise InputError("the model's forward must return one tensor of logits",
+                         expected="a tensor (batch, classes)", found=_describe_output(output))
     layers = []
     for i, (name, module, _inp, out) in enumerate(events):
         if calls[name] != 1 or not isinstance(out, torch.Tensor):
             continue
         shape = tuple(out.shape[1:])
-        positions = _positions(shape)
+        kind = "conv" if isinstance(module, _CONV) else "fc" if isinstance(module, _FC) else "other"
+        channel_dim = -1 if kind == "fc" and len(shape) >= 2 else 1  # Linear acts on the last axis
+        kernel_first = (shape[-1], *shape[:-1]) if channel_dim == -1 else shape
+        positions = _positions(kernel_first)
         if positions is None:
             continue
-        kind = "conv" if isinstance(module, _CONV) else "fc" if isinstance(module, _FC) else "other"
         if kind == "other" and not include_all:
             continue
-        tap = _default_tap(events, calls, i) if kind != "other" else name
+        tap, note = _default_tap(events, calls, i) if kind != "other" else (name, "")
         layers.append(LayerInfo(name=name, type=type(module).__name__, kind=kind, output_shape=shape,
-                                kernels=int(shape[0]), positions=positions,
-                                params=sum(p.numel() for p in module.parameters(recurse=False)), tap=tap))
+                                kernels=int(kernel_first[0]), positions=positions,
+                                params=sum(p.numel() for p in module.parameters(recurse=False)), tap=tap,
+                                channel_dim=channel_dim, tap_note=note))
     return layers
 
 
-def _default_tap(events, calls, i: int) -> str:
+def _describe_output(output) -> str:
+    if isinstance(output, dict):
+        return f"a dict with keys {list(output)[:5]}"
+    if isinstance(output, (tuple, list)):
+        kind = type(output).__name__
+        return f"a {kind} of {len(output)} items" + (" (e.g. auxiliary logits: build it with aux_logits=False)"
+                                                      if "Outputs" in kind else "")
+    return type(output).__name__
+
+
+def _default_tap(events, calls, i: int) -> tuple[str, str]:
+    """The default read point of layer ``events[i]`` and a note when it stops before a gate."""
     name, _, _, current = events[i]
     for next_name, module, inp, out in events[i + 1:]:
         if inp is not current:
             continue
+        if isinstance(module, _GATES):
+            return name, f"stops before the {type(module).__name__} gate {next_name} (its output's sign means nothing)"
         if isinstance(module, _FOLLOWERS) and calls[next_name] == 1 and isinstance(out, torch.Tensor):
             name, current = next_name, out
         else:
             break
-    return name
+    return name, ""
 
 
 def resolve_layers(layers: list[LayerInfo], names: list[str] | None) -> list[LayerInfo]:

@@ -36,6 +36,7 @@ _NONNEGATIVE = (nn.ReLU, nn.ReLU6)
 
 __all__ = [
     "LayerMaps",
+    "check_maps_options",
     "OccurrenceCounter",
     "MULTI_CLASS_LEVEL",
     "aom",
@@ -209,6 +210,34 @@ def _check_classes(class_sizes: np.ndarray, classes: list[str] | None = None) ->
         names = [classes[i] if classes else str(i) for i in empty]
         raise InputError("a class has no images", expected="at least one image of every class",
                          found=f"no images of class {', '.join(map(repr, names))}")
+
+
+def _check_counts(maps) -> None:
+    """Counts that could have come from counting: (K, C, H, W) integers in [0, class size × cell area].
+
+    Catches a damaged or hand-edited ``maps.npz`` (negative counts, counts above the
+    number of images of a class) before it feeds the AOM and the experiment.
+    """
+    counts, sizes = np.asarray(maps.counts), np.asarray(maps.class_sizes)
+    where = f"layer {maps.layer}"
+    if counts.ndim != 4 or counts.shape[1] != sizes.shape[0] or sizes.shape[0] != len(maps.classes):
+        raise InputError(f"bad counts for {where}", expected=f"shape (K, {len(maps.classes)}, H, W)",
+                         found=f"counts {counts.shape}, {sizes.shape[0]} class sizes")
+    if not (np.issubdtype(counts.dtype, np.integer) and np.issubdtype(sizes.dtype, np.integer)):
+        raise InputError(f"bad counts for {where}", expected="integer counts and class sizes",
+                         found=f"{counts.dtype} and {sizes.dtype}")
+    if counts.size and counts.min() < 0:
+        raise InputError(f"negative counts for {where}", expected="counts >= 0", found=str(int(counts.min())))
+    area = np.ones(counts.shape[2:], np.int64) if maps.cell_area is None else np.asarray(maps.cell_area)
+    if area.shape != counts.shape[2:]:
+        raise InputError(f"bad cell areas for {where}", expected=str(counts.shape[2:]), found=str(area.shape))
+    limit = sizes.astype(np.int64)[None, :, None, None] * area[None, None]  # (1, C, H, W)
+    over = np.argwhere(counts > limit)
+    if over.size:
+        k, c, _, _ = over[0]
+        raise InputError(f"counts above the class size for {where}",
+                         expected=f"at most {int(limit[0, c].max())} for class {maps.classes[c]!r}",
+                         found=f"{int(counts[tuple(over[0])])} at kernel {k}")
 
 
 def aom(counts: np.ndarray, class_sizes: np.ndarray, cell_area: np.ndarray | None = None,
@@ -493,6 +522,7 @@ class LayerMaps:
 
     def __post_init__(self):
         _check_classes(np.asarray(self.class_sizes), self.classes)
+        _check_counts(self)
 
     def _get(self, key, fn):
         if key not in self._memo:
@@ -566,6 +596,40 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_maps_options(layers: list[str] | None, threshold: float, batch_size: int, autocast: str | None = None,
+                       max_resolution: int | None = None, channels_last: bool = False) -> float:
+    """Validate the options of :func:`compute_maps`; returns the threshold as a float.
+
+    Raises
+    ------
+    InputError
+        A threshold that is not a finite number, a batch size or ``max_resolution`` that
+        is not an integer >= 1, an unknown autocast dtype, layer names that are not strings.
+    """
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise InputError("threshold must be a number", expected="a float such as 0", found=repr(threshold)) from None
+    if not np.isfinite(value):
+        raise InputError("threshold must be finite", expected="a finite float", found=repr(threshold))
+    if not _is_int(batch_size) or batch_size < 1:
+        raise InputError("bad batch size", expected="an integer >= 1", found=repr(batch_size))
+    if max_resolution is not None and (not _is_int(max_resolution) or max_resolution < 1):
+        raise InputError("bad max_resolution", expected="an integer >= 1 (cells per side), or none",
+                         found=repr(max_resolution))
+    if autocast not in (None, "bf16", "fp16"):
+        raise InputError("unknown autocast dtype", expected="bf16 or fp16", found=repr(autocast))
+    if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) and n for n in layers)):
+        raise InputError("bad layer list", expected="a list of layer names", found=repr(layers)[:100])
+    if not isinstance(channels_last, (bool, np.bool_)):
+        raise InputError("bad channels_last", expected="True or False", found=repr(channels_last))
+    return value
+
+
 def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | None = None,
                  threshold: float = 0.0, batch_size: int = 256, device: str | torch.device = "auto",
                  progress: Callable[[int, int], None] | None = None,
@@ -615,12 +679,7 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
         Unknown layer, a model that does not take the dataset's images, a threshold that
         is not a finite number, a class with no images, fewer than two classes.
     """
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise InputError("threshold must be a number", expected="a float such as 0", found=repr(threshold)) from None
-    if not np.isfinite(threshold):
-        raise InputError("threshold must be finite", expected="a finite float", found=repr(threshold))
+    threshold = check_maps_options(layers, threshold, batch_size, autocast, max_resolution, channels_last)
     device = resolve_device(device)
     # A private copy: hooks and mode changes never touch a model other sessions may share.
     model = copy.deepcopy(model).to(device)
@@ -634,9 +693,13 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
                                              max_resolution=max_resolution)
                 for layer in chosen}
     current: dict = {}
+    # A Linear on a channels-last tensor (N, ..., K) has its kernels on the last axis.
+    last_axis = {layer.tap for layer in chosen if layer.channel_dim == -1}
 
     def observer(tap):
         def observe(out):
+            if tap in last_axis and isinstance(out, torch.Tensor):
+                out = out.movedim(-1, 1)  # (N, ..., K) -> (N, K, ...)
             counters[tap].update(out, current["labels"], current["segments"])  # returns None: output unchanged
         return observe
 

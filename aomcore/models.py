@@ -12,25 +12,35 @@ An architecture is named by a spec string:
 ``zoo:digits_net``
     A small net for the 8×8 ``digits`` data: conv 3×3×8 (pad 1), ReLU, conv 3×3×16 (pad
     1), ReLU, max pool 2×2, FC 64, ReLU, FC C. Trains in seconds on a CPU.
-``torchvision:NAME``
-    ``torchvision.models.get_model(NAME, weights=None, num_classes=C)``; no download.
+``torchvision:NAME`` or ``torchvision:NAME(option=value, ...)``
+    ``torchvision.models.get_model(NAME, weights=None, num_classes=C, **options)``; the
+    options are Python literals (read with ``ast.literal_eval``, never ``eval``), e.g.
+    ``torchvision:googlenet(aux_logits=False)``. Never a download: builders that default to
+    a pretrained backbone (detection, segmentation) get ``weights_backbone=None``, and a
+    ``weights``/``pretrained`` option is refused.
 ``FILE.py:CLASS``
     A class from a Python file, built with no arguments (or ``num_classes=C`` when its
     ``__init__`` takes it). This runs the file's code: only for files you trust.
 
 Weights are a state_dict in ``.pt`` (read with ``torch.load(weights_only=True)``) or
-``.safetensors``. A pickled whole model, or anything that is not a mapping of names to
-tensors, is refused.
+``.safetensors``. Training checkpoints are unwrapped (a ``state_dict``, ``model``, ...
+entry; a ``module.``/``model.`` prefix on every key) and :class:`~aomcore.workflow.LoadedModel`
+notes which. A pickled whole model, or anything that is not a mapping of names to dense,
+non-quantized tensors, is refused.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import inspect
 import io
 import os
 import sys
+import warnings
+import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -43,8 +53,10 @@ __all__ = [
     "ZOO",
     "build_model",
     "check_finite",
+    "load_checkpoint",
     "load_state_dict",
     "apply_state_dict",
+    "match_state_dict",
     "save_state_dict",
     "weights_digest",
 ]
@@ -129,18 +141,70 @@ def build_model(arch: str, num_classes: int, input_shape: tuple[int, int, int]) 
         c, h, _ = input_shape
         return ZOO[name](num_classes=num_classes, in_channels=c, image_size=h)
     if kind == "torchvision" and sep:
-        import torchvision
-
-        available = torchvision.models.list_models()
-        if name not in available:
-            raise InputError("unknown torchvision model", expected="a name from torchvision.models.list_models()",
-                             found=repr(name))
-        return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+        return _build_torchvision(name, num_classes)
     file, sep, cls_name = arch.rpartition(":")
     if sep and file.endswith(".py"):
         return _build_from_file(Path(file), cls_name, num_classes)
     raise InputError("unknown architecture spec", expected="zoo:NAME, torchvision:NAME or FILE.py:CLASS",
                      found=repr(arch))
+
+
+def _parse_builder(text: str) -> tuple[str, dict]:
+    """``NAME`` or ``NAME(key=literal, ...)`` → (NAME, options); literals only (ast.literal_eval, never eval)."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        tree = None
+    if isinstance(tree, ast.Name):
+        return tree.id, {}
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and not tree.args
+            and all(k.arg is not None for k in tree.keywords)):
+        raise InputError("bad torchvision architecture spec", expected="torchvision:NAME or "
+                         "torchvision:NAME(option=value, ...) with literal values, e.g. googlenet(aux_logits=False)",
+                         found=repr(text))
+    options = {}
+    for keyword in tree.keywords:
+        try:
+            options[keyword.arg] = ast.literal_eval(keyword.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise InputError(f"option {keyword.arg!r} of {tree.func.id} is not a literal",
+                             expected="a number, string, bool, None, tuple or list", found=ast.unparse(keyword.value)
+                             [:80]) from None
+    return tree.func.id, options
+
+
+def _build_torchvision(spec: str, num_classes: int) -> nn.Module:
+    """A torchvision model with random weights: never a download, not even a backbone's."""
+    import torchvision
+
+    name, options = _parse_builder(spec)
+    if name not in torchvision.models.list_models():
+        raise InputError("unknown torchvision model", expected="a name from torchvision.models.list_models()",
+                         found=repr(name))
+    params = inspect.signature(torchvision.models.get_model_builder(name)).parameters
+    for key in ("weights", "weights_backbone", "pretrained", "pretrained_backbone"):
+        if options.get(key) not in (None, False):
+            raise InputError(f"torchvision:{name} would download weights", expected=f"no {key} option (AOMscope "
+                             "builds architectures with random weights; load yours with --weights)",
+                             found=f"{key}={options[key]!r}")
+    if "num_classes" in options:
+        raise InputError("num_classes comes from the dataset", expected="no num_classes option",
+                         found=f"num_classes={options['num_classes']!r}")
+    options = {k: v for k, v in options.items() if k not in ("weights", "weights_backbone", "pretrained",
+                                                              "pretrained_backbone")}
+    if "weights_backbone" in params:  # detection/segmentation builders default to an ImageNet backbone
+        options["weights_backbone"] = None
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **options)
+    except (TypeError, ValueError, AssertionError) as exc:
+        known = [p for p in params if p not in ("weights", "progress", "kwargs")]
+        raise InputError(f"cannot build torchvision:{spec}", expected="options the builder takes"
+                         + ("" if takes_any else f" ({', '.join(known)})"),
+                         found=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
 
 
 def _build_from_file(path: Path, cls_name: str, num_classes: int) -> nn.Module:
@@ -168,6 +232,9 @@ def _build_from_file(path: Path, cls_name: str, num_classes: int) -> nn.Module:
     except TypeError as exc:
         raise InputError(f"cannot build {cls_name}", expected="a constructor with no required arguments",
                          found=str(exc)) from None
+    except Exception as exc:  # the user's own code failed: say so in one line, no traceback
+        raise InputError(f"{cls_name}.__init__ raised an exception", expected="an architecture that builds",
+                         found=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -176,11 +243,18 @@ def _build_from_file(path: Path, cls_name: str, num_classes: int) -> nn.Module:
 
 
 def load_state_dict(source: str | os.PathLike | bytes, name: str | None = None) -> dict[str, torch.Tensor]:
+    """The state_dict of :func:`load_checkpoint`, without its notes."""
+    return load_checkpoint(source, name)[0]
+
+
+def load_checkpoint(source: str | os.PathLike | bytes,
+                    name: str | None = None) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Read a state_dict from a ``.pt``/``.pth`` or ``.safetensors`` file or its bytes.
 
     ``.pt`` files are read with ``torch.load(..., weights_only=True, map_location="cpu")``
-    so no code in the file runs. A checkpoint dict with a ``"state_dict"`` or
-    ``"model_state_dict"`` entry is unwrapped.
+    so no code in the file runs, after checking the archive's CRC-32s. A checkpoint dict
+    with a ``"state_dict"``, ``"model_state_dict"``, ``"model"``, ``"net"``, ``"module"``
+    or ``"network"`` entry is unwrapped (repeatedly).
 
     Parameters
     ----------
@@ -190,13 +264,15 @@ def load_state_dict(source: str | os.PathLike | bytes, name: str | None = None) 
 
     Returns
     -------
-    dict of str to torch.Tensor, all on the CPU.
+    (state_dict, notes) : dict of str to torch.Tensor (all on the CPU), and list of str
+        saying which wrapper entries were unwrapped (empty for a plain state_dict).
 
     Raises
     ------
     InputError
-        Empty, truncated or unreadable file, a pickle that is not plain weights, or a
-        mapping that holds non-tensors.
+        Empty, truncated, corrupted (CRC) or unreadable file, a pickle that is not plain
+        weights, non-string keys, or entries that are not dense tensors with data (sparse,
+        meta, quantized, non-tensors).
     """
     if isinstance(source, bytes):
         data, name = source, name or "upload"
@@ -213,6 +289,7 @@ def load_state_dict(source: str | os.PathLike | bytes, name: str | None = None) 
     if name.endswith(".safetensors"):
         obj = _load_safetensors(data, name)
     else:
+        _check_zip_crc(data, name)
         try:
             obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
         except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, ... all mean "not plain weights"
@@ -220,18 +297,73 @@ def load_state_dict(source: str | os.PathLike | bytes, name: str | None = None) 
             raise InputError("could not read weights", expected="a state_dict saved with torch.save "
                              "(loaded with weights_only=True) or a .safetensors file",
                              found=f"{name}: {first[:300]}") from None
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model_state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
+    return _unwrap_checkpoint(obj, name)
+
+
+#: Checkpoint entries that hold the model's state_dict (training scripts, Lightning, timm, ...).
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "network")
+
+
+def _unwrap_checkpoint(obj, name: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The state_dict inside ``obj`` and notes saying how it was found; validates every entry."""
+    notes: list[str] = []
+    while isinstance(obj, dict) and not (obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
+        key = next((k for k in _WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
+        if key is None:
+            break
+        notes.append(f"unwrapped the checkpoint's {key!r} entry")
+        obj = obj[key]
     if not isinstance(obj, dict) or not obj:
         raise InputError("weights file holds no state_dict", expected="a mapping of parameter names to tensors",
-                         found=f"{name}: {type(obj).__name__}")
+                         found=f"{name}: {type(obj).__name__}" + (" (empty)" if isinstance(obj, dict) else ""))
+    bad_keys = [k for k in obj if not isinstance(k, str)]
+    if bad_keys:
+        raise InputError("state_dict keys must be parameter names", expected="string keys such as 'conv1.weight'",
+                         found=f"{len(bad_keys)} keys of type {type(bad_keys[0]).__name__}, e.g. {bad_keys[0]!r}")
     not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise InputError("state_dict holds non-tensors", expected="only tensors",
                          found=f"{len(not_tensors)} entries, e.g. {not_tensors[:3]}")
-    return dict(obj)
+    for label, test in (("sparse", lambda v: v.layout != torch.strided), ("meta (no data)", lambda v: v.is_meta),
+                        ("quantized", lambda v: v.is_quantized)):
+        odd = [k for k, v in obj.items() if test(v)]
+        if odd:
+            raise InputError(f"state_dict holds {label} tensors", expected="dense float tensors with data "
+                             "(save model.state_dict() of a float, non-quantized model)",
+                             found=f"{len(odd)} entries, e.g. {odd[:3]}")
+    return dict(obj), notes
+
+
+def match_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """Strip a ``module.`` (DataParallel) or ``model.`` (Lightning) prefix when that makes the keys fit.
+
+    Returns the (possibly renamed) state_dict and a note saying what was done ("" if nothing).
+    """
+    own = set(model.state_dict())
+    if set(state_dict) <= own:
+        return state_dict, ""
+    for prefix in ("module.", "model.", "_orig_mod.", "module.model."):
+        if all(k.startswith(prefix) for k in state_dict):
+            stripped = {k[len(prefix):]: v for k, v in state_dict.items()}
+            if set(stripped) <= own or len(set(stripped) & own) > len(set(state_dict) & own):
+                return stripped, f"stripped the {prefix!r} prefix from every key"
+    return state_dict, ""
+
+
+def _check_zip_crc(data: bytes, name: str) -> None:
+    """Refuse a ``torch.save`` zip archive whose members fail their CRC-32 (torch.load does not check)."""
+    if not data.startswith(b"PK"):
+        return  # the legacy (non-zip) format, or not a checkpoint: torch.load says which
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError):
+        return  # an archive torch.load reports better (truncated, not a checkpoint)
+    except zlib.error:
+        bad = "a compressed member"
+    if bad is not None:
+        raise InputError("corrupted checkpoint", expected="an intact torch.save archive (every member's CRC-32 "
+                         "matching)", found=f"{name}: member {bad} fails its checksum")
 
 
 def _torch_load_reason(exc: Exception) -> str:
@@ -284,6 +416,13 @@ def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> n
     unexpected = [k for k in state_dict if k not in own]
     misshaped = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
                  for k in own if k in state_dict and state_dict[k].shape != own[k].shape]
+    wrong_type = [f"{k} ({state_dict[k].dtype})" for k in own
+                  if k in state_dict and own[k].is_floating_point() and not state_dict[k].is_floating_point()]
+    if wrong_type:
+        raise InputError("the weights are not floating-point numbers", expected="float tensors where the model has "
+                         "float parameters (bool/int/complex would be cast silently)",
+                         found=", ".join(wrong_type[:5]) + (f" and {len(wrong_type) - 5} more" if len(wrong_type) > 5
+                                                            else ""))
     if missing or unexpected or misshaped:
         parts = []
         for label, keys in (("missing", missing), ("unexpected", unexpected),

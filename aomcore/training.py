@@ -49,7 +49,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in _OPTIMIZERS:
             raise InputError("unknown optimizer", expected=", ".join(_OPTIMIZERS), found=repr(self.optimizer))
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (self.epochs, self.batch_size))
+        if not ints or self.epochs < 1 or self.batch_size < 1 or not 0 < self.lr < float("inf"):
             raise InputError("epochs, batch size and learning rate must be positive",
                              expected="epochs >= 1, batch_size >= 1, lr > 0",
                              found=f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
@@ -85,6 +86,11 @@ class Evaluation:
 
 
 def _check_output(logits: torch.Tensor, num_classes: int) -> None:
+    if not isinstance(logits, torch.Tensor):
+        from .layers import _describe_output
+
+        raise InputError("the model's forward must return one tensor of logits",
+                         expected=f"a tensor (batch, {num_classes})", found=_describe_output(logits))
     if logits.ndim != 2 or logits.shape[1] != num_classes:
         raise InputError("the model's output does not match the classes",
                          expected=f"(batch, {num_classes}) logits for {num_classes} classes",
@@ -109,7 +115,10 @@ def check_model_fits(model: nn.Module, dataset: ImageDataset) -> None:
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise InputError("the model cannot take this dataset's images",
                          expected=f"a model accepting inputs of shape {dataset.input_shape}",
-                         found=str(exc).strip().splitlines()[0][:300]) from None
+                         found=(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]) from None
+    except Exception as exc:  # the architecture's own forward code failed
+        raise InputError("the model's forward pass raised an exception", expected="a forward that runs",
+                         found=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
     finally:
         model.train(was_training)
     _check_output(logits, dataset.num_classes)
@@ -176,8 +185,9 @@ def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainCo
     Raises
     ------
     Cancelled, InputError
-        On cancel, or if the model's output does not match the classes. In both cases
-        (and on any other exception) the weights are restored.
+        On cancel, if the model's output does not match the classes, or if training
+        diverged (a non-finite loss, or NaN/Inf weights at the end: "training diverged").
+        In every case (and on any other exception) the weights are restored.
     """
     device = resolve_device(device)
     original_device = next(model.parameters()).device
@@ -216,6 +226,10 @@ def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainCo
                 logits = model(x)
                 _check_output(logits, dataset.num_classes)
                 loss = F.cross_entropy(logits, y)
+                if not torch.isfinite(loss):
+                    raise InputError("training diverged", expected="a finite loss (try a smaller learning rate)",
+                                     found=f"loss {float(loss.detach())} at epoch {epoch + 1}, step {step + 1} "
+                                           f"(lr={config.lr:g})")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -228,6 +242,10 @@ def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainCo
                     progress(metrics)
                 if on_step is not None:
                     on_step(step, model)
+        bad = [n for n, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:  # the last step's update can overflow after a finite loss
+            raise InputError("training diverged", expected="finite weights (try a smaller learning rate)",
+                             found=f"NaN/Inf in {', '.join(bad[:3])} after {step} steps (lr={config.lr:g})")
     except BaseException:
         model.load_state_dict(backup)
         raise

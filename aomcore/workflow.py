@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,11 +17,20 @@ from .cache import DiskCache
 from .data import ImageDataset
 from .errors import InputError
 from .experiment import selectivity_experiment
-from .maps import LayerMaps, compute_maps
-from .models import apply_state_dict, build_model, load_state_dict, save_state_dict, weights_digest
+from .maps import LayerMaps, check_maps_options, compute_maps
+from .models import (
+    apply_state_dict,
+    build_model,
+    load_checkpoint,
+    load_state_dict,
+    match_state_dict,
+    save_state_dict,
+    weights_digest,
+)
 from .training import TrainConfig, train
 
-__all__ = ["LoadedModel", "cached_experiment", "cached_maps", "load_cached_maps", "load_model", "maps_key",
+__all__ = ["LoadedModel", "cached_experiment", "cached_maps", "load_cached_maps", "load_model", "maps_cache_key",
+           "maps_key",
            "pretrained_zoo_model"]
 
 
@@ -37,12 +48,29 @@ class LoadedModel:
         sha256 of its weights (:func:`~aomcore.models.weights_digest`).
     source : str
         Where the weights came from (file name, "trained here: …").
+    edits : list of Edit
+        Edits applied to ``arch`` before the weights were loaded (empty: none).
+    note : str
+        How the weights file was read, when it needed unwrapping (e.g. "unwrapped the
+        checkpoint's 'state_dict' entry; stripped the 'module.' prefix"); empty otherwise.
     """
 
     arch: str
     model: nn.Module
     digest: str
     source: str
+    edits: list = field(default_factory=list)
+    note: str = ""
+
+    def key_parts(self) -> dict:
+        """What identifies the computation a model does beyond its weights (for cache keys).
+
+        The architecture spec (and, for ``FILE.py:CLASS``, the file's sha256: the same
+        weights in other code compute other things), the edits, and a digest of the
+        module tree (activation types and layer options are not in the state_dict).
+        """
+        return {"arch": self.arch, "edits": [e.to_dict() if hasattr(e, "to_dict") else e for e in self.edits],
+                "structure": _structure_digest(self.model)}
 
     @property
     def num_params(self) -> int:
@@ -56,6 +84,9 @@ def load_model(arch: str, weights, num_classes: int, input_shape: tuple[int, int
     ``edits`` (a list of :class:`aomcore.editing.Edit`) rebuilds an edited architecture, so
     weights saved from an edited version load back (see :mod:`aomcore.models`).
 
+    A training checkpoint is unwrapped (``{"state_dict": ...}``, ``{"model": ...}``, a
+    ``module.``/``model.`` prefix); ``note`` (and ``source``, in brackets) says which.
+
     Raises
     ------
     InputError
@@ -68,11 +99,15 @@ def load_model(arch: str, weights, num_classes: int, input_shape: tuple[int, int
         model = build_edited(arch, num_classes, input_shape, edits)
     else:
         model = build_model(arch, num_classes, input_shape)
-    state_dict = load_state_dict(weights, name=weights_name)
+    state_dict, notes = load_checkpoint(weights, name=weights_name)
+    state_dict, renamed = match_state_dict(model, state_dict)
+    notes += [renamed] if renamed else []
     apply_state_dict(model, state_dict)
     model.eval()
     name = weights_name or str(weights)
-    return LoadedModel(arch=arch, model=model, digest=weights_digest(model), source=name)
+    note = "; ".join(notes)
+    return LoadedModel(arch=arch, model=model, digest=weights_digest(model),
+                       source=name + (f" ({note})" if note else ""), edits=list(edits or []), note=note)
 
 
 def pretrained_zoo_model(arch: str, train_set: ImageDataset, config: TrainConfig | None = None,
@@ -111,13 +146,45 @@ def pretrained_zoo_model(arch: str, train_set: ImageDataset, config: TrainConfig
 _INPUTS = "torchvision"
 
 
+def _structure_digest(model: nn.Module) -> str:
+    return hashlib.sha256(repr(model).encode()).hexdigest()
+
+
+def _arch_identity(arch: str | None) -> dict:
+    """The spec, and for ``FILE.py:CLASS`` the file's content digest (edited code = another model)."""
+    if arch is None:
+        return {}
+    file, sep, _ = arch.rpartition(":")
+    identity = {"arch": arch}
+    if sep and file.endswith(".py"):
+        try:
+            identity["arch_file"] = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+        except OSError:
+            identity["arch_file"] = None
+    return identity
+
+
 def maps_key(digest: str, dataset: ImageDataset, layers: list[str] | None, threshold: float,
-             autocast: str | None = None, max_resolution: int | None = None) -> str:
-    """Cache key of a maps computation (weights digest, dataset identity, layers, threshold, precision)."""
-    return DiskCache.key(kind="maps", model=digest, dataset=dataset.identity(), inputs=_INPUTS,
-                         layers=list(layers) if layers else None, threshold=float(threshold),
-                         **({"autocast": autocast} if autocast else {}),
-                         **({"max_resolution": max_resolution} if max_resolution else {}))
+             autocast: str | None = None, max_resolution: int | None = None, *, arch: str | None = None,
+             edits: list | None = None, structure: str | None = None, channels_last: bool = False,
+             batch_size: int | None = None) -> str:
+    """Cache key of a maps computation.
+
+    Holds the weights' digest, the architecture (``arch`` spec, with an architecture file's
+    content digest; ``edits``; ``structure``, a digest of the module tree) — pass
+    ``**loaded.key_parts()`` — the dataset's identity and every option. Without ``arch``
+    the key is the old weights-only key, which cannot tell two architectures with the same
+    state_dict apart: callers should pass it.
+    """
+    parts = dict(kind="maps", model=digest, dataset=dataset.identity(), inputs=_INPUTS,
+                 layers=list(layers) if layers else None, threshold=float(threshold),
+                 **({"autocast": autocast} if autocast else {}),
+                 **({"max_resolution": int(max_resolution)} if max_resolution else {}))
+    if arch is not None or edits or structure is not None:
+        parts.update(_arch_identity(arch), edits=[e.to_dict() if hasattr(e, "to_dict") else e for e in edits or []],
+                     structure=structure, channels_last=bool(channels_last),
+                     batch_size=None if batch_size is None else int(batch_size))
+    return DiskCache.key(**parts)
 
 
 def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | None = None,
@@ -128,12 +195,23 @@ def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | 
                 max_resolution: int | None = None) -> tuple[dict[str, LayerMaps], bool]:
     """:func:`~aomcore.maps.compute_maps` behind the disk cache.
 
+    The key (:func:`maps_key`) holds the architecture (spec, file digest, edits, module
+    tree), the weights' digest, the dataset's identity and every option; the options are
+    validated before the cache is read, and only a validated, complete result is stored.
+
     Returns
     -------
     (maps, from_cache) : dict of layer name to LayerMaps, and whether it was a cache hit.
+
+    Raises
+    ------
+    InputError
+        A bad option (see :func:`~aomcore.maps.check_maps_options`), or any error of
+        :func:`~aomcore.maps.compute_maps`.
     """
+    threshold = check_maps_options(layers, threshold, batch_size, autocast, max_resolution, channels_last)
+    key = maps_cache_key(loaded, dataset, layers, threshold, batch_size, autocast, max_resolution, channels_last)
     cache = cache or DiskCache()
-    key = maps_key(loaded.digest, dataset, layers, threshold, autocast, max_resolution)
     arrays = cache.load_arrays("maps", key)
     if arrays is not None:
         try:
@@ -145,6 +223,14 @@ def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | 
                         max_resolution=max_resolution)
     cache.save_arrays("maps", key, _maps_to_arrays(maps))
     return maps, False
+
+
+def maps_cache_key(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | None, threshold: float,
+                   batch_size: int = 256, autocast: str | None = None, max_resolution: int | None = None,
+                   channels_last: bool = False) -> str:
+    """The key :func:`cached_maps` stores these maps under (see :func:`maps_key`)."""
+    return maps_key(loaded.digest, dataset, layers, float(threshold), autocast, max_resolution,
+                    channels_last=channels_last, batch_size=batch_size, **loaded.key_parts())
 
 
 def load_cached_maps(cache: DiskCache, key: str) -> dict[str, LayerMaps]:

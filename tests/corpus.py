@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from aomcore import build_model
+from aomcore import build_model, load_dataset, weights_digest
 
 
 class Payload:
@@ -114,4 +117,43 @@ def make_corpus(root: Path) -> dict[str, Path]:
         os.symlink(f["secret"], f["escape_link"])
     f["edits_bad"] = root / "edits.json"
     f["edits_bad"].write_text("{not json")
+
+    # issue #15: values that used to be cast, truncated or used silently
+    for key, dtype in (("int_weights", torch.int64), ("bool_weights", torch.bool),
+                       ("complex_weights", torch.complex64)):
+        sd = dict(good)
+        sd["fc1.weight"] = good["fc1.weight"].to(dtype)
+        f[key] = root / f"{key}.pt"
+        torch.save(sd, f[key])
+    buf = io.BytesIO()
+    torch.save(good, buf)
+    f["bad_crc"] = root / "bad_crc.pt"
+    f["bad_crc"].write_bytes(_flip_member_byte(buf.getvalue(), "data/0"))
+    for key, text in (("edits_float_index", '[{"kind": "remove", "layer": "conv1", "kernels": [1.7]}]'),
+                      ("edits_string_n", '[{"kind": "widen", "layer": "conv1", "n": "5"}]'),
+                      ("edits_string_kernels", '[{"kind": "remove", "layer": "conv1", "kernels": "abc"}]'),
+                      ("edits_nested", "[" * 100_000 + "]" * 100_000)):
+        f[key] = root / f"{key}.json"
+        f[key].write_text(text)
+    f["int_keys"] = root / "int_keys.pt"
+    torch.save({i: v for i, v in enumerate(good.values())}, f["int_keys"])
+    digest = weights_digest(good)
+    sizes = load_dataset("digits", "train").class_sizes().astype(np.int64)
+    for key, tap, change in (("maps_negative", "relu1", -1), ("maps_too_many", "relu1", 10**6),
+                             ("maps_other_tap", "relu2", 0)):
+        counts = np.zeros((8, 10, 8, 8), np.int64)
+        counts[2, 3, 4, 5] = change
+        meta = {"model_digest": digest, "layers": ["conv1"], "taps": {"conv1": tap}, "threshold": 0.0}
+        f[key] = root / f"{key}.npz"
+        np.savez(f[key], **{"conv1/counts": counts, "class_sizes": sizes,
+                            "classes": np.array([str(i) for i in range(10)]), "meta": np.array(json.dumps(meta))})
     return f
+
+
+def _flip_member_byte(data: bytes, suffix: str) -> bytes:
+    """Corrupt one byte inside a zip member's stored data (its CRC-32 no longer matches)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(suffix))
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26: info.header_offset + 30])
+    at = info.header_offset + 30 + name_len + extra_len + 5
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]

@@ -18,6 +18,16 @@ def maps(weights, arch="zoo:digits_net", *extra):
     return ["maps", "--arch", arch, "--weights", str(weights), "--dataset", "digits", *extra]
 
 
+def edit(f, *what):
+    return ["edit", "--arch", "zoo:digits_net", "--weights", str(f["good"]), *what, "--out", str(f["secret"] / "x.pt"),
+            "--log", str(f["secret"] / "x.json")]
+
+
+def experiment(f, maps_file):
+    return ["selectivity-experiment", "--arch", "zoo:digits_net", "--weights", str(f["good"]), "--dataset", "digits",
+            "--layer", "conv1", "--maps", str(f[maps_file])]
+
+
 CASES = [
     ("empty weights", lambda f: maps(f["empty"]), "weights file is empty"),
     ("truncated .pt", lambda f: maps(f["truncated"]), "truncated or corrupted checkpoint"),
@@ -64,6 +74,46 @@ CASES = [
     ("malformed edit list", lambda f: maps(f["good"], "zoo:digits_net", "--edits", str(f["edits_bad"])),
      "edit list is not JSON"),
     ("missing weights file", lambda f: maps(f["secret"] / "none.pt"), "weights file does not exist"),
+    # issue #15: values that used to be cast, truncated or used silently
+    ("int weights", lambda f: maps(f["int_weights"]), "the weights are not floating-point numbers"),
+    ("bool weights", lambda f: maps(f["bool_weights"]), "found fc1.weight (torch.bool)"),
+    ("complex weights", lambda f: maps(f["complex_weights"]), "found fc1.weight (torch.complex64)"),
+    ("zip member failing its CRC", lambda f: maps(f["bad_crc"]),
+     "bad_crc.pt: member archive/data/0 fails its checksum"),
+    ("NaN mean", lambda f: maps(f["good"], "zoo:digits_net", "--mean", "nan", "--std", "1"),
+     "mean must be finite numbers"),
+    ("Inf std", lambda f: maps(f["good"], "zoo:digits_net", "--mean", "0", "--std", "inf"),
+     "std must be finite numbers"),
+    ("batch size 0", lambda f: maps(f["good"], "zoo:digits_net", "--batch-size", "0"),
+     "bad batch size: expected an integer >= 1, found 0"),
+    ("max resolution 0", lambda f: maps(f["good"], "zoo:digits_net", "--max-resolution", "0"),
+     "bad max_resolution"),
+    ("diverging training", lambda f: ["train", "--dataset", "digits", "--epochs", "1", "--lr", "1e12",
+                                      "--cache-dir", str(f["secret"] / "cache")], "training diverged"),
+    ("epochs 0", lambda f: ["train", "--dataset", "digits", "--epochs", "0"],
+     "epochs, batch size and learning rate must be positive"),
+    ("train batch size 0", lambda f: ["train", "--dataset", "digits", "--batch-size", "0"],
+     "found epochs=30, batch_size=0"),
+    ("fractional kernel index", lambda f: edit(f, "--remove", "conv1:1.7"), "bad --remove value"),
+    ("fractional kernel index in an edit list", lambda f: maps(f["good"], "zoo:digits_net", "--edits",
+                                                               str(f["edits_float_index"])),
+     "kernel indices must be integers: expected whole numbers such as 3, found 1.7"),
+    ("string n in an edit list", lambda f: maps(f["good"], "zoo:digits_net", "--edits", str(f["edits_string_n"])),
+     "bad edit field 'n': expected an integer, found '5'"),
+    ("string kernels in an edit list", lambda f: maps(f["good"], "zoo:digits_net", "--edits",
+                                                      str(f["edits_string_kernels"])),
+     "bad edit field 'kernels': expected a list of kernel indices, found 'abc'"),
+    ("deeply nested edit list", lambda f: maps(f["good"], "zoo:digits_net", "--edits", str(f["edits_nested"])),
+     "edit list is nested too deeply"),
+    ("state_dict with int keys", lambda f: maps(f["int_keys"]), "state_dict keys must be parameter names"),
+    ("torchvision option that is code", lambda f: maps(f["resnet"], "torchvision:resnet18(x=open('f'))"),
+     "option 'x' of resnet18 is not a literal"),
+    ("maps file that is not an npz", lambda f: experiment(f, "random_pt"), "cannot read the maps file"),
+    ("maps file with negative counts", lambda f: experiment(f, "maps_negative"), "negative counts for layer conv1"),
+    ("maps file with counts above the class size", lambda f: experiment(f, "maps_too_many"),
+     "counts above the class size for layer conv1"),
+    ("maps file read at another layer's tap", lambda f: experiment(f, "maps_other_tap"),
+     "the maps of conv1 do not belong to this model: expected 8 kernels read at relu2, found 8 kernels read at relu1"),
 ]
 
 
