@@ -10,6 +10,19 @@ __version__ = "0.1.0"
 
 from .cache import DiskCache, default_cache_dir
 from .data import DATASET_NAMES, ImageDataset, Preprocessing, default_data_root, load_dataset
+from .deepeyes import (
+    DeepEyesSeries,
+    DeepEyesStats,
+    LayerDeepEyes,
+    TrainingMonitor,
+    compute_deepeyes,
+    deepeyes_over_snapshots,
+    load_deepeyes_npz,
+    perplexity,
+    perplexity_bin_edges,
+    save_deepeyes_npz,
+    stack_deepeyes,
+)
 from .editing import EDIT_KINDS, Edit, apply_edit, apply_edits, build_edited, kernels_per_layer, load_edits, parse_edit
 from .errors import InputError
 from .experiment import selectivity_experiment, silenced, summarize_experiment
@@ -64,16 +77,18 @@ from .versions import (
 from .workflow import LoadedModel, cached_experiment, cached_maps, load_model, maps_key, pretrained_zoo_model
 
 __all__ = [
-    "DATASET_NAMES", "EDIT_KINDS", "FREEZE_MODES", "ZOO", "ZOO_FOR_DATASET", "aom", "apply_colormap",
-    "apply_edit", "apply_edits", "apply_state_dict", "build_edited", "build_model", "cached_experiment",
-    "cached_maps", "Cancelled", "check_finite", "check_model_fits", "class_selectivity", "colorbar_image",
-    "compute_maps", "csm", "default_cache_dir", "default_data_root", "default_n_groups", "default_train_config",
-    "DiskCache", "Edit", "edit_and_retrain", "evaluate", "Evaluation", "export_program", "flops_per_image",
-    "forward_hooks", "frozen_modules", "get_module", "ImageDataset", "initial_version", "InputError",
-    "kernel_flags", "KernelOrdering", "kernels_per_layer", "LayerInfo", "LayerMaps", "list_layers",
-    "load_dataset", "load_edits", "load_maps_npz", "load_model", "load_state_dict", "LoadedModel",
-    "map_grid_image", "maps_key", "maps_npz_bytes", "matrix_image", "measure", "OccurrenceCounter", "odm",
-    "parse_edit", "Preprocessing", "pretrained_zoo_model", "preview_edit", "resolve_device", "resolve_layers",
-    "save_maps_npz", "save_state_dict", "selectivity", "selectivity_experiment", "silenced",
-    "summarize_experiment", "train", "TrainConfig", "Version", "VersionHistory", "weights_digest",
+    "DATASET_NAMES", "EDIT_KINDS", "FREEZE_MODES", "ZOO", "ZOO_FOR_DATASET", "aom", "apply_colormap", "apply_edit",
+    "apply_edits", "apply_state_dict", "build_edited", "build_model", "cached_experiment", "cached_maps",
+    "Cancelled", "check_finite", "check_model_fits", "class_selectivity", "colorbar_image", "compute_deepeyes",
+    "compute_maps", "csm", "DeepEyesSeries", "DeepEyesStats", "deepeyes_over_snapshots", "default_cache_dir",
+    "default_data_root", "default_n_groups", "default_train_config", "DiskCache", "Edit", "edit_and_retrain",
+    "evaluate", "Evaluation", "export_program", "flops_per_image", "forward_hooks", "frozen_modules", "get_module",
+    "ImageDataset", "initial_version", "InputError", "kernel_flags", "KernelOrdering", "kernels_per_layer",
+    "LayerDeepEyes", "LayerInfo", "LayerMaps", "list_layers", "load_dataset", "load_deepeyes_npz", "load_edits",
+    "load_maps_npz", "load_model", "load_state_dict", "LoadedModel", "map_grid_image", "maps_key", "maps_npz_bytes",
+    "matrix_image", "measure", "OccurrenceCounter", "odm", "parse_edit", "perplexity", "perplexity_bin_edges",
+    "Preprocessing", "pretrained_zoo_model", "preview_edit", "resolve_device", "resolve_layers",
+    "save_deepeyes_npz", "save_maps_npz", "save_state_dict", "selectivity", "selectivity_experiment", "silenced",
+    "stack_deepeyes", "summarize_experiment", "train", "TrainConfig", "TrainingMonitor", "Version",
+    "VersionHistory", "weights_digest",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m aomcore {train,layers,maps,selectivity-experiment,edit,reproduce} ...``."""
+"""Command line: ``python -m aomcore {train,layers,maps,deepeyes,selectivity-experiment,edit,reproduce} ...``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .cache import DiskCache
 from .data import Preprocessing, load_dataset
+from .deepeyes import compute_deepeyes, save_deepeyes_npz
 from .distributed import distributed_from_env
 from .editing import Edit, load_edits, parse_edit
 from .errors import InputError
@@ -31,6 +32,18 @@ def _floats(text: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, found {text!r}") from None
+
+
+def _positions(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', found {text!r}")
+    return value
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -82,6 +95,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--max-resolution", type=int, default=None,
                    help="pool maps larger than N×N into N×N cells while counting (huge layers)")
+    p.add_argument("--out", required=True, help="output .npz")
+
+    p = sub.add_parser("deepeyes", help="DeepEyes statistics (perplexity histogram, activation heatmap, "
+                                        "filter similarity/labels); writes deepeyes.npz")
+    _add_model_args(p)
+    _add_data_args(p)
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv and FC layer)")
+    p.add_argument("--positions", type=_positions, default=10,
+                   help="positions sampled per image (without replacement), or 'all' (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the position sampler (default 0)")
+    p.add_argument("--bins", type=int, default=30, help="perplexity histogram bins (default 30)")
+    p.add_argument("--no-similarity", action="store_true", help="skip the (K, K) filter similarity")
     p.add_argument("--out", required=True, help="output .npz")
 
     p = sub.add_parser("selectivity-experiment",
@@ -278,6 +304,33 @@ def _cmd_maps(args) -> int:
     return 0
 
 
+def _cmd_deepeyes(args) -> int:
+    dataset, loaded = _load_for(args, args.split)
+    layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    if args.bins < 1:
+        raise InputError("--bins must be positive", expected="an integer >= 1 such as 30", found=str(args.bins))
+    start = time.perf_counter()
+    results = compute_deepeyes(loaded.model, dataset, layers, positions=args.positions, seed=args.seed,
+                               bins=args.bins, batch_size=args.batch_size or 256, device=resolve_device(args.device),
+                               progress=_progress_printer("deepeyes (two passes)"),
+                               similarity=not args.no_similarity)
+    seconds = time.perf_counter() - start
+    meta = {"model_digest": loaded.digest, "arch": loaded.arch, "weights": loaded.source,
+            "dataset": dataset.identity(), "split": dataset.split, "preprocessing": dataset.preprocessing.to_dict(),
+            "positions": args.positions, "seed": args.seed, "bins": args.bins,
+            "similarity": not args.no_similarity, "seconds": seconds}
+    save_deepeyes_npz(args.out, results, meta)
+    for name, r in results.items():
+        dead = int((r.max_activation == 0).sum())
+        always = int((r.activation_frequency == 1).sum())
+        hist, edges = r.perplexity_histogram, r.perplexity_bin_edges
+        mode = int(hist.argmax())
+        print(f"{name} (read at {r.tap}): {r.num_kernels} kernels, {r.n_samples:,} samples; "
+              f"perplexity mode {edges[mode]:.1f}–{edges[mode + 1]:.1f}; {dead} dead, {always} always active")
+    print(f"{len(dataset)} images in {seconds:.1f}s -> {args.out}")
+    return 0
+
+
 def _cmd_experiment(args) -> int:
     test_set, loaded = _load_for(args, "test")
     check_model_fits(loaded.model, test_set)
@@ -309,7 +362,7 @@ def _cmd_experiment(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 with a one-line message on bad input)."""
     args = _parser().parse_args(argv)
-    commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps,
+    commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps, "deepeyes": _cmd_deepeyes,
                 "selectivity-experiment": _cmd_experiment, "edit": _cmd_edit, "reproduce": _cmd_reproduce}
     try:
         return commands[args.command](args)
