@@ -98,9 +98,9 @@ def _perplexity(v: torch.Tensor) -> torch.Tensor:
     """Perplexity of each row of ``v`` (..., K) float64 ≥ 0 → (...) float64 in [1, K]."""
     k = v.shape[-1]
     total = v.sum(-1, keepdim=True)  # (..., 1)
-    p = v / torch.where(total > 0, total, 1.0)
-    h = -torch.where(p > 0, p * torch.log2(p), 0.0).sum(-1)  # (...), bits
-    perp = torch.exp2(h).clamp(1.0, float(k))
+    p = v / total  # NaN in all-zero rows, replaced below
+    plogp = torch.log2(p).mul_(p).nan_to_num_(nan=0.0)  # 0·log2(0) = 0·(-inf) = NaN -> 0
+    perp = torch.exp2(-plogp.sum(-1)).clamp_(1.0, float(k))  # (...)
     return torch.where(total[..., 0] > 0, perp, float(k))
 
 
@@ -230,12 +230,8 @@ class DeepEyesStats:
         self.n_samples_ = 0
 
     # --- sampling ---------------------------------------------------------------------
-    def _samples(self, activations: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Clamped samples (B·n, K) and n, the samples per image.
-
-        float32 (float64 for float64 activations): converting float16/bfloat16/float32 to
-        float32 is exact, and every sum below accumulates in float64.
-        """
+    def _picked(self, activations: torch.Tensor) -> torch.Tensor:
+        """The sampled depth columns, (B, K, n), not yet clamped, in the activations' dtype."""
         if not isinstance(activations, torch.Tensor):
             raise InputError("layer output is not a tensor", expected="a tensor (B, K, ...)",
                              found=type(activations).__name__)
@@ -252,16 +248,23 @@ class DeepEyesStats:
         flat = a.reshape(b, k, -1)  # (B, K, P)
         p = flat.shape[2]
         if self._positions == "all" or self._positions >= p:
-            n = p
-            picked = flat  # (B, K, n)
-        else:
-            n = self._positions
-            # CPU draws (the same on every device); torch's CPU uniform sampler is serial, so
-            # the draws depend on the image order only, not on how the images are batched.
-            keys = torch.rand((b, p), generator=self._generator, dtype=torch.float32)
-            idx = keys.topk(n, dim=1).indices.to(flat.device)  # (B, n): n distinct positions per image
-            picked = flat.gather(2, idx[:, None, :].expand(b, k, n))  # (B, K, n)
-        dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
+            return flat
+        n = self._positions
+        # CPU draws (the same on every device); torch's CPU uniform sampler is serial, so
+        # the draws depend on the image order only, not on how the images are batched.
+        keys = torch.rand((b, p), generator=self._generator, dtype=torch.float32)
+        idx = keys.topk(n, dim=1).indices.to(flat.device)  # (B, n): n distinct positions per image
+        return flat.gather(2, idx[:, None, :].expand(b, k, n))  # (B, K, n)
+
+    def _samples(self, activations: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Clamped samples (B·n, K) and n, the samples per image.
+
+        float32 (float64 for float64 activations): converting float16/bfloat16/float32 to
+        float32 is exact, and every sum below accumulates in float64.
+        """
+        picked = self._picked(activations)  # (B, K, n)
+        b, k, n = picked.shape
+        dtype = torch.float64 if picked.dtype == torch.float64 else torch.float32
         samples = picked.transpose(1, 2).to(dtype).clamp(min=0)  # (B, n, K), a copy
         return samples.reshape(b * n, k), n
 
@@ -355,9 +358,10 @@ class DeepEyesStats:
         """
         if self._phase != "frequency":
             self.start_frequency_pass()
-        s, _ = self._samples(activations)
-        self._above += (s > BETA * self._max).sum(0)
-        self._frequency_samples += s.shape[0]
+        picked = self._picked(activations)  # (B, K, n); no clamp needed: 0.5·μ >= 0
+        # μ is a maximum of these values and 0.5·μ is exact in their dtype: the comparison is exact.
+        self._above += (picked > (BETA * self._max).to(picked.dtype)[None, :, None]).sum((0, 2))
+        self._frequency_samples += picked.shape[0] * picked.shape[2]
         self._frequency_batches += 1
         return self
 
