@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -81,6 +82,7 @@ __all__ = [
 
 #: DeepEyes' activation-frequency factor: a sample is "active" for filter k above β·μ_k.
 BETA = 0.5
+_LN2 = math.log(2.0)
 #: Elements of the reused (chunk, K, K) block of pairwise minima for the weighted Jaccard:
 #: cache-sized on a CPU (1 MiB in float32: about 10× faster than a 32 MiB block), large on a GPU.
 _JACCARD_BLOCK = {"cpu": 1 << 18, "cuda": 1 << 24}
@@ -99,8 +101,10 @@ def _perplexity(v: torch.Tensor) -> torch.Tensor:
     k = v.shape[-1]
     total = v.sum(-1, keepdim=True)  # (..., 1)
     p = v / total  # NaN in all-zero rows, replaced below
-    plogp = torch.log2(p).mul_(p).nan_to_num_(nan=0.0)  # 0·log2(0) = 0·(-inf) = NaN -> 0
-    perp = torch.exp2(-plogp.sum(-1)).clamp_(1.0, float(k))  # (...)
+    # Natural log (5x faster than log2 in float64 on a CPU), then bits: ln(2^-m) = -m·ln 2
+    # exactly, so one active entry gives 1 and 2^m equal entries give 2^m, exactly.
+    plogp = torch.log(torch.where(p > 0, p, 1.0)).mul_(p)  # 0·ln 0 = 0 (ln of 1 where p = 0: no -inf)
+    perp = torch.exp2(plogp.sum(-1).div_(-_LN2)).clamp_(1.0, float(k))  # (...)
     return torch.where(total[..., 0] > 0, perp, float(k))
 
 
@@ -307,14 +311,15 @@ class DeepEyesStats:
         if labels.shape != (b,):
             raise InputError("one label per image", expected=f"labels of shape ({b},)",
                              found=f"shape {tuple(labels.shape)}")
+        s64 = s.to(torch.float64)  # exact; float64 reductions are also faster than mixed-dtype ones
         # Perplexity histogram.
-        perp = _perplexity(s.to(torch.float64))  # (S_b,)
+        perp = _perplexity(s64)  # (S_b,)
         self._hist += torch.bincount(torch.bucketize(perp, self._edges[1:-1], right=True), minlength=self.bins)
         # Maximum activation; frequency against the running maximum (exact with one batch).
-        torch.maximum(self._max, s.amax(0).to(torch.float64), out=self._max)
-        self._above += (s > BETA * self._max).sum(0)
+        torch.maximum(self._max, s64.amax(0), out=self._max)
+        self._above += (s64 > BETA * self._max).sum(0)
         # Per-class activation sums (filter label): one-hot (C, B) @ per-image sums (B, K).
-        per_image = s.view(b, n, -1).sum(1, dtype=torch.float64)  # (B, K)
+        per_image = s64.view(b, n, -1).sum(1)  # (B, K)
         onehot = torch.zeros((self.num_classes, b), dtype=torch.float64, device=s.device)
         onehot.scatter_(0, labels.to(s.device).view(1, b), 1.0)
         self._class_sums += onehot @ per_image
@@ -328,7 +333,7 @@ class DeepEyesStats:
                 x = s[start : start + chunk]  # (c, K)
                 pair_min = torch.minimum(x[:, :, None], x[:, None, :], out=self._scratch[: x.shape[0]])  # (c, K, K)
                 self._sum_min += pair_min.sum(0, dtype=torch.float64)  # min is exact; the sum is float64
-            self._sum += s.sum(0, dtype=torch.float64)
+            self._sum += s64.sum(0)
         self.n_samples_ += s.shape[0]
         self._batches += 1
         return self
@@ -380,7 +385,7 @@ class DeepEyesStats:
     @property
     def max_activation_(self) -> np.ndarray:
         self._require()
-        return self._max.cpu().numpy()
+        return self._max.cpu().numpy().copy()  # never a view of the running state
 
     @property
     def activation_frequency_(self) -> np.ndarray:
@@ -393,12 +398,12 @@ class DeepEyesStats:
     @property
     def perplexity_histogram_(self) -> np.ndarray:
         self._require()
-        return self._hist.cpu().numpy()
+        return self._hist.cpu().numpy().copy()  # never a view of the running state
 
     @property
     def bin_edges_(self) -> np.ndarray:
         self._require()
-        return self._edges.cpu().numpy()
+        return self._edges.cpu().numpy().copy()  # never a view of the running state
 
     @property
     def filter_similarity_(self) -> np.ndarray | None:
@@ -476,11 +481,40 @@ class LayerDeepEyes:
     n_samples: int = 0
     frequency_exact: bool = True
 
-    def __getattr__(self, name: str):
-        arrays = self.__dict__.get("arrays", {})
-        if name in arrays:
-            return arrays[name]
-        raise AttributeError(name)
+    @property
+    def max_activation(self) -> np.ndarray:
+        """(K,) float64: μ_k."""
+        return self.arrays["max_activation"]
+
+    @property
+    def activation_frequency(self) -> np.ndarray:
+        """(K,) float64: share of samples with ``a_k > 0.5·μ_k``."""
+        return self.arrays["activation_frequency"]
+
+    @property
+    def perplexity_histogram(self) -> np.ndarray:
+        """(B,) int64: samples per perplexity bin."""
+        return self.arrays["perplexity_histogram"]
+
+    @property
+    def perplexity_bin_edges(self) -> np.ndarray:
+        """(B+1,) float64: bin edges over [1, K]."""
+        return self.arrays["perplexity_bin_edges"]
+
+    @property
+    def filter_similarity(self) -> np.ndarray | None:
+        """(K, K) float64 weighted Jaccard, or None when not computed."""
+        return self.arrays.get("filter_similarity")
+
+    @property
+    def filter_label(self) -> np.ndarray:
+        """(K,) int64: the class each kernel responds to most."""
+        return self.arrays["filter_label"]
+
+    @property
+    def filter_confidence(self) -> np.ndarray:
+        """(K,) float64: ``1 - perplexity(q_k) / C``."""
+        return self.arrays["filter_confidence"]
 
     @property
     def num_kernels(self) -> int:

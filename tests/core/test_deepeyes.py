@@ -132,8 +132,10 @@ def test_max_and_frequency_exact_after_the_second_pass(device):
                torch.tensor([[4.0, -1, 2], [3, 0, 1]], device=device)]
     labels = torch.zeros(2, dtype=torch.int64, device=device)
     stats = DeepEyesStats(num_classes=1)
-    for a in batches:
-        stats.update(a, labels)
+    stats.update(batches[0], labels)
+    first = stats.max_activation_
+    stats.update(batches[1], labels)
+    np.testing.assert_array_equal(first, [2, 0, 4])  # a result is a copy, not a view of the running state
     np.testing.assert_array_equal(stats.max_activation_, [4, 0, 4])
     # Running maximum: batch 1 against (2, 0, 4), batch 2 against (4, 0, 4).
     assert not stats.frequency_exact_
