@@ -2,8 +2,9 @@
 
 Implements the quantities of Pezzotti, Höllt, van Gemert, Lelieveldt, Eisemann, Vilanova,
 "DeepEyes: Progressive Visual Analytics for Designing Deep Neural Networks", IEEE TVCG
-24(1):98–108, 2018 (doi 10.1109/TVCG.2017.2744358), Sec. 4–5, as released in the authors'
-code (repository ``Nicola17/High-Dimensional-Inspector``, branch ``deepeyes``,
+24(1):98–108, 2018 (doi 10.1109/TVCG.2017.2744358) — its perplexity histogram, activation
+heatmap and filter map views — as released in the authors' code (repository
+``Nicola17/High-Dimensional-Inspector``, branch ``deepeyes``,
 ``hdi/deep_learning/model_layer.cpp``: 30 perplexity buckets, per-filter maximum
 activation and frequency, weighted-Jaccard numerator/denominator matrices, per-label
 activation sums).
@@ -109,7 +110,7 @@ def _perplexity(v: torch.Tensor) -> torch.Tensor:
 
 
 def perplexity(v) -> np.ndarray:
-    """Perplexity of activation vectors (DeepEyes, Pezzotti et al. 2018, Sec. 5.1).
+    """Perplexity of activation vectors (DeepEyes' perplexity histogram, Pezzotti et al. 2018).
 
     ``p = v / Σv``, ``H = -Σ_k p_k log2 p_k`` with 0·log 0 = 0, perplexity ``2**H`` clipped
     to [1, K]. One active entry gives 1, K equal entries give K; an all-zero vector is
@@ -156,7 +157,7 @@ def _check_positions(positions) -> int | str:
 
 
 class DeepEyesStats:
-    """Streaming DeepEyes statistics of one layer (Pezzotti et al. 2018, Sec. 5).
+    """Streaming DeepEyes statistics of one layer (Pezzotti et al. 2018).
 
     Memory is O(K·(bins + C) + K²) (the K² only with ``similarity=True``), independent of
     the number of images; accumulation runs on the activations' device in float64 with
@@ -537,7 +538,7 @@ def compute_deepeyes(model: nn.Module, dataset: ImageDataset, layers: list[str] 
                      positions: int | str = 10, seed: int = 0, bins: int = 30, batch_size: int = 256,
                      device: str | torch.device = "auto", progress: Callable[[int, int], None] | None = None,
                      similarity: bool = True, exact_frequency: bool = True) -> dict[str, LayerDeepEyes]:
-    """DeepEyes statistics of several layers over a dataset (Pezzotti et al. 2018, Sec. 5).
+    """DeepEyes statistics of several layers over a dataset (Pezzotti et al. 2018).
 
     One streaming forward pass fills a :class:`DeepEyesStats` per layer; a second pass
     over the same images with the same seeded samples counts the activation frequency
