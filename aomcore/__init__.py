@@ -10,6 +10,19 @@ __version__ = "0.1.0"
 
 from .cache import DiskCache, default_cache_dir
 from .data import DATASET_NAMES, ImageDataset, Preprocessing, default_data_root, load_dataset
+from .deepeyes import (
+    DeepEyesSeries,
+    DeepEyesStats,
+    LayerDeepEyes,
+    TrainingMonitor,
+    compute_deepeyes,
+    deepeyes_over_snapshots,
+    load_deepeyes_npz,
+    perplexity,
+    perplexity_bin_edges,
+    save_deepeyes_npz,
+    stack_deepeyes,
+)
 from .editing import EDIT_KINDS, Edit, apply_edit, apply_edits, build_edited, kernels_per_layer, load_edits, parse_edit
 from .errors import InputError
 from .experiment import selectivity_experiment, silenced, summarize_experiment
@@ -83,17 +96,19 @@ from .workspace import Workspace, default_home, default_root, export_zip, import
 __all__ = [
     "aom", "apply_colormap", "apply_edit", "apply_edits", "apply_state_dict", "build_edited", "build_model",
     "cached_experiment", "cached_maps", "Cancelled", "check_finite", "check_model_fits", "class_difference",
-    "class_selectivity", "classes_per_kernel", "colorbar_image", "compute_maps", "csm", "DATASET_NAMES",
-    "default_cache_dir", "default_data_root", "default_home", "default_n_groups", "default_root",
-    "default_train_config", "DiskCache", "Edit", "edit_and_retrain", "EDIT_KINDS", "evaluate", "Evaluation",
-    "export_program", "export_zip", "flops_per_image", "forward_hooks", "FREEZE_MODES", "frozen_modules",
-    "get_module", "ImageDataset", "import_zip", "initial_version", "InputError", "JobRunner", "kernel_flags",
-    "KernelOrdering", "kernels_per_layer", "layer_overview", "LayerInfo", "LayerMaps", "least_separated_pairs",
-    "list_jobs", "list_layers", "list_runs", "list_workspaces", "load_cached_maps", "load_dataset", "load_edits",
+    "class_selectivity", "classes_per_kernel", "colorbar_image", "compute_deepeyes", "compute_maps", "csm",
+    "DATASET_NAMES", "deepeyes_over_snapshots", "DeepEyesSeries", "DeepEyesStats", "default_cache_dir",
+    "default_data_root", "default_home", "default_n_groups", "default_root", "default_train_config", "DiskCache",
+    "Edit", "edit_and_retrain", "EDIT_KINDS", "evaluate", "Evaluation", "export_program", "export_zip",
+    "flops_per_image", "forward_hooks", "FREEZE_MODES", "frozen_modules", "get_module", "ImageDataset", "import_zip",
+    "initial_version", "InputError", "JobRunner", "kernel_flags", "KernelOrdering", "kernels_per_layer",
+    "layer_overview", "LayerDeepEyes", "LayerInfo", "LayerMaps", "least_separated_pairs", "list_jobs", "list_layers",
+    "list_runs", "list_workspaces", "load_cached_maps", "load_dataset", "load_deepeyes_npz", "load_edits",
     "load_maps_npz", "load_model", "load_state_dict", "LoadedModel", "map_grid_image", "maps_key", "maps_npz_bytes",
     "matrix_image", "measure", "MULTI_CLASS_LEVEL", "multi_class_share", "OccurrenceCounter", "odm", "parse_edit",
-    "Preprocessing", "pretrained_zoo_model", "preview_edit", "read_job", "read_metrics", "read_run", "resolve_device",
-    "resolve_layers", "resolve_run", "run_inline", "save_maps_npz", "save_state_dict", "selectivity",
-    "selectivity_experiment", "silenced", "snapshot_schedule", "suggest_keep", "summarize_experiment", "train",
-    "TrainConfig", "Version", "VersionHistory", "weights_digest", "Workspace", "ZOO", "ZOO_FOR_DATASET",
+    "perplexity", "perplexity_bin_edges", "Preprocessing", "pretrained_zoo_model", "preview_edit", "read_job",
+    "read_metrics", "read_run", "resolve_device", "resolve_layers", "resolve_run", "run_inline", "save_deepeyes_npz",
+    "save_maps_npz", "save_state_dict", "selectivity", "selectivity_experiment", "silenced", "snapshot_schedule",
+    "stack_deepeyes", "suggest_keep", "summarize_experiment", "train", "TrainConfig", "TrainingMonitor", "Version",
+    "VersionHistory", "weights_digest", "Workspace", "ZOO", "ZOO_FOR_DATASET",
 ]

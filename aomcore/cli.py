@@ -1,4 +1,5 @@
-"""Command line: ``python -m aomcore {train,layers,maps,overview,selectivity-experiment,edit,reproduce} ...``."""
+"""Command line: ``python -m aomcore {train,layers,maps,overview,deepeyes,selectivity-experiment,edit,reproduce,
+workspace} ...``."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import time
 import zipfile
 from pathlib import Path
 
+import torch
+
 from .atomic import atomic_path, write_bytes, write_json
 from .cache import DiskCache
 from .data import Preprocessing, load_dataset
+from .deepeyes import compute_deepeyes, deepeyes_over_snapshots, save_deepeyes_npz
 from .distributed import distributed_from_env
-from .editing import Edit, load_edits, parse_edit
+from .editing import Edit, build_edited, load_edits, parse_edit
 from .errors import InputError
 from .experiment import summarize_experiment
 from .export import load_maps_npz, save_maps_npz
@@ -24,6 +28,7 @@ from .overview import layer_overview
 from .reproduce import PAPER_MNIST, reproduce_mnist
 from .training import TrainConfig, check_model_fits, default_train_config, evaluate
 from .jobs import run_inline
+from .runs import read_run, resolve_run
 from .versions import FREEZE_MODES, edit_and_retrain, initial_version, measure
 from .workflow import (LoadedModel, load_cached_maps, cached_experiment, cached_maps, load_model,
                        pretrained_zoo_model)
@@ -37,6 +42,18 @@ def _floats(text: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, found {text!r}") from None
+
+
+def _positions(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', found {text!r}")
+    return value
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -109,6 +126,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
     p.add_argument("--threshold", type=float, default=0.0, help="threshold when the maps are computed here")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    p = sub.add_parser("deepeyes", help="DeepEyes statistics (perplexity histogram, activation heatmap, "
+                                        "filter similarity/labels); writes deepeyes.npz")
+    _add_model_args(p)
+    _add_data_args(p)
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv and FC layer)")
+    p.add_argument("--positions", type=_positions, default=10,
+                   help="positions sampled per image (without replacement), or 'all' (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the position sampler (default 0)")
+    p.add_argument("--bins", type=int, default=30, help="perplexity histogram bins (default 30)")
+    p.add_argument("--no-similarity", action="store_true", help="skip the (K, K) filter similarity")
+    p.add_argument("--run", default=None, help="a run folder (or, with --workspace, a run id or 'latest'): one pass "
+                                              "per snapshot, stacked on a leading snapshot axis")
+    p.add_argument("--out", required=True, help="output .npz")
 
     p = sub.add_parser("selectivity-experiment",
                        help="per-class test accuracy with only the selective kernels kept, and with them removed")
@@ -514,6 +546,73 @@ def _cmd_overview(args) -> int:
     return 0
 
 
+def _run_model(args, split: str):
+    """For ``--run``: the run folder, its split of the data and a builder of its architecture."""
+    ws = _workspace(args, create=False)
+    folder = resolve_run(args.run, ws)
+    record = read_run(folder)
+    if args.arch and args.arch != record["arch"]:
+        raise InputError("--arch does not match the run", expected=record["arch"], found=args.arch)
+    dataset = ws.load_split(split) if ws is not None else load_dataset(args.dataset or "digits", split,
+                                                                        args.data_root, _preprocessing(args))
+    edits = [Edit.from_dict(e) for e in record.get("edits", [])]
+
+    def build():
+        with torch.random.fork_rng(devices=[]):
+            return build_edited(record["arch"], dataset.num_classes, dataset.input_shape, edits)
+
+    snapshots = [(s["iteration"], folder / s["file"]) for s in record["snapshots"]]
+    if not snapshots:
+        raise InputError("the run has no snapshots", expected="a run trained with --snapshots N > 0",
+                         found=str(folder))
+    return folder, record, dataset, build, snapshots
+
+
+def _cmd_deepeyes(args) -> int:
+    if args.run:
+        folder, record, dataset, build, snapshots = _run_model(args, args.split)
+        loaded = LoadedModel(arch=record["arch"], model=build(), digest="", source=str(folder))
+    else:
+        dataset, loaded, _, _ = _load_for(args, args.split)
+    layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    if args.bins < 1:
+        raise InputError("--bins must be positive", expected="an integer >= 1 such as 30", found=str(args.bins))
+    start = time.perf_counter()
+    options = dict(positions=args.positions, seed=args.seed, bins=args.bins, batch_size=_given(args.batch_size, 256),
+                   device=resolve_device(args.device), similarity=not args.no_similarity)
+    if args.run:
+        series = deepeyes_over_snapshots(build, snapshots, dataset, layers,
+                                         progress=_progress_printer("deepeyes (snapshots)"), **options)
+        seconds = time.perf_counter() - start
+        save_deepeyes_npz(args.out, series, {"arch": record["arch"], "run": str(folder), "dataset": dataset.identity(),
+                                             "split": dataset.split, "positions": args.positions, "seed": args.seed,
+                                             "bins": args.bins, "seconds": seconds})
+        for name, arrays in series.layers.items():
+            print(f"{name}: {arrays['max_activation'].shape[1]} kernels at {len(series.iterations)} snapshots "
+                  f"(iterations {series.iterations[0]}–{series.iterations[-1]}); dead at the end: "
+                  f"{int((arrays['max_activation'][-1] == 0).sum())}")
+        print(f"{len(dataset)} images × {len(series.iterations)} snapshots in {seconds:.1f}s -> {args.out}")
+        return 0
+    else:
+        results = compute_deepeyes(loaded.model, dataset, layers, progress=_progress_printer("deepeyes (two passes)"),
+                                   **options)
+    seconds = time.perf_counter() - start
+    meta = {"model_digest": loaded.digest, "arch": loaded.arch, "weights": loaded.source,
+            "dataset": dataset.identity(), "split": dataset.split, "preprocessing": dataset.preprocessing.to_dict(),
+            "positions": args.positions, "seed": args.seed, "bins": args.bins,
+            "similarity": not args.no_similarity, "seconds": seconds}
+    save_deepeyes_npz(args.out, results, meta)
+    for name, r in results.items():
+        dead = int((r.max_activation == 0).sum())
+        always = int((r.activation_frequency == 1).sum())
+        hist, edges = r.perplexity_histogram, r.perplexity_bin_edges
+        mode = int(hist.argmax())
+        print(f"{name} (read at {r.tap}): {r.num_kernels} kernels, {r.n_samples:,} samples; "
+              f"perplexity mode {edges[mode]:.1f}–{edges[mode + 1]:.1f}; {dead} dead, {always} always active")
+    print(f"{len(dataset)} images in {seconds:.1f}s -> {args.out}")
+    return 0
+
+
 def _cmd_experiment(args) -> int:
     if not args.out and not args.workspace:
         raise InputError("nowhere to put the results", expected="--out FILE and/or --workspace DIR", found="neither")
@@ -604,8 +703,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 with a one-line message on bad input)."""
     args = _parser().parse_args(argv)
     commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps, "overview": _cmd_overview,
-                "selectivity-experiment": _cmd_experiment, "edit": _cmd_edit, "reproduce": _cmd_reproduce,
-                "workspace": _cmd_workspace}
+                "deepeyes": _cmd_deepeyes, "selectivity-experiment": _cmd_experiment, "edit": _cmd_edit,
+                "reproduce": _cmd_reproduce, "workspace": _cmd_workspace}
     try:
         return commands[args.command](args)
     except InputError as exc:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,6 +17,9 @@ from torch import nn
 from .data import ImageDataset
 from .errors import InputError
 from .maps import resolve_device
+
+if TYPE_CHECKING:
+    from .deepeyes import TrainingMonitor
 
 __all__ = ["Cancelled", "Evaluation", "TrainConfig", "check_model_fits", "default_train_config", "evaluate",
            "train"]
@@ -158,7 +163,7 @@ def evaluate(model: nn.Module, dataset: ImageDataset, batch_size: int = 512,
 def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainConfig(),
           device: str | torch.device = "auto", trainable: Callable[[str], bool] | None = None,
           progress: Callable[[dict], None] | None = None,
-          cancel: threading.Event | None = None,
+          cancel: threading.Event | None = None, monitor: TrainingMonitor | None = None,
           on_step: Callable[[int, nn.Module], None] | None = None) -> list[dict]:
     """Train ``model`` in place with cross-entropy; returns the per-step metrics.
 
@@ -177,6 +182,12 @@ def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainCo
     cancel : threading.Event, optional
         Anything with ``is_set()``. When set, training stops at the next step, the
         model's weights are restored to what they were, and :class:`Cancelled` is raised.
+    monitor : aomcore.deepeyes.TrainingMonitor, optional
+        Built on this ``model``: entered for the whole training (its hooks are removed
+        at the end, also on an exception) and given each mini-batch's labels before the
+        forward, so it gathers DeepEyes statistics from the training batches themselves
+        (no extra forward pass). Read it with ``monitor.snapshot()``, e.g. from
+        ``on_step``. Without it, training is unchanged.
     on_step : callable(step, model), optional
         Called with step 0 before the first update and after every update (e.g. to keep
         snapshots of a run, :class:`aomcore.runs.RunWriter`). The model is on ``device``
@@ -197,9 +208,13 @@ def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainCo
     train_names = {n for n in names if trainable is None or trainable(n)}
     if not train_names:
         raise InputError("nothing to train", expected="at least one trainable parameter", found="all frozen")
+    if monitor is not None and monitor.model is not model:
+        raise InputError("the monitor watches another model", expected="TrainingMonitor(model, ...) of this model",
+                         found="a monitor built on a different module")
     was_training = model.training
     requires = {n: p.requires_grad for n, p in model.named_parameters()}
     history: list[dict] = []
+    watching = monitor if monitor is not None else contextlib.nullcontext()
     try:
         model.to(device).train()
         frozen_modules = []
@@ -214,34 +229,37 @@ def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainCo
         optimizer = _OPTIMIZERS[config.optimizer](params, **opt_kwargs)
         steps = config.epochs * -(-len(dataset) // config.batch_size)
         step, start = 0, time.perf_counter()
-        if on_step is not None:
-            on_step(0, model)
-        for epoch in range(config.epochs):
-            order = torch.randperm(len(dataset), generator=generator)
-            for x, y in dataset.batches(config.batch_size, device, order):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("training cancelled")
-                for module in frozen_modules:  # keep frozen BatchNorm statistics fixed
-                    module.eval()
-                logits = model(x)
-                _check_output(logits, dataset.num_classes)
-                loss = F.cross_entropy(logits, y)
-                if not torch.isfinite(loss):
-                    raise InputError("training diverged", expected="a finite loss (try a smaller learning rate)",
-                                     found=f"loss {float(loss.detach())} at epoch {epoch + 1}, step {step + 1} "
-                                           f"(lr={config.lr:g})")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                metrics = {"epoch": epoch + 1, "step": step, "steps": steps, "loss": float(loss.detach()),
-                           "accuracy": float((logits.detach().argmax(1) == y).float().mean()),
-                           "seconds": time.perf_counter() - start}
-                history.append(metrics)
-                if progress is not None:
-                    progress(metrics)
-                if on_step is not None:
-                    on_step(step, model)
+        with watching:
+            if on_step is not None:
+                on_step(0, model)
+            for epoch in range(config.epochs):
+                order = torch.randperm(len(dataset), generator=generator)
+                for x, y in dataset.batches(config.batch_size, device, order):
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("training cancelled")
+                    for module in frozen_modules:  # keep frozen BatchNorm statistics fixed
+                        module.eval()
+                    if monitor is not None:
+                        monitor.set_labels(y)
+                    logits = model(x)
+                    _check_output(logits, dataset.num_classes)
+                    loss = F.cross_entropy(logits, y)
+                    if not torch.isfinite(loss):
+                        raise InputError("training diverged", expected="a finite loss (try a smaller learning rate)",
+                                         found=f"loss {float(loss.detach())} at epoch {epoch + 1}, step {step + 1} "
+                                               f"(lr={config.lr:g})")
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    step += 1
+                    metrics = {"epoch": epoch + 1, "step": step, "steps": steps, "loss": float(loss.detach()),
+                               "accuracy": float((logits.detach().argmax(1) == y).float().mean()),
+                               "seconds": time.perf_counter() - start}
+                    history.append(metrics)
+                    if progress is not None:
+                        progress(metrics)
+                    if on_step is not None:
+                        on_step(step, model)
         bad = [n for n, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:  # the last step's update can overflow after a finite loss
             raise InputError("training diverged", expected="finite weights (try a smaller learning rate)",
