@@ -18,13 +18,37 @@ key                shape               dtype    meaning
 plus ``class_sizes`` (C,) int64, ``classes`` (C,) str and ``meta``, a JSON string
 (model digest, architecture, dataset identity, split, preprocessing, threshold, taps,
 versions). Everything loads with ``np.load(path, allow_pickle=False)``.
+
+The ``embed.npz`` file (``python -m aomcore embed``; :func:`save_embedding_npz`) holds one
+2-D projection:
+
+==============================  ========  =======  ==========================================
+key                             shape     dtype    meaning
+==============================  ========  =======  ==========================================
+``points``                      (N, 2)    float64  2-D positions
+``labels``                      (N,)      int64    class (images, samples) / colour class (neurons)
+``index``                       (N,)      int64    dataset index (images, samples) / kernel (neurons)
+``classes``                     (C,)      str      class names
+``meta``                        ()        str      JSON: view, layer, tap, model digest, dataset
+                                                   identity, embedding options, versions, key
+``neighborhood_hit``            ()        float64  per-image views (activations, input-map)
+``neighborhood_hit_per_class``  (C,)      float64  per-image views
+``predicted``                   (N,)      int64    activations: the model's prediction
+``position``                    (N,)      int64    input-map: row · W + col in the layer's map
+``perplexity``                  (N,)      float64  input-map: DeepEyes perplexity of the sample
+``max_activation``              (N,)      float32  input-map: largest kernel activation
+``class_means``                 (K, C)    float64  neurons: mean activation per class
+``distances``                   (K, K)    float64  neurons: 1 − |Pearson r|
+==============================  ========  =======  ==========================================
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import platform
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +56,8 @@ import numpy as np
 from .maps import LayerMaps
 from .ordering import KernelOrdering
 
-__all__ = ["load_maps_npz", "maps_npz_bytes", "save_maps_npz", "versions"]
+__all__ = ["load_embedding_npz", "load_maps_npz", "maps_npz_bytes", "save_embedding_npz", "save_maps_npz",
+           "save_npz_atomic", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -98,3 +123,57 @@ def load_maps_npz(path: str | Path) -> tuple[dict[str, LayerMaps], dict]:
                                 cell_area=npz[f"{name}/cell_area"] if f"{name}/cell_area" in npz.files else None)
                 for name in meta["layers"]}
     return maps, meta
+
+
+def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write a compressed ``.npz`` so that ``path`` is either the old file or the whole new one.
+
+    The archive goes to a temporary file in the same folder, is flushed and fsync'ed, and
+    then renamed over ``path`` (``os.replace``, atomic on POSIX and Windows); the folder is
+    fsync'ed too where the platform allows. A failure leaves no temporary file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open a folder
+        return path
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def save_embedding_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    """Write an ``embed.npz`` (layout in the module docstring) atomically; adds versions to ``meta``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    libs = {}
+    for name in ("openTSNE", "umap-learn"):
+        try:
+            libs[name] = version(name)
+        except PackageNotFoundError:
+            libs[name] = "absent"
+    full_meta = {"versions": versions() | libs} | meta
+    return save_npz_atomic(path, {**arrays, "meta": np.array(json.dumps(full_meta, default=str))})
+
+
+def load_embedding_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Read an ``embed.npz`` back: (arrays without ``meta``, meta dict)."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "meta"}
+        meta = json.loads(str(npz["meta"]))
+    return arrays, meta
