@@ -11,10 +11,18 @@ __version__ = "0.1.0"
 from .cache import DiskCache, default_cache_dir
 from .data import DATASET_NAMES, ImageDataset, Preprocessing, default_data_root, load_dataset
 from .editing import EDIT_KINDS, Edit, apply_edit, apply_edits, build_edited, kernels_per_layer, load_edits, parse_edit
+from .embedding import (
+    EMBED_METHODS,
+    embed,
+    embedding_key,
+    neighborhood_hit,
+    neighborhood_hit_per_class,
+    point_neighborhood_hits,
+)
 from .errors import InputError
 from .experiment import selectivity_experiment, silenced, summarize_experiment
-from .export import load_maps_npz, maps_npz_bytes, save_maps_npz
-from .hooks import forward_hooks, get_module
+from .export import load_embedding_npz, load_maps_npz, maps_npz_bytes, save_embedding_npz, save_maps_npz
+from .hooks import forward_hooks, forward_input_hooks, get_module
 from .layers import LayerInfo, list_layers, resolve_layers
 from .maps import (
     LayerMaps,
@@ -39,6 +47,21 @@ from .models import (
     weights_digest,
 )
 from .ordering import KernelOrdering, default_n_groups
+from .projections import (
+    InputMap,
+    InputMapSamples,
+    NeuronProjection,
+    Projection,
+    activation_projection,
+    activation_vectors,
+    filter_map,
+    input_map,
+    input_map_vectors,
+    neuron_distances,
+    neuron_projection,
+    sample_perplexity,
+    stratified_sample,
+)
 from .render import apply_colormap, colorbar_image, map_grid_image, matrix_image
 from .training import (
     Cancelled,
@@ -48,6 +71,16 @@ from .training import (
     default_train_config,
     evaluate,
     train,
+)
+from .trails import (
+    Trails,
+    aligned_projections,
+    bundle_trails,
+    class_palette,
+    render_trails,
+    trail_lengths,
+    trail_segments,
+    trails_from_run,
 )
 from .versions import (
     FREEZE_MODES,
@@ -76,4 +109,11 @@ __all__ = [
     "parse_edit", "Preprocessing", "pretrained_zoo_model", "preview_edit", "resolve_device", "resolve_layers",
     "save_maps_npz", "save_state_dict", "selectivity", "selectivity_experiment", "silenced",
     "summarize_experiment", "train", "TrainConfig", "Version", "VersionHistory", "weights_digest",
+    # embedding, projections (Rauber et al. 2017, DeepEyes) and training trails
+    "activation_projection", "activation_vectors", "aligned_projections", "bundle_trails", "class_palette",
+    "EMBED_METHODS", "embed", "embedding_key", "filter_map", "forward_input_hooks", "input_map",
+    "input_map_vectors", "InputMap", "InputMapSamples", "load_embedding_npz", "neighborhood_hit",
+    "neighborhood_hit_per_class", "neuron_distances", "neuron_projection", "NeuronProjection",
+    "point_neighborhood_hits", "Projection", "render_trails", "sample_perplexity", "save_embedding_npz",
+    "stratified_sample", "trail_lengths", "trail_segments", "Trails", "trails_from_run",
 ]
