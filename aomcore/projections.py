@@ -277,7 +277,7 @@ def activation_projection(model: nn.Module, dataset: ImageDataset, layer: str, n
     """
     labels_all = dataset.labels.numpy()
     idx = stratified_sample(labels_all, n, seed) if indices is None else np.asarray(indices, dtype=np.int64)
-    stages = _Stages(progress, [len(idx), 750 if method == "tsne" else 1])
+    stages = _Stages(progress, [len(idx), 250 + n_iter if method == "tsne" else 1])
     acts, predicted = activation_vectors(model, dataset, layer, idx, mode, batch_size, device,
                                          stages.stage(0), cancel)
     info = _private_model(model, dataset, layer, "cpu")[1]
@@ -627,7 +627,7 @@ def input_map(model: nn.Module, dataset: ImageDataset, layer: str, n: int = 5000
         per_image = min(int(positions), info.positions[0] * info.positions[1])
         indices = stratified_sample(labels_all, -(-int(n) // per_image), seed)
     indices = np.asarray(indices, dtype=np.int64)
-    stages = _Stages(progress, [len(indices), 750 if method == "tsne" else 1])
+    stages = _Stages(progress, [len(indices), 250 + n_iter if method == "tsne" else 1])
     samples = input_map_vectors(model, dataset, layer, indices, positions, seed, use, batch_size, device,
                                 stages.stage(0), cancel)
     points = embed(samples.vectors, method=method, perplexity=perplexity, seed=seed, n_iter=n_iter,
