@@ -201,8 +201,9 @@ def embed(data, method: str = "tsne", metric: str = "euclidean", perplexity: flo
     init : ndarray (N, 2), "pca", "spectral", "random" or None
         None: PCA of the vectors for t-SNE ("spectral" for precomputed distances),
         "spectral" for UMAP. A t-SNE array is rescaled to standard deviation 1e-4 in x
-        (:func:`openTSNE.initialization.rescale`, as openTSNE recommends); a UMAP array is
-        used as given.
+        (:func:`openTSNE.initialization.rescale`, as openTSNE recommends) unless
+        ``rescale_init`` is False; a UMAP array is used as given. Identical vectors, or an
+        array with no spread along an axis, fall back to a seeded random initialisation.
     n_iter, early_exaggeration_iter : int, default 500, 250
         t-SNE iterations after / during early exaggeration (0 skips that phase, e.g. when
         continuing from a good initialisation). UMAP: ``n_iter`` epochs (0: umap's default).
@@ -286,8 +287,13 @@ def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, 
     use_callbacks = progress is not None or cancel is not None
     if init is None:
         init = "spectral" if metric == "precomputed" else "pca"
-    elif isinstance(init, np.ndarray) and rescale_init:
-        init = rescale(init)
+    if isinstance(init, str) and init == "pca" and not np.ptp(x, axis=0).any():
+        init = "random"  # identical vectors (e.g. a dead layer): PCA has no direction to offer
+    if isinstance(init, np.ndarray):
+        if not (init.std(axis=0) > 0).all():
+            init = "random"  # a collapsed layout cannot be rescaled, and t-SNE cannot split equal points
+        elif rescale_init:
+            init = rescale(init)
     tsne = TSNE(n_components=2, perplexity=effective_perplexity(perplexity, n), metric=metric,
                 initialization=init, neighbors="exact" if metric == "precomputed" else "auto",
                 negative_gradient_method=gradient, n_jobs=n_jobs, random_state=seed,

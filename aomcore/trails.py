@@ -393,6 +393,8 @@ def render_trails(points: np.ndarray, labels, bundled: bool = True, subset=None,
         ``bundled`` and ``subset`` are then ignored).
     width, height : int, default 800
     background : {"black", "white"}, default "black"
+        On white, luminance runs the other way round: early edges are pale, late ones
+        in full colour.
     palette : ndarray (C, 3) uint8, optional
         Default :func:`class_palette`.
     min_luminance : float, default 0.25
@@ -415,6 +417,8 @@ def render_trails(points: np.ndarray, labels, bundled: bool = True, subset=None,
     pad = 0.02 * np.maximum(np.ptp(flat, axis=0), 1e-9)
     x_range = (float(flat[:, 0].min() - pad[0]), float(flat[:, 0].max() + pad[0]))
     y_range = (float(flat[:, 1].min() - pad[1]), float(flat[:, 1].max() + pad[1]))
+    if background not in ("black", "white"):
+        raise InputError("unknown background", expected="black or white", found=repr(background))
     bg = np.array([0, 0, 0] if background == "black" else [255, 255, 255], dtype=np.float64)
     image = np.broadcast_to(bg, (height, width, 3)).copy()
     if len(paths) == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -13,6 +14,8 @@ import torch
 from torch import nn
 
 from aomcore.embedding import embed, neighborhood_hit, neighborhood_hit_per_class, point_neighborhood_hits
+from aomcore.errors import InputError
+from aomcore.hooks import forward_input_hooks
 from aomcore.projections import (
     activation_vectors,
     filter_map,
@@ -22,7 +25,6 @@ from aomcore.projections import (
     sample_perplexity,
     stratified_sample,
 )
-from aomcore.training import Cancelled
 from aomcore.trails import (
     aligned_projections,
     bundle_trails,
@@ -31,6 +33,7 @@ from aomcore.trails import (
     trail_segments,
     trails_from_run,
 )
+from aomcore.training import Cancelled
 from tests.conftest import DEVICES, REPO
 from tests.core.helpers import pixel_model, tiny_dataset
 
@@ -117,6 +120,26 @@ def test_embed_tiny_inputs():
     np.testing.assert_allclose(np.sqrt(((y[:, None] - y[None]) ** 2).sum(-1)), d, atol=1e-9)
     # Five kernels: perplexity clamped below (N - 1) / 3 instead of failing.
     assert embed(np.random.default_rng(0).normal(size=(5, 4)), perplexity=30, **FAST).shape == (5, 2)
+
+
+def test_embed_identical_vectors_stay_finite():
+    points = embed(np.zeros((40, 3), dtype=np.float32), **FAST)  # e.g. a dead layer
+    assert np.isfinite(points).all()
+    collapsed = embed(np.random.default_rng(0).random((40, 3)), init=np.zeros((40, 2)), **FAST)
+    assert np.isfinite(collapsed).all() and collapsed.std(0).min() > 0
+
+
+def test_forward_input_hooks_come_off_after_an_exception():
+    model = _conv_net()
+    seen = []
+    with pytest.raises(RuntimeError), forward_input_hooks(model, {"conv": seen.append}):
+        model(torch.zeros(1, 2, 5, 5))
+        raise RuntimeError("boom")
+    assert len(seen) == 1 and seen[0].shape == (1, 2, 5, 5)
+    assert not model.conv._forward_pre_hooks
+    with pytest.raises(InputError), forward_input_hooks(model, {"conv": seen.append, "nope": seen.append}):
+        pass
+    assert not model.conv._forward_pre_hooks
 
 
 def test_filter_map_small_layers():
@@ -347,8 +370,6 @@ def test_embed_cli_on_digits_writes_the_keys(tmp_path):
                 "input-map": {"points", "labels", "index", "neighborhood_hit", "position", "perplexity",
                               "max_activation", "meta"},
                 "neurons": {"points", "labels", "index", "class_means", "distances", "meta"}}
-    import json
-
     for view, keys in expected.items():
         out = tmp_path / f"{view}.npz"
         run = _cli("embed", *common, "--layer", "conv2", "--view", view, "--n", "200", "--out", str(out))
