@@ -18,7 +18,7 @@ share one set of defaults, one progress/cancel protocol and one notion of determ
 Caching is the caller's job (a workspace keyed by content). :func:`embedding_key` builds
 the key; it must name everything the points depend on — see its docstring.
 
-:func:`neighborhood_hit` is the separation score of Rauber et al. (TVCG 2017, Sec. 4.1;
+:func:`neighborhood_hit` is the separation score Rauber et al. (TVCG 2017) report for their projections (
 Paulovich et al. 2008): the mean fraction of each point's k nearest 2-D neighbours that
 share its label.
 """
@@ -239,12 +239,17 @@ def embed(data, method: str = "tsne", metric: str = "euclidean", perplexity: flo
     ------
     InputError
         Unknown method or metric, non-finite input, a non-square or negative distance
-        matrix, an init of the wrong shape.
+        matrix, an init of the wrong shape, perplexity <= 0, negative iteration counts.
     Cancelled
         When ``cancel`` is set.
     """
     if method not in EMBED_METHODS:
         raise InputError("unknown embedding method", expected=" or ".join(EMBED_METHODS), found=repr(method))
+    if not float(perplexity) > 0 or n_iter < 0 or early_exaggeration_iter < 0:
+        raise InputError("perplexity must be > 0 and iteration counts >= 0",
+                         expected="perplexity > 0, n_iter >= 0, early_exaggeration_iter >= 0",
+                         found=f"perplexity={perplexity}, n_iter={n_iter}, "
+                               f"early_exaggeration_iter={early_exaggeration_iter}")
     x = _as_data(data, metric)
     n = x.shape[0]
     if isinstance(init, np.ndarray) or (init is not None and not isinstance(init, str)):
@@ -379,7 +384,7 @@ def point_neighborhood_hits(points: np.ndarray, labels: np.ndarray, k: int = 6) 
 
 
 def neighborhood_hit(points: np.ndarray, labels: np.ndarray, k: int = 6) -> float:
-    """Neighbourhood hit (Rauber et al., TVCG 2017, Sec. 4.1): mean of :func:`point_neighborhood_hits`.
+    """Neighbourhood hit (as in Rauber et al., TVCG 2017): mean of :func:`point_neighborhood_hits`.
 
     Returns
     -------

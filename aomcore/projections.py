@@ -3,13 +3,13 @@
 * :func:`stratified_sample` — the fixed, seeded, class-stratified sample every view embeds.
 * :func:`activation_vectors` — one vector per sampled image from one layer, streamed in
   batches (memory: the (N, D) result plus one batch).
-* :func:`activation_projection` — Rauber et al. 2017, Sec. 4.1: images placed by t-SNE of
+* :func:`activation_projection` — Rauber et al. 2017: images placed by t-SNE of
   their activations in one layer, coloured by class, with the neighbourhood hit.
-* :func:`neuron_distances`, :func:`neuron_projection` — Rauber et al. 2017, Sec. 4.2: neurons
+* :func:`neuron_distances`, :func:`neuron_projection` — Rauber et al. 2017: neurons
   (kernels) placed by how their activations co-vary over the images (1 − |Pearson r|).
 * :func:`input_map_vectors`, :func:`input_map` — DeepEyes (Pezzotti et al., TVCG 2018,
-  Sec. 5.3): one point per sampled receptive field, placed by the layer's *input* patch.
-* :func:`filter_map` — DeepEyes Sec. 5.4: kernels placed by a similarity matrix (e.g. the
+  input map): one point per sampled receptive field, placed by the layer's *input* patch.
+* :func:`filter_map` — DeepEyes' filter map: kernels placed by a similarity matrix (e.g. the
   weighted Jaccard of :mod:`aomcore.deepeyes`), distance (1 − sim)².
 
 Which activation is read: the layer's default *tap* (:func:`aomcore.layers.list_layers`) —
@@ -218,7 +218,7 @@ def activation_vectors(model: nn.Module, dataset: ImageDataset, layer: str, indi
 
 @dataclass
 class Projection:
-    """Images placed by their activations in one layer (Rauber et al. 2017, Sec. 4.1).
+    """Images placed by their activations in one layer (Rauber et al. 2017, observation projection).
 
     Attributes
     ----------
@@ -293,8 +293,9 @@ def activation_projection(model: nn.Module, dataset: ImageDataset, layer: str, n
 def neuron_distances(acts: np.ndarray) -> np.ndarray:
     """Distance 1 − |r| between neurons, r = Pearson correlation over the images.
 
-    Rauber et al. 2017, Sec. 4.2 project neurons by the similarity of their activations;
-    1 − |r| treats strongly anti-correlated neurons as close (one is nearly redundant
+    Rauber et al. 2017 project neurons by the similarity (Pearson correlation) of their
+    activations; the exact distance is not stated in the material at hand, and 1 − |r| is
+    the usual reading: strongly anti-correlated neurons are close (one is nearly redundant
     given the other). A constant neuron (e.g. a dead ReLU) has no correlation: r is
     defined as 0, so it is at distance 1 from every other neuron (and 0 from itself).
 
@@ -326,7 +327,7 @@ def neuron_distances(acts: np.ndarray) -> np.ndarray:
 
 @dataclass
 class NeuronProjection:
-    """Neurons (kernels) placed by :func:`neuron_distances` (Rauber et al. 2017, Sec. 4.2).
+    """Neurons (kernels) placed by :func:`neuron_distances` (Rauber et al. 2017, neuron projection).
 
     Attributes
     ----------
@@ -390,7 +391,7 @@ def neuron_projection(acts: np.ndarray, labels, num_classes: int | None = None, 
 
 
 def sample_perplexity(acts: np.ndarray | torch.Tensor) -> np.ndarray:
-    """DeepEyes' perplexity of each sample's activations (Pezzotti et al. 2018, Sec. 5.2).
+    """DeepEyes' perplexity of each sample's activations (Pezzotti et al., TVCG 2018).
 
     p = max(v, 0) / Σ max(v, 0); perplexity 2^H with H = −Σ p log₂ p, in [1, K]; an
     all-zero (or all-negative) vector counts as uniform, perplexity K.
@@ -640,7 +641,7 @@ def input_map(model: nn.Module, dataset: ImageDataset, layer: str, n: int = 5000
 def filter_map(similarity: np.ndarray, perplexity: float = 30.0, seed: int = 0, method: str = "tsne",
                n_iter: int = 500, progress: Callable[[int, int], None] | None = None,
                cancel: _Event | None = None) -> np.ndarray:
-    """DeepEyes' filter map (Pezzotti et al. 2018, Sec. 5.4): kernels placed by similarity.
+    """DeepEyes' filter map (Pezzotti et al., TVCG 2018): kernels placed by similarity.
 
     Distance (1 − sim)², embedded by t-SNE with perplexity min(K/3, ``perplexity``)
     (further clamped to (K − 1)/3, which openTSNE's neighbour graph needs; fewer than 4

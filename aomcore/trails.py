@@ -1,4 +1,4 @@
-"""Training trails (Rauber, Fadel, Falcão, Telea, TVCG 23(1), 2017, Sec. 4.3).
+"""Training trails (Rauber, Fadel, Falcão, Telea, TVCG 23(1), 2017).
 
 One projection of the same fixed image sample per training snapshot; each image's
 positions across snapshots form its *trail*. Trails are edge-bundled to remove noise,
@@ -374,7 +374,7 @@ def render_trails(points: np.ndarray, labels, bundled: bool = True, subset=None,
                   **hammer_options) -> np.ndarray:
     """Draw trails: colour by class, luminance by snapshot (dark = early, bright = late).
 
-    Rauber et al. 2017, Fig. 8. Each edge from snapshot s to s + 1 is drawn in its class's
+    As in Rauber et al. 2017's trail figures. Each edge from snapshot s to s + 1 is drawn in its class's
     colour scaled by ``min_luminance + (1 − min_luminance) · s / (S − 2)``; where edges
     overlap, the later one is on top (the highlighted class above everything else).
 

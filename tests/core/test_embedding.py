@@ -285,6 +285,12 @@ def test_aligned_projections_stream_and_cancel():
     event.set()
     with pytest.raises(Cancelled):
         aligned_projections([x, x], cancel=event, **FAST)
+    rescaled = aligned_projections([x, x + 0.01], coupling="rescale", stability=0.2, **FAST)
+    assert rescaled.shape == (2, 90, 2) and np.isfinite(rescaled).all()
+    with pytest.raises(InputError, match="continue or rescale"):
+        aligned_projections([x], coupling="joint")
+    with pytest.raises(InputError, match="perplexity"):
+        embed(x, perplexity=0)
 
 
 def _trail_points(s=4, n=30, seed=0):
