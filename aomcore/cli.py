@@ -360,9 +360,7 @@ def _cmd_embed(args) -> int:
         proj = activation_projection(loaded.model, dataset, args.layer, n=args.n, seed=args.seed, mode=args.mode,
                                      method=args.method, perplexity=args.perplexity, n_iter=args.n_iter,
                                      batch_size=args.batch_size or 256, device=device, progress=progress)
-        arrays |= {"points": proj.points, "labels": proj.labels, "index": proj.index, "predicted": proj.predicted,
-                   "neighborhood_hit": np.float64(proj.neighborhood_hit),
-                   "neighborhood_hit_per_class": proj.neighborhood_hit_per_class}
+        arrays |= proj.arrays()
         options["mode"] = args.mode
         summary = (f"{len(proj.points)} images, neighbourhood hit {proj.neighborhood_hit:.3f}, "
                    f"{int((proj.predicted != proj.labels).sum())} misclassified")
@@ -371,10 +369,7 @@ def _cmd_embed(args) -> int:
                          use=args.use, method=args.method, perplexity=args.perplexity, n_iter=args.n_iter,
                          batch_size=args.batch_size or 128, device=device, progress=progress)
         sm = imap.samples
-        arrays |= {"points": imap.points, "labels": sm.labels, "index": sm.index, "position": sm.position,
-                   "perplexity": sm.perplexity, "max_activation": sm.max_activation,
-                   "neighborhood_hit": np.float64(imap.neighborhood_hit),
-                   "neighborhood_hit_per_class": imap.neighborhood_hit_per_class}
+        arrays |= imap.arrays()
         options |= {"positions": args.positions, "use": args.use, "map_shape": list(sm.map_shape)}
         summary = (f"{len(imap.points)} receptive fields of {len(np.unique(sm.index))} images, "
                    f"neighbourhood hit {imap.neighborhood_hit:.3f}")
@@ -384,8 +379,7 @@ def _cmd_embed(args) -> int:
         neurons = neuron_projection(acts, dataset.labels.numpy()[idx], dataset.num_classes, method=args.method,
                                     perplexity=args.perplexity, seed=args.seed, n_iter=args.n_iter,
                                     progress=progress)
-        arrays |= {"points": neurons.points, "labels": neurons.labels, "index": neurons.index,
-                   "class_means": neurons.class_means, "distances": neurons.distances}
+        arrays |= neurons.arrays()
         options["images"] = int(len(idx))
         summary = f"{len(neurons.points)} kernels from {len(idx)} images"
     seconds = time.perf_counter() - start

@@ -40,6 +40,11 @@ key                             shape     dtype    meaning
 ``class_means``                 (K, C)    float64  neurons: mean activation per class
 ``distances``                   (K, K)    float64  neurons: 1 − |Pearson r|
 ==============================  ========  =======  ==========================================
+
+A ``trails.npz`` (:meth:`aomcore.trails.Trails.arrays` + ``meta``, written with
+:func:`save_embedding_npz`) holds ``points`` (S, N, 2) float64, ``labels``, ``index`` (N,)
+int64, ``iterations`` (S,) int64, ``predicted`` (S, N) int64 and ``neighborhood_hit`` (S,)
+float64.
 """
 
 from __future__ import annotations

@@ -245,6 +245,12 @@ class Projection:
     tap: str
     mode: str
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of an ``embed.npz`` for this view (see :mod:`aomcore.export`)."""
+        return {"points": self.points, "labels": self.labels, "index": self.index, "predicted": self.predicted,
+                "neighborhood_hit": np.float64(self.neighborhood_hit),
+                "neighborhood_hit_per_class": self.neighborhood_hit_per_class}
+
 
 def activation_projection(model: nn.Module, dataset: ImageDataset, layer: str, n: int = 5000, seed: int = 0,
                           indices=None, mode: str = "flatten", method: str = "tsne", perplexity: float = 30.0,
@@ -347,6 +353,11 @@ class NeuronProjection:
     index: np.ndarray
     class_means: np.ndarray
     distances: np.ndarray
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of an ``embed.npz`` for this view (see :mod:`aomcore.export`)."""
+        return {"points": self.points, "labels": self.labels, "index": self.index,
+                "class_means": self.class_means, "distances": self.distances}
 
 
 def neuron_projection(acts: np.ndarray, labels, num_classes: int | None = None, method: str = "tsne",
@@ -605,6 +616,14 @@ class InputMap:
     samples: InputMapSamples
     neighborhood_hit: float
     neighborhood_hit_per_class: np.ndarray = field(repr=False)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of an ``embed.npz`` for this view (see :mod:`aomcore.export`)."""
+        sm = self.samples
+        return {"points": self.points, "labels": sm.labels, "index": sm.index, "position": sm.position,
+                "perplexity": sm.perplexity, "max_activation": sm.max_activation,
+                "neighborhood_hit": np.float64(self.neighborhood_hit),
+                "neighborhood_hit_per_class": self.neighborhood_hit_per_class}
 
 
 def input_map(model: nn.Module, dataset: ImageDataset, layer: str, n: int = 5000, positions: int = 10,

@@ -482,6 +482,11 @@ class Trails:
     layer: str
     tap: str
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of a ``trails.npz`` (see :mod:`aomcore.export`)."""
+        return {"points": self.points, "labels": self.labels, "index": self.index, "iterations": self.iterations,
+                "predicted": self.predicted, "neighborhood_hit": self.neighborhood_hit}
+
 
 def trails_from_run(build_model: Callable[[], nn.Module], snapshots: Sequence[tuple[int, object]],
                     dataset: ImageDataset, layer: str, n: int = 2000, seed: int = 0, indices=None,

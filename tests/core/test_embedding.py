@@ -356,6 +356,9 @@ def test_trails_from_run_one_pass_per_snapshot():
     np.testing.assert_array_equal(trails.iterations, [0, 10, 20])
     assert trails.predicted.shape == (3, 30) and set(np.unique(trails.predicted)) <= {0, 1}
     np.testing.assert_array_equal(trails.labels, ds.labels.numpy()[trails.index])
+    assert {k: v.shape for k, v in trails.arrays().items()} == {
+        "points": (3, 30, 2), "labels": (30,), "index": (30,), "iterations": (3,), "predicted": (3, 30),
+        "neighborhood_hit": (3,)}
 
 
 # --------------------------------------------------------------------------------------
