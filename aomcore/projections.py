@@ -137,6 +137,11 @@ def _private_model(model: nn.Module, dataset: ImageDataset, layer: str, device) 
     return private, info
 
 
+def _layer_info(model: nn.Module, dataset: ImageDataset, layer: str) -> LayerInfo:
+    """The layer's :class:`LayerInfo` (its tap, positions), read on a private CPU copy."""
+    return _private_model(model, dataset, layer, "cpu")[1]
+
+
 def _predictions(logits) -> torch.Tensor | None:
     if isinstance(logits, torch.Tensor) and logits.ndim == 2:
         return logits.argmax(1)
@@ -286,7 +291,7 @@ def activation_projection(model: nn.Module, dataset: ImageDataset, layer: str, n
     stages = _Stages(progress, [len(idx), 250 + n_iter if method == "tsne" else 1])
     acts, predicted = activation_vectors(model, dataset, layer, idx, mode, batch_size, device,
                                          stages.stage(0), cancel)
-    info = _private_model(model, dataset, layer, "cpu")[1]
+    info = _layer_info(model, dataset, layer)
     points = embed(acts, method=method, perplexity=perplexity, seed=seed, n_iter=n_iter, pca_dims=pca_dims,
                    progress=stages.stage(1), cancel=cancel)
     labels = labels_all[idx]
@@ -643,7 +648,7 @@ def input_map(model: nn.Module, dataset: ImageDataset, layer: str, n: int = 5000
     """
     labels_all = dataset.labels.numpy()
     if indices is None:
-        info = _private_model(model, dataset, layer, "cpu")[1]
+        info = _layer_info(model, dataset, layer)
         per_image = min(int(positions), info.positions[0] * info.positions[1])
         indices = stratified_sample(labels_all, -(-int(n) // per_image), seed)
     indices = np.asarray(indices, dtype=np.int64)
