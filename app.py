@@ -1,9 +1,13 @@
-"""AOMscope dashboard: the router and the sidebar every page shares."""
+"""AOMscope dashboard: the router and the sidebar every page shares.
+
+``streamlit run app.py -- --workspace DIR`` opens a workspace made by the CLI.
+"""
 
 import streamlit as st
 
 from aomcore import InputError
-from ui.state import test_accuracy, workspace
+from ui.jobs import sidebar_jobs
+from ui.state import view
 
 st.set_page_config(page_title="AOMscope", page_icon=":material/grid_view:", layout="wide")
 
@@ -15,42 +19,38 @@ PAGES = [
     st.Page("pages/edit_retrain.py", title="Edit & retrain", icon=":material/content_cut:"),
     st.Page("pages/versions.py", title="Versions", icon=":material/history:"),
     st.Page("pages/selectivity_experiment.py", title="Selectivity experiment", icon=":material/science:"),
+    st.Page("pages/workspaces.py", title="Workspaces", icon=":material/folder_open:"),
 ]
 page = st.navigation(PAGES)
 
 try:
-    ws = workspace()
-    accuracy = test_accuracy(ws)
+    v = view()
 except InputError as exc:
-    st.error(f"Could not load the current model or dataset — {exc}")
-    ws, accuracy = None, None
+    st.error(f"Could not open this workspace — {exc}")
+    st.page_link("pages/workspaces.py", label="Open or create a workspace", icon=":material/folder_open:")
+    v = None
 
 with st.sidebar:
     st.markdown("### AOMscope")
-    if ws is not None:
-        st.caption(f"**Dataset** · {ws.dataset}")
-        if ws.model is not None:
-            st.caption(f"**Model** · {ws.model.arch} · {ws.model.num_params:,} params  \n"
-                       f"{ws.model.source} · `{ws.model.digest[:12]}`")
+    if v is not None:
+        st.caption(f"**Workspace** · {v.state['name']}")
+        st.caption(f"**Dataset** · {v.dataset}")
+        if v.model is not None:
+            st.caption(f"**Model** · {v.model.arch} · {v.version['metrics']['params']:,} params  \n"
+                       f"v{v.version_id} of {len(v.versions)} · `{v.version['digest'][:12]}`")
+            st.metric("Test accuracy", f"{v.version['metrics']['accuracy']:.2%}")
         else:
-            st.caption("**Model** · none loaded yet")
-        if accuracy is not None:
-            st.metric("Test accuracy", f"{accuracy['accuracy']:.2%}")
-        if ws.history is not None and len(ws.history.versions) > 1:
-            st.caption(f"**Version** · v{ws.history.current_id} of {len(ws.history.versions)}")
-        if ws.job is not None and ws.job.status == "running":
-            status, metrics = ws.job.snapshot()
-            done = metrics[-1]["step"] / metrics[-1]["steps"] if metrics else 0.0
-            st.caption(f"**Retraining** · {done:.0%} (Edit & retrain)")
-        if ws.maps:
-            info = ws.maps_info
-            names = list(ws.maps)
+            st.caption("**Model** · none yet")
+        if v.maps_info:
+            names = v.maps_info["layers"]
             shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-            st.caption(f"**Maps** · {shown} · {info.get('split')} split · threshold {info.get('threshold')}")
-        else:
-            st.caption("**Maps** · not computed yet")
+            st.caption(f"**Maps** · {shown} · {v.maps_info['split']} split · threshold {v.maps_info['threshold']}")
+        elif v.model is not None:
+            st.caption(f"**Maps** · none for v{v.version_id} yet")
+        sidebar_jobs(v)
 
-try:
-    page.run()
-except InputError as exc:
-    st.error(str(exc))
+if v is not None or page.title == "Workspaces":
+    try:
+        page.run()
+    except InputError as exc:
+        st.error(str(exc))

@@ -25,13 +25,18 @@ from .export import load_embedding_npz, load_maps_npz, maps_npz_bytes, save_embe
 from .hooks import forward_hooks, forward_input_hooks, get_module
 from .layers import LayerInfo, list_layers, resolve_layers
 from .maps import (
+    MULTI_CLASS_LEVEL,
     LayerMaps,
     OccurrenceCounter,
     aom,
+    class_difference,
     class_selectivity,
+    classes_per_kernel,
     compute_maps,
     csm,
     kernel_flags,
+    least_separated_pairs,
+    multi_class_share,
     odm,
     resolve_device,
     selectivity,
@@ -47,6 +52,7 @@ from .models import (
     weights_digest,
 )
 from .ordering import KernelOrdering, default_n_groups
+from .overview import layer_overview, suggest_keep
 from .projections import (
     InputMap,
     InputMapSamples,
@@ -94,21 +100,35 @@ from .versions import (
     measure,
     preview_edit,
 )
-from .workflow import LoadedModel, cached_experiment, cached_maps, load_model, maps_key, pretrained_zoo_model
+from .jobs import JobRunner, list_jobs, read_job, run_inline
+from .runs import list_runs, read_metrics, read_run, resolve_run, snapshot_schedule
+from .workflow import (
+    LoadedModel,
+    cached_experiment,
+    cached_maps,
+    load_cached_maps,
+    load_model,
+    maps_key,
+    pretrained_zoo_model,
+)
+from .workspace import Workspace, default_home, default_root, export_zip, import_zip, list_workspaces
 
 __all__ = [
-    "DATASET_NAMES", "EDIT_KINDS", "FREEZE_MODES", "ZOO", "ZOO_FOR_DATASET", "aom", "apply_colormap",
-    "apply_edit", "apply_edits", "apply_state_dict", "build_edited", "build_model", "cached_experiment",
-    "cached_maps", "Cancelled", "check_finite", "check_model_fits", "class_selectivity", "colorbar_image",
-    "compute_maps", "csm", "default_cache_dir", "default_data_root", "default_n_groups", "default_train_config",
-    "DiskCache", "Edit", "edit_and_retrain", "evaluate", "Evaluation", "export_program", "flops_per_image",
-    "forward_hooks", "frozen_modules", "get_module", "ImageDataset", "initial_version", "InputError",
-    "kernel_flags", "KernelOrdering", "kernels_per_layer", "LayerInfo", "LayerMaps", "list_layers",
-    "load_dataset", "load_edits", "load_maps_npz", "load_model", "load_state_dict", "LoadedModel",
-    "map_grid_image", "maps_key", "maps_npz_bytes", "matrix_image", "measure", "OccurrenceCounter", "odm",
-    "parse_edit", "Preprocessing", "pretrained_zoo_model", "preview_edit", "resolve_device", "resolve_layers",
-    "save_maps_npz", "save_state_dict", "selectivity", "selectivity_experiment", "silenced",
-    "summarize_experiment", "train", "TrainConfig", "Version", "VersionHistory", "weights_digest",
+    "aom", "apply_colormap", "apply_edit", "apply_edits", "apply_state_dict", "build_edited", "build_model",
+    "cached_experiment", "cached_maps", "Cancelled", "check_finite", "check_model_fits", "class_difference",
+    "class_selectivity", "classes_per_kernel", "colorbar_image", "compute_maps", "csm", "DATASET_NAMES",
+    "default_cache_dir", "default_data_root", "default_home", "default_n_groups", "default_root",
+    "default_train_config", "DiskCache", "Edit", "edit_and_retrain", "EDIT_KINDS", "evaluate", "Evaluation",
+    "export_program", "export_zip", "flops_per_image", "forward_hooks", "FREEZE_MODES", "frozen_modules",
+    "get_module", "ImageDataset", "import_zip", "initial_version", "InputError", "JobRunner", "kernel_flags",
+    "KernelOrdering", "kernels_per_layer", "layer_overview", "LayerInfo", "LayerMaps", "least_separated_pairs",
+    "list_jobs", "list_layers", "list_runs", "list_workspaces", "load_cached_maps", "load_dataset", "load_edits",
+    "load_maps_npz", "load_model", "load_state_dict", "LoadedModel", "map_grid_image", "maps_key", "maps_npz_bytes",
+    "matrix_image", "measure", "MULTI_CLASS_LEVEL", "multi_class_share", "OccurrenceCounter", "odm", "parse_edit",
+    "Preprocessing", "pretrained_zoo_model", "preview_edit", "read_job", "read_metrics", "read_run", "resolve_device",
+    "resolve_layers", "resolve_run", "run_inline", "save_maps_npz", "save_state_dict", "selectivity",
+    "selectivity_experiment", "silenced", "snapshot_schedule", "suggest_keep", "summarize_experiment", "train",
+    "TrainConfig", "Version", "VersionHistory", "weights_digest", "Workspace", "ZOO", "ZOO_FOR_DATASET",
     # embedding, projections (Rauber et al. 2017, DeepEyes) and training trails
     "activation_projection", "activation_vectors", "aligned_projections", "bundle_trails", "class_palette",
     "EMBED_METHODS", "embed", "embedding_key", "filter_map", "forward_input_hooks", "input_map",

@@ -2,22 +2,26 @@
 
 Layout, for each layer name ``L``:
 
-=================  ==================  =======  =====================================
-key                shape               dtype    meaning
-=================  ==================  =======  =====================================
-``L/aom``          (K, C, H, W)        float64  eq. 1
-``L/odm``          (K, K)              float64  eq. 2
-``L/csm``          (K, C, H, W)        float64  eq. 3
-``L/selectivity``  (K,)                float64  eq. 4
-``L/order``        (K,)                int64    kernel display order (clustering)
-``L/groups``       (K,)                int64    kernel group at the default cut
-``L/counts``       (K, C, H, W)        int64    positive-activation counts
-``L/cell_area``    (H, W)              int64    positions per cell (pooled maps only)
-=================  ==================  =======  =====================================
+========================  ============  =======  =======================================
+key                       shape         dtype    meaning
+========================  ============  =======  =======================================
+``L/aom``                 (K, C, H, W)  float64  eq. 1
+``L/odm``                 (K, K)        float64  eq. 2
+``L/csm``                 (K, C, H, W)  float64  eq. 3
+``L/selectivity``         (K,)          float64  eq. 4
+``L/order``               (K,)          int64    kernel display order (clustering)
+``L/groups``              (K,)          int64    kernel group at the default cut
+``L/counts``              (K, C, H, W)  int64    positive-activation counts
+``L/cell_area``           (H, W)        int64    positions per cell (pooled maps only)
+``L/class_difference``    (C, C)        float64  class difference E (Task 2)
+``L/classes_per_kernel``  (K,)          int64    classes with strong occurrence (Task 3)
+========================  ============  =======  =======================================
 
 plus ``class_sizes`` (C,) int64, ``classes`` (C,) str and ``meta``, a JSON string
 (model digest, architecture, dataset identity, split, preprocessing, threshold, taps,
-versions). Everything loads with ``np.load(path, allow_pickle=False)``.
+``classes_per_kernel_level`` (the level of ``L/classes_per_kernel``), versions).
+Everything loads with ``np.load(path, allow_pickle=False)``. Loading needs only the
+counts, so files written before a key existed still load; derived keys are recomputed.
 
 The ``embed.npz`` file (``python -m aomcore embed``; :func:`save_embedding_npz`) holds one
 2-D projection:
@@ -51,18 +55,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .maps import LayerMaps
+from .maps import MULTI_CLASS_LEVEL, LayerMaps
 from .ordering import KernelOrdering
 
 __all__ = ["load_embedding_npz", "load_maps_npz", "maps_npz_bytes", "save_embedding_npz", "save_maps_npz",
-           "save_npz_atomic", "versions"]
+           "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -92,11 +94,13 @@ def _arrays(maps: dict[str, LayerMaps], meta: dict) -> dict[str, np.ndarray]:
         arrays[f"{name}/order"] = ordering.order_
         arrays[f"{name}/groups"] = ordering.labels_
         arrays[f"{name}/counts"] = m.counts.astype(np.int64)
+        arrays[f"{name}/class_difference"] = m.class_difference
+        arrays[f"{name}/classes_per_kernel"] = m.classes_per_kernel  # at MULTI_CLASS_LEVEL
         if m.cell_area is not None:
             arrays[f"{name}/cell_area"] = m.cell_area.astype(np.int64)
         taps[name] = m.tap
     full_meta = {"threshold": first.threshold, "layers": list(maps), "taps": taps,
-                 "versions": versions()} | meta
+                 "versions": versions()} | meta | {"classes_per_kernel_level": MULTI_CLASS_LEVEL}
     arrays["meta"] = np.array(json.dumps(full_meta, default=str))
     return arrays
 
@@ -130,41 +134,16 @@ def load_maps_npz(path: str | Path) -> tuple[dict[str, LayerMaps], dict]:
     return maps, meta
 
 
-def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write a compressed ``.npz`` so that ``path`` is either the old file or the whole new one.
-
-    The archive goes to a temporary file in the same folder, is flushed and fsync'ed, and
-    then renamed over ``path`` (``os.replace``, atomic on POSIX and Windows); the folder is
-    fsync'ed too where the platform allows. A failure leaves no temporary file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open a folder
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return path
-
-
 def save_embedding_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Write an ``embed.npz`` (layout in the module docstring) atomically; adds versions to ``meta``."""
+    """Write an ``embed.npz`` / ``trails.npz`` (layout in the module docstring) atomically.
+
+    Written with :func:`aomcore.atomic.atomic_path` (temporary file in the same folder,
+    fsync, rename), so a reader sees the old file or the whole new one; adds the library
+    versions (openTSNE, umap-learn, ...) to ``meta``.
+    """
     from importlib.metadata import PackageNotFoundError, version
+
+    from .atomic import atomic_path
 
     libs = {}
     for name in ("openTSNE", "umap-learn"):
@@ -173,11 +152,13 @@ def save_embedding_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: di
         except PackageNotFoundError:
             libs[name] = "absent"
     full_meta = {"versions": versions() | libs} | meta
-    return save_npz_atomic(path, {**arrays, "meta": np.array(json.dumps(full_meta, default=str))})
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays, meta=np.array(json.dumps(full_meta, default=str)))
+    return Path(path)
 
 
 def load_embedding_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read an ``embed.npz`` back: (arrays without ``meta``, meta dict)."""
+    """Read an ``embed.npz`` / ``trails.npz`` back: (arrays without ``meta``, meta dict)."""
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files if k != "meta"}
         meta = json.loads(str(npz["meta"]))

@@ -10,6 +10,9 @@ C classes, (H, W) positions of a kernel's map.
 * :func:`aom` (eq. 1), :func:`odm` (eq. 2), :func:`csm` (eq. 3), :func:`class_selectivity`
   (the per-class mean of the CSM, Sec. V-C) and :func:`selectivity` (eq. 4) turn counts
   into the published quantities.
+* :func:`class_difference` (the dual of the ODM: classes compared over every kernel,
+  Task 2) and :func:`classes_per_kernel` (classes with strong occurrence per kernel,
+  Task 3) summarise a layer for the tasks of Sec. III.
 * :func:`compute_maps` runs one forward pass over a dataset and fills counters for all
   requested layers at once.
 """
@@ -34,11 +37,16 @@ _NONNEGATIVE = (nn.ReLU, nn.ReLU6)
 __all__ = [
     "LayerMaps",
     "OccurrenceCounter",
+    "MULTI_CLASS_LEVEL",
     "aom",
+    "class_difference",
     "class_selectivity",
+    "classes_per_kernel",
     "compute_maps",
     "csm",
     "kernel_flags",
+    "least_separated_pairs",
+    "multi_class_share",
     "odm",
     "resolve_device",
     "selectivity",
@@ -348,6 +356,109 @@ def kernel_flags(aom_: np.ndarray, dead_level: float = 0.01, always_level: float
             "always_on": (per_class >= always_level).all(axis=1)}
 
 
+#: Default ``level`` of :func:`classes_per_kernel`: a class occurs *strongly* in a kernel
+#: when, on average over the kernel's positions, more than half of the class's images
+#: activate it (mean of eq. 1 over (i, j) > 0.5). The paper names no number ("strong
+#: occurrence for multiple classes", Sec. IV-A); a majority of the class is the least
+#: arbitrary reading. Recorded in ``maps.npz`` as ``meta["classes_per_kernel_level"]``.
+MULTI_CLASS_LEVEL = 0.5
+
+
+def class_difference(aom_: np.ndarray, chunk_elements: int = 1 << 22) -> np.ndarray:
+    """Class difference matrix: the ODM's dual, comparing classes instead of kernels.
+
+    ``E[c1, c2] = 1/(|K|·W·H) · Σ_k Σ_(i,j) |M[k, c1, i, j] - M[k, c2, i, j]|``: eq. 2
+    with the roles of kernels and classes swapped. A pair of classes with a small E
+    produces similar AOMs in every kernel of the layer, which Garcia et al. 2019 read as
+    a too small layer (Sec. III Task 2, Sec. IV-A). For pooled maps the mean runs over
+    cells.
+
+    Parameters
+    ----------
+    aom_ : ndarray, (K, C, H, W) float
+    chunk_elements : int, default 2**22
+        Values of the AOM converted to float64 at a time: kernels are processed in blocks
+        of about ``chunk_elements / (C·H·W)``, so memory stays O(C² + chunk_elements)
+        however large K·H·W is.
+
+    Returns
+    -------
+    ndarray, (C, C) float64, symmetric, zero diagonal, values in [0, 1].
+    """
+    m = np.asarray(aom_)
+    if m.ndim != 4:
+        raise InputError("the class difference needs AOMs", expected="(K, C, H, W)", found=f"shape {m.shape}")
+    k, c, h, w = m.shape
+    step = max(1, chunk_elements // max(1, c * h * w))
+    total = torch.zeros((c, c), dtype=torch.float64)
+    for start in range(0, k, step):
+        block = np.ascontiguousarray(m[start : start + step].swapaxes(0, 1), dtype=np.float64)  # (C, k', H, W)
+        x = torch.from_numpy(block.reshape(c, -1))  # (C, k'·H·W)
+        total += torch.cdist(x, x, p=1.0)
+    out = (total + total.T) / 2 / (k * h * w)  # exact symmetry despite per-pair rounding
+    out.fill_diagonal_(0.0)
+    return out.numpy()
+
+
+def least_separated_pairs(difference: np.ndarray, n: int | None = None) -> list[tuple[int, int, float]]:
+    """Class pairs ``(c1, c2, E)`` with ``c1 < c2``, least separated (smallest E) first.
+
+    Parameters
+    ----------
+    difference : ndarray, (C, C) float
+        From :func:`class_difference`.
+    n : int, optional
+        Return only the first ``n`` pairs; default all C·(C-1)/2.
+
+    Returns
+    -------
+    list of (int, int, float), sorted by E ascending, ties by (c1, c2).
+    """
+    e = np.asarray(difference, dtype=np.float64)
+    c1, c2 = np.triu_indices(e.shape[0], k=1)
+    values = e[c1, c2]
+    order = np.lexsort((c2, c1, values))[: n if n is not None else None]
+    return [(int(c1[i]), int(c2[i]), float(values[i])) for i in order]
+
+
+def classes_per_kernel(aom_: np.ndarray, level: float = MULTI_CLASS_LEVEL) -> np.ndarray:
+    """Number of classes with strong occurrence in each kernel (Sec. III Task 3).
+
+    A class counts for kernel k when its mean occurrence over positions,
+    ``avg_(i,j) M[k, c, i, j]``, exceeds ``level`` (strictly). Kernels with two or more
+    such classes respond to "multiple classes", a signal that the model needs more
+    layers to tell those classes apart (Garcia et al. 2019, Sec. IV-A). For pooled maps
+    the mean runs over cells, as in :func:`kernel_flags`.
+
+    Parameters
+    ----------
+    aom_ : ndarray, (K, C, H, W) float
+    level : float, default :data:`MULTI_CLASS_LEVEL` (0.5)
+
+    Returns
+    -------
+    ndarray, (K,) int64 in [0, C].
+    """
+    per_class = np.asarray(aom_, dtype=np.float64).mean(axis=(2, 3))  # (K, C)
+    return (per_class > level).sum(axis=1).astype(np.int64)
+
+
+def multi_class_share(classes_per_kernel_: np.ndarray) -> float:
+    """Fraction of a layer's kernels with strong occurrence for two or more classes.
+
+    Parameters
+    ----------
+    classes_per_kernel_ : ndarray, (K,) int
+        From :func:`classes_per_kernel`.
+
+    Returns
+    -------
+    float in [0, 1].
+    """
+    n = np.asarray(classes_per_kernel_)
+    return float((n >= 2).mean()) if n.size else 0.0
+
+
 # --------------------------------------------------------------------------------------
 # One layer's results, and the forward pass that fills them
 # --------------------------------------------------------------------------------------
@@ -412,6 +523,21 @@ class LayerMaps:
     def selectivity(self) -> np.ndarray:
         """(K,) float64, eq. 4."""
         return self._get("sel", lambda: selectivity(self.csm))
+
+    @property
+    def class_difference(self) -> np.ndarray:
+        """(C, C) float64: the ODM's dual over classes (Task 2)."""
+        return self._get("cd", lambda: class_difference(self.aom))
+
+    @property
+    def classes_per_kernel(self) -> np.ndarray:
+        """(K,) int64: classes with mean occurrence above :data:`MULTI_CLASS_LEVEL` (Task 3)."""
+        return self._get("cpk", lambda: classes_per_kernel(self.aom))
+
+    @property
+    def multi_class_share(self) -> float:
+        """Fraction of kernels with two or more classes in :attr:`classes_per_kernel`."""
+        return multi_class_share(self.classes_per_kernel)
 
     @property
     def num_kernels(self) -> int:

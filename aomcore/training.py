@@ -149,7 +149,8 @@ def evaluate(model: nn.Module, dataset: ImageDataset, batch_size: int = 512,
 def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainConfig(),
           device: str | torch.device = "auto", trainable: Callable[[str], bool] | None = None,
           progress: Callable[[dict], None] | None = None,
-          cancel: threading.Event | None = None) -> list[dict]:
+          cancel: threading.Event | None = None,
+          on_step: Callable[[int, nn.Module], None] | None = None) -> list[dict]:
     """Train ``model`` in place with cross-entropy; returns the per-step metrics.
 
     Parameters
@@ -165,8 +166,12 @@ def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainCo
     progress : callable(dict), optional
         Called every step with ``{"epoch", "step", "steps", "loss", "accuracy", "seconds"}``.
     cancel : threading.Event, optional
-        When set, training stops at the next step, the model's weights are restored to
-        what they were, and :class:`Cancelled` is raised.
+        Anything with ``is_set()``. When set, training stops at the next step, the
+        model's weights are restored to what they were, and :class:`Cancelled` is raised.
+    on_step : callable(step, model), optional
+        Called with step 0 before the first update and after every update (e.g. to keep
+        snapshots of a run, :class:`aomcore.runs.RunWriter`). The model is on ``device``
+        in train mode; the callback must not change it.
 
     Raises
     ------
@@ -199,6 +204,8 @@ def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainCo
         optimizer = _OPTIMIZERS[config.optimizer](params, **opt_kwargs)
         steps = config.epochs * -(-len(dataset) // config.batch_size)
         step, start = 0, time.perf_counter()
+        if on_step is not None:
+            on_step(0, model)
         for epoch in range(config.epochs):
             order = torch.randperm(len(dataset), generator=generator)
             for x, y in dataset.batches(config.batch_size, device, order):
@@ -219,6 +226,8 @@ def train(model: nn.Module, dataset: ImageDataset, config: TrainConfig = TrainCo
                 history.append(metrics)
                 if progress is not None:
                     progress(metrics)
+                if on_step is not None:
+                    on_step(step, model)
     except BaseException:
         model.load_state_dict(backup)
         raise

@@ -206,7 +206,8 @@ def initial_version(model: nn.Module, test_set: ImageDataset, device="auto", not
 def edit_and_retrain(parent: Version, edit: Edit, new_id: int, train_set: ImageDataset, test_set: ImageDataset,
                      freeze: str = "auto", config: TrainConfig | None = None, device: str | torch.device = "auto",
                      progress: Callable[[dict], None] | None = None,
-                     cancel: threading.Event | None = None) -> Version:
+                     cancel: threading.Event | None = None,
+                     on_step: Callable[[int, nn.Module], None] | None = None) -> Version:
     """Apply ``edit`` to ``parent``'s model, retrain, measure; returns the new version.
 
     ``parent`` is never modified: on a bad edit (:class:`InputError`), a cancel
@@ -219,7 +220,7 @@ def edit_and_retrain(parent: Version, edit: Edit, new_id: int, train_set: ImageD
     mode = default_freeze(edit) if freeze == "auto" else freeze
     frozen = set(frozen_modules(model, shape, edit.layer, mode))
     start = time.perf_counter()
-    curve = train(model, train_set, config, device=device, progress=progress, cancel=cancel,
+    curve = train(model, train_set, config, device=device, progress=progress, cancel=cancel, on_step=on_step,
                   trainable=lambda name: name.rpartition(".")[0] not in frozen)
     seconds = time.perf_counter() - start
     model = model.cpu().eval()

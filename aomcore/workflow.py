@@ -19,7 +19,8 @@ from .maps import LayerMaps, compute_maps
 from .models import apply_state_dict, build_model, load_state_dict, save_state_dict, weights_digest
 from .training import TrainConfig, train
 
-__all__ = ["LoadedModel", "cached_experiment", "cached_maps", "load_model", "maps_key", "pretrained_zoo_model"]
+__all__ = ["LoadedModel", "cached_experiment", "cached_maps", "load_cached_maps", "load_model", "maps_key",
+           "pretrained_zoo_model"]
 
 
 @dataclass
@@ -104,10 +105,16 @@ def pretrained_zoo_model(arch: str, train_set: ImageDataset, config: TrainConfig
     return LoadedModel(arch=arch, model=model, digest=weights_digest(model), source=source)
 
 
+#: Bumped when the conversion of raw images into model inputs changes, so results cached
+#: from the old inputs are not served: "torchvision" = bit-identical to ToTensor/Normalize
+#: (before it, uint8 was multiplied by 1/255, a last-bit difference for ~13% of pixels).
+_INPUTS = "torchvision"
+
+
 def maps_key(digest: str, dataset: ImageDataset, layers: list[str] | None, threshold: float,
              autocast: str | None = None, max_resolution: int | None = None) -> str:
     """Cache key of a maps computation (weights digest, dataset identity, layers, threshold, precision)."""
-    return DiskCache.key(kind="maps", model=digest, dataset=dataset.identity(),
+    return DiskCache.key(kind="maps", model=digest, dataset=dataset.identity(), inputs=_INPUTS,
                          layers=list(layers) if layers else None, threshold=float(threshold),
                          **({"autocast": autocast} if autocast else {}),
                          **({"max_resolution": max_resolution} if max_resolution else {}))
@@ -140,6 +147,20 @@ def cached_maps(loaded: LoadedModel, dataset: ImageDataset, layers: list[str] | 
     return maps, False
 
 
+def load_cached_maps(cache: DiskCache, key: str) -> dict[str, LayerMaps]:
+    """Maps stored under ``key`` by :func:`cached_maps`.
+
+    Raises
+    ------
+    InputError
+        No intact entry under that key.
+    """
+    arrays = cache.load_arrays("maps", key)
+    if arrays is None:
+        raise InputError("maps not found", expected=f"an intact entry {key} in {cache.root}", found="none")
+    return _maps_from_arrays(arrays)
+
+
 def _maps_to_arrays(maps: dict[str, LayerMaps]) -> dict[str, np.ndarray]:
     first = next(iter(maps.values()))
     arrays = {"layers": np.array(list(maps), dtype=str), "classes": np.array(first.classes, dtype=str),
@@ -170,7 +191,7 @@ def cached_experiment(loaded: LoadedModel, maps: LayerMaps, test_set: ImageDatas
     """
     cache = cache or DiskCache()
     key = DiskCache.key(kind="experiment", model=loaded.digest, layer=maps.layer, tap=maps.tap,
-                        counts=maps.counts, sizes=maps.class_sizes, test=test_set.identity())
+                        counts=maps.counts, sizes=maps.class_sizes, test=test_set.identity(), inputs=_INPUTS)
     arrays = cache.load_arrays("experiments", key)
     if arrays is not None and "rows" in arrays:
         return json.loads(str(arrays["rows"])), True

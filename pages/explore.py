@@ -4,9 +4,9 @@ import streamlit as st
 
 import aomcore
 from ui import cached, views
-from ui.state import require_maps, workspace
+from ui.state import require_maps, view
 
-ws = workspace()
+ws = view()
 st.title("Explore")
 require_maps(ws)
 
@@ -14,9 +14,13 @@ c1, c2 = st.columns([1, 2])
 layer = c1.selectbox("Layer", list(ws.maps))
 m = ws.maps[layer]
 k = m.num_kernels
-n_groups = c2.slider("Kernel groups (cut of the clustering tree)", 1, k, min(k, aomcore.default_n_groups(k)),
+saved = min(k, ws.ws.n_groups(layer, aomcore.default_n_groups(k)))
+n_groups = c2.slider("Kernel groups (cut of the clustering tree)", 1, k, saved, key=f"groups_{layer}_{saved}",
                      help="Rows are ordered by agglomerative clustering of the AOM rows (average linkage on the "
-                          "ODM, optimal leaf ordering); red boxes outline the groups.")
+                          "ODM, optimal leaf ordering); red boxes outline the groups. The cut is shared with "
+                          "Select kernels and kept in the workspace.")
+if n_groups != saved:
+    ws.ws.set_n_groups(layer, n_groups)
 v = cached.views(ws.maps_info["key"], layer, n_groups, m)
 dead, always = int(v["flags"]["dead"].sum()), int(v["flags"]["always_on"].sum())
 st.caption(f"{k} kernels × {len(m.classes)} classes × {m.counts.shape[2]}×{m.counts.shape[3]} positions, read at "

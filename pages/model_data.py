@@ -1,4 +1,6 @@
-"""Model & data: choose a dataset and a model; see its layers, accuracy and examples."""
+"""Model & data: the workspace's dataset; train a zoo model or load weights (with their edit list)."""
+
+import json
 
 import pandas as pd
 import streamlit as st
@@ -6,108 +8,139 @@ import streamlit as st
 import aomcore
 from aomcore.policy import current_policy
 from ui import cached, views
-from ui.state import reported, test_accuracy, workspace
+from ui.jobs import job_outcome, job_panel
+from ui.state import new_workspace, reported, submit, switch_to, view
 
-ws = workspace()
+v = view()
 st.title("Model & data")
-st.caption("Pick the labelled dataset and the trained model to analyse. The maps of the paper are computed "
-           "on this pair in **Compute maps**.")
+st.caption("A workspace holds one dataset and the versions of one model trained on it. The maps of the paper are "
+           "computed on this pair in **Compute maps**.")
 
 # --- dataset ----------------------------------------------------------------------------
+train_set, test_set = v.split("train"), v.split("test")
+prep = v.state["dataset"]["prep"]
+prep_text = ", ".join(f"{k} {val}" for k, val in prep.items() if val) or "scaled to [0, 1]"
 st.subheader("Dataset")
-choices = ["digits", "mnist", "fashion-mnist", "cifar10", "npz upload", "image folder"]
-current = ws.dataset if ws.dataset in choices else ("npz upload" if ws.dataset.startswith("npz:") else "image folder")
-c1, c2 = st.columns([1, 2])
-kind = c1.selectbox("Dataset", choices, index=choices.index(current), key="dataset_kind",
-                    help="digits: scikit-learn's 8×8 digits, always available offline.")
-root = c2.text_input("Data root (torchvision layout)", ws.data_root or "", key="data_root",
-                     help="Folder holding MNIST/raw, FashionMNIST/raw or cifar-10-batches-py.")
-spec = kind
-if kind == "npz upload":
-    upload = st.file_uploader("NumPy archive with x (N,H,W) or (N,C,H,W) and y (N,)", type=["npz"],
-                              key="npz_upload")
-    spec = None
-    if upload:
-        with reported():
-            spec = f"npz:{views.save_upload(upload.getvalue(), upload.name, '.npz')}"
-elif kind == "image folder":
-    folder = st.text_input("Folder with one sub-folder per class (optionally train/ and test/)", key="image_folder")
-    spec = f"imagefolder:{folder}" if folder else None
-with st.expander("Preprocessing (recorded with every result)"):
+st.caption(f"**{v.dataset}** · {len(train_set):,} train / {len(test_set):,} test images · "
+           f"{train_set.num_classes} classes · input {train_set.input_shape} · {prep_text}")
+with st.expander("Analyse another dataset: starts a new workspace (this one is kept, under **Workspaces**)"):
+    choices = ["digits", "mnist", "fashion-mnist", "cifar10", "npz upload", "image folder"]
+    c1, c2 = st.columns([1, 2])
+    kind = c1.selectbox("Dataset", choices, key="dataset_kind",
+                        help="digits: scikit-learn's 8×8 digits, always available offline.")
+    root = c2.text_input("Data root (torchvision layout)", v.state["dataset"].get("data_root") or "", key="data_root",
+                         help="Folder holding MNIST/raw, FashionMNIST/raw or cifar-10-batches-py.")
+    spec = kind
+    if kind == "npz upload":
+        upload = st.file_uploader("NumPy archive with x (N,H,W) or (N,C,H,W) and y (N,)", type=["npz"],
+                                  key="npz_upload")
+        spec = None
+        if upload:
+            with reported():
+                spec = f"npz:{views.save_upload(upload.getvalue(), upload.name, '.npz')}"
+    elif kind == "image folder":
+        folder = st.text_input("Folder with one sub-folder per class (optionally train/ and test/)",
+                               key="image_folder")
+        spec = f"imagefolder:{folder}" if folder else None
     p1, p2, p3, p4 = st.columns(4)
-    mean = p1.text_input("mean (per channel, comma-separated)", ",".join(map(str, ws.prep[0] or [])), key="prep_mean")
-    std = p2.text_input("std", ",".join(map(str, ws.prep[1] or [])), key="prep_std")
-    channels = p3.number_input("repeat to channels", 0, 4, ws.prep[2] or 0, help="0 = keep", key="prep_channels")
-    resize = p4.number_input("resize to N×N", 0, 512, ws.prep[3] or 0, help="0 = keep", key="prep_resize")
-if st.button("Use this dataset", type="primary", disabled=spec is None, key="use_dataset"):
-    with reported():
-        policy = current_policy()
-        if kind in ("mnist", "fashion-mnist", "cifar10") and root:
-            policy.check_data_path(root)
-        if kind == "image folder":
-            policy.check_data_path(spec.partition(":")[2])
-        prep = (views.numbers(mean, "mean"), views.numbers(std, "std"), channels or None, resize or None)
-        aomcore.Preprocessing(*prep)
-        cached.dataset(spec, "train", root or None, prep)  # validate both splits before switching
-        cached.dataset(spec, "test", root or None, prep)
-        ws.set_dataset(spec, root or None, prep)
-        st.rerun()
-
-train_set, test_set = ws.split("train"), ws.split("test")
-st.caption(f"**{ws.dataset}** · {len(train_set):,} train / {len(test_set):,} test images · "
-           f"{train_set.num_classes} classes · input {train_set.input_shape}")
+    mean = p1.text_input("mean (per channel, comma-separated)", key="prep_mean")
+    std = p2.text_input("std", key="prep_std")
+    channels = p3.number_input("repeat to channels", 0, 4, 0, help="0 = keep", key="prep_channels")
+    resize = p4.number_input("resize to N×N", 0, 512, 0, help="0 = keep", key="prep_resize")
+    if st.button("Create a workspace for this dataset", type="primary", disabled=spec is None, key="use_dataset"):
+        with reported():
+            policy = current_policy()
+            if kind in ("mnist", "fashion-mnist", "cifar10") and root:
+                policy.check_data_path(root)
+            if kind == "image folder":
+                policy.check_data_path(spec.partition(":")[2])
+            prep_new = aomcore.Preprocessing(views.numbers(mean, "mean"), views.numbers(std, "std"),
+                                             channels or None, resize or None)
+            key = (prep_new.mean, prep_new.std, prep_new.channels, prep_new.resize)
+            cached.dataset(spec, "train", root or None, key)  # validate both splits before creating anything
+            cached.dataset(spec, "test", root or None, key)
+            switch_to(new_workspace(spec, root or None, prep_new, name=kind))
+            st.rerun()
 
 # --- model ------------------------------------------------------------------------------
 st.subheader("Model")
-zoo_default = aomcore.ZOO_FOR_DATASET.get(ws.dataset, "paper_mnist")
+job_panel(v, ("train",), chart=True)
+job_outcome(v, "train")
+training = bool(v.active_jobs(("train",)))
+zoo_default = aomcore.ZOO_FOR_DATASET.get(v.dataset, "paper_mnist")
 source = st.radio("Source", ["Train a zoo model here", "Load weights"], horizontal=True, key="model_source")
 if source == "Train a zoo model here":
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     names = list(aomcore.ZOO)
     arch = c1.selectbox("Architecture", names, index=names.index(zoo_default), format_func=lambda n: f"zoo:{n}")
-    recipe = aomcore.default_train_config(ws.dataset)
+    recipe = aomcore.default_train_config(v.dataset)
     epochs = c2.number_input("Epochs", 1, 200, recipe.epochs)
     lr = c3.number_input("Learning rate", 1e-5, 1.0, recipe.lr, format="%.4f")
-    if st.button("Train", type="primary", key="train"):
-        bar = st.progress(0.0, text="Training…")
-        with reported():
-            config = aomcore.TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=recipe.batch_size)
-            ws.set_model(aomcore.pretrained_zoo_model(
-                f"zoo:{arch}", train_set, config,
-                progress=lambda m: bar.progress(m["step"] / m["steps"],
-                                                text=f"epoch {m['epoch']} · loss {m['loss']:.3f}")))
+    snapshots = c4.number_input("Snapshots", 0, 200, aomcore.runs.DEFAULT_SNAPSHOTS,
+                                help="Weights kept over the run (first and last included) for the training views.")
+    st.caption(views.expected_training_time(f"zoo:{arch}", v.dataset, len(train_set), int(epochs)))
+    other_arch = v.state.get("arch") not in (None, f"zoo:{arch}")
+    if other_arch:
+        st.caption(f"This workspace holds {v.state['arch']}: training zoo:{arch} starts a new workspace for it.")
+    if st.button("Train", type="primary", key="train", disabled=training):
+        config = aomcore.TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=recipe.batch_size)
+        target = v.ws if not other_arch else new_workspace(
+            v.dataset, v.state["dataset"].get("data_root"), v.ws.preprocessing(), name=f"{v.dataset} · zoo:{arch}")
+        if submit(target, "train", {"arch": f"zoo:{arch}", "config": config.__dict__,
+                                    "snapshots": int(snapshots), "device": "auto"}):
+            switch_to(target)
             st.rerun()
 else:
     c1, c2 = st.columns([1, 2])
-    arch = c1.text_input("Architecture", f"zoo:{zoo_default}", key="arch",
+    arch = c1.text_input("Architecture", v.state.get("arch") or f"zoo:{zoo_default}", key="arch",
                          help="zoo:NAME, torchvision:NAME (e.g. torchvision:resnet18) or FILE.py:CLASS")
     weights = c2.file_uploader("Weights: a state_dict (.pt, loaded with weights_only=True) or .safetensors",
                                type=["pt", "pth", "safetensors"], key="weights_upload")
+    edits_file = st.file_uploader("Edit list (optional): the JSON from **Versions** or `edit --log`, for weights of "
+                                  "an edited version", type=["json"], key="edits_upload")
     if st.button("Load", type="primary", disabled=weights is None, key="load_weights"):
         with reported():
-            current_policy().check_architecture(arch.strip())
+            edits, arch_spec = [], arch.strip()
+            if edits_file is not None:
+                text = views.check_upload(edits_file.getvalue(), edits_file.name, "an edit list").decode("utf-8",
+                                                                                                         "replace")
+                edits = aomcore.load_edits(text)
+                meta = json.loads(text)
+                arch_spec = meta.get("arch", arch_spec) if isinstance(meta, dict) else arch_spec
+            current_policy().check_architecture(arch_spec)
             data = views.check_upload(weights.getvalue(), weights.name, "a state_dict file")
-            loaded = aomcore.load_model(arch.strip(), data, train_set.num_classes, train_set.input_shape,
-                                        weights_name=weights.name)
+            loaded = aomcore.load_model(arch_spec, data, train_set.num_classes, train_set.input_shape,
+                                        weights_name=weights.name, edits=edits)
             aomcore.check_model_fits(loaded.model, train_set)
-            ws.set_model(loaded)
+            with st.spinner("Measuring accuracy, parameters and FLOPs…"):
+                metrics = aomcore.measure(loaded.model, test_set)
+            target = v.ws
+            if v.state.get("arch") not in (None, arch_spec):
+                target = new_workspace(v.dataset, v.state["dataset"].get("data_root"), v.ws.preprocessing(),
+                                       name=f"{v.dataset} · {arch_spec}")
+            target.add_version(loaded.model, parent=None, edits=edits, metrics=metrics, arch=arch_spec,
+                               note=f"loaded: {weights.name}" + (f" + {edits_file.name}" if edits_file else ""),
+                               num_classes=train_set.num_classes, input_shape=train_set.input_shape,
+                               classes=train_set.classes)
+            switch_to(target)
             st.rerun()
 
-if ws.model is None:
-    st.info("No model yet: train a zoo model or load weights above.")
+if v.model is None:
+    if not training:
+        st.info("No model yet: train a zoo model (press **Train**) or load weights above.")
     st.stop()
 
 # --- what the model is ------------------------------------------------------------------
 st.subheader("Layers")
-rows = cached.layer_table(ws.model.digest, train_set.input_shape, False, ws.model)
+rows = cached.layer_table(v.model.digest, train_set.input_shape, False, v.model)
 st.dataframe(pd.DataFrame(rows)[["name", "type", "kind", "output_shape", "kernels", "params", "tap"]],
              hide_index=True, width="stretch",
              column_config={"tap": st.column_config.TextColumn("maps read at",
                                                                help="the activation the next layer sees")})
 
-acc = test_accuracy(ws)
-st.subheader(f"Test accuracy: {acc['accuracy']:.2%}")
-st.altair_chart(views.per_class_accuracy_chart(test_set.classes, acc["per_class"]), width="stretch")
+metrics = v.version["metrics"]
+st.subheader(f"Test accuracy of v{v.version_id}: {metrics['accuracy']:.2%}")
+st.altair_chart(views.per_class_accuracy_chart(test_set.classes, metrics["per_class"]), width="stretch")
 
 st.subheader("Examples per class")
 images, labels = test_set.examples(per_class=4)

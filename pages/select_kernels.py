@@ -6,9 +6,9 @@ import streamlit as st
 
 import aomcore
 from ui import cached, views
-from ui.state import require_maps, workspace
+from ui.state import require_maps, view
 
-ws = workspace()
+ws = view()
 st.title("Select kernels")
 st.caption("The paper's Task 1 (Sec. V-A): drop dead and redundant kernels, keeping from each group of similar "
            "kernels the one with the highest selectivity s(k) (eq. 4). Your keep/drop choice is kept for the "
@@ -18,15 +18,20 @@ require_maps(ws)
 c1, c2 = st.columns([1, 2])
 layer = c1.selectbox("Layer", list(ws.maps))
 m = ws.maps[layer]
-n_groups = c2.slider("Kernel groups", 1, m.num_kernels, min(m.num_kernels, aomcore.default_n_groups(m.num_kernels)),
-                     key=f"groups_{layer}")
+k = m.num_kernels
+saved = min(k, ws.ws.n_groups(layer, aomcore.default_n_groups(k)))
+n_groups = c2.slider("Kernel groups (shared with Explore)", 1, k, saved, key=f"groups_{layer}_{saved}")
+if n_groups != saved:
+    ws.ws.set_n_groups(layer, n_groups)
 v = cached.views(ws.maps_info["key"], layer, n_groups, m)
 suggested = views.suggested_keep(v["selectivity"], v["groups"], v["flags"])
-if st.button("Reset to the suggestion (one representative per group, no dead kernel)") or layer not in ws.selection:
-    ws.selection[layer] = suggested
+selection = ws.selection
+if st.button("Reset to the suggestion (one representative per group, no dead kernel)") or layer not in selection:
+    ws.ws.set_selection(ws.version["digest"], layer, suggested)
+    selection = {**selection, layer: suggested}
     st.session_state.pop(f"editor_{layer}_{n_groups}", None)
 
-table = views.ranking_table(v["selectivity"], v["groups"], v["flags"], set(ws.selection[layer]))
+table = views.ranking_table(v["selectivity"], v["groups"], v["flags"], set(selection[layer]))
 edited = st.data_editor(
     table, hide_index=True, width="stretch", key=f"editor_{layer}_{n_groups}",
     disabled=[c for c in table.columns if c != "keep"],
@@ -34,8 +39,9 @@ edited = st.data_editor(
                        format="%.3f", min_value=0.0, max_value=float(max(v["selectivity"].max(), 1e-9))),
                    "mean occurrence": st.column_config.NumberColumn(format="%.3f"),
                    "keep": st.column_config.CheckboxColumn(help="keep this kernel when the layer is edited")})
-ws.selection[layer] = sorted(int(k) for k in edited.loc[edited["keep"], "kernel"])
-kept = ws.selection[layer]
+kept = sorted(int(k) for k in edited.loc[edited["keep"], "kernel"])
+if kept != selection[layer]:
+    ws.ws.set_selection(ws.version["digest"], layer, kept)
 st.metric(f"Kernels kept in {layer}", f"{len(kept)} of {m.num_kernels}",
           delta=f"-{m.num_kernels - len(kept)} dropped" if len(kept) < m.num_kernels else None, delta_color="off")
 if not kept:

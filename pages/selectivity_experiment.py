@@ -6,43 +6,40 @@ import torch
 
 import aomcore
 from ui import cached, views
-from ui.state import reported, require_model, workspace
+from ui.jobs import job_outcome, job_panel
+from ui.state import require_model, submit, view
 
-ws = workspace()
+v = view()
 st.title("Selectivity experiment")
 st.caption("Does kernel selectivity capture what matters? For each class c, kernels with mean CSM s[k,c] > 0 "
            "are *selective*. On the test images of c we silence (zero the activation of) the non-selective "
            "kernels — **selective kept** — or the selective ones — **selective removed** — and compare with "
            "**all kernels**. Maps come from the train split, accuracies from the test split (as the paper).")
-require_model(ws)
+require_model(v)
 
-train_set, test_set = ws.split("train"), ws.split("test")
-rows = cached.layer_table(ws.model.digest, train_set.input_shape, False, ws.model)
+train_set = v.split("train")
+rows = cached.layer_table(v.model.digest, train_set.input_shape, False, v.model)
 names = [r["name"] for r in rows]
 convs = [r["name"] for r in rows if r["kind"] == "conv"]
 c1, c2 = st.columns(2)
 layer = c1.selectbox("Layer", names, index=names.index(convs[-1]) if convs else 0,
                      help="Default: the last conv layer (the paper uses the 6th conv layer of its CIFAR-10 model).")
 device = c2.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-key = f"experiment|{ws.model.digest}|{train_set.digest}|{test_set.digest}|{layer}"
 
-if st.button("Run", type="primary"):
-    bar = st.progress(0.0, text="Maps of the train split…")
-    with reported():
-        maps, _ = aomcore.cached_maps(
-            ws.model, train_set, [layer], 0.0, device=device,
-            progress=lambda d, t: bar.progress(0.5 * d / t, text=f"maps: {d:,}/{t:,} images"))
-        result, _ = aomcore.cached_experiment(
-            ws.model, maps[layer], test_set, device=device,
-            progress=lambda d, t: bar.progress(0.5 + 0.5 * d / t, text=f"evaluating: pass {d} of {t}"))
-        st.session_state[key] = result
-    bar.empty()
+running = bool(v.active_jobs(("experiment",)))
+if st.button("Run", type="primary", disabled=running):
+    if submit(v.ws, "experiment", {"version": v.version_id, "layer": layer, "device": device}):
+        st.rerun()
+job_panel(v, ("experiment",))
+job_outcome(v, "experiment")
 
-result = st.session_state.get(key)
-if result is None:
-    st.info("Choose a layer and press **Run**. Results are cached on the weights' digest.")
+found = [r for r in v.ws.results("experiment", v.version["digest"]) if r["layer"] == layer]
+if not found:
+    if not running:
+        st.info(f"Choose a layer and press **Run** (v{v.version_id}). Results are kept in the workspace.")
     st.stop()
 
+result = found[-1]["rows"]
 st.success(aomcore.summarize_experiment(result))
 top, bottom = views.experiment_charts(result)
 st.altair_chart(top, width="stretch")

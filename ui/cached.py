@@ -3,20 +3,18 @@
 Policy:
 
 * ``st.cache_resource`` only for objects that are the same for every user and never
-  mutated: built-in dataset splits and zoo models trained here (their weights depend only
-  on the architecture, the dataset and the recipe). Callers treat them as read-only;
-  :func:`aomcore.compute_maps` works on a private copy of the model.
+  mutated: dataset splits, a workspace version's model (keyed by its weights' digest),
+  stored maps (keyed by their content key) and the worker pool. Callers treat them as
+  read-only; every job works on its own copy in a worker process.
 * ``st.cache_data`` for results derived from a model: every such function takes the
   model's sha256 **digest as a real argument** (never an underscore argument, which
   Streamlit leaves out of the key), so two users with different models never share an
   entry. The model object itself is passed underscored alongside its digest.
-* Behind the in-memory caches, :class:`aomcore.DiskCache` keeps maps and trained weights
-  across restarts.
+* Behind the in-memory caches, the workspace on disk keeps versions and results across
+  restarts.
 """
 
 from __future__ import annotations
-
-import threading
 
 import streamlit as st
 
@@ -36,27 +34,22 @@ def dataset(spec: str, split: str, data_root: str | None, prep: tuple) -> ImageD
     return aomcore.load_dataset(spec, split, data_root or None, _prep(prep))
 
 
-_training_lock = threading.Lock()
+@st.cache_resource(show_spinner=False)
+def runner() -> aomcore.JobRunner:
+    """The server's one worker pool: every job of every session and workspace queues here."""
+    return aomcore.JobRunner()
 
 
-@st.cache_resource(max_entries=6, show_spinner="Training the model (once; kept on disk)…")
-def zoo_model(arch: str, spec: str, data_root: str | None, prep: tuple, config: tuple) -> LoadedModel:
-    """A zoo model trained on the train split, shared read-only (disk-cached weights).
-
-    Pages that show training progress call :func:`aomcore.pretrained_zoo_model` themselves
-    first (it fills the disk cache); this then only loads the weights.
-    """
-    train_set = dataset(spec, "train", data_root, prep)
-    with _training_lock:
-        return aomcore.pretrained_zoo_model(arch, train_set, aomcore.TrainConfig(*config), device="auto")
+@st.cache_resource(max_entries=16, show_spinner="Loading the model…")
+def version_model(workspace: str, version_id: int, digest: str):
+    """A workspace version's model, shared read-only (keyed by its folder, id and weights digest)."""
+    return aomcore.Workspace(workspace).load_version(version_id)
 
 
-@st.cache_data(max_entries=32, show_spinner="Evaluating on the test split…")
-def evaluation(digest: str, dataset_digest: str, _loaded: LoadedModel, _test: ImageDataset) -> dict:
-    """Test accuracy overall and per class, keyed by the weights' and the data's digests."""
-    result = aomcore.evaluate(_loaded.model, _test)
-    return {"accuracy": result.accuracy, "per_class": result.per_class.tolist(),
-            "class_sizes": result.class_sizes.tolist()}
+@st.cache_resource(max_entries=16, show_spinner="Loading the maps…")
+def workspace_maps(workspace: str, key: str) -> dict[str, aomcore.LayerMaps]:
+    """Maps stored in a workspace's content-keyed results, shared read-only."""
+    return aomcore.load_cached_maps(aomcore.Workspace(workspace).results_cache, key)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

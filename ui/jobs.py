@@ -1,89 +1,94 @@
-"""Background retraining: a plain thread that never calls Streamlit, polled by a fragment.
+"""Live progress of a workspace's jobs: fragments that poll only while a job runs.
 
-The job object lives in the session's workspace. The thread appends metrics under a lock;
-the page's ``st.fragment(run_every=…)`` draws them and offers Cancel. A finished job is
-collected into the version history by :func:`collect`, which every page run calls, so
-the result lands even if the user is on another page when training ends. A cancelled or
-failed job leaves the current version as it was.
+A job runs in a worker process and writes its progress into the workspace
+(:mod:`aomcore.jobs`); these fragments re-read it once a second while a job of the
+workspace is queued or running, and rerun the whole page when one ends. An idle page
+has no timer and costs no CPU.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-import traceback
-from dataclasses import dataclass, field
 
-import aomcore
-from aomcore import Edit, TrainConfig, Version
-from aomcore.training import Cancelled
+import streamlit as st
 
+from aomcore.jobs import ACTIVE, read_job
+from aomcore.runs import list_runs, read_metrics
+from ui import cached, views
+from ui.state import View
 
-@dataclass
-class RetrainJob:
-    """One edit + retrain running in a thread.
-
-    Attributes
-    ----------
-    status : {"running", "done", "cancelled", "failed"}
-    metrics : list of dict
-        Training steps so far (epoch, step, steps, loss, accuracy, seconds).
-    result : Version or None
-    error : str or None
-    """
-
-    edit: Edit
-    parent: Version
-    new_id: int
-    freeze: str
-    config: TrainConfig
-    device: str
-    status: str = "running"
-    metrics: list[dict] = field(default_factory=list)
-    result: Version | None = None
-    error: str | None = None
-    started: float = field(default_factory=time.time)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    collected: bool = False
-
-    def start(self, train_set, test_set) -> RetrainJob:
-        threading.Thread(target=self._run, args=(train_set, test_set), daemon=True,
-                         name=f"aomscope-retrain-v{self.new_id}").start()
-        return self
-
-    def _run(self, train_set, test_set) -> None:
-        def progress(m):
-            with self.lock:
-                self.metrics.append(m)
-
-        try:
-            version = aomcore.edit_and_retrain(self.parent, self.edit, self.new_id, train_set, test_set, self.freeze,
-                                               self.config, self.device, progress=progress, cancel=self.cancel)
-            with self.lock:
-                self.result, self.status = version, "done"
-        except Cancelled:
-            with self.lock:
-                self.status = "cancelled"
-        except aomcore.InputError as exc:
-            with self.lock:
-                self.error, self.status = str(exc), "failed"
-        except Exception as exc:  # a failed run must never take the session down
-            traceback.print_exc()
-            with self.lock:
-                self.error, self.status = f"{type(exc).__name__}: {exc}", "failed"
-
-    def snapshot(self) -> tuple[str, list[dict]]:
-        with self.lock:
-            return self.status, list(self.metrics)
+LABELS = {"train": "Training", "maps": "Computing maps", "retrain": "Retraining", "experiment": "Experiment"}
+POLL_SECONDS = 1.0
+RECENT_SECONDS = 15 * 60  # how long a failed or cancelled job is mentioned on its page
 
 
-def collect(ws) -> None:
-    """Move a finished job's version into the history and make it current (once)."""
-    job: RetrainJob | None = ws.job
-    if job is None or job.collected or job.status == "running":
+def _progress(job: dict) -> float:
+    p = job.get("progress") or {}
+    return min(1.0, p.get("done", 0) / p["total"]) if p.get("total") else 0.0
+
+
+def _line(job: dict) -> str:
+    label = LABELS.get(job["kind"], job["kind"])
+    if job["status"] == "queued":
+        place = cached.runner().queue_position(job["id"])
+        return f"{label}: queued" + (f" (position {place} in the server's queue)" if place else "")
+    return f"{label}: {(job.get('progress') or {}).get('text') or 'starting…'}"
+
+
+def _curve(v: View, job: dict):
+    run = next((r for r in list_runs(v.ws) if r.get("job") == job["id"]), None)
+    metrics = read_metrics(run["path"]) if run else []
+    return views.training_curve(metrics) if metrics else None
+
+
+def job_panel(v: View, kinds: tuple[str, ...], chart: bool = False) -> None:
+    """Progress bars (and, for training, the live loss curve) of the workspace's running jobs, with Cancel."""
+    ids = [j["id"] for j in v.active_jobs(kinds)]
+
+    @st.fragment(run_every=POLL_SECONDS if ids else None)
+    def panel():
+        for job_id in ids:
+            job = read_job(v.ws, job_id)
+            if job["status"] not in ACTIVE:
+                st.rerun()  # a job ended: redraw the whole page with its result
+            st.progress(_progress(job), text=_line(job))
+            if chart and job["kind"] in ("train", "retrain") and (curve := _curve(v, job)) is not None:
+                st.altair_chart(curve, width="stretch")
+            if st.button("Cancel", key=f"cancel_{job_id}"):
+                cached.runner().cancel(v.ws, job_id)
+                st.toast("Cancelling: the job stops at its next step; nothing it did is kept.")
+
+    panel()
+
+
+def job_outcome(v: View, kind: str) -> None:
+    """Say how the last job of ``kind`` ended, if it failed, was cancelled or interrupted."""
+    job = v.last_job(kind)
+    if job is None or job["status"] in ACTIVE or job["status"] == "done":
         return
-    job.collected = True
-    if job.status == "done" and ws.history is not None:
-        ws.history.add(job.result)
-        ws.use_version(job.result)
+    if time.time() - (job.get("finished") or job.get("created", 0)) > RECENT_SECONDS:
+        return
+    label = LABELS.get(kind, kind)
+    if job["status"] == "failed":
+        st.error(f"{label} failed: {job.get('message')}. The workspace is as it was.", icon=":material/error:")
+    elif job["status"] == "cancelled":
+        st.warning(f"{label} was cancelled; the workspace is as it was.")
+    else:
+        st.warning(f"{label} was interrupted ({job.get('message')}); the workspace is as it was: start it again.")
+
+
+def sidebar_jobs(v: View) -> None:
+    """One line per running job of the workspace, updated while any runs."""
+    ids = [j["id"] for j in v.active_jobs()]
+
+    @st.fragment(run_every=POLL_SECONDS if ids else None)
+    def lines():
+        for job_id in ids:
+            job = read_job(v.ws, job_id)
+            if job["status"] not in ACTIVE:
+                st.rerun()
+            p = job.get("progress") or {}
+            done = f" · {p['done']:,}/{p['total']:,}" if p.get("total") else ""
+            st.caption(f"**{LABELS.get(job['kind'], job['kind'])}** · {job['status']}{done}")
+
+    lines()

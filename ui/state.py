@@ -1,145 +1,224 @@
-"""The session's workspace: what this user has loaded and computed.
+"""Which workspace a tab shows, and a read-only view of it for one script run.
 
-Everything here lives in ``st.session_state`` (one browser session), so users of a
-shared deployment never see each other's models or results. Shared caches only hold
-content-keyed, read-only objects (see :mod:`ui.cached`).
+The workspace on disk (:mod:`aomcore.workspace`) is the truth. A tab keeps only the
+workspace's id, in the URL (``?ws=<id>``), so a reload, a second tab or a restarted
+server comes back to the same place with every version, result and running job. Long
+work is submitted as a job (:mod:`aomcore.jobs`) to the server's worker pool
+(:func:`ui.cached.runner`); pages read, submit or render.
+
+Which workspace opens:
+
+1. ``?ws=<id>`` in the URL (an id under ``$AOMSCOPE_HOME/workspaces``, or the folder
+   given by ``streamlit run app.py -- --workspace DIR``);
+2. else the ``--workspace DIR`` folder;
+3. else, in local mode, the newest workspace (a new ``digits`` one on the first run);
+   in shared mode, a new workspace only this tab's URL reaches (nothing is listed).
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 
 import streamlit as st
 
 import aomcore
-from aomcore import ImageDataset, LayerMaps, LoadedModel
+from aomcore import ImageDataset, InputError, LayerMaps, LoadedModel
+from aomcore.jobs import ACTIVE, list_jobs
 from aomcore.policy import current_policy
+from aomcore.workspace import Workspace, default_root, list_workspaces, open_by_id
 from ui import cached
 
 DEFAULT_DATASET = "digits"
 
 
-@dataclass
-class Workspace:
-    """One session's state.
-
-    Attributes
-    ----------
-    dataset : str
-        Dataset spec (``digits``, ``mnist``, ``npz:PATH``, …).
-    data_root : str or None
-        Folder for torchvision-layout data.
-    prep : tuple
-        (mean, std, channels, resize) — see :class:`aomcore.Preprocessing`.
-    model : LoadedModel or None
-        The current model (read-only when it came from the shared zoo cache).
-    maps : dict of layer name to LayerMaps
-        The last maps computed for this model and dataset.
-    maps_info : dict
-        How the maps were computed: key, split, threshold, layers, seconds, from_cache.
-    selection : dict of layer name to list of int
-        Kernels to keep, per layer, chosen on the Select page.
-    history : VersionHistory or None
-        The edit/retrain versions of the model (v0 = the model as loaded).
-    job : RetrainJob or None
-        The last background retraining.
-    """
-
-    dataset: str = DEFAULT_DATASET
-    data_root: str | None = field(default_factory=lambda: os.environ.get("AOMSCOPE_DATA_ROOT"))
-    prep: tuple = (None, None, None, None)
-    model: LoadedModel | None = None
-    maps: dict[str, LayerMaps] = field(default_factory=dict)
-    maps_info: dict = field(default_factory=dict)
-    selection: dict[str, list[int]] = field(default_factory=dict)
-    history: aomcore.VersionHistory | None = None
-    job: object | None = None
-
-    def split(self, split: str) -> ImageDataset:
-        return cached.dataset(self.dataset, split, self.data_root, self.prep)
-
-    def set_model(self, model: LoadedModel) -> None:
-        """Make ``model`` current; maps, selections and versions of the previous model are dropped."""
-        self.model = model
-        self.maps, self.maps_info, self.selection = {}, {}, {}
-        self.history, self.job = None, None
-
-    def set_dataset(self, spec: str, data_root: str | None, prep: tuple) -> None:
-        self.dataset, self.data_root, self.prep = spec, data_root, prep
-        self.set_model(None)
-
-    def versions(self) -> aomcore.VersionHistory:
-        """The version history, started (v0 = the current model) on first use."""
-        if self.history is None:
-            v0 = aomcore.initial_version(self.model.model, self.split("test"), note=f"loaded: {self.model.source}")
-            self.history = aomcore.VersionHistory(v0, max_versions=current_policy().max_versions)
-        return self.history
-
-    def use_version(self, version: aomcore.Version) -> None:
-        """Make a version the current model; the maps and selections of the previous one are dropped."""
-        self.model = LoadedModel(arch=self.model.arch, model=version.model, digest=version.digest,
-                                 source=f"v{version.id}: {version.note}")
-        self.maps, self.maps_info, self.selection = {}, {}, {}
-
-    @property
-    def edits(self) -> list:
-        return self.history.current.edits if self.history else []
+def cli_workspace() -> Path | None:
+    """The folder of ``streamlit run app.py -- --workspace DIR``, if given (local mode only)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--workspace", default=None)
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    if args.workspace is None or current_policy().shared:
+        return None
+    return Path(args.workspace).expanduser().resolve()
 
 
-def default_config(spec: str) -> tuple:
-    cfg = aomcore.default_train_config(spec)
-    return (cfg.epochs, cfg.lr, cfg.batch_size, cfg.optimizer, cfg.seed)
+def _open(ws_id: str) -> Workspace:
+    pinned = cli_workspace()
+    if pinned is not None and pinned.name == ws_id and (pinned / "workspace.json").is_file():
+        return Workspace(pinned)
+    return open_by_id(default_root(), ws_id)
 
 
-def workspace() -> Workspace:
-    """This session's workspace; on first use, the ``digits`` default with its net trained."""
-    if "workspace" not in st.session_state:
-        st.session_state["workspace"] = Workspace()
-    ws: Workspace = st.session_state["workspace"]
-    if ws.model is None and ws.dataset == DEFAULT_DATASET:
-        ws.model = cached.zoo_model("zoo:digits_net", DEFAULT_DATASET, None, ws.prep, default_config(DEFAULT_DATASET))
-    from ui.jobs import collect
+def new_workspace(dataset: str = DEFAULT_DATASET, data_root: str | None = None, prep=None,
+                  name: str | None = None) -> Workspace:
+    """Create a workspace for this user (owned by the signed-in user, if any)."""
+    return Workspace.create(default_root(), name=name or dataset, dataset=dataset, data_root=data_root,
+                            prep=prep, owner=current_user())
 
-    collect(ws)
+
+def current_user() -> str | None:
+    """The signed-in user's e-mail or subject (Streamlit's native auth), or None."""
+    try:
+        user = st.user
+        if getattr(user, "is_logged_in", False):
+            return str(user.get("email") or user.get("sub"))
+    except Exception:  # no auth configured
+        return None
+    return None
+
+
+def switch_to(ws: Workspace) -> None:
+    """Show ``ws`` in this tab (its id goes into the URL)."""
+    st.session_state["ws_id"] = ws.id
+    st.query_params["ws"] = ws.id
+
+
+def current_workspace() -> Workspace:
+    """The workspace this tab shows (see the module docstring); its id is put in the URL."""
+    ws_id = st.query_params.get("ws") or st.session_state.get("ws_id")
+    ws = None
+    if ws_id:
+        ws = _open(ws_id)  # InputError for a malformed or unknown id: the router says so
+    elif cli_workspace() is not None:
+        ws = Workspace(cli_workspace())
+    elif not current_policy().shared:
+        found = list_workspaces(default_root())
+        ws = found[0] if found else None
+    if ws is None:
+        ws = new_workspace()
+    if st.query_params.get("ws") != ws.id:
+        switch_to(ws)
+    st.session_state["ws_id"] = ws.id
     return ws
 
 
-def test_accuracy(ws: Workspace) -> dict | None:
-    """Cached test-split evaluation of the current model, or None without one."""
-    if ws.model is None:
-        return None
-    test = ws.split("test")
-    return cached.evaluation(ws.model.digest, test.digest, ws.model, test)
+class View:
+    """What one script run reads from the workspace (each property read once per run).
+
+    Attributes
+    ----------
+    ws : Workspace
+    state : dict
+        ``workspace.json`` as read at the start of the run.
+    """
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+        self.state = ws.state()
+
+    @property
+    def dataset(self) -> str:
+        return self.state["dataset"]["spec"]
+
+    def split(self, split: str) -> ImageDataset:
+        d = self.state["dataset"]
+        prep = self.ws.preprocessing(self.state)
+        return cached.dataset(d["spec"], split, d.get("data_root"),
+                              (prep.mean, prep.std, prep.channels, prep.resize))
+
+    @cached_property
+    def versions(self) -> dict[int, dict]:
+        return self.ws.versions()
+
+    @property
+    def version_id(self) -> int | None:
+        return self.state.get("current_version")
+
+    @property
+    def version(self) -> dict | None:
+        return self.versions.get(self.version_id) if self.version_id is not None else None
+
+    @cached_property
+    def model(self) -> LoadedModel | None:
+        """The current version's model (shared read-only by digest), or None before the first."""
+        v = self.version
+        if v is None:
+            return None
+        model = cached.version_model(str(self.ws.path), v["id"], v["digest"])
+        return LoadedModel(arch=self.state["arch"], model=model, digest=v["digest"], source=f"v{v['id']}: {v['note']}")
+
+    @cached_property
+    def maps_info(self) -> dict:
+        """The newest maps result of the current version ({} when none)."""
+        if self.version is None:
+            return {}
+        found = self.ws.results("maps", self.version["digest"])
+        return found[-1] if found else {}
+
+    @cached_property
+    def maps(self) -> dict[str, LayerMaps]:
+        info = self.maps_info
+        return cached.workspace_maps(str(self.ws.path), info["key"]) if info else {}
+
+    @property
+    def selection(self) -> dict[str, list[int]]:
+        return self.ws.selection(self.version["digest"]) if self.version else {}
+
+    @cached_property
+    def jobs(self) -> list[dict]:
+        return list_jobs(self.ws)
+
+    def active_jobs(self, kinds: tuple[str, ...] | None = None) -> list[dict]:
+        return [j for j in self.jobs if j["status"] in ACTIVE and (kinds is None or j["kind"] in kinds)]
+
+    def last_job(self, kind: str) -> dict | None:
+        found = [j for j in self.jobs if j["kind"] == kind]
+        return found[-1] if found else None
+
+
+def view() -> View:
+    """This run's view of the tab's workspace."""
+    return View(current_workspace())
+
+
+def submit(ws: Workspace, kind: str, params: dict) -> dict | None:
+    """Queue a job for ``ws``; a refusal (a quota) is shown as a message and returns None."""
+    user = current_user()
+    with reported():
+        return cached.runner().submit(ws, kind, params, user=user,
+                                      per_owner_limit=1 if current_policy().shared else None,
+                                      owner_key=user or str(ws.path))
+    return None
+
+
+def test_accuracy(v: View) -> dict | None:
+    """The current version's recorded test accuracy overall and per class, or None."""
+    return v.version["metrics"] if v.version else None
 
 
 @contextmanager
 def reported() -> Iterator[None]:
     """Show an :class:`aomcore.InputError` raised by a user action as a message, not a traceback.
 
-    Whatever the action would have changed stays as it was: actions only assign to the
+    Whatever the action would have changed stays as it was: actions only write to the
     workspace after their last call that can fail.
     """
     try:
         yield
-    except aomcore.InputError as exc:
+    except InputError as exc:
         st.error(str(exc), icon=":material/error:")
 
 
-def require_model(ws: Workspace) -> None:
+def require_model(v: View) -> None:
     """The empty state of pages that need a model: say what to do first, then stop the page."""
-    if ws.model is None:
-        st.info("Load or train a model on **Model & data** first.")
+    if v.model is None:
+        st.info("This workspace has no model yet: train one or load weights on **Model & data**.")
         st.page_link("pages/model_data.py", label="Model & data", icon=":material/database:")
         st.stop()
 
 
-def require_maps(ws: Workspace) -> None:
+def require_maps(v: View) -> None:
     """The empty state of pages that need maps."""
-    require_model(ws)
-    if not ws.maps:
-        st.info("No maps yet: compute them on **Compute maps**.")
+    require_model(v)
+    if not v.maps:
+        st.info(f"No maps yet for v{v.version_id}: compute them on **Compute maps**.")
         st.page_link("pages/compute_maps.py", label="Compute maps", icon=":material/calculate:")
         st.stop()
+
+
+def default_config(spec: str) -> aomcore.TrainConfig:
+    return aomcore.default_train_config(spec)

@@ -148,6 +148,21 @@ def suggested_keep(selectivity: np.ndarray, groups: np.ndarray, flags: dict) -> 
     return sorted(keep)
 
 
+# Seconds per 1,000 training images per epoch, measured on this project's 2-core CPU machines.
+_TRAIN_SECONDS_PER_1K = {"zoo:digits_net": 0.07, "zoo:paper_mnist": 0.17}
+
+
+def expected_training_time(arch: str, dataset: str, n_images: int, epochs: int) -> str:
+    """A line saying about how long training will take on a 2-core CPU (unknown for other models)."""
+    rate = _TRAIN_SECONDS_PER_1K.get(arch)
+    if rate is None:
+        return f"Training {arch} on {n_images:,} images × {epochs} epoch(s): time unknown for this model."
+    seconds = max(1.0, rate * n_images / 1000 * epochs)
+    when = f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+    return (f"Training {arch} on {n_images:,} images × {epochs} epoch(s) takes {when} on a 2-core CPU "
+            "(less on a GPU). It runs in the background: you can leave this page.")
+
+
 def numbers(text: str, what: str) -> tuple[float, ...] | None:
     """Parse "0.5, 0.25" into floats (None for an empty field)."""
     if not text.strip():
@@ -211,6 +226,25 @@ def training_curve(metrics: list[dict]) -> alt.Chart:
         x=alt.X("step:Q"), y=alt.Y("value:Q", title=None), color=alt.Color("metric:N", title=None),
         tooltip=["step", "metric", alt.Tooltip("value:Q", format=".3f")],
     ).properties(height=180)
+
+
+def run_curve(ws, run_id: str | None) -> alt.Chart | None:
+    """The loss/accuracy curve of a workspace run, or None without one."""
+    from aomcore.runs import read_metrics
+
+    if not run_id or not (ws.runs_dir / run_id).is_dir():
+        return None
+    metrics = read_metrics(ws.runs_dir / run_id)
+    return training_curve(metrics) if metrics else None
+
+
+def version_row(record: dict, current_id: int | None) -> dict:
+    """One version as a table row (accuracy, size, kernels, retraining)."""
+    m = record["metrics"]
+    return {"version": f"v{record['id']}", "parent": "" if record["parent"] is None else f"v{record['parent']}",
+            "note": record["note"], "test accuracy": m["accuracy"], "params": m["params"], "FLOPs": m["flops"],
+            "kernels": ", ".join(f"{k}:{n}" for k, n in m["kernels"].items()),
+            "retrain s": round(record.get("retrain_seconds") or 0.0, 1), "current": record["id"] == current_id}
 
 
 def before_after_chart(classes: list[str], before: list[float], after: list[float], a: str, b: str) -> alt.Chart:

@@ -1,120 +1,118 @@
-"""Every page through AppTest, on the digits default (and MNIST when present)."""
+"""Every page through AppTest: workspaces on disk, jobs in worker processes."""
 
-from streamlit.testing.v1 import AppTest
+import io
+import json
 
-from tests.conftest import REPO
+import torch
 
-APP = str(REPO / "app.py")
-
-
-def _app():
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+from aomcore import Workspace, build_model, default_root, export_zip, list_jobs, list_workspaces
+from aomcore.jobs import request_cancel
+from tests.app.helpers import app, texts, wait_jobs, workspace
 
 
-def _texts(at):
-    return " ".join(e.value for e in [*at.markdown, *at.caption, *at.info, *at.success, *at.title, *at.subheader])
-
-
-def test_opens_on_digits_default_with_a_trained_model():
-    at = _app()
+def test_first_open_proposes_training_and_trains_only_when_asked(home):
+    at = app()
     assert at.title[0].value == "Model & data"
-    assert "digits" in _texts(at)
-    acc = at.sidebar.metric[0].value
-    assert float(acc.rstrip("%")) > 90
-    layers = at.dataframe[0].value
-    assert list(layers["name"]) == ["conv1", "conv2", "fc1", "fc2"]
+    assert "digits" in texts(at)
+    assert "No model yet" in at.info[0].value
+    assert "takes about" in texts(at)  # the expected training time is said before anything runs
+    ws = workspace(at)
+    assert ws.versions() == {} and list_jobs(ws) == []  # nothing was trained without asking
+    at.button(key="train").click().run()
+    assert not at.exception, at.exception
+    at = wait_jobs(at)
+    assert float(at.sidebar.metric[0].value.rstrip("%")) > 90
+    assert list(at.dataframe[0].value["name"]) == ["conv1", "conv2", "fc1", "fc2"]
+    version = ws.versions()[0]
+    run = ws.summary()["runs"][0]
+    assert run["status"] == "done" and run["snapshots"][0]["iteration"] == 0 and version["run"] == run["id"]
 
 
 def _compute(at):
     at.switch_page("pages/compute_maps.py").run()
     assert not at.exception, at.exception
     assert at.multiselect[0].value == ["conv1", "conv2"]
-    at.button[0].click().run()
-    assert not at.exception, at.exception
-    assert "Maps of 2 layer(s) over 1,347 train images" in at.success[0].value
+    at.button(key="compute").click().run()
+    at = wait_jobs(at, "pages/compute_maps.py")
+    assert "Maps of 2 layer(s) of v0 over 1,347 train images" in at.success[0].value
     return at
 
 
-def test_compute_explore_select_walk():
-    at = _compute(_app())
+def test_compute_explore_select_walk(trained):
+    at = _compute(app())
     at.switch_page("pages/explore.py").run()
     assert not at.exception, at.exception
-    assert "8 kernels × 10 classes × 8×8 positions" in _texts(at)
+    assert "8 kernels × 10 classes × 8×8 positions" in texts(at)
     at.selectbox[0].set_value("conv2").run()
-    assert not at.exception and "16 kernels" in _texts(at)
+    assert not at.exception and "16 kernels" in texts(at)
     at.switch_page("pages/select_kernels.py").run()
     assert not at.exception, at.exception
     assert "Kernels kept in conv1" in at.metric[-1].label
     assert sorted(at.dataframe[0].value["kernel"]) == list(range(8))  # one ranked row per kernel
     kept = int(at.metric[-1].value.split(" of ")[0])
     assert 1 <= kept <= 8
+    assert len(trained.selection(trained.version(0)["digest"])["conv1"]) == kept  # kept in the workspace
 
 
-def test_empty_states_say_what_to_do_first():
-    at = _app()
+def test_a_second_tab_sees_the_same_workspace(trained):
+    first = _compute(app())
+    second = app()
+    assert second.query_params["ws"] == first.query_params["ws"]
+    second.switch_page("pages/explore.py").run()
+    assert not second.exception and "8 kernels × 10 classes" in texts(second)
+
+
+def test_empty_states_say_what_to_do_first(trained):
+    at = app()
     at.switch_page("pages/explore.py").run()
     assert not at.exception and "compute them" in at.info[0].value
     at.switch_page("pages/select_kernels.py").run()
     assert not at.exception and "compute them" in at.info[0].value
 
 
-def test_bad_weights_upload_is_a_message_and_session_survives():
-    at = _app()
+def test_bad_weights_upload_is_a_message_and_the_workspace_is_unchanged(trained):
+    at = app()
+    before = trained.versions()
     at.radio[0].set_value("Load weights").run()
-    at.file_uploader[0].set_value(("bad.pt", b"not a checkpoint", "application/octet-stream")).run()
-    at.button[-1].click().run()
+    at.file_uploader(key="weights_upload").set_value(("bad.pt", b"not a checkpoint", "application/octet-stream"))
+    at.run()
+    at.button(key="load_weights").click().run()
     assert not at.exception
     assert "could not read weights" in at.error[0].value
-    # the previous model is still current and the page still works
-    assert any(h.value.startswith("Test accuracy: 9") for h in at.subheader)
-    at.radio[0].set_value("Train a zoo model here").run()
-    assert not at.exception
+    assert trained.versions() == before
+    assert any(h.value.startswith("Test accuracy of v0: 9") for h in at.subheader)
 
 
-def test_selectivity_experiment_page():
-    at = _app()
+def test_selectivity_experiment_page(trained):
+    at = app()
     at.switch_page("pages/selectivity_experiment.py").run()
     assert not at.exception, at.exception
     assert at.selectbox[0].value == "conv2"  # default: the last conv layer
     assert "press **Run**" in at.info[0].value
     at.button[0].click().run()
-    assert not at.exception, at.exception
+    at = wait_jobs(at, "pages/selectivity_experiment.py")
     assert "Removing the selective kernels costs more accuracy than keeping only them for" in at.success[0].value
     table = at.dataframe[0].value
     assert len(table) == 10 and table["n_images"].sum() == 450
     assert ((table["n_selective"] + table["n_not_selective"]) == 16).all()
 
 
-def _wait_for_job(at, timeout=120):
-    import time
-
-    ws = at.session_state["workspace"]
-    deadline = time.time() + timeout
-    while ws.job is not None and ws.job.status == "running" and time.time() < deadline:
-        time.sleep(0.2)
-    return ws
-
-
-def test_edit_retrain_versions_revert():
-    at = _compute(_app())
+def test_edit_retrain_versions_revert(trained):
+    at = _compute(app())
     at.switch_page("pages/select_kernels.py").run()
     kept = int(at.metric[-1].value.split(" of ")[0])
     at.switch_page("pages/edit_retrain.py").run()
     assert not at.exception, at.exception
-    assert at.multiselect[0].value == [k for k in range(8) if k not in at.session_state["workspace"].selection["conv1"]]
+    selection = trained.selection(trained.version(0)["digest"])["conv1"]
+    assert at.multiselect[0].value == [k for k in range(8) if k not in selection]
     assert at.metric[0].value == f"8 → {kept}"
-    at.button[0].click().run()
-    ws = _wait_for_job(at)
-    assert ws.job.status == "done", ws.job.error
-    at.run()
-    assert not at.exception, at.exception
+    at.button(key="apply").click().run()
+    at = wait_jobs(at, "pages/edit_retrain.py")
     assert any(h.value == "v0 → v1" for h in at.subheader)
-    assert ws.history.current_id == 1 and ws.model.digest == ws.history.current.digest
-    assert ws.history.current.metrics["kernels"]["conv1"] == kept
-    assert ws.history.current.metrics["accuracy"] > 0.9
+    assert trained.current_version == 1
+    v1 = trained.version(1)
+    assert v1["parent"] == 0 and v1["metrics"]["kernels"]["conv1"] == kept and v1["metrics"]["accuracy"] > 0.9
+    assert v1["run"] and (trained.runs_dir / v1["run"] / "run.json").is_file()
 
     at.switch_page("pages/versions.py").run()
     assert not at.exception, at.exception
@@ -122,59 +120,116 @@ def test_edit_retrain_versions_revert():
     at.selectbox[0].set_value(0).run()
     at.button[0].click().run()  # make v0 current
     assert not at.exception, at.exception
-    assert ws.history.current_id == 0 and ws.model.digest == ws.history.versions[0].digest
-    assert not ws.maps  # maps belong to a version: recompute
+    assert trained.current_version == 0
+    at.switch_page("pages/explore.py").run()
+    assert "compute them" not in texts(at)  # v0's maps are still in the workspace
 
 
-def test_bad_edit_and_cancel_leave_the_version_intact():
-    at = _app()
+def test_revert_during_a_retrain_stays_reverted(trained):
+    trained.add_version(trained.load_version(0), parent=0, edits=[], metrics=trained.version(0)["metrics"],
+                        note="a copy", arch="zoo:digits_net", num_classes=10, input_shape=(1, 8, 8))
+    at = app()
+    at.switch_page("pages/edit_retrain.py").run()
+    at.radio[0].set_value("Widen").run()
+    at.button(key="apply").click().run()  # retrain v1 → v2
+    trained.set_current(0)  # the user reverts to v0 while v2 trains
+    wait_jobs(at)
+    assert trained.current_version == 0  # the late retrain did not undo the revert
+    assert sorted(trained.versions()) == [0, 1, 2] and trained.version(2)["parent"] == 1
+
+
+def test_bad_edit_and_cancel_leave_the_workspace_intact(trained):
+    at = app()
     at.switch_page("pages/edit_retrain.py").run()
     assert not at.exception, at.exception
     at.multiselect[0].set_value(list(range(8))).run()  # remove every kernel of conv1
     assert not at.exception
     assert "cannot remove every kernel of conv1" in at.error[0].value
-    ws = at.session_state["workspace"]
     at.radio[0].set_value("Widen").run()
-    at.button[0].click().run()
-    ws.job.cancel.set()
-    _wait_for_job(at)
-    at.run()
-    assert ws.job.status == "cancelled" and ws.history.current_id == 0
+    epochs = [w for w in at.number_input if w.label == "Epochs"][0]
+    epochs.set_value(100).run()
+    at.button(key="apply").click().run()
+    job = [j for j in list_jobs(trained) if j["kind"] == "retrain"][0]
+    request_cancel(trained, job["id"])
+    at = wait_jobs(at, "pages/edit_retrain.py")
+    assert [j["status"] for j in list_jobs(trained) if j["kind"] == "retrain"] == ["cancelled"]
+    assert sorted(trained.versions()) == [0] and trained.current_version == 0
+    assert all(r["kind"] == "train" for r in trained.summary()["runs"])  # the cancelled run left nothing
     assert "cancelled" in at.warning[0].value
 
 
-def test_resnet18_upload_and_remove_through_a_residual_block(tmp_path):
-    import io
+def test_a_downloaded_version_loads_back_with_its_edit_list(trained):
+    at = app()
+    at.switch_page("pages/edit_retrain.py").run()
+    at.multiselect[0].set_value([0, 1]).run()
+    at.button(key="apply").click().run()
+    at = wait_jobs(at, "pages/versions.py")
+    downloads = {b.label: b for b in at.get("download_button")}
+    assert "Edit list (JSON)" in downloads
+    v1 = trained.version(1)
+    edits = json.dumps({"arch": "zoo:digits_net", "edits": v1["edits"]})
+    weights = (trained.weights_path(1)).read_bytes()
+    at.switch_page("pages/model_data.py").run()
+    at.radio(key="model_source").set_value("Load weights").run()
+    at.file_uploader(key="weights_upload").set_value(("v1.safetensors", weights, "application/octet-stream"))
+    at.file_uploader(key="edits_upload").set_value(("v1_edits.json", edits.encode(), "application/json"))
+    at.run()
+    at.button(key="load_weights").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    latest = trained.version(trained.current_version)
+    assert latest["digest"] == v1["digest"] and latest["metrics"]["kernels"]["conv1"] == 6
 
-    import torch
 
-    from aomcore import build_model
+def test_another_dataset_starts_a_new_workspace_and_keeps_this_one(trained):
+    at = app()
+    at.number_input(key="prep_resize").set_value(16).run()
+    at.button(key="use_dataset").click().run()
+    assert not at.exception, at.exception
+    assert at.query_params["ws"] != trained.id
+    assert len(list_workspaces(default_root())) == 2 and sorted(trained.versions()) == [0]
+    assert "No model yet" in at.info[0].value
 
+
+def test_resnet18_upload_and_remove_through_a_residual_block(trained):
     torch.manual_seed(0)
     buf = io.BytesIO()
     torch.save(build_model("torchvision:resnet18", 10, (3, 32, 32)).state_dict(), buf)
-    at = _app()
-    at.number_input[0].set_value(3).run()  # repeat to 3 channels
-    at.number_input[1].set_value(32).run()  # resize to 32x32
-    at.button[0].click().run()  # use this dataset
-    assert not at.exception, at.exception
-    at.radio[0].set_value("Load weights").run()
-    at.text_input[-1].set_value("torchvision:resnet18").run()
-    at.file_uploader[0].set_value(("resnet18.pt", buf.getvalue(), "application/octet-stream")).run()
-    at.button[-1].click().run()
+    at = app()
+    at.number_input(key="prep_channels").set_value(3).run()
+    at.number_input(key="prep_resize").set_value(32).run()
+    at.button(key="use_dataset").click().run()
+    at.radio(key="model_source").set_value("Load weights").run()
+    at.text_input(key="arch").set_value("torchvision:resnet18").run()
+    at.file_uploader(key="weights_upload").set_value(("resnet18.pt", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    at.button(key="load_weights").click().run()
     assert not at.exception, at.exception
     assert not at.error, at.error[0].value
-    ws = at.session_state["workspace"]
-    assert ws.model.arch == "torchvision:resnet18"
+    ws = workspace(at)
+    assert ws.state()["arch"] == "torchvision:resnet18"
     at.switch_page("pages/edit_retrain.py").run()
     assert not at.exception, at.exception
     at.selectbox[0].set_value("layer1.0.conv2").run()
     at.multiselect[0].set_value([0, 1, 2]).run()
     assert at.metric[0].value == "64 → 61"
     at.number_input[0].set_value(1).run()  # one epoch
-    at.button[0].click().run()
-    ws = _wait_for_job(at, timeout=300)
-    assert ws.job.status == "done", ws.job.error
-    at.run()
-    kernels = ws.history.current.metrics["kernels"]
+    at.button(key="apply").click().run()
+    wait_jobs(at, timeout=600)
+    kernels = ws.version(ws.current_version)["metrics"]["kernels"]
     assert kernels["layer1.0.conv2"] == kernels["conv1"] == 61 and kernels["layer2.0.conv1"] == 128
+
+
+def test_workspaces_page_lists_renames_and_imports(trained):
+    at = app()
+    at.switch_page("pages/workspaces.py").run()
+    assert not at.exception, at.exception
+    assert list(at.dataframe[0].value["id"]) == [trained.id]
+    at.text_input(key=f"rename_{trained.id}").set_value("my digits").run()
+    assert trained.name == "my digits"
+    at.file_uploader(key="import_zip").set_value(("ws.zip", export_zip(trained), "application/zip"))
+    at.run()
+    at.button(key="do_import").click().run()
+    assert not at.exception, at.exception
+    assert len(list_workspaces(default_root())) == 2
+    copy = [w for w in list_workspaces(default_root()) if w.id != trained.id][0]
+    assert isinstance(copy, Workspace) and copy.version(0)["digest"] == trained.version(0)["digest"]

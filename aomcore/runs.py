@@ -1,0 +1,197 @@
+"""Training runs: the history of one training, as snapshots and metrics in a workspace.
+
+A run folder (``W/runs/<id>/``, or any folder for ``run import --out``)::
+
+    run.json        kind (train | retrain | import), arch, edits, config, the version it
+                    trained from (parent) and the version it made, status, snapshots:
+                    [{iteration, file, test_accuracy}]
+    metrics.jsonl   one JSON line per training step: epoch, step, steps, loss, accuracy,
+                    seconds (appended while training; a torn last line is ignored)
+    snapshots/      iter00000000.safetensors … weights at those iterations
+
+Snapshots are evenly spaced over the run and always include iteration 0 (the weights
+before the first step) and the last iteration (:func:`snapshot_schedule`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from torch import nn
+
+from .atomic import atomic_path, write_json
+from .data import ImageDataset
+from .errors import InputError
+from .models import save_state_dict
+
+__all__ = ["DEFAULT_SNAPSHOTS", "RunWriter", "list_runs", "read_metrics", "read_run", "resolve_run",
+           "snapshot_schedule"]
+
+DEFAULT_SNAPSHOTS = 20
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+
+
+def snapshot_schedule(steps: int, n: int = DEFAULT_SNAPSHOTS) -> list[int]:
+    """Iterations at which to keep weights: ``n`` evenly spaced over ``[0, steps]``, ends included.
+
+    ``n = 0`` gives none; ``n = 1`` only the last iteration; ``n > steps + 1`` every iteration.
+    """
+    if n < 0:
+        raise InputError("snapshots must be >= 0", expected=">= 0 (0 turns them off)", found=str(n))
+    if n == 0 or steps < 0:
+        return []
+    if n == 1:
+        return [steps]
+    return sorted({round(i * steps / (n - 1)) for i in range(n)})
+
+
+class RunWriter:
+    """Records a run while it trains: metrics per step, snapshots on the schedule.
+
+    Parameters
+    ----------
+    folder : path
+        The run's folder (created; must not exist).
+    kind : {"train", "retrain", "import"}
+    info : dict
+        What describes the run (arch, edits, config, parent version…); stored in run.json.
+    schedule : list of int
+        Iterations at which to keep a snapshot (see :func:`snapshot_schedule`).
+    test_set : ImageDataset, optional
+        Evaluated at each snapshot (test accuracy in run.json).
+    device : torch device, default "cpu"
+    """
+
+    def __init__(self, folder: str | os.PathLike, kind: str, info: dict, schedule: list[int],
+                 test_set: ImageDataset | None = None, device="cpu"):
+        self.folder = Path(folder)
+        (self.folder / "snapshots").mkdir(parents=True, exist_ok=False)
+        self.schedule = set(schedule)
+        self.test_set, self.device = test_set, device
+        self.record = {"id": self.folder.name, "kind": kind, "status": "running", "created": time.time(),
+                       "snapshots": [], **info}
+        self._metrics = open(self.folder / "metrics.jsonl", "a")
+        self._last_flush = 0.0
+        write_json(self.folder / "run.json", self.record)
+
+    @classmethod
+    def in_workspace(cls, ws, kind: str, info: dict, schedule: list[int], **kwargs) -> RunWriter:
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(3)}"
+        return cls(ws.runs_dir / run_id, kind, info, schedule, **kwargs)
+
+    def on_step(self, step: int, model: nn.Module) -> None:
+        """Call with the step just finished (0 before the first): keeps a snapshot when scheduled."""
+        if step not in self.schedule:
+            return
+        path = self.folder / "snapshots" / f"iter{step:08d}.safetensors"
+        with atomic_path(path) as tmp:
+            save_state_dict(model, tmp, fmt="safetensors")
+        entry = {"iteration": step, "file": f"snapshots/{path.name}"}
+        if self.test_set is not None:
+            from .training import evaluate
+
+            entry["test_accuracy"] = evaluate(model, self.test_set, device=self.device).accuracy
+        self.record["snapshots"].append(entry)
+        write_json(self.folder / "run.json", self.record)
+
+    def log(self, metrics: dict) -> None:
+        """Append one step's metrics (flushed at most twice a second, and at the end)."""
+        self._metrics.write(json.dumps(metrics) + "\n")
+        now = time.monotonic()
+        if now - self._last_flush > 0.5 or metrics.get("step") == metrics.get("steps"):
+            self._metrics.flush()
+            self._last_flush = now
+
+    def finish(self, **fields) -> dict:
+        """Mark the run done (with e.g. ``version=`` the version it made)."""
+        self._metrics.close()
+        self.record.update(status="done", finished=time.time(), **fields)
+        write_json(self.folder / "run.json", self.record)
+        return self.record
+
+    def discard(self) -> None:
+        """Remove the run (a cancelled or failed training leaves no trace)."""
+        self._metrics.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def read_run(folder: str | os.PathLike) -> dict:
+    """A run's ``run.json`` with its ``path``.
+
+    Raises
+    ------
+    InputError
+        Not a run folder.
+    """
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / "run.json").read_text())
+    except FileNotFoundError:
+        raise InputError("not a run folder", expected="a folder holding run.json", found=str(folder)) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError("unreadable run.json", expected="JSON", found=f"{folder}: {exc}") from None
+    return record | {"path": str(folder)}
+
+
+def read_metrics(folder: str | os.PathLike) -> list[dict]:
+    """The run's per-step metrics (a torn last line, from a kill mid-write, is skipped)."""
+    out = []
+    try:
+        lines = (Path(folder) / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def list_runs(ws) -> list[dict]:
+    """The runs of a workspace (oldest first): finished ones and those whose job still runs.
+
+    A run whose job died (server restart, SIGKILL, out of memory) is left out: like a
+    cancelled or failed one, it made nothing.
+    """
+    runs = []
+    for folder in sorted(ws.runs_dir.iterdir()) if ws.runs_dir.is_dir() else []:
+        if folder.is_dir() and (folder / "run.json").is_file():
+            try:
+                runs.append(read_run(folder))
+            except InputError:
+                continue
+    if any(r.get("status") == "running" for r in runs):
+        from .jobs import list_jobs
+
+        live = {j["id"] for j in list_jobs(ws) if j["status"] in ("queued", "running")}
+        runs = [r for r in runs if r.get("status") != "running" or r.get("job") in live]
+    return runs
+
+
+def resolve_run(ref: str, ws=None) -> Path:
+    """A run folder from a path, or (with a workspace) a run id, a unique id prefix or ``latest``.
+
+    Raises
+    ------
+    InputError
+        No such run.
+    """
+    path = Path(ref).expanduser()
+    if (path / "run.json").is_file():
+        return path
+    if ws is not None and _RUN_ID.match(ref):
+        done = [r for r in list_runs(ws) if r.get("status") == "done"]
+        if ref == "latest" and done:
+            return Path(done[-1]["path"])
+        matches = [Path(r["path"]) for r in list_runs(ws) if r["id"] == ref or r["id"].startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+    raise InputError("no such run", expected="a run folder (holding run.json)"
+                     + (", a run id of the workspace or 'latest'" if ws is not None else ""), found=repr(ref))

@@ -1,0 +1,85 @@
+"""Workspaces: open, create, rename, delete, export and import the folders that hold analyses."""
+
+import shutil
+import time
+
+import pandas as pd
+import streamlit as st
+
+import aomcore
+from aomcore.policy import current_policy
+from ui import views
+from ui.state import cli_workspace, current_user, new_workspace, reported, switch_to, view
+
+st.title("Workspaces")
+st.caption("A workspace is a folder holding one analysis: the dataset, every version of the model, training runs, "
+           "maps and results, and the jobs. The URL names it, so a reload, a second tab or a restart comes back "
+           "to it. The CLI writes the same folders (`--workspace DIR`).")
+policy = current_policy()
+user = current_user()
+try:
+    v = view()
+except aomcore.InputError:
+    v = None
+
+if v is not None:
+    st.subheader(f"Open: {v.state['name']}")
+    st.caption(f"`{v.ws.path}` · dataset {v.dataset} · {len(v.versions)} version(s) · "
+               f"{len(v.jobs)} job(s)")
+    c1, c2 = st.columns([2, 1])
+    name = c1.text_input("Name", v.state["name"], key=f"rename_{v.ws.id}")
+    if name.strip() and name != v.state["name"]:
+        v.ws.update(name=name.strip())
+        st.rerun()
+    if c2.button("Export as zip", help="Versions, runs and results; opens on another machine with Import."):
+        c2.download_button("Download the zip", aomcore.export_zip(v.ws), f"aomscope-{v.ws.id}.zip",
+                           "application/zip", type="primary")
+
+listing = [] if policy.shared and user is None else aomcore.list_workspaces(aomcore.default_root(), owner=user)
+if cli_workspace() is not None and all(w.path != cli_workspace() for w in listing):
+    listing.insert(0, aomcore.Workspace(cli_workspace()))
+if listing:
+    st.subheader("Your workspaces" if user else "Workspaces")
+    rows = []
+    for w in listing:
+        s = w.state()
+        rows.append({"name": s["name"], "dataset": s["dataset"]["spec"], "model": s.get("arch") or "—",
+                     "versions": len(w.versions()), "created": time.strftime("%Y-%m-%d %H:%M",
+                                                                              time.localtime(s.get("created", 0))),
+                     "id": w.id})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    ids = [w.id for w in listing]
+    names = {w.id: f"{r['name']} · {r['dataset']} · {r['model']} · {r['versions']} version(s)"
+             for w, r in zip(listing, rows, strict=True)}
+    c1, c2, c3 = st.columns([3, 1, 1])
+    picked = c1.selectbox("Workspace", ids, format_func=names.get,
+                          index=ids.index(v.ws.id) if v is not None and v.ws.id in ids else 0)
+    if c2.button("Open", type="primary", disabled=v is not None and picked == v.ws.id):
+        switch_to(next(w for w in listing if w.id == picked))
+        st.switch_page("pages/model_data.py")
+    with c3.popover("Delete…"):
+        st.write(f"Delete **{names[picked]}** and everything in it? This cannot be undone.")
+        if st.button("Delete for good", type="primary", key=f"delete_{picked}"):
+            target = next(w for w in listing if w.id == picked)
+            if v is not None and target.id == v.ws.id:
+                st.session_state.pop("ws_id", None)
+                st.query_params.clear()
+            shutil.rmtree(target.path, ignore_errors=True)
+            st.rerun()
+elif policy.shared:
+    st.info("Shared server: workspaces are not listed. Keep this page's URL to come back to your workspace; "
+            "anyone with the URL can open it.")
+
+st.subheader("New workspace")
+if st.button("New digits workspace", help="scikit-learn's 8×8 digits; pick another dataset on Model & data"):
+    switch_to(new_workspace())
+    st.switch_page("pages/model_data.py")
+
+st.subheader("Import")
+upload = st.file_uploader("A workspace zip (from Export, or `python -m aomcore workspace export`)", type=["zip"],
+                          key="import_zip")
+if upload is not None and st.button("Import", key="do_import"):
+    with reported():
+        data = views.check_upload(upload.getvalue(), upload.name, "a workspace zip")
+        switch_to(aomcore.import_zip(data, aomcore.default_root(), owner=user))
+        st.switch_page("pages/model_data.py")
