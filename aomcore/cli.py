@@ -1,5 +1,5 @@
-"""Command line: ``python -m aomcore {train,layers,maps,overview,deepeyes,selectivity-experiment,edit,reproduce,
-workspace} ...``."""
+"""Command line: ``python -m aomcore {train,layers,maps,overview,deepeyes,embed,selectivity-experiment,edit,
+reproduce,workspace} ...``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .atomic import atomic_path, write_bytes, write_json
@@ -21,7 +22,7 @@ from .editing import Edit, build_edited, load_edits, parse_edit
 from .errors import InputError
 from .experiment import summarize_experiment
 from .export import load_maps_npz, save_maps_npz
-from .layers import list_layers
+from .layers import list_layers, resolve_layers
 from .maps import compute_maps, resolve_device
 from .models import ZOO_FOR_DATASET, save_state_dict
 from .overview import layer_overview
@@ -167,6 +168,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshots", type=int, default=20, help="weights kept over the retraining (0: none)")
     p.add_argument("--out", default=None, help="edited weights (.pt or .safetensors)")
     p.add_argument("--log", default=None, help="edit list + results (.json); pass it as --edits later")
+
+    p = sub.add_parser("embed", help="2-D projection of a layer: images (activations), DeepEyes' input map, "
+                                     "or neurons; writes embed.npz")
+    _add_model_args(p)
+    _add_data_args(p)
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--layer", required=True, help="layer name (e.g. fc1); read at its tap")
+    p.add_argument("--view", required=True, choices=("activations", "input-map", "neurons"),
+                   help="activations: images by their activations (Rauber et al. 2017); input-map: sampled "
+                        "receptive fields by their input patch (DeepEyes); neurons: kernels by 1 - |Pearson r|")
+    p.add_argument("--n", type=int, default=5000,
+                   help="images in the stratified sample (input-map: about this many points) (default 5000)")
+    p.add_argument("--mode", choices=("flatten", "mean"), default="flatten",
+                   help="activations view: whole map or per-kernel spatial mean (default flatten)")
+    p.add_argument("--positions", type=int, default=10, help="input-map: positions sampled per image (default 10)")
+    p.add_argument("--use", choices=("patch", "activations"), default="patch",
+                   help="input-map: embed the input patch (DeepEyes) or the K activations (default patch)")
+    p.add_argument("--method", choices=("tsne", "umap"), default="tsne")
+    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--n-iter", type=int, default=500, help="t-SNE iterations after early exaggeration")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sample and the embedding")
+    p.add_argument("--out", required=True, help="output .npz")
 
     p = sub.add_parser("reproduce", help="reproduce a paper experiment end to end")
     p.add_argument("experiment", choices=["mnist"])
@@ -699,12 +722,74 @@ def _print_summary(s: dict) -> None:
         print(f"job {j['id']}: {j['kind']} {j['status']} {j.get('message') or j['progress'].get('text', '')}")
 
 
+def _stage_printer(label: str):
+    state = {"next": 0.0, "start": time.perf_counter()}
+
+    def report(done: int, total: int):
+        frac = done / max(total, 1)
+        if frac >= state["next"] or done == total:
+            print(f"\r{label}: {frac:5.1%} {time.perf_counter() - state['start']:.1f}s",
+                  end="" if done < total else "\n", file=sys.stderr, flush=True)
+            state["next"] = frac + 0.1
+    return report
+
+
+def _cmd_embed(args) -> int:
+    from .embedding import embedding_key
+    from .export import save_embedding_npz
+    from .projections import activation_projection, activation_vectors, input_map, neuron_projection, \
+        stratified_sample
+
+    dataset, loaded, _ws, _vid = _load_for(args, args.split)
+    check_model_fits(loaded.model, dataset)
+    device = resolve_device(args.device)
+    layer = resolve_layers(list_layers(loaded.model, dataset.input_shape, include_all=True), [args.layer])[0]
+    options = {"method": args.method, "perplexity": args.perplexity, "n_iter": args.n_iter, "seed": args.seed}
+    start = time.perf_counter()
+    progress = _stage_printer(f"embed {args.view}")
+    arrays: dict = {"classes": np.array(dataset.classes, dtype=str)}
+    if args.view == "activations":
+        proj = activation_projection(loaded.model, dataset, args.layer, n=args.n, seed=args.seed, mode=args.mode,
+                                     method=args.method, perplexity=args.perplexity, n_iter=args.n_iter,
+                                     batch_size=args.batch_size or 256, device=device, progress=progress)
+        arrays |= proj.arrays()
+        options["mode"] = args.mode
+        summary = (f"{len(proj.points)} images, neighbourhood hit {proj.neighborhood_hit:.3f}, "
+                   f"{int((proj.predicted != proj.labels).sum())} misclassified")
+    elif args.view == "input-map":
+        imap = input_map(loaded.model, dataset, args.layer, n=args.n, positions=args.positions, seed=args.seed,
+                         use=args.use, method=args.method, perplexity=args.perplexity, n_iter=args.n_iter,
+                         batch_size=args.batch_size or 128, device=device, progress=progress)
+        sm = imap.samples
+        arrays |= imap.arrays()
+        options |= {"positions": args.positions, "use": args.use, "map_shape": list(sm.map_shape)}
+        summary = (f"{len(imap.points)} receptive fields of {len(np.unique(sm.index))} images, "
+                   f"neighbourhood hit {imap.neighborhood_hit:.3f}")
+    else:
+        idx = stratified_sample(dataset.labels.numpy(), args.n, args.seed)
+        acts, _ = activation_vectors(loaded.model, dataset, args.layer, idx, "mean", args.batch_size or 256, device)
+        neurons = neuron_projection(acts, dataset.labels.numpy()[idx], dataset.num_classes, method=args.method,
+                                    perplexity=args.perplexity, seed=args.seed, n_iter=args.n_iter,
+                                    progress=progress)
+        arrays |= neurons.arrays()
+        options["images"] = int(len(idx))
+        summary = f"{len(neurons.points)} kernels from {len(idx)} images"
+    seconds = time.perf_counter() - start
+    parts = {"view": args.view, "model": loaded.digest, "dataset": dataset.identity(), "layer": args.layer,
+             "tap": layer.tap, "n": args.n, **options}
+    meta = {**parts, "arch": loaded.arch, "weights": loaded.source, "edits": args.edits, "split": dataset.split,
+            "seconds": seconds, "key": embedding_key(**parts)}
+    save_embedding_npz(args.out, arrays, meta)
+    print(f"{args.view} of {args.layer} (read at {layer.tap}): {summary}; {seconds:.1f}s -> {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 with a one-line message on bad input)."""
     args = _parser().parse_args(argv)
     commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps, "overview": _cmd_overview,
-                "deepeyes": _cmd_deepeyes, "selectivity-experiment": _cmd_experiment, "edit": _cmd_edit,
-                "reproduce": _cmd_reproduce, "workspace": _cmd_workspace}
+                "deepeyes": _cmd_deepeyes, "embed": _cmd_embed, "selectivity-experiment": _cmd_experiment,
+                "edit": _cmd_edit, "reproduce": _cmd_reproduce, "workspace": _cmd_workspace}
     try:
         return commands[args.command](args)
     except InputError as exc:

@@ -22,6 +22,33 @@ plus ``class_sizes`` (C,) int64, ``classes`` (C,) str and ``meta``, a JSON strin
 ``classes_per_kernel_level`` (the level of ``L/classes_per_kernel``), versions).
 Everything loads with ``np.load(path, allow_pickle=False)``. Loading needs only the
 counts, so files written before a key existed still load; derived keys are recomputed.
+
+The ``embed.npz`` file (``python -m aomcore embed``; :func:`save_embedding_npz`) holds one
+2-D projection:
+
+==============================  ========  =======  ==========================================
+key                             shape     dtype    meaning
+==============================  ========  =======  ==========================================
+``points``                      (N, 2)    float64  2-D positions
+``labels``                      (N,)      int64    class (images, samples) / colour class (neurons)
+``index``                       (N,)      int64    dataset index (images, samples) / kernel (neurons)
+``classes``                     (C,)      str      class names
+``meta``                        ()        str      JSON: view, layer, tap, model digest, dataset
+                                                   identity, embedding options, versions, key
+``neighborhood_hit``            ()        float64  per-image views (activations, input-map)
+``neighborhood_hit_per_class``  (C,)      float64  per-image views
+``predicted``                   (N,)      int64    activations: the model's prediction
+``position``                    (N,)      int64    input-map: row · W + col in the layer's map
+``perplexity``                  (N,)      float64  input-map: DeepEyes perplexity of the sample
+``max_activation``              (N,)      float32  input-map: largest kernel activation
+``class_means``                 (K, C)    float64  neurons: mean activation per class
+``distances``                   (K, K)    float64  neurons: 1 − |Pearson r|
+==============================  ========  =======  ==========================================
+
+A ``trails.npz`` (:meth:`aomcore.trails.Trails.arrays` + ``meta``, written with
+:func:`save_embedding_npz`) holds ``points`` (S, N, 2) float64, ``labels``, ``index`` (N,)
+int64, ``iterations`` (S,) int64, ``predicted`` (S, N) int64 and ``neighborhood_hit`` (S,)
+float64.
 """
 
 from __future__ import annotations
@@ -36,7 +63,8 @@ import numpy as np
 from .maps import MULTI_CLASS_LEVEL, LayerMaps
 from .ordering import KernelOrdering
 
-__all__ = ["load_maps_npz", "maps_npz_bytes", "save_maps_npz", "versions"]
+__all__ = ["load_embedding_npz", "load_maps_npz", "maps_npz_bytes", "save_embedding_npz", "save_maps_npz",
+           "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -104,3 +132,34 @@ def load_maps_npz(path: str | Path) -> tuple[dict[str, LayerMaps], dict]:
                                 cell_area=npz[f"{name}/cell_area"] if f"{name}/cell_area" in npz.files else None)
                 for name in meta["layers"]}
     return maps, meta
+
+
+def save_embedding_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    """Write an ``embed.npz`` / ``trails.npz`` (layout in the module docstring) atomically.
+
+    Written with :func:`aomcore.atomic.atomic_path` (temporary file in the same folder,
+    fsync, rename), so a reader sees the old file or the whole new one; adds the library
+    versions (openTSNE, umap-learn, ...) to ``meta``.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .atomic import atomic_path
+
+    libs = {}
+    for name in ("openTSNE", "umap-learn"):
+        try:
+            libs[name] = version(name)
+        except PackageNotFoundError:
+            libs[name] = "absent"
+    full_meta = {"versions": versions() | libs} | meta
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays, meta=np.array(json.dumps(full_meta, default=str)))
+    return Path(path)
+
+
+def load_embedding_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Read an ``embed.npz`` / ``trails.npz`` back: (arrays without ``meta``, meta dict)."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "meta"}
+        meta = json.loads(str(npz["meta"]))
+    return arrays, meta

@@ -10,7 +10,7 @@ from torch import nn
 
 from .errors import InputError
 
-__all__ = ["forward_hooks", "get_module"]
+__all__ = ["forward_hooks", "forward_input_hooks", "get_module"]
 
 
 def get_module(model: nn.Module, name: str) -> nn.Module:
@@ -53,3 +53,35 @@ def forward_hooks(model: nn.Module,
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def forward_input_hooks(model: nn.Module,
+                        callbacks: Mapping[str, Callable[[torch.Tensor], None]]) -> Iterator[None]:
+    """Call ``callbacks[name](input)`` with the first positional input of module ``name``,
+    before each of its forwards (observe only: the input is not replaced).
+
+    Used to read what a layer sees (e.g. DeepEyes' input map reads a conv layer's input
+    patches). Every hook is removed on exit, also when the body raises.
+
+    Raises
+    ------
+    InputError
+        If a name is not a module of ``model`` (no hook is left behind).
+    """
+    handles = []
+    try:
+        for name, callback in callbacks.items():
+            module = get_module(model, name)
+            handles.append(module.register_forward_pre_hook(_observe_input(callback)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _observe_input(callback: Callable[[torch.Tensor], object]):
+    def pre_hook(_module, inputs):
+        callback(inputs[0])
+        return None  # never replace the input
+    return pre_hook
