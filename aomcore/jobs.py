@@ -407,6 +407,20 @@ def _train_progress(ctx: JobContext, run, label: str) -> Callable[[dict], None]:
     return report
 
 
+def _monitor(run, train_set, p: dict) -> Callable:
+    """A factory of the DeepEyes monitor of a training (none with ``monitor: false`` or no snapshots)."""
+    def build(model):
+        if not p.get("monitor", True) or not run.schedule:
+            return None
+        from .deepeyes import TrainingMonitor
+
+        monitor = TrainingMonitor(model, None, train_set.num_classes, train_set.input_shape,
+                                  positions=p.get("positions", 10), seed=p.get("seed", 0))
+        run.attach(monitor)
+        return monitor
+    return build
+
+
 def _job_train(ws, p: dict, ctx: JobContext) -> dict:
     """Train a zoo model from scratch on the workspace's train split → a new root version and a run."""
     import torch
@@ -428,7 +442,7 @@ def _job_train(ws, p: dict, ctx: JobContext) -> dict:
     try:
         start = time.perf_counter()
         train(model, train_set, config, device=p.get("device", "auto"), cancel=ctx, on_step=run.on_step,
-              progress=_train_progress(ctx, run, "training"))
+              progress=_train_progress(ctx, run, "training"), monitor=_monitor(run, train_set, p)(model))
         seconds = time.perf_counter() - start
         model = model.cpu().eval()
         ctx.progress(1, 1, "measuring accuracy, parameters and FLOPs")
@@ -495,7 +509,7 @@ def _job_retrain(ws, p: dict, ctx: JobContext) -> dict:
     try:
         version = edit_and_retrain(parent, edit, -1, train_set, test_set, p["freeze"], config,
                                    p.get("device", "auto"), progress=_train_progress(ctx, run, "retraining"),
-                                   cancel=ctx, on_step=run.on_step)
+                                   cancel=ctx, on_step=run.on_step, monitor=_monitor(run, train_set, p))
         run.finish()
     except BaseException:
         run.discard()

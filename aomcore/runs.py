@@ -8,6 +8,12 @@ A run folder (``W/runs/<id>/``, or any folder for ``run import --out``)::
     metrics.jsonl   one JSON line per training step: epoch, step, steps, loss, accuracy,
                     seconds (appended while training; a torn last line is ignored)
     snapshots/      iter00000000.safetensors … weights at those iterations
+    monitor.npz     DeepEyes statistics (perplexity histogram, max activation, activation
+                    frequency, filter labels) gathered by a
+                    :class:`~aomcore.deepeyes.TrainingMonitor` from the training
+                    mini-batches between consecutive snapshots, on a leading snapshot axis
+                    (``snapshots`` = the iteration closing each window); rewritten at every
+                    snapshot, so it can be watched while the model trains
 
 Snapshots are evenly spaced over the run and always include iteration 0 (the weights
 before the first step) and the last iteration (:func:`snapshot_schedule`).
@@ -23,6 +29,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
 from .atomic import atomic_path, write_json
@@ -76,6 +83,9 @@ class RunWriter:
         self.test_set, self.device = test_set, device
         self.record = {"id": self.folder.name, "kind": kind, "status": "running", "created": time.time(),
                        "snapshots": [], **info}
+        self.monitor = None
+        self._windows: list[dict] = []
+        self._window_ends: list[int] = []
         self._metrics = open(self.folder / "metrics.jsonl", "a")
         self._last_flush = 0.0
         write_json(self.folder / "run.json", self.record)
@@ -85,10 +95,27 @@ class RunWriter:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(3)}"
         return cls(ws.runs_dir / run_id, kind, info, schedule, **kwargs)
 
+    def attach(self, monitor) -> None:
+        """Record ``monitor``'s statistics (a :class:`~aomcore.deepeyes.TrainingMonitor`) at each snapshot."""
+        self.monitor = monitor
+
+    def _save_monitor(self, step: int) -> None:
+        from .deepeyes import DeepEyesSeries, save_deepeyes_npz, stack_deepeyes
+
+        self._windows.append(self.monitor.snapshot())
+        self._window_ends.append(step)
+        series = DeepEyesSeries(iterations=np.array(self._window_ends, dtype=np.int64),
+                                layers=stack_deepeyes(self._windows), taps=dict(self.monitor.taps_))
+        save_deepeyes_npz(self.folder / "monitor.npz", series,
+                          {"source": "training mini-batches", "positions": self.monitor.positions,
+                           "seed": self.monitor.seed, "bins": self.monitor.bins, "run": self.record["id"]})
+
     def on_step(self, step: int, model: nn.Module) -> None:
         """Call with the step just finished (0 before the first): keeps a snapshot when scheduled."""
         if step not in self.schedule:
             return
+        if self.monitor is not None and step > 0 and self.monitor.batches_ > 0:
+            self._save_monitor(step)
         path = self.folder / "snapshots" / f"iter{step:08d}.safetensors"
         with atomic_path(path) as tmp:
             save_state_dict(model, tmp, fmt="safetensors")

@@ -207,12 +207,15 @@ def edit_and_retrain(parent: Version, edit: Edit, new_id: int, train_set: ImageD
                      freeze: str = "auto", config: TrainConfig | None = None, device: str | torch.device = "auto",
                      progress: Callable[[dict], None] | None = None,
                      cancel: threading.Event | None = None,
-                     on_step: Callable[[int, nn.Module], None] | None = None) -> Version:
+                     on_step: Callable[[int, nn.Module], None] | None = None,
+                     monitor: Callable[[nn.Module], object] | None = None) -> Version:
     """Apply ``edit`` to ``parent``'s model, retrain, measure; returns the new version.
 
     ``parent`` is never modified: on a bad edit (:class:`InputError`), a cancel
     (:class:`aomcore.training.Cancelled`) or any failure, nothing changes.
     ``config.epochs == 0`` is not allowed; retraining is part of the loop.
+    ``monitor(edited_model)``, when given, returns a
+    :class:`~aomcore.deepeyes.TrainingMonitor` for the edited model (see :func:`train`).
     """
     config = config or TrainConfig()
     shape = train_set.input_shape
@@ -221,6 +224,7 @@ def edit_and_retrain(parent: Version, edit: Edit, new_id: int, train_set: ImageD
     frozen = set(frozen_modules(model, shape, edit.layer, mode))
     start = time.perf_counter()
     curve = train(model, train_set, config, device=device, progress=progress, cancel=cancel, on_step=on_step,
+                  monitor=monitor(model) if monitor is not None else None,
                   trainable=lambda name: name.rpartition(".")[0] not in frozen)
     seconds = time.perf_counter() - start
     model = model.cpu().eval()
