@@ -7,7 +7,7 @@ import streamlit as st
 
 from aomcore import InputError
 from ui.jobs import sidebar_jobs
-from ui.state import view
+from ui.state import current_user, sign_in_gate, view
 
 st.set_page_config(page_title="AOMscope", page_icon=":material/grid_view:", layout="wide")
 
@@ -22,6 +22,7 @@ PAGES = [
     st.Page("pages/workspaces.py", title="Workspaces", icon=":material/folder_open:"),
 ]
 page = st.navigation(PAGES)
+sign_in_gate()
 
 try:
     v = view()
@@ -32,8 +33,11 @@ except InputError as exc:
 
 with st.sidebar:
     st.markdown("### AOMscope")
+    if current_user() is not None:
+        st.caption(f"Signed in as **{current_user()}**")
+        st.button("Sign out", on_click=st.logout, key="sign_out")
     if v is not None:
-        st.caption(f"**Workspace** · {v.state['name']}")
+        st.caption(f"**Workspace** · {v.state['name']}" + (" · read-only, shared with you" if v.ws.read_only else ""))
         st.caption(f"**Dataset** · {v.dataset}")
         if v.model is not None:
             st.caption(f"**Model** · {v.model.arch} · {v.version['metrics']['params']:,} params  \n"

@@ -132,6 +132,7 @@ def submit_record(ws, kind: str, params: dict, owner_pid: int | None = None, use
     """
     if kind not in JOB_KINDS:
         raise InputError("unknown job kind", expected=", ".join(JOB_KINDS), found=repr(kind))
+    ws.check_writable()
     record = {"id": secrets.token_hex(6), "kind": kind, "params": params, "status": "queued",
               "created": time.time(), "host": _HOST, "pid": owner_pid or os.getpid(), "user": user,
               "progress": {"done": 0, "total": 0, "text": "queued"}, "message": None, "result": None}
@@ -142,6 +143,7 @@ def submit_record(ws, kind: str, params: dict, owner_pid: int | None = None, use
 
 def request_cancel(ws, job_id: str) -> None:
     """Ask a job to stop: it stops at its next step, leaving the workspace as it was."""
+    ws.check_writable()
     read_job(ws, job_id)
     (ws.jobs_dir / f"{job_id}.cancel").touch()
 
@@ -261,7 +263,8 @@ class JobRunner:
     max_jobs : int, optional
         Jobs running at once (default ``$AOMSCOPE_MAX_JOBS`` or 1: one per device).
     memory_gb : float, optional
-        Memory limit of each worker process (default ``$AOMSCOPE_JOB_MEMORY_GB``; none).
+        Memory limit of each worker process (default ``$AOMSCOPE_JOB_MEMORY_GB``; 8 in shared
+        mode, none otherwise), applied as the worker's data-segment limit.
     kill_after : float, default 15
         Seconds a cancelled job may take to stop before its worker is killed.
     """
@@ -272,6 +275,8 @@ class JobRunner:
         JobRunner._instances.add(self)
         self.max_jobs = int(max_jobs or os.environ.get("AOMSCOPE_MAX_JOBS") or 1)
         mem = memory_gb if memory_gb is not None else os.environ.get("AOMSCOPE_JOB_MEMORY_GB")
+        if mem is None and os.environ.get("AOMSCOPE_SHARED", "").lower() in ("1", "true", "yes"):
+            mem = 8  # shared servers: one user's huge job must not take the machine's memory
         self.memory_gb = float(mem) if mem else None
         self.kill_after = kill_after
         self._lock = threading.Lock()

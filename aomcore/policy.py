@@ -10,7 +10,11 @@ Shared mode is for one server with several users (see SECURITY.md):
 ``AOMSCOPE_ARCH_ALLOWLIST``  ``os.pathsep``-separated architecture files (``FILE.py``) that
                            may be imported; any other ``FILE.py:CLASS`` is refused
 ``AOMSCOPE_MAX_UPLOAD_MB`` largest accepted upload (default 200, as ``.streamlit/config.toml``)
-``AOMSCOPE_MAX_VERSIONS``  versions kept per session before the oldest are evicted (12)
+``AOMSCOPE_MAX_WORKSPACES``  workspaces a signed-in user may own (shared mode; default 20)
+``AOMSCOPE_MAX_DISK_GB``   disk a signed-in user's workspaces (or, without sign-in, one
+                           workspace) may use before new jobs are refused (shared mode; 5)
+``AOMSCOPE_MAX_JOBS``      jobs running at once on the server (default 1; see aomcore.jobs)
+``AOMSCOPE_JOB_MEMORY_GB`` memory limit of each job's worker process (shared mode; 8)
 =========================  ==============================================================
 
 In local mode every path is allowed (it is the user's own machine), and architecture
@@ -44,14 +48,18 @@ class Policy:
     arch_allowlist : tuple of Path
         Resolved architecture files that may run (shared mode).
     max_upload_mb : float
-    max_versions : int
+    max_workspaces : int or None
+        Workspaces one signed-in user may own (None: no limit).
+    max_disk_gb : float or None
+        Disk one signed-in user's workspaces, or one anonymous workspace, may use.
     """
 
     shared: bool = False
     data_dirs: tuple[Path, ...] = ()
     arch_allowlist: tuple[Path, ...] = ()
     max_upload_mb: float = 200.0
-    max_versions: int = 12
+    max_workspaces: int | None = None
+    max_disk_gb: float | None = None
 
     def check_data_path(self, path: str | os.PathLike) -> Path:
         """``path`` resolved (symlinks followed); in shared mode it must lie inside a data dir.
@@ -79,6 +87,19 @@ class Policy:
                              expected="zoo:NAME, torchvision:NAME or an allow-listed file (AOMSCOPE_ARCH_ALLOWLIST)",
                              found=file)
 
+    def check_workspace_count(self, owned: int) -> None:
+        """Refuse one more workspace when a user already owns ``max_workspaces``."""
+        if self.max_workspaces is not None and owned >= self.max_workspaces:
+            raise InputError("workspace quota reached", expected=f"at most {self.max_workspaces} workspaces per user "
+                             "(delete one on Workspaces)", found=f"{owned} workspaces")
+
+    def check_disk(self, used_bytes: int) -> None:
+        """Refuse new results when ``used_bytes`` is at or over ``max_disk_gb`` (what exists is kept)."""
+        if self.max_disk_gb is not None and used_bytes >= self.max_disk_gb * 2**30:
+            raise InputError("disk quota reached", expected=f"at most {self.max_disk_gb:g} GB of workspaces "
+                             "(delete versions' workspaces or export and delete one)",
+                             found=f"{used_bytes / 2**30:.2f} GB used; nothing was removed")
+
     def check_upload(self, data: bytes, name: str, what: str) -> bytes:
         """Refuse an empty or oversize upload with a clear message; returns ``data``."""
         if len(data) > self.max_upload_mb * 2**20:
@@ -92,8 +113,20 @@ class Policy:
 def current_policy() -> Policy:
     """The policy from the environment (read on every call, so tests and restarts see changes)."""
     env = os.environ
-    return Policy(shared=env.get("AOMSCOPE_SHARED", "").lower() in ("1", "true", "yes"),
+    shared = env.get("AOMSCOPE_SHARED", "").lower() in ("1", "true", "yes")
+    return Policy(shared=shared,
                   data_dirs=_paths(env.get("AOMSCOPE_DATA_DIRS")),
                   arch_allowlist=_paths(env.get("AOMSCOPE_ARCH_ALLOWLIST")),
                   max_upload_mb=float(env.get("AOMSCOPE_MAX_UPLOAD_MB", 200)),
-                  max_versions=int(env.get("AOMSCOPE_MAX_VERSIONS", 12)))
+                  max_workspaces=_number(env, "AOMSCOPE_MAX_WORKSPACES", 20 if shared else None, int),
+                  max_disk_gb=_number(env, "AOMSCOPE_MAX_DISK_GB", 5.0 if shared else None, float))
+
+
+def _number(env, name: str, default, kind):
+    value = env.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise InputError(f"bad {name}", expected=f"a {kind.__name__}", found=repr(value)) from None

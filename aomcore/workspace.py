@@ -77,6 +77,9 @@ class Workspace:
     ----------
     path : path
         A folder holding ``workspace.json``.
+    read_only : bool, default False
+        Refuse every change (a workspace another user shared read-only): writes raise
+        :class:`InputError`.
 
     Raises
     ------
@@ -84,8 +87,9 @@ class Workspace:
         Not a workspace folder, an unreadable ``workspace.json``, or a newer schema.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, read_only: bool = False):
         self.path = Path(path).expanduser().resolve()
+        self.read_only = read_only
         state = self._read()
         schema = state.get("schema")
         if not isinstance(schema, int) or schema > SCHEMA_VERSION:
@@ -158,8 +162,15 @@ class Workspace:
         """``workspace.json`` as a dict (a fresh read; cheap)."""
         return self._read()
 
+    def check_writable(self) -> None:
+        """Raise :class:`InputError` when this workspace is open read-only."""
+        if self.read_only:
+            raise InputError("this workspace is shared with you read-only",
+                             expected="a workspace of your own to change anything", found=self.path.name)
+
     def modify(self, change: Callable[[dict], object]) -> dict:
         """Apply ``change(state)`` under the lock and write the state back atomically."""
+        self.check_writable()
         with self.lock():
             state = self._read()
             change(state)
@@ -238,6 +249,7 @@ class Workspace:
         """
         if make_current not in ("always", "if_unmoved", "never"):
             raise ValueError(f"make_current must be always, if_unmoved or never, not {make_current!r}")
+        self.check_writable()
         staging = self.path / "versions" / f".staging-{secrets.token_hex(6)}"
         staging.mkdir(parents=True)
         try:
@@ -299,6 +311,41 @@ class Workspace:
     def set_n_groups(self, layer: str, n: int) -> None:
         self.modify(lambda s: s.setdefault("n_groups", {}).__setitem__(layer, int(n)))
 
+    # --- sharing --------------------------------------------------------------------
+    def access(self, user: str | None) -> str | None:
+        """What ``user`` may do here: ``"owner"``, ``"read"`` (a grant) or None.
+
+        A workspace without an owner (local use, or a shared server without sign-in, where
+        its unguessable id is the capability) is open to whoever has its path or URL.
+        """
+        state = self.state()
+        owner = state.get("owner")
+        if owner is None or owner == user:
+            return "owner"
+        if user is not None and any(g.get("user") == user for g in state.get("grants", [])):
+            return "read"
+        return None
+
+    def grant(self, user: str, mode: str = "read") -> None:
+        """Share this workspace with ``user`` (read-only: they can look and download, not change)."""
+        if mode != "read":
+            raise InputError("unknown grant", expected="read", found=repr(mode))
+        user = user.strip()
+        if not user:
+            raise InputError("whom to share with?", expected="a user name (their sign-in e-mail)", found="nothing")
+
+        def add(state):
+            state["grants"] = [g for g in state.get("grants", []) if g.get("user") != user] + [
+                {"user": user, "mode": mode, "granted": time.time()}]
+        self.modify(add)
+
+    def revoke(self, user: str) -> None:
+        self.modify(lambda s: s.update(grants=[g for g in s.get("grants", []) if g.get("user") != user]))
+
+    def disk_usage(self) -> int:
+        """Bytes used by the workspace's files."""
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and not p.is_symlink())
+
     # --- results --------------------------------------------------------------------
     @property
     def results_cache(self) -> DiskCache:
@@ -342,8 +389,13 @@ class Workspace:
                 "runs": list_runs(self), "jobs": list_jobs(self)}
 
 
-def list_workspaces(root: str | os.PathLike | None = None, owner: str | None = None) -> list[Workspace]:
-    """Workspaces directly under ``root`` (newest first); only ``owner``'s when given."""
+def list_workspaces(root: str | os.PathLike | None = None, owner: str | None = None,
+                    shared_with: str | None = None) -> list[Workspace]:
+    """Workspaces directly under ``root`` (newest first).
+
+    With ``owner``, only that user's; with ``shared_with`` as well, also those granted to
+    that user (opened read-only).
+    """
     root = Path(root or default_root()).expanduser()
     found = []
     for entry in root.iterdir() if root.is_dir() else []:
@@ -355,6 +407,8 @@ def list_workspaces(root: str | os.PathLike | None = None, owner: str | None = N
                 continue
             if owner is None or state.get("owner") == owner:
                 found.append((state.get("created", 0), ws))
+            elif shared_with is not None and any(g.get("user") == shared_with for g in state.get("grants", [])):
+                found.append((state.get("created", 0), Workspace(entry, read_only=True)))
     return [ws for _, ws in sorted(found, key=lambda t: -t[0])]
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 import aomcore
 from aomcore.policy import current_policy
 from ui import views
-from ui.state import cli_workspace, current_user, new_workspace, reported, switch_to, view
+from ui.state import cli_workspace, current_user, new_workspace, reported, signed_in_mode, switch_to, view
 
 st.title("Workspaces")
 st.caption("A workspace is a folder holding one analysis: the dataset, every version of the model, training runs, "
@@ -27,15 +27,28 @@ if v is not None:
     st.caption(f"`{v.ws.path}` · dataset {v.dataset} · {len(v.versions)} version(s) · "
                f"{len(v.jobs)} job(s)")
     c1, c2 = st.columns([2, 1])
-    name = c1.text_input("Name", v.state["name"], key=f"rename_{v.ws.id}")
+    name = c1.text_input("Name", v.state["name"], key=f"rename_{v.ws.id}", disabled=v.ws.read_only)
     if name.strip() and name != v.state["name"]:
         v.ws.update(name=name.strip())
         st.rerun()
+    if signed_in_mode() and not v.ws.read_only:
+        s1, s2 = st.columns([2, 1])
+        grantee = s1.text_input("Share read-only with (their sign-in e-mail)", key="grantee")
+        if s2.button("Share", disabled=not grantee.strip(), key="share"):
+            with reported():
+                v.ws.grant(grantee)
+                st.toast(f"Shared read-only with {grantee.strip()}")
+        grants = v.state.get("grants", [])
+        if grants:
+            st.caption("Shared read-only with: " + ", ".join(g["user"] for g in grants))
     if c2.button("Export as zip", help="Versions, runs and results; opens on another machine with Import."):
         c2.download_button("Download the zip", aomcore.export_zip(v.ws), f"aomscope-{v.ws.id}.zip",
                            "application/zip", type="primary")
 
-listing = [] if policy.shared and user is None else aomcore.list_workspaces(aomcore.default_root(), owner=user)
+if signed_in_mode():
+    listing = aomcore.list_workspaces(aomcore.default_root(), owner=user, shared_with=user)
+else:
+    listing = [] if policy.shared else aomcore.list_workspaces(aomcore.default_root())
 if cli_workspace() is not None and all(w.path != cli_workspace() for w in listing):
     listing.insert(0, aomcore.Workspace(cli_workspace()))
 if listing:
@@ -43,7 +56,8 @@ if listing:
     rows = []
     for w in listing:
         s = w.state()
-        rows.append({"name": s["name"], "dataset": s["dataset"]["spec"], "model": s.get("arch") or "—",
+        rows.append({"name": s["name"] + (" (read-only)" if w.read_only else ""), "dataset": s["dataset"]["spec"],
+                     "model": s.get("arch") or "—",
                      "versions": len(w.versions()), "created": time.strftime("%Y-%m-%d %H:%M",
                                                                               time.localtime(s.get("created", 0))),
                      "id": w.id})
@@ -57,7 +71,7 @@ if listing:
     if c2.button("Open", type="primary", disabled=v is not None and picked == v.ws.id):
         switch_to(next(w for w in listing if w.id == picked))
         st.switch_page("pages/model_data.py")
-    with c3.popover("Delete…"):
+    with c3.popover("Delete…", disabled=next(w for w in listing if w.id == picked).read_only):
         st.write(f"Delete **{names[picked]}** and everything in it? This cannot be undone.")
         if st.button("Delete for good", type="primary", key=f"delete_{picked}"):
             target = next(w for w in listing if w.id == picked)
@@ -72,8 +86,9 @@ elif policy.shared:
 
 st.subheader("New workspace")
 if st.button("New digits workspace", help="scikit-learn's 8×8 digits; pick another dataset on Model & data"):
-    switch_to(new_workspace())
-    st.switch_page("pages/model_data.py")
+    with reported():
+        switch_to(new_workspace())
+        st.switch_page("pages/model_data.py")
 
 st.subheader("Import")
 upload = st.file_uploader("A workspace zip (from Export, or `python -m aomcore workspace export`)", type=["zip"],
@@ -81,5 +96,7 @@ upload = st.file_uploader("A workspace zip (from Export, or `python -m aomcore w
 if upload is not None and st.button("Import", key="do_import"):
     with reported():
         data = views.check_upload(upload.getvalue(), upload.name, "a workspace zip")
+        if user is not None:
+            policy.check_workspace_count(len(aomcore.list_workspaces(aomcore.default_root(), owner=user)))
         switch_to(aomcore.import_zip(data, aomcore.default_root(), owner=user))
         st.switch_page("pages/model_data.py")

@@ -15,7 +15,7 @@ import streamlit as st
 from aomcore.jobs import ACTIVE, read_job
 from aomcore.runs import list_runs, read_metrics
 from ui import cached, views
-from ui.state import View
+from ui.state import View, reported
 
 LABELS = {"train": "Training", "maps": "Computing maps", "retrain": "Retraining", "experiment": "Experiment"}
 POLL_SECONDS = 1.0
@@ -54,9 +54,10 @@ def job_panel(v: View, kinds: tuple[str, ...], chart: bool = False) -> None:
             st.progress(_progress(job), text=_line(job))
             if chart and job["kind"] in ("train", "retrain") and (curve := _curve(v, job)) is not None:
                 st.altair_chart(curve, width="stretch")
-            if st.button("Cancel", key=f"cancel_{job_id}"):
-                cached.runner().cancel(v.ws, job_id)
-                st.toast("Cancelling: the job stops at its next step; nothing it did is kept.")
+            if not v.ws.read_only and st.button("Cancel", key=f"cancel_{job_id}"):
+                with reported():
+                    cached.runner().cancel(v.ws, job_id)
+                    st.toast("Cancelling: the job stops at its next step; nothing it did is kept.")
 
     panel()
 

@@ -53,11 +53,46 @@ def _open(ws_id: str) -> Workspace:
     return open_by_id(default_root(), ws_id)
 
 
+def auth_configured() -> bool:
+    """Whether Streamlit's native sign-in is configured (``[auth]`` in secrets.toml)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file
+        return False
+
+
+def signed_in_mode() -> bool:
+    """Shared server with sign-in: workspaces belong to users."""
+    return current_policy().shared and auth_configured()
+
+
+def sign_in_gate() -> None:
+    """On a shared server with sign-in, stop the page with a sign-in button until the user is signed in."""
+    if signed_in_mode() and current_user() is None:
+        st.title("AOMscope")
+        st.write("This server keeps each user's workspaces private. Sign in to see yours.")
+        st.button("Sign in", type="primary", on_click=st.login, key="sign_in")
+        st.stop()
+
+
+def owned_workspaces(user: str | None) -> list[Workspace]:
+    return list_workspaces(default_root(), owner=user)
+
+
 def new_workspace(dataset: str = DEFAULT_DATASET, data_root: str | None = None, prep=None,
                   name: str | None = None) -> Workspace:
-    """Create a workspace for this user (owned by the signed-in user, if any)."""
+    """Create a workspace for this user (owned by the signed-in user, if any).
+
+    Raises
+    ------
+    InputError
+        The user's workspace quota is reached (shared mode).
+    """
+    user = current_user()
+    if user is not None:
+        current_policy().check_workspace_count(len(owned_workspaces(user)))
     return Workspace.create(default_root(), name=name or dataset, dataset=dataset, data_root=data_root,
-                            prep=prep, owner=current_user())
+                            prep=prep, owner=user)
 
 
 def current_user() -> str | None:
@@ -77,14 +112,34 @@ def switch_to(ws: Workspace) -> None:
     st.query_params["ws"] = ws.id
 
 
+def _checked(ws: Workspace) -> Workspace:
+    """``ws`` opened as the signed-in user may: fully, read-only (a grant), or refused."""
+    if not signed_in_mode():
+        return ws  # local, or a shared server without sign-in: the unguessable id is the capability
+    access = ws.access(current_user())
+    if access is None:
+        raise InputError("this workspace belongs to another user", expected="one of your workspaces or one "
+                         "shared with you", found=ws.id)
+    return Workspace(ws.path, read_only=access == "read")
+
+
 def current_workspace() -> Workspace:
-    """The workspace this tab shows (see the module docstring); its id is put in the URL."""
+    """The workspace this tab shows (see the module docstring); its id is put in the URL.
+
+    Raises
+    ------
+    InputError
+        A malformed or unknown id, or (signed in) a workspace of another user.
+    """
     ws_id = st.query_params.get("ws") or st.session_state.get("ws_id")
     ws = None
     if ws_id:
-        ws = _open(ws_id)  # InputError for a malformed or unknown id: the router says so
+        ws = _checked(_open(ws_id))
     elif cli_workspace() is not None:
         ws = Workspace(cli_workspace())
+    elif signed_in_mode():
+        found = owned_workspaces(current_user())
+        ws = found[0] if found else None
     elif not current_policy().shared:
         found = list_workspaces(default_root())
         ws = found[0] if found else None
@@ -176,11 +231,19 @@ def view() -> View:
 
 
 def submit(ws: Workspace, kind: str, params: dict) -> dict | None:
-    """Queue a job for ``ws``; a refusal (a quota) is shown as a message and returns None."""
+    """Queue a job for ``ws``; a refusal (read-only, a quota) is shown as a message and returns None.
+
+    Shared mode: at most one queued or running job per user (signed in) or per workspace,
+    and no new job once the user's (or the workspace's) disk quota is used.
+    """
     user = current_user()
+    policy = current_policy()
     with reported():
-        return cached.runner().submit(ws, kind, params, user=user,
-                                      per_owner_limit=1 if current_policy().shared else None,
+        ws.check_writable()
+        if policy.shared:
+            spaces = owned_workspaces(user) if user is not None else [ws]
+            policy.check_disk(sum(w.disk_usage() for w in spaces))
+        return cached.runner().submit(ws, kind, params, user=user, per_owner_limit=1 if policy.shared else None,
                                       owner_key=user or str(ws.path))
     return None
 
