@@ -1,0 +1,66 @@
+"""Shared mode without sign-in: capability URLs, no listing, per-workspace job and disk quotas."""
+
+from aomcore import Workspace, list_jobs
+from aomcore.policy import current_policy
+from tests.app.helpers import app, texts, wait_jobs
+
+
+def test_shared_mode_lists_nothing_and_a_new_tab_gets_its_own_workspace(trained, monkeypatch):
+    monkeypatch.setenv("AOMSCOPE_SHARED", "1")
+    at = app()
+    assert at.query_params["ws"] != trained.id  # nothing is opened by default, and nothing is listed
+    at.switch_page("pages/workspaces.py").run()
+    assert not at.exception and "workspaces are not listed" in texts(at)
+    assert trained.id not in texts(at)
+
+
+def test_a_second_heavy_job_of_a_workspace_is_refused_with_a_message(trained, monkeypatch):
+    monkeypatch.setenv("AOMSCOPE_SHARED", "1")
+    at = app()
+    at.query_params["ws"] = trained.id  # the capability URL
+    at.run()
+    at.switch_page("pages/edit_retrain.py").run()
+    at.radio[0].set_value("Widen").run()
+    epochs = [w for w in at.number_input if w.label == "Epochs"][0]
+    epochs.set_value(100).run()
+    at.button(key="apply").click().run()
+    assert not at.exception
+    at.switch_page("pages/compute_maps.py").run()
+    at.button(key="compute").click().run()
+    assert "a job of yours is already queued or running" in " ".join(e.value for e in at.error)
+    assert [j["kind"] for j in list_jobs(trained)] == ["train", "retrain"]
+    from aomcore.jobs import request_cancel
+
+    request_cancel(trained, list_jobs(trained)[-1]["id"])
+    wait_jobs(at)
+
+
+def test_a_full_disk_quota_refuses_a_new_result_and_keeps_the_old_ones(trained, monkeypatch):
+    monkeypatch.setenv("AOMSCOPE_SHARED", "1")
+    monkeypatch.setenv("AOMSCOPE_MAX_DISK_GB", "0.000001")
+    assert current_policy().max_disk_gb == 0.000001
+    before = (trained.versions(), list_jobs(trained))
+    at = app()
+    at.query_params["ws"] = trained.id
+    at.run()
+    at.switch_page("pages/compute_maps.py").run()
+    at.button(key="compute").click().run()
+    assert "disk quota reached" in " ".join(e.value for e in at.error)
+    assert (trained.versions(), list_jobs(trained)) == before
+    assert Workspace(trained.path).load_version(0) is not None  # the old version is intact
+
+
+def test_read_only_workspace_refuses_changes(trained):
+    ro = Workspace(trained.path, read_only=True)
+    import pytest
+
+    from aomcore import InputError
+
+    for change in (lambda: ro.set_current(0), lambda: ro.update(name="x"), lambda: ro.grant("bob"),
+                   lambda: ro.set_selection("d", "conv1", [0])):
+        with pytest.raises(InputError, match="read-only"):
+            change()
+    from aomcore.jobs import submit_record
+
+    with pytest.raises(InputError, match="read-only"):
+        submit_record(ro, "maps", {})
