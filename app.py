@@ -7,6 +7,7 @@ import streamlit as st
 
 from aomcore import InputError
 from ui.jobs import sidebar_jobs
+from ui.views import plain
 from ui.state import current_user, sign_in_gate, view
 
 st.set_page_config(page_title="AOMscope", page_icon=":material/grid_view:", layout="wide")
@@ -34,20 +35,21 @@ except InputError as exc:
 with st.sidebar:
     st.markdown("### AOMscope")
     if current_user() is not None:
-        st.caption(f"Signed in as **{current_user()}**")
+        st.caption(f"Signed in as **{plain(current_user())}**")
         st.button("Sign out", on_click=st.logout, key="sign_out")
     if v is not None:
-        st.caption(f"**Workspace** · {v.state['name']}" + (" · read-only, shared with you" if v.ws.read_only else ""))
-        st.caption(f"**Dataset** · {v.dataset}")
+        st.caption(f"**Workspace** · {plain(v.state['name'])}"
+                   + (" · read-only, shared with you" if v.ws.read_only else ""))
+        st.caption(f"**Dataset** · {plain(v.dataset)}")
         if v.model is not None:
-            st.caption(f"**Model** · {v.model.arch} · {v.version['metrics']['params']:,} params  \n"
+            st.caption(f"**Model** · {plain(v.model.arch)} · {v.version['metrics']['params']:,} params  \n"
                        f"v{v.version_id} of {len(v.versions)} · `{v.version['digest'][:12]}`")
             st.metric("Test accuracy", f"{v.version['metrics']['accuracy']:.2%}")
         else:
             st.caption("**Model** · none yet")
         if v.maps_info:
             names = v.maps_info["layers"]
-            shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            shown = plain(", ".join(names[:4])) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
             st.caption(f"**Maps** · {shown} · {v.maps_info['split']} split · threshold {v.maps_info['threshold']}")
         elif v.model is not None:
             st.caption(f"**Maps** · none for v{v.version_id} yet")

@@ -21,7 +21,7 @@ train_set, test_set = v.split("train"), v.split("test")
 prep = v.state["dataset"]["prep"]
 prep_text = ", ".join(f"{k} {val}" for k, val in prep.items() if val) or "scaled to [0, 1]"
 st.subheader("Dataset")
-st.caption(f"**{v.dataset}** · {len(train_set):,} train / {len(test_set):,} test images · "
+st.caption(f"**{views.plain(v.dataset)}** · {len(train_set):,} train / {len(test_set):,} test images · "
            f"{train_set.num_classes} classes · input {train_set.input_shape} · {prep_text}")
 with st.expander("Analyse another dataset: starts a new workspace (this one is kept, under **Workspaces**)"):
     choices = ["digits", "mnist", "fashion-mnist", "cifar10", "npz upload", "image folder"]
@@ -81,7 +81,8 @@ if source == "Train a zoo model here":
     st.caption(views.expected_training_time(f"zoo:{arch}", v.dataset, len(train_set), int(epochs)))
     other_arch = v.state.get("arch") not in (None, f"zoo:{arch}")
     if other_arch:
-        st.caption(f"This workspace holds {v.state['arch']}: training zoo:{arch} starts a new workspace for it.")
+        st.caption(f"This workspace holds {views.plain(v.state['arch'])}: training zoo:{arch} starts a new workspace "
+                   "for it.")
     if st.button("Train", type="primary", key="train", disabled=training):
         config = aomcore.TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=recipe.batch_size)
         target = v.ws if not other_arch else new_workspace(
@@ -145,4 +146,5 @@ st.altair_chart(views.per_class_accuracy_chart(test_set.classes, metrics["per_cl
 st.subheader("Examples per class")
 images, labels = test_set.examples(per_class=4)
 st.image(views.examples_strip(images, labels, test_set.classes, 4), clamp=True,
-         caption="columns, left to right: " + " · ".join(test_set.classes), width=min(900, 90 * len(test_set.classes)))
+         caption="columns, left to right: " + " · ".join(map(views.plain, test_set.classes)),
+         width=min(900, 90 * len(test_set.classes)))

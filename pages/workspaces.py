@@ -23,8 +23,8 @@ except aomcore.InputError:
     v = None
 
 if v is not None:
-    st.subheader(f"Open: {v.state['name']}")
-    st.caption(f"`{v.ws.path}` · dataset {v.dataset} · {len(v.versions)} version(s) · "
+    st.subheader(f"Open: {views.plain(v.state['name'])}")
+    st.caption(f"{views.plain(v.ws.path)} · dataset {views.plain(v.dataset)} · {len(v.versions)} version(s) · "
                f"{len(v.jobs)} job(s)")
     c1, c2 = st.columns([2, 1])
     name = c1.text_input("Name", v.state["name"], key=f"rename_{v.ws.id}", disabled=v.ws.read_only)
@@ -40,7 +40,7 @@ if v is not None:
                 st.toast(f"Shared read-only with {grantee.strip()}")
         grants = v.state.get("grants", [])
         if grants:
-            st.caption("Shared read-only with: " + ", ".join(g["user"] for g in grants))
+            st.caption("Shared read-only with: " + ", ".join(views.plain(g["user"]) for g in grants))
     if c2.button("Export as zip", help="Versions, runs and results; opens on another machine with Import."):
         c2.download_button("Download the zip", aomcore.export_zip(v.ws), f"aomscope-{v.ws.id}.zip",
                            "application/zip", type="primary")
@@ -72,7 +72,7 @@ if listing:
         switch_to(next(w for w in listing if w.id == picked))
         st.switch_page("pages/model_data.py")
     with c3.popover("Delete…", disabled=next(w for w in listing if w.id == picked).read_only):
-        st.write(f"Delete **{names[picked]}** and everything in it? This cannot be undone.")
+        st.write(f"Delete **{views.plain(names[picked])}** and everything in it? This cannot be undone.")
         if st.button("Delete for good", type="primary", key=f"delete_{picked}"):
             target = next(w for w in listing if w.id == picked)
             if v is not None and target.id == v.ws.id:

@@ -12,6 +12,17 @@ from aomcore import DiskCache, InputError
 from aomcore.policy import current_policy
 
 MAX_CHART_CELLS = 100_000  # Altair rect charts stay responsive up to about this many cells
+_PUNCTUATION = set("\\`*_{}[]()#+-.!|<>~$:\"'&%=,;?@^/")
+
+
+def plain(text: object) -> str:
+    """A user-provided string (class, workspace, file name…) made safe to put in Markdown.
+
+    Every ASCII punctuation character is backslash-escaped (CommonMark), so links, images,
+    emphasis, LaTeX (``$``), colour and icon directives (``:red[…]``, ``:material/…:``)
+    in the string show as the characters they are.
+    """
+    return "".join(f"\\{c}" if c in _PUNCTUATION else c for c in str(text)).replace("\n", " ")
 
 
 def scale(name: str) -> alt.Scale:

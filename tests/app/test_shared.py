@@ -2,7 +2,7 @@
 
 from aomcore import Workspace, list_jobs
 from aomcore.policy import current_policy
-from tests.app.helpers import app, texts, wait_jobs
+from tests.app.helpers import app, texts, wait_jobs, workspace
 
 
 def test_shared_mode_lists_nothing_and_a_new_tab_gets_its_own_workspace(trained, monkeypatch):
@@ -64,3 +64,29 @@ def test_read_only_workspace_refuses_changes(trained):
 
     with pytest.raises(InputError, match="read-only"):
         submit_record(ro, "maps", {})
+
+
+def test_user_strings_are_shown_as_text_not_markdown(home, tmp_path):
+    import io
+
+    import numpy as np
+
+    from ui.views import plain
+
+    assert plain("![x](http://e.com/a.png)") == "\\!\\[x\\]\\(http\\:\\/\\/e\\.com\\/a\\.png\\)"
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    np.savez(buf, x=rng.integers(0, 255, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 2,
+             classes=np.array(["![a](http://127.0.0.1:9/leak.png)", ":red[b] $x$"]))
+    at = app()
+    at.selectbox(key="dataset_kind").set_value("npz upload").run()
+    at.file_uploader(key="npz_upload").set_value(("evil.npz", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    at.button(key="use_dataset").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.number_input(key="prep_channels")  # the page is the new workspace's Model & data
+    at.button(key="train").click().run()
+    at = wait_jobs(at)
+    captions = " ".join(e.proto.imgs[0].caption for e in at.main if type(e).__name__ == "Image")
+    assert plain("![a](http://127.0.0.1:9/leak.png)") in captions and plain(":red[b] $x$") in captions
+    assert "![a](" not in captions
