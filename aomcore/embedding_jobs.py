@@ -25,7 +25,7 @@ import numpy as np
 from .cache import DiskCache
 from .errors import InputError
 
-__all__ = ["EMBED_VIEWS", "deepeyes_arrays", "deepeyes_key", "embed_key", "job_deepeyes", "job_embed"]
+__all__ = ["EMBED_VIEWS", "deepeyes_arrays", "deepeyes_key", "embed_key", "display_images", "job_deepeyes", "job_embed"]
 
 EMBED_VIEWS = ("activations", "neurons", "input-map", "filter-map")
 _SEP = "::"
@@ -117,16 +117,36 @@ def embed_key(parts: dict) -> str:
     return embedding_key(**parts)
 
 
+class _Share:
+    """A job context reporting one part ``i`` of ``n`` equal parts of the job's progress."""
+
+    def __init__(self, ctx, i: int, n: int):
+        self.ctx, self.i, self.n = ctx, i, n
+
+    def is_set(self) -> bool:
+        return self.ctx.is_set()
+
+    def progress(self, done: int, total: int, text: str = "") -> None:
+        self.ctx.progress(self.i * total + done, self.n * total, text + (f" (layer {self.i + 1} of {self.n})"
+                                                                         if self.n > 1 else ""))
+
+
 def job_embed(ws, p: dict, ctx) -> dict:
     """A 2-D embedding of one layer of a version → ``results/embed/<key>.npz``.
 
     Parameters (``p``): ``version``, ``view`` (activations, neurons, input-map,
-    filter-map), ``layer``, ``split`` (default test; train for the filter map's DeepEyes
+    filter-map), ``layer`` (or ``layers``: several, one after the other), ``split`` (default test; train for the filter map's DeepEyes
     statistics), ``n`` (images; input-map: about this many points; default 2000),
     ``method`` (tsne, umap), ``seed``, ``n_iter`` (t-SNE iterations after early
     exaggeration, default 500), ``perplexity`` (default 30), ``mode`` (activations:
     flatten or mean), ``positions`` (input-map, default 10), ``device``.
     """
+    layers = p.get("layers") or [p["layer"]]
+    keys = [_embed_one(ws, p | {"layer": la}, _Share(ctx, i, len(layers))) for i, la in enumerate(layers)]
+    return {"key": keys[-1], "keys": keys}
+
+
+def _embed_one(ws, p: dict, ctx) -> str:
     from .projections import activation_projection, activation_vectors, filter_map, input_map, \
         neuron_projection, stratified_sample
 
@@ -201,4 +221,12 @@ def job_embed(ws, p: dict, ctx) -> dict:
                       "layer": layer.name, "tap": layer.tap, "split": split, "n": parts.get("n"), "method": method,
                       "seed": seed, "n_iter": n_iter, "seconds": time.perf_counter() - start, "from_cache": hit,
                       **extra})
-    return {"key": key}
+    return key
+
+
+def display_images(dataset, indices) -> np.ndarray:
+    """Images of ``dataset`` at ``indices`` as displayed: float32 (N, H, W, C) in [0, 1]."""
+    import torch
+
+    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+    return dataset._unit(dataset.images[idx]).clamp(0, 1).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
