@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac"]
 LAYER_ID = "points"
-SPAN = 400.0  # the points are scaled into a SPAN × SPAN square drawn at zoom 0
+SPAN = 300.0  # the points are scaled into a SPAN × SPAN square drawn at zoom 0
 
 
 def class_colour(c: int) -> list[int]:
@@ -109,7 +109,7 @@ def filter_map_chart(df: pd.DataFrame, classes: list[str]) -> alt.Chart:
         x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
         color=alt.Color("label:N", scale=alt.Scale(domain=classes, range=PALETTE[: len(classes)]),
                         title="filter label (class)"),
-        size=alt.Size("confidence:Q", scale=alt.Scale(domain=[0, 1], range=[15, 400]), title="confidence"),
+        size=alt.Size("confidence:Q", scale=alt.Scale(zero=False, range=[30, 450]), title="confidence"),
         tooltip=["filter", "label", alt.Tooltip("confidence:Q", format=".2f"),
                  alt.Tooltip("max activation:Q", format=".3f"), alt.Tooltip("frequency:Q", format=".1%")],
     ).add_params(brush).properties(height=460))
@@ -121,13 +121,13 @@ def heatmap_chart(df: pd.DataFrame, selected: list[int]) -> alt.Chart:
         float(df[name].max()), 1e-12), "raw": df[name]}) for name in ("max activation", "frequency")])
     long["selected"] = long["filter"].isin(selected)
     return alt.Chart(long).mark_rect(stroke="white", strokeWidth=0.2).encode(
-        x=alt.X("filter:O", axis=alt.Axis(labelOverlap=True, title="filter")),
-        y=alt.Y("statistic:N", title=None),
+        x=alt.X("filter:O", axis=alt.Axis(labelOverlap=True, labelAngle=0, title="filter")),
+        y=alt.Y("statistic:N", title=None, axis=alt.Axis(labelLimit=120)),
         color=alt.Color("value:Q", scale=alt.Scale(scheme="greys", domain=[0, 1]),
                         title="relative to the layer's max"),
         opacity=alt.condition("datum.selected", alt.value(1.0), alt.value(0.35)) if selected else alt.value(1.0),
         tooltip=["filter", "statistic", alt.Tooltip("raw:Q", format=".3f", title="value")],
-    ).properties(height=90)
+    ).properties(width="container", height=alt.Step(26))
 
 
 def crops_image(images: np.ndarray, boxes: list[tuple[int, int, int, int]], cell: int = 84,
