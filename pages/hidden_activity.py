@@ -35,7 +35,8 @@ def stored(view_name: str, layer: str) -> dict | None:
 
 missing = [la for la in chosen if stored("activations", la) is None]
 running = bool(v.active_jobs(("embed",)))
-if st.button(f"Compute {len(missing)} projection(s)", type="primary", disabled=running or not missing, key="compute"):
+label = f"Compute {len(missing)} projection(s)" if missing else "All chosen layers are projected"
+if st.button(label, type="primary", disabled=running or not missing, key="compute"):
     if submit(v.ws, "embed", {"version": v.version_id, "view": "activations", "layers": missing, "split": "test",
                               "n": int(n), "n_iter": int(n_iter)}):
         st.rerun()
@@ -58,7 +59,8 @@ for col, (la, rec) in zip(st.columns(len(ready)), ready, strict=True):
                            {"thumb": thumbs, "label": [test_set.classes[c] for c in a["labels"]],
                             "pred": [test_set.classes[c] if c >= 0 else "?" for c in a["predicted"]]},
                            radius=np.where(wrong, 4.5, 2.5), outline=wrong,
-                           tooltip_html="<img src='{thumb}' width=56><br>class {label} · predicted {pred}")
+                           tooltip_html="<img src='{thumb}' width=56><br>class {label} · predicted {pred}",
+                           span=min(380, 1000 // len(ready) - 40))
     with col:
         st.markdown(f"**{la}** · neighbourhood hit **{float(a['neighborhood_hit']):.3f}** · {int(wrong.sum())} of "
                     f"{len(wrong):,} misclassified")
@@ -90,5 +92,5 @@ a = cached.stored_arrays(str(v.ws.path), "embed", rec["key"])
 deck = ev.scatter_deck(a["points"], np.array([ev.class_colour(c) for c in a["labels"]]),
                        {"neuron": [int(i) for i in a["index"]],
                         "label": [test_set.classes[c] for c in a["labels"]]}, radius=5,
-                       tooltip_html="neuron {neuron} · class {label}")
+                       tooltip_html="neuron {neuron} · class {label}", span=340)
 st.pydeck_chart(deck, key=f"np_{rec['key']}", height=380)

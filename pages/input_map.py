@@ -60,7 +60,7 @@ else:
 deck = ev.scatter_deck(a["points"], colours, {"label": [classes[c] for c in a["labels"]],
                                               "img": [int(i) for i in a["index"]],
                                               "perp": np.round(a["perplexity"], 2)},
-                       tooltip_html="class {label} · image {img} · perplexity {perp}")
+                       tooltip_html="class {label} · image {img} · perplexity {perp}", span=470)
 event = st.pydeck_chart(deck, on_select="rerun", selection_mode="multi-object", key=f"im_{found[-1]['key']}",
                         height=520)
 st.caption(f"{len(a['points']):,} receptive fields of {len(np.unique(a['index'])):,} images · neighbourhood hit "

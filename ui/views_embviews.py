@@ -61,15 +61,16 @@ def thumbnail_url(image: np.ndarray, size: int = 56, box: tuple[int, int, int, i
 
 
 def scatter_deck(points: np.ndarray, colours: np.ndarray, tooltip: dict[str, list], radius: np.ndarray | float = 3,
-                 outline: np.ndarray | None = None, tooltip_html: str = "") -> pdk.Deck:
+                 outline: np.ndarray | None = None, tooltip_html: str = "", span: float = SPAN) -> pdk.Deck:
     """A deck.gl scatter of (N, 2) points in an OrthographicView (no map), selectable by index.
 
-    ``colours`` (N, 3) uint8; ``tooltip`` columns shown on hover (``tooltip_html`` uses
+    The points are scaled into a ``span`` × ``span`` pixel square (fit it to the chart's
+    height and width). ``colours`` (N, 3) uint8; ``tooltip`` columns shown on hover (``tooltip_html`` uses
     them as ``{name}``); ``outline`` (N,) bool draws a black ring (e.g. misclassified).
     """
     p = np.asarray(points, dtype=np.float64)
     lo, hi = p.min(axis=0), p.max(axis=0)
-    scale = SPAN / max(float((hi - lo).max()), 1e-9)
+    scale = span / max(float((hi - lo).max()), 1e-9)
     xy = (p - (lo + hi) / 2) * scale
     df = pd.DataFrame({"x": xy[:, 0], "y": -xy[:, 1], "color": [list(map(int, c)) for c in colours],
                        "radius": np.broadcast_to(radius, len(p)).astype(float),
