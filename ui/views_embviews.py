@@ -74,12 +74,12 @@ def scatter_deck(points: np.ndarray, colours: np.ndarray, tooltip: dict[str, lis
     xy = (p - (lo + hi) / 2) * scale
     df = pd.DataFrame({"x": xy[:, 0], "y": -xy[:, 1], "color": [list(map(int, c)) for c in colours],
                        "radius": np.broadcast_to(radius, len(p)).astype(float),
-                       "line": [[20, 20, 20] if o else [0, 0, 0, 0] for o in
+                       "line": [[20, 20, 20, 255] if o else [0, 0, 0, 0] for o in
                                 (outline if outline is not None else np.zeros(len(p), bool))]})
     for name, values in tooltip.items():
         df[name] = values
     layer = pdk.Layer("ScatterplotLayer", data=df, id=LAYER_ID, get_position=["x", "y"], get_fill_color="color",
-                      get_radius="radius", radius_units="pixels", stroked=True, get_line_color="line",
+                      get_radius="radius", radius_units="pixels", stroked=outline is not None, get_line_color="line",
                       line_width_min_pixels=1.5, pickable=True, auto_highlight=True)
     return pdk.Deck(layers=[layer], views=[pdk.View(type="OrthographicView", controller=True)],
                     initial_view_state=pdk.ViewState(target=[0, 0, 0], zoom=0), map_provider=None,
