@@ -20,6 +20,9 @@ PAGES = [
     st.Page("pages/edit_retrain.py", title="Edit & retrain", icon=":material/content_cut:"),
     st.Page("pages/versions.py", title="Versions", icon=":material/history:"),
     st.Page("pages/selectivity_experiment.py", title="Selectivity experiment", icon=":material/science:"),
+    st.Page("pages/filter_map.py", title="Filter map", icon=":material/bubble_chart:"),
+    st.Page("pages/input_map.py", title="Input map", icon=":material/scatter_plot:"),
+    st.Page("pages/hidden_activity.py", title="Hidden activity", icon=":material/hub:"),
     st.Page("pages/workspaces.py", title="Workspaces", icon=":material/folder_open:"),
 ]
 page = st.navigation(PAGES)

@@ -192,7 +192,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .npz")
 
     p = sub.add_parser("reproduce", help="reproduce a paper experiment end to end")
-    p.add_argument("experiment", choices=["mnist"])
+    p.add_argument("experiment", choices=["mnist", "deepeyes"],
+                   help="mnist: Garcia et al. Sec. V-A; deepeyes: DeepEyes' MNIST use case (conv1 20→10, fc1 500→100)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--cache-dir", default=None)
@@ -422,6 +423,8 @@ def _cmd_edit(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
+    if args.experiment == "deepeyes":
+        return _cmd_reproduce_deepeyes(args)
     start = time.perf_counter()
     train_set = load_dataset("mnist", "train", args.data_root)
     test_set = load_dataset("mnist", "test", args.data_root)
@@ -452,6 +455,40 @@ def _cmd_reproduce(args) -> int:
         print(f"{r['step']:<10} {kernels:>9} {r['params']:>9,} {r['flops']:>11,} {r['test_accuracy']:>9.2%}   "
               f"{paper[r['step']]}")
     print(f"{seconds:.0f}s -> {args.out}" + (f", {ws.path}" if ws else ""))
+    return 0
+
+
+def _cmd_reproduce_deepeyes(args) -> int:
+    from .reproduce_deepeyes import DEEPEYES_PAPER, reproduce_deepeyes
+
+    start = time.perf_counter()
+    train_set = load_dataset("mnist", "train", args.data_root)
+    test_set = load_dataset("mnist", "test", args.data_root)
+    ws = None
+    if args.workspace:
+        args.dataset, args.mean, args.std, args.channels, args.resize, args.download = ("mnist", None, None, None,
+                                                                                        None, False)
+        ws = _workspace(args, create=True)
+
+    def record(version, parent_id):
+        rec = ws.add_version(version.model, parent=parent_id, edits=version.edits, metrics=version.metrics,
+                             note=f"reproduce deepeyes: {version.note or 'baseline'}", arch="zoo:deepeyes_mnist",
+                             num_classes=train_set.num_classes, input_shape=train_set.input_shape,
+                             classes=train_set.classes, retrain_seconds=version.retrain_seconds)
+        return rec["id"]
+
+    rows = reproduce_deepeyes(train_set, test_set, device=resolve_device(args.device),
+                              cache=DiskCache(args.cache_dir), log=lambda line: print(line, file=sys.stderr),
+                              on_version=record if ws else None)
+    seconds = time.perf_counter() - start
+    write_json(args.out, {"experiment": "deepeyes", "steps": rows, "seconds": seconds, "paper": DEEPEYES_PAPER})
+    if ws is not None:
+        ws.record_result({"kind": "reproduce", "key": "deepeyes", "digest": None, "steps": rows})
+    print(f"{'step':<10} {'conv1':>6} {'fc1':>5} {'params':>9} {'FLOPs':>11} {'accuracy':>9}")
+    for r in rows:
+        print(f"{r['step']:<10} {r['kernels']['conv1']:>6} {r['kernels']['fc1']:>5} {r['params']:>9,} "
+              f"{r['flops']:>11,} {r['accuracy']:>9.2%}")
+    print(f"DeepEyes: conv1 10, fc1 100, 98.2%. {seconds:.0f}s -> {args.out}" + (f", {ws.path}" if ws else ""))
     return 0
 
 

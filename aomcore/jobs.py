@@ -43,6 +43,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+from . import embedding_jobs
 from .atomic import write_json
 from .errors import InputError
 from .training import Cancelled
@@ -546,3 +547,5 @@ def _job_experiment(ws, p: dict, ctx: JobContext) -> dict:
 
 JOB_KINDS: dict[str, Callable] = {"train": _job_train, "maps": _job_maps, "retrain": _job_retrain,
                                   "experiment": _job_experiment}
+JOB_KINDS["deepeyes"] = embedding_jobs.job_deepeyes
+JOB_KINDS["embed"] = embedding_jobs.job_embed

@@ -12,6 +12,9 @@ An architecture is named by a spec string:
 ``zoo:digits_net``
     A small net for the 8×8 ``digits`` data: conv 3×3×8 (pad 1), ReLU, conv 3×3×16 (pad
     1), ReLU, max pool 2×2, FC 64, ReLU, FC C. Trains in seconds on a CPU.
+``zoo:deepeyes_mnist``
+    DeepEyes' MNIST network (Pezzotti et al. 2018): conv 5×5×20, ReLU, max pool 2, conv
+    5×5×50, ReLU, max pool 2, FC 500, ReLU, FC C. 1×28×28 inputs (DeepEyes: 98.2%).
 ``torchvision:NAME`` or ``torchvision:NAME(option=value, ...)``
     ``torchvision.models.get_model(NAME, weights=None, num_classes=C, **options)``; the
     options are Python literals (read with ``ast.literal_eval``, never ``eval``), e.g.
@@ -94,6 +97,28 @@ def paper_cifar10(num_classes: int = 10, in_channels: int = 3, image_size: int =
     return nn.Sequential(OrderedDict(layers))
 
 
+def deepeyes_mnist(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
+    """DeepEyes' MNIST network (Pezzotti et al. 2018, the MNIST use case; LeNet-style).
+
+    conv 5×5 ×20 → max pool 2 → conv 5×5 ×50 → max pool 2 → FC 500 → FC classes, ReLU after
+    conv1, conv2 and fc1. The layers are read at their taps: ``conv1``/``conv2`` after
+    their ReLU (before the pool), ``fc1`` after its ReLU, ``fc2`` the logits.
+    """
+    side = ((image_size - 4) // 2 - 4) // 2
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(in_channels, 20, 5)),
+        ("relu1", nn.ReLU()),
+        ("pool1", nn.MaxPool2d(2)),
+        ("conv2", nn.Conv2d(20, 50, 5)),
+        ("relu2", nn.ReLU()),
+        ("pool2", nn.MaxPool2d(2)),
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(50 * side * side, 500)),
+        ("relu3", nn.ReLU()),
+        ("fc2", nn.Linear(500, num_classes)),
+    ]))
+
+
 def digits_net(num_classes: int = 10, in_channels: int = 1, image_size: int = 8) -> nn.Sequential:
     """A small CNN for scikit-learn's 8×8 digits."""
     side = image_size // 2
@@ -110,7 +135,8 @@ def digits_net(num_classes: int = 10, in_channels: int = 1, image_size: int = 8)
     ]))
 
 
-ZOO = {"paper_mnist": paper_mnist, "paper_cifar10": paper_cifar10, "digits_net": digits_net}
+ZOO = {"paper_mnist": paper_mnist, "paper_cifar10": paper_cifar10, "digits_net": digits_net,
+       "deepeyes_mnist": deepeyes_mnist}
 #: The zoo model that fits each built-in dataset.
 ZOO_FOR_DATASET = {"digits": "digits_net", "mnist": "paper_mnist", "fashion-mnist": "paper_mnist",
                    "cifar10": "paper_cifar10"}

@@ -102,3 +102,34 @@ def state_dict_bytes(digest: str, fmt: str, _model) -> bytes:
     from ui.views import state_dict_bytes as to_bytes
 
     return to_bytes(_model, fmt)
+
+
+# --- DeepEyes and Rauber et al. views (pages/filter_map.py, input_map.py, hidden_activity.py) ----------------
+@st.cache_resource(max_entries=32, show_spinner=False)
+def stored_arrays(workspace: str, kind: str, key: str) -> dict | None:
+    """A content-keyed ``deepeyes``/``embed`` result's arrays, shared read-only (keyed by its content key)."""
+    return aomcore.Workspace(workspace).results_cache.load_arrays(kind, key)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def display_images(data_digest: str, indices: tuple, _dataset) -> "np.ndarray":
+    """Images at ``indices`` in [0, 1], (N, H, W, C), keyed by the dataset's content digest."""
+    from aomcore.embedding_jobs import display_images as images
+
+    return images(_dataset, list(indices))
+
+
+@st.cache_data(max_entries=8, show_spinner="Drawing thumbnails…")
+def thumbnails(data_digest: str, indices: tuple, _dataset) -> list[str]:
+    """PNG data URLs of the images at ``indices`` (hover tooltips), keyed by the dataset's digest."""
+    from ui.views_embviews import thumbnail_url
+
+    return [thumbnail_url(img, 56) for img in display_images(data_digest, indices, _dataset)]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def aom_rows(maps_key: str, layer: str, kernels: tuple, _maps: aomcore.LayerMaps):
+    """The AOM grid of some kernels of a layer (rows in the given order), keyed by the maps' key."""
+    import numpy as np
+
+    return aomcore.map_grid_image(_maps.aom, "occurrence", order=np.asarray(kernels), classes=_maps.classes)
