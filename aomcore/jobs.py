@@ -45,6 +45,7 @@ from pathlib import Path
 
 from .atomic import write_json
 from .errors import InputError
+from .trails_jobs import job_trails
 from .training import Cancelled
 
 __all__ = ["ACTIVE", "JOB_KINDS", "JobContext", "JobRunner", "list_jobs", "read_job", "request_cancel",
@@ -541,3 +542,4 @@ def _job_experiment(ws, p: dict, ctx: JobContext) -> dict:
 
 JOB_KINDS: dict[str, Callable] = {"train": _job_train, "maps": _job_maps, "retrain": _job_retrain,
                                   "experiment": _job_experiment}
+JOB_KINDS["trails"] = job_trails
