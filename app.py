@@ -19,6 +19,7 @@ PAGES = [
     st.Page("pages/edit_retrain.py", title="Edit & retrain", icon=":material/content_cut:"),
     st.Page("pages/versions.py", title="Versions", icon=":material/history:"),
     st.Page("pages/selectivity_experiment.py", title="Selectivity experiment", icon=":material/science:"),
+    st.Page("pages/training_trails.py", title="Training trails", icon=":material/timeline:"),
     st.Page("pages/workspaces.py", title="Workspaces", icon=":material/folder_open:"),
 ]
 page = st.navigation(PAGES)

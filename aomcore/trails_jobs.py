@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["TRAILS_DEFAULTS", "compute_trails", "job_trails", "run_architecture", "trails_key"]
+__all__ = ["TRAILS_DEFAULTS", "compute_trails", "job_trails", "lagging_classes", "run_architecture", "trails_key"]
 
 #: Parameters of a ``trails`` job and their defaults (``run`` and ``layer`` are required).
 TRAILS_DEFAULTS = {"n": 2000, "method": "tsne", "seed": 0, "stability": 0.5, "split": "test", "n_iter": 500,
@@ -141,6 +141,25 @@ def compute_trails(folder: str | Path, record: dict, dataset, params: dict,
                                                                           num_classes=dataset.num_classes),
                      "class_accuracy": np.asarray(accuracy, dtype=np.float64),
                      "tap": np.array(trails.tap), "seconds": np.array(time.perf_counter() - start)}
+
+
+def lagging_classes(class_neighborhood_hit, margin: float = 0.05) -> np.ndarray:
+    """Classes whose final neighbourhood hit lies more than ``margin`` below the median class.
+
+    Rauber et al. 2017 read such classes (still mixed with others when the rest have
+    separated) as ones the network would learn better with more training data or more
+    capacity. NaN classes (no image in the sample) are never flagged.
+
+    Returns
+    -------
+    ndarray of int64: the class indices, most lagging first.
+    """
+    nh = np.asarray(class_neighborhood_hit, dtype=np.float64)
+    if not np.isfinite(nh).any():
+        return np.zeros(0, dtype=np.int64)
+    median = float(np.nanmedian(nh))
+    lag = np.flatnonzero(np.isfinite(nh) & (nh < median - margin))
+    return lag[np.argsort(nh[lag], kind="stable")].astype(np.int64)
 
 
 def job_trails(ws, params: dict, ctx) -> dict:

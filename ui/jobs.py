@@ -17,7 +17,8 @@ from aomcore.runs import list_runs, read_metrics
 from ui import cached, views
 from ui.state import View
 
-LABELS = {"train": "Training", "maps": "Computing maps", "retrain": "Retraining", "experiment": "Experiment"}
+LABELS = {"train": "Training", "maps": "Computing maps", "retrain": "Retraining", "experiment": "Experiment",
+          "trails": "Training trails"}
 POLL_SECONDS = 1.0
 RECENT_SECONDS = 15 * 60  # how long a failed or cancelled job is mentioned on its page
 
