@@ -806,7 +806,7 @@ def _cmd_trails(args) -> int:
     from .trails_jobs import compute_trails, trails_key
 
     folder, record, dataset, _build, _snapshots = _run_model(args, args.split)
-    params = {"run": record.get("id"), "layer": args.layer, "n": args.n, "method": args.method, "seed": args.seed,
+    params = {"run": str(folder), "layer": args.layer, "n": args.n, "method": args.method, "seed": args.seed,
               "stability": args.stability, "split": args.split, "n_iter": args.n_iter, "device": args.device}
     ws = _workspace(args, create=False)
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """The Training trails page on the trained digits workspace: submit, wait, look at the result, change options."""
 
-from aomcore import list_jobs
+from aomcore import list_jobs, list_runs
 from tests.app.helpers import app, texts, wait_jobs, workspace
 
 PAGE = "pages/training_trails.py"
@@ -21,7 +21,8 @@ def test_trails_page_computes_once_and_redraws_without_recomputing(trained):
     at.number_input[1].set_value(60).run()
     assert not at.exception, at.exception
     assert "200 test images × 3 snapshots of fc1 (read at relu3)" in at.success[0].value, texts(at)
-    assert len(at.get("imgs")) == 1  # the rendered trails
+    assert len(at.get("image")) == 1  # the rendered trails
+    assert {b.label for b in at.get("download_button")} == {"Download PNG", "Download trails.npz"}
     table = at.dataframe[0].value
     assert list(table["class"]) == [str(c) for c in range(10)]
     assert ((table["test accuracy"] >= 0) & (table["test accuracy"] <= 1)).all()
@@ -35,5 +36,5 @@ def test_trails_page_computes_once_and_redraws_without_recomputing(trained):
     assert not at.exception, at.exception
     at.toggle[2].set_value(True).run()  # one snapshot: its projection alone
     assert not at.exception, at.exception
-    assert at.select_slider[0].value == max(int(s["iteration"]) for s in ws.summary()["runs"][0]["snapshots"])
+    assert at.select_slider[0].value == list_runs(ws)[0]["snapshots"][-1]["iteration"]
     assert len(list_jobs(ws)) == jobs  # drawing options never submit a job
