@@ -38,3 +38,11 @@ def test_trails_page_computes_once_and_redraws_without_recomputing(trained):
     assert not at.exception, at.exception
     assert at.select_slider[0].value == list_runs(ws)[0]["snapshots"][-1]["iteration"]
     assert len(list_jobs(ws)) == jobs  # drawing options never submit a job
+
+
+def test_trails_page_without_a_run_says_what_to_do_first(home):
+    at = app()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert "No training run with snapshots yet" in at.info[0].value
+    assert not at.button  # nothing to compute
