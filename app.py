@@ -23,6 +23,7 @@ PAGES = [
     st.Page("pages/filter_map.py", title="Filter map", icon=":material/bubble_chart:"),
     st.Page("pages/input_map.py", title="Input map", icon=":material/scatter_plot:"),
     st.Page("pages/hidden_activity.py", title="Hidden activity", icon=":material/hub:"),
+    st.Page("pages/training_trails.py", title="Training trails", icon=":material/timeline:"),
     st.Page("pages/workspaces.py", title="Workspaces", icon=":material/folder_open:"),
 ]
 page = st.navigation(PAGES)

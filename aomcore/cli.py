@@ -191,6 +191,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the sample and the embedding")
     p.add_argument("--out", required=True, help="output .npz")
 
+    p = sub.add_parser("trails", help="training trails of a run (Rauber et al. 2017): one aligned projection of "
+                                      "a fixed sample per snapshot; writes trails.npz")
+    p.add_argument("--run", required=True, help="a run folder (or, with --workspace, a run id or 'latest')")
+    p.add_argument("--arch", default=None, help="optional: must match the run's architecture")
+    _add_workspace_args(p)
+    _add_data_args(p)
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--layer", required=True, help="layer name (e.g. fc1); read at its tap")
+    p.add_argument("--n", type=int, default=2000, help="images in the stratified sample (default 2000)")
+    p.add_argument("--method", choices=("tsne", "umap"), default="tsne")
+    p.add_argument("--stability", type=float, default=0.5,
+                   help="0..1: higher keeps each snapshot's layout closer to the previous one (default 0.5)")
+    p.add_argument("--n-iter", type=int, default=500, help="t-SNE iterations of the first snapshot (default 500)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sample and the embedding")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--png", default=None, help="also draw the bundled trails into this PNG")
+
     p = sub.add_parser("reproduce", help="reproduce a paper experiment end to end")
     p.add_argument("experiment", choices=["mnist", "deepeyes"],
                    help="mnist: Garcia et al. Sec. V-A; deepeyes: DeepEyes' MNIST use case (conv1 20→10, fc1 500→100)")
@@ -821,12 +838,54 @@ def _cmd_embed(args) -> int:
     return 0
 
 
+def _cmd_trails(args) -> int:
+    from .export import save_embedding_npz
+    from .trails_jobs import compute_trails, trails_key
+
+    folder, record, dataset, _build, _snapshots = _run_model(args, args.split)
+    params = {"run": str(folder), "layer": args.layer, "n": args.n, "method": args.method, "seed": args.seed,
+              "stability": args.stability, "split": args.split, "n_iter": args.n_iter, "device": args.device}
+    ws = _workspace(args, create=False)
+    start = time.perf_counter()
+    if ws is not None:
+        final = run_inline(ws, "trails", params, echo=_job_printer("trails"))
+        key = final["result"]["key"]
+        arrays = ws.results_cache.load_arrays("trails", key)
+    else:
+        key = trails_key(folder, record, dataset, params)
+        arrays = compute_trails(folder, record, dataset, params, progress=_job_printer("trails"))
+    seconds = time.perf_counter() - start
+    tap = str(arrays.pop("tap"))
+    computed = float(arrays.pop("seconds"))
+    meta = {"kind": "trails", "key": key, "run": str(folder), "run_id": record.get("id"), "arch": record["arch"],
+            "edits": record.get("edits", []), "layer": args.layer, "tap": tap, "dataset": dataset.identity(),
+            "split": args.split, "n": args.n, "method": args.method, "stability": args.stability,
+            "n_iter": args.n_iter, "seed": args.seed, "classes": list(dataset.classes), "seconds": computed}
+    save_embedding_npz(args.out, arrays, meta)
+    if args.png:
+        from PIL import Image
+
+        from .trails import render_trails
+
+        image = render_trails(arrays["points"], arrays["labels"])
+        with atomic_path(args.png) as tmp:
+            Image.fromarray(image).save(tmp, format="PNG")
+    nh, lag = arrays["neighborhood_hit"], arrays["class_neighborhood_hit"]
+    worst = int(np.nanargmin(lag))
+    print(f"trails of {args.layer} (read at {tap}): {arrays['points'].shape[1]} images × {len(nh)} snapshots "
+          f"(iterations {arrays['snapshots'][0]}–{arrays['snapshots'][-1]}); neighbourhood hit {nh[0]:.3f} → "
+          f"{nh[-1]:.3f}; lowest final class {dataset.classes[worst]} ({lag[worst]:.3f}); {seconds:.1f}s -> "
+          f"{args.out}" + (f", {args.png}" if args.png else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 with a one-line message on bad input)."""
     args = _parser().parse_args(argv)
     commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps, "overview": _cmd_overview,
                 "deepeyes": _cmd_deepeyes, "embed": _cmd_embed, "selectivity-experiment": _cmd_experiment,
-                "edit": _cmd_edit, "reproduce": _cmd_reproduce, "workspace": _cmd_workspace}
+                "edit": _cmd_edit, "reproduce": _cmd_reproduce, "workspace": _cmd_workspace,
+                "trails": _cmd_trails}
     try:
         return commands[args.command](args)
     except InputError as exc:

@@ -48,7 +48,9 @@ key                             shape     dtype    meaning
 A ``trails.npz`` (:meth:`aomcore.trails.Trails.arrays` + ``meta``, written with
 :func:`save_embedding_npz`) holds ``points`` (S, N, 2) float64, ``labels``, ``index`` (N,)
 int64, ``iterations`` (S,) int64, ``predicted`` (S, N) int64 and ``neighborhood_hit`` (S,)
-float64.
+float64; the ``trails`` job and CLI (:mod:`aomcore.trails_jobs`) add ``snapshots`` (S,) int64 (the
+iterations again, under the name the page and CLI use), ``class_neighborhood_hit`` and
+``class_accuracy`` (C,) float64 (final snapshot; accuracy over the whole split).
 """
 
 from __future__ import annotations

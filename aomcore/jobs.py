@@ -46,6 +46,7 @@ from pathlib import Path
 from . import embedding_jobs
 from .atomic import write_json
 from .errors import InputError
+from .trails_jobs import job_trails
 from .training import Cancelled
 
 __all__ = ["ACTIVE", "JOB_KINDS", "JobContext", "JobRunner", "list_jobs", "read_job", "request_cancel",
@@ -549,3 +550,4 @@ JOB_KINDS: dict[str, Callable] = {"train": _job_train, "maps": _job_maps, "retra
                                   "experiment": _job_experiment}
 JOB_KINDS["deepeyes"] = embedding_jobs.job_deepeyes
 JOB_KINDS["embed"] = embedding_jobs.job_embed
+JOB_KINDS["trails"] = job_trails

@@ -133,3 +133,54 @@ def aom_rows(maps_key: str, layer: str, kernels: tuple, _maps: aomcore.LayerMaps
     import numpy as np
 
     return aomcore.map_grid_image(_maps.aom, "occurrence", order=np.asarray(kernels), classes=_maps.classes)
+
+
+# --- training trails (Rauber et al. 2017) -------------------------------------------------
+@st.cache_resource(max_entries=8, show_spinner="Loading the trails…")
+def trails_arrays(workspace: str, key: str) -> dict | None:
+    """A ``trails`` result of a workspace (content key), shared read-only; None when absent."""
+    return aomcore.Workspace(workspace).results_cache.load_arrays("trails", key)
+
+
+@st.cache_data(max_entries=32, show_spinner="Drawing the trails…")
+def trails_png(workspace: str, key: str, bundled: bool, highlight: int | None, misclassified: bool) -> bytes:
+    """Rendered trails as PNG, keyed by the result's content key and the drawing options: changing an
+    option re-draws (and re-bundles) but never re-embeds."""
+    from ui.views_trails import trails_png as draw
+
+    return draw(trails_arrays(workspace, key), bundled, highlight, misclassified)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def trails_npz(workspace: str, key: str, meta_json: str) -> bytes:
+    """The CLI's ``trails.npz`` of a stored result, for a download button."""
+    import io
+
+    import numpy as np
+
+    arrays = {k: v for k, v in trails_arrays(workspace, key).items() if k not in ("tap", "seconds")}
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays, meta=np.array(meta_json))
+    return buffer.getvalue()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def sample_images(dataset_digest: str, index: tuple, _dataset: ImageDataset):
+    """The sample's images scaled to [0, 1], (N, C, H, W) float32 (keyed by the split's digest and the indices)."""
+    import torch
+
+    idx = torch.as_tensor(index, dtype=torch.int64)
+    return _dataset._unit(_dataset.images[idx]).clamp(0, 1).numpy()  # the split's own scaling to [0, 1]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def run_layers(run_path: str, arch: str, edits_json: str, num_classes: int, input_shape: tuple) -> list[str]:
+    """The conv/FC layer names of a run's architecture (with its edits)."""
+    import json
+
+    import torch
+
+    edits = [aomcore.Edit.from_dict(e) for e in json.loads(edits_json)]
+    with torch.random.fork_rng(devices=[]):  # building must not move the server's random stream
+        model = aomcore.build_edited(arch, num_classes, input_shape, edits)
+    return [la.name for la in aomcore.list_layers(model, input_shape)]

@@ -18,7 +18,8 @@ from ui import cached, views
 from ui.state import View, reported
 
 LABELS = {"train": "Training", "maps": "Computing maps", "retrain": "Retraining", "experiment": "Experiment",
-          "deepeyes": "DeepEyes statistics", "embed": "Embedding"}
+          "deepeyes": "DeepEyes statistics", "embed": "Embedding",
+          "trails": "Training trails"}
 POLL_SECONDS = 1.0
 RECENT_SECONDS = 15 * 60  # how long a failed or cancelled job is mentioned on its page
 
