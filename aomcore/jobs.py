@@ -45,6 +45,7 @@ from pathlib import Path
 
 from .atomic import write_json
 from .errors import InputError
+from .monitor_jobs import job_maps_snapshot
 from .training import Cancelled
 
 __all__ = ["ACTIVE", "JOB_KINDS", "JobContext", "JobRunner", "list_jobs", "read_job", "request_cancel",
@@ -541,3 +542,4 @@ def _job_experiment(ws, p: dict, ctx: JobContext) -> dict:
 
 JOB_KINDS: dict[str, Callable] = {"train": _job_train, "maps": _job_maps, "retrain": _job_retrain,
                                   "experiment": _job_experiment}
+JOB_KINDS["maps_snapshot"] = job_maps_snapshot  # the AOMs of a run's snapshot (Training monitor)

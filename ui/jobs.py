@@ -18,6 +18,7 @@ from ui import cached, views
 from ui.state import View
 
 LABELS = {"train": "Training", "maps": "Computing maps", "retrain": "Retraining", "experiment": "Experiment"}
+LABELS["maps_snapshot"] = "Maps of a snapshot"
 POLL_SECONDS = 1.0
 RECENT_SECONDS = 15 * 60  # how long a failed or cancelled job is mentioned on its page
 
