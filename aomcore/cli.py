@@ -1,5 +1,5 @@
 """Command line: ``python -m aomcore {train,layers,maps,overview,deepeyes,embed,selectivity-experiment,edit,
-reproduce,workspace} ...``."""
+reproduce,workspace,run} ...``."""
 
 from __future__ import annotations
 
@@ -733,7 +733,8 @@ def _cmd_run(args) -> int:
     for name, reason in imported.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     snaps = imported.record["snapshots"]
-    accuracy = f"; test accuracy {snaps[-1]['test_accuracy']:.2%} at the last" if "test_accuracy" in snaps[-1] else ""
+    last = snaps[-1]
+    accuracy = f"; test accuracy {last['test_accuracy']:.2%} at the last" if "test_accuracy" in last else ""
     print(f"{len(snaps)} snapshots (iterations {snaps[0]['iteration']}–{snaps[-1]['iteration']}), "
           f"{len(imported.skipped)} skipped{accuracy}")
     print(imported.folder)

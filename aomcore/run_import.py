@@ -29,7 +29,8 @@ from .data import ImageDataset
 from .errors import InputError
 from .models import apply_state_dict, load_checkpoint, match_state_dict, save_state_dict
 
-__all__ = ["CHECKPOINT_SUFFIXES", "ImportedRun", "checkpoint_iteration", "import_run", "import_run_files", "new_run_dir"]
+__all__ = ["CHECKPOINT_SUFFIXES", "ImportedRun", "checkpoint_iteration", "import_run", "import_run_files",
+           "new_run_dir"]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
 _NUMBER = re.compile(r"\d+")

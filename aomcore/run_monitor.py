@@ -148,7 +148,8 @@ def stable_layers(layers: dict[str, dict[str, np.ndarray]], threshold: float, la
     return out
 
 
-def filter_flags(max_activation: np.ndarray, frequency: np.ndarray, always_level: float = 0.95) -> dict[str, np.ndarray]:
+def filter_flags(max_activation: np.ndarray, frequency: np.ndarray,
+                 always_level: float = 0.95) -> dict[str, np.ndarray]:
     """Dead (μ = 0) and always-on (f ≥ ``always_level``) filters of one window.
 
     Returns

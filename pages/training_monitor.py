@@ -69,7 +69,8 @@ def live():
                    "K = all fire alike). " + " · ".join(f"**{n}** {'stable' if s else 'changing'}"
                                                         for n, s in stable.items()))
         st.altair_chart(vd.change_chart(r.layers, r.windows, threshold), width="stretch")
-        layer = st.selectbox("Layer", list(r.layers), format_func=lambda n: f"{n} ({'stable' if stable[n] else 'changing'})")
+        layer = st.selectbox("Layer", list(r.layers),
+                             format_func=lambda n: f"{n} ({'stable' if stable[n] else 'changing'})")
         a, b = r.layers[layer], st.columns(2)
         hist, edges = a["perplexity_histogram"], a["perplexity_bin_edges"][-1]
         b[0].altair_chart(vd.perplexity_heatmap(hist, r.windows, edges), width="stretch")
