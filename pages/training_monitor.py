@@ -10,6 +10,8 @@ from ui import views_deepeyes as vd
 from ui.jobs import job_outcome, job_panel
 from ui.state import view
 
+LIVE_SECONDS = 5.0  # re-read the run's files this often while it trains (charts need time to redraw)
+
 v = view()
 st.title("Training monitor")
 st.caption("DeepEyes (Pezzotti et al., IEEE TVCG 2018) over a training run: statistics of the training mini-batches "
@@ -45,7 +47,7 @@ with st.expander("Flags", expanded=False):
                              help="Activation frequency: share of samples above half the filter's maximum.")
 
 
-@st.fragment(run_every=2.0 if running else None)
+@st.fragment(run_every=LIVE_SECONDS if running else None)
 def live():
     r = read_run_view(run["path"])
     if running and r.record.get("status") != "running":
@@ -57,8 +59,11 @@ def live():
     m3.metric("Snapshots", len(snaps))
     m4.metric("Test accuracy", f"{tail['test_accuracy']:.2%}" if "test_accuracy" in tail else "—",
               help=f"At iteration {tail.get('iteration', '—')}, the last snapshot.")
-    if (curves := vd.run_curves(r.metrics, snaps)) is not None:
-        st.altair_chart(curves, width="stretch")
+    loss, accuracy = vd.run_curves(r.metrics, snaps)
+    c1, c2 = st.columns(2)
+    if loss is not None:
+        c1.altair_chart(loss, width="stretch")
+    c2.altair_chart(accuracy, width="stretch")
     if not r.layers:
         st.info("No DeepEyes statistics yet: the first window closes at the second snapshot." if running else
                 "This run has no DeepEyes statistics (an import, or trained without the monitor).")
@@ -81,7 +86,10 @@ def live():
         return
     st.subheader("Snapshot")
     iteration = st.select_slider("Iteration", [s["iteration"] for s in snaps], value=snaps[-1]["iteration"],
-                                 key=f"snapshot_{run_id}_{len(snaps)}" if running else f"snapshot_{run_id}")
+                                 key=f"snapshot_{run_id}_{len(snaps)}" if running else f"snapshot_{run_id}",
+                                 help="The weights kept at that iteration; the DeepEyes window is the training since "
+                                      "the previous snapshot. While the run trains, a new snapshot moves the slider "
+                                      "to it.")
     if r.layers:
         w = r.window_at(iteration)
         if w is None:

@@ -11,28 +11,28 @@ import pandas as pd
 from aomcore.run_monitor import histogram_change, learning_histogram, normalised_histograms
 
 
-def run_curves(metrics: list[dict], snapshots: list[dict]) -> alt.VConcatChart | None:
-    """Loss (top) and accuracy (bottom) per step: the mini-batch's, and the test accuracy at each snapshot."""
-    if not metrics and not any("test_accuracy" in s for s in snapshots):
-        return None
+def run_curves(metrics: list[dict], snapshots: list[dict]) -> tuple[alt.Chart | None, alt.LayerChart]:
+    """Loss, and accuracy per step: the mini-batch's and the test accuracy at each snapshot
+    (the loss chart is None without metrics, e.g. for an imported run)."""
     df = pd.DataFrame(metrics, columns=["step", "loss", "accuracy"])
     width = "container"
     loss = alt.Chart(df).mark_line(color="#d62728").encode(
-        x=alt.X("step:Q", title="iteration"), y=alt.Y("loss:Q", title="training loss"),
-        tooltip=["step", alt.Tooltip("loss:Q", format=".3f")]).properties(height=150, width=width)
+        x=alt.X("step:Q", title="iteration"), y=alt.Y("loss:Q", title="loss (mini-batch)"),
+        tooltip=["step", alt.Tooltip("loss:Q", format=".3f")]).properties(height=200, width=width)
     batch = alt.Chart(df.assign(what="mini-batch")).mark_line(opacity=0.5).encode(
         x=alt.X("step:Q", title="iteration"),
         y=alt.Y("accuracy:Q", title="accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("what:N", title=None, scale=alt.Scale(domain=["mini-batch", "test (snapshot)"],
-                                                                range=["#1f77b4", "#ff7f0e"])),
+                                                                range=["#1f77b4", "#ff7f0e"]),
+                        legend=alt.Legend(orient="bottom")),
         tooltip=["step", alt.Tooltip("accuracy:Q", format=".2%")])
     tests = pd.DataFrame([{"step": s["iteration"], "accuracy": s["test_accuracy"], "what": "test (snapshot)"}
                           for s in snapshots if "test_accuracy" in s], columns=["step", "accuracy", "what"])
     test = alt.Chart(tests).mark_line(point=True).encode(
         x="step:Q", y="accuracy:Q", color="what:N",
         tooltip=[alt.Tooltip("step:Q", title="iteration"), alt.Tooltip("accuracy:Q", format=".2%", title="test")])
-    accuracy = (batch + test).properties(height=150, width=width)
-    return alt.vconcat(loss, accuracy) if metrics else accuracy
+    accuracy = (batch + test).properties(height=200, width=width)
+    return (loss if metrics else None), accuracy
 
 
 def _bins_frame(values: np.ndarray, windows: np.ndarray, edges: np.ndarray, name: str) -> pd.DataFrame:
@@ -54,7 +54,7 @@ def perplexity_heatmap(hist: np.ndarray, windows: np.ndarray, edges: np.ndarray)
         color=alt.Color("share:Q", scale=alt.Scale(scheme="viridis"), title="share of samples"),
         tooltip=[alt.Tooltip("iteration:O", title="up to iteration"), alt.Tooltip("from:Q", format=".1f"),
                  alt.Tooltip("to:Q", format=".1f"), alt.Tooltip("share:Q", format=".1%")],
-    ).properties(height=min(360, 14 * len(windows) + 20), width="container")
+    ).properties(height=min(400, max(200, 16 * len(windows))), width="container")
 
 
 def learning_heatmap(hist: np.ndarray, windows: np.ndarray, edges: np.ndarray) -> alt.Chart:
@@ -75,7 +75,7 @@ def learning_heatmap(hist: np.ndarray, windows: np.ndarray, edges: np.ndarray) -
                         title="change of share"),
         tooltip=[alt.Tooltip("iteration:O", title="up to iteration"), alt.Tooltip("from:Q", format=".1f"),
                  alt.Tooltip("to:Q", format=".1f"), alt.Tooltip("change:Q", format="+.1%")],
-    ).properties(height=min(360, 14 * max(1, len(windows) - 1) + 20), width="container")
+    ).properties(height=min(400, max(200, 16 * len(windows))), width="container")
 
 
 def change_chart(layers: dict[str, dict[str, np.ndarray]], windows: np.ndarray, threshold: float) -> alt.LayerChart:
@@ -125,4 +125,4 @@ def activation_heatmap(max_activation: np.ndarray, frequency: np.ndarray, flags:
         marks = base.mark_text(color="#ff3030", fontWeight="bold", fontSize=max(8, cell * 0.6)).encode(
             text="mark:N", tooltip=tooltip)
         panels.append((rect + marks).properties(width=cell * cols, height=cell * rows, title=field))
-    return alt.hconcat(*panels)
+    return alt.hconcat(*panels).resolve_scale(color="independent")
