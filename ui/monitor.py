@@ -32,7 +32,8 @@ def send_flags(v: View, run_id: str, layer: str, flags: dict, iteration: int) ->
     keep = [i for i in range(k) if i not in set(flagged)]
     st.caption(f"At the end of training (window up to iteration {iteration}) {layer} has {int(flags['dead'].sum())} "
                f"dead and {int(flags['always_on'].sum())} always-on filter(s): "
-               + (", ".join(f"k{i}" for i in flagged) or "none")
+               + (", ".join(f"k{i}" for i in flagged[:24]) or "none")
+               + (f" and {len(flagged) - 24} more" if len(flagged) > 24 else "")
                + f". The kept selection goes to **v{made['id']}**, the version this run made; **Edit & retrain** "
                  f"pre-fills its removal from it when v{made['id']} is the current version.")
     if st.button(f"Send to the kernel selection of v{made['id']}: keep {len(keep)} of {k}", disabled=not flagged,
@@ -61,7 +62,8 @@ def snapshot_grid(v: View, run: dict, iteration: int, layer: str | None) -> None
     grid = cached.views(info["key"], name, aomcore.default_n_groups(m.num_kernels), m)
     st.caption(f"AOM grid of {name} at iteration {iteration} over {info['n_images']:,} {split} images "
                f"(kernels in cluster order, red boxes = groups; {int(grid['flags']['dead'].sum())} dead, "
-               f"{int(grid['flags']['always_on'].sum())} always on). Colour: 0 (dark purple) → 1 (yellow).")
+               f"{int(grid['flags']['always_on'].sum())} always on by occurrence over these images — the heatmap above "
+               f"flags by DeepEyes' μ and frequency over training mini-batches). Colour: 0 (dark purple) → 1 (yellow).")
     st.image(grid["aom_image"], width="content")
 
 
