@@ -34,9 +34,16 @@ def snapshot_model(ws, run_id: str, iteration: int):
         raise InputError("no snapshot at that iteration", expected=", ".join(
             str(s["iteration"]) for s in record.get("snapshots", [])) or "a run with snapshots", found=str(iteration))
     state = ws.state()
+    if "num_classes" in record:  # an import says what it was built for
+        num_classes, input_shape = record["num_classes"], tuple(record["input_shape"])
+    elif "num_classes" in state:
+        num_classes, input_shape = state["num_classes"], tuple(state["input_shape"])
+    else:
+        test = ws.load_split("test")
+        num_classes, input_shape = test.num_classes, test.input_shape
     edits = [Edit.from_dict(e) for e in record.get("edits", [])]
     with torch.random.fork_rng(devices=[]):
-        model = build_edited(record["arch"], state["num_classes"], tuple(state["input_shape"]), edits)
+        model = build_edited(record["arch"], num_classes, input_shape, edits)
     apply_state_dict(model, load_state_dict(folder / snap["file"]))
     model.eval()
     return LoadedModel(arch=record["arch"], model=model, digest=weights_digest(model),

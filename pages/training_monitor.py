@@ -103,7 +103,7 @@ def live():
         if not running:
             end = filter_flags(a["max_activation"][-1], a["activation_frequency"][-1], always)
             monitor.send_flags(v, run_id, layer, end, int(r.windows[-1]))
-    monitor.snapshot_grid(v, run, iteration, r.layers and layer)
+    monitor.snapshot_grid(v, run, iteration, layer if r.layers else None)
 
 
 live()

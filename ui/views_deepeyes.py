@@ -31,7 +31,7 @@ def run_curves(metrics: list[dict], snapshots: list[dict]) -> tuple[alt.Chart | 
     test = alt.Chart(tests).mark_line(point=True).encode(
         x="step:Q", y="accuracy:Q", color="what:N",
         tooltip=[alt.Tooltip("step:Q", title="iteration"), alt.Tooltip("accuracy:Q", format=".2%", title="test")])
-    accuracy = (batch + test).properties(height=200, width=width)
+    accuracy = ((batch + test) if metrics else test).properties(height=200, width=width)
     return (loss if metrics else None), accuracy
 
 
