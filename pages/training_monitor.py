@@ -37,7 +37,7 @@ running = run["status"] == "running"
 job_panel(v, ("train", "retrain", "maps_snapshot"), chart=not running)  # the curves below are live for this run
 job_outcome(v, "maps_snapshot")
 
-with st.expander("Flags", expanded=False):
+with st.expander("Thresholds: stable layers, always-on filters", expanded=False):
     c1, c2, c3 = st.columns(3)
     threshold = c1.number_input("Stable below (L1 change)", 0.001, 2.0, 0.1, 0.01, format="%.3f",
                                 help="A layer is stable when its normalised perplexity histogram changes by less "
