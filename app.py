@@ -19,6 +19,7 @@ PAGES = [
     st.Page("pages/select_kernels.py", title="Select kernels", icon=":material/checklist:"),
     st.Page("pages/edit_retrain.py", title="Edit & retrain", icon=":material/content_cut:"),
     st.Page("pages/versions.py", title="Versions", icon=":material/history:"),
+    st.Page("pages/training_monitor.py", title="Training monitor", icon=":material/monitoring:"),
     st.Page("pages/selectivity_experiment.py", title="Selectivity experiment", icon=":material/science:"),
     st.Page("pages/filter_map.py", title="Filter map", icon=":material/bubble_chart:"),
     st.Page("pages/input_map.py", title="Input map", icon=":material/scatter_plot:"),

@@ -1,5 +1,5 @@
 """Command line: ``python -m aomcore {train,layers,maps,overview,deepeyes,embed,selectivity-experiment,edit,
-reproduce,workspace} ...``."""
+reproduce,workspace,run} ...``."""
 
 from __future__ import annotations
 
@@ -234,6 +234,18 @@ def _parser() -> argparse.ArgumentParser:
     w = wsub.add_parser("import", help="open a workspace zip as a new workspace; prints its folder")
     w.add_argument("zip")
     w.add_argument("dir", nargs="?", default=None, help="folder (default: a new one under $AOMSCOPE_HOME/workspaces)")
+
+    p = sub.add_parser("run", help="training runs: import a folder of checkpoints as a run")
+    rsub = p.add_subparsers(dest="action", required=True)
+    r = rsub.add_parser("import", help="checkpoints (ordered by the number in each file name) → a run folder; "
+                                       "prints the folder")
+    r.add_argument("dir", help="folder of state_dict checkpoints (.pt/.pth read with weights_only, .safetensors)")
+    r.add_argument("--arch", required=True, help="zoo:NAME | torchvision:NAME | FILE.py:CLASS")
+    r.add_argument("--edits", default=None, help="edit list (JSON from `edit --log`) the checkpoints belong to")
+    r.add_argument("--out", default=None, help="run folder to make (default with --workspace: in its runs/)")
+    r.add_argument("--no-eval", action="store_true", help="skip the test accuracy of each snapshot")
+    _add_workspace_args(r)
+    _add_data_args(r)
     return parser
 
 
@@ -759,6 +771,30 @@ def _cmd_workspace(args) -> int:
     return 0
 
 
+def _cmd_run(args) -> int:
+    from .run_import import import_run, new_run_dir
+
+    ws = _workspace(args, create=False)
+    if ws is None and not args.out:
+        raise InputError("nowhere to put the run", expected="--out DIR and/or --workspace DIR", found="neither")
+    test_set = ws.load_split("test") if ws is not None else load_dataset(
+        args.dataset or "digits", "test", args.data_root, _preprocessing(args), args.download)
+    out = Path(args.out) if args.out else new_run_dir(ws.runs_dir)
+    edits = _read_edits(args.edits) if args.edits else []
+    imported = import_run(args.dir, args.arch, test_set.num_classes, test_set.input_shape, edits, out,
+                          test_set=None if args.no_eval else test_set, device=resolve_device(args.device),
+                          progress=_stage_printer("checking checkpoints"))
+    for name, reason in imported.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    snaps = imported.record["snapshots"]
+    last = snaps[-1]
+    accuracy = f"; test accuracy {last['test_accuracy']:.2%} at the last" if "test_accuracy" in last else ""
+    print(f"{len(snaps)} snapshots (iterations {snaps[0]['iteration']}–{snaps[-1]['iteration']}), "
+          f"{len(imported.skipped)} skipped{accuracy}")
+    print(imported.folder)
+    return 0
+
+
 def _print_summary(s: dict) -> None:
     print(f"{s['name']}  ({s['path']})")
     print(f"dataset {s['dataset']['spec']}  arch {s['arch']}  current v{s['current_version']}")
@@ -885,7 +921,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps, "overview": _cmd_overview,
                 "deepeyes": _cmd_deepeyes, "embed": _cmd_embed, "selectivity-experiment": _cmd_experiment,
                 "edit": _cmd_edit, "reproduce": _cmd_reproduce, "workspace": _cmd_workspace,
-                "trails": _cmd_trails}
+                "trails": _cmd_trails, "run": _cmd_run}
     try:
         return commands[args.command](args)
     except InputError as exc:

@@ -47,6 +47,7 @@ from . import embedding_jobs
 from .atomic import write_json
 from .errors import InputError
 from .trails_jobs import job_trails
+from .monitor_jobs import job_maps_snapshot
 from .training import Cancelled
 
 __all__ = ["ACTIVE", "JOB_KINDS", "JobContext", "JobRunner", "list_jobs", "read_job", "request_cancel",
@@ -551,3 +552,4 @@ JOB_KINDS: dict[str, Callable] = {"train": _job_train, "maps": _job_maps, "retra
 JOB_KINDS["deepeyes"] = embedding_jobs.job_deepeyes
 JOB_KINDS["embed"] = embedding_jobs.job_embed
 JOB_KINDS["trails"] = job_trails
+JOB_KINDS["maps_snapshot"] = job_maps_snapshot  # the AOMs of a run's snapshot (Training monitor)
