@@ -43,12 +43,12 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
-from . import embedding_jobs
 from .atomic import write_json
+from .embedding_jobs import job_deepeyes, job_embed
 from .errors import InputError
-from .trails_jobs import job_trails
 from .monitor_jobs import job_maps_snapshot
 from .training import Cancelled
+from .trails_jobs import job_trails
 
 __all__ = ["ACTIVE", "JOB_KINDS", "JobContext", "JobRunner", "list_jobs", "read_job", "request_cancel",
            "run_inline", "submit_record"]
@@ -547,9 +547,8 @@ def _job_experiment(ws, p: dict, ctx: JobContext) -> dict:
     return {"key": key}
 
 
-JOB_KINDS: dict[str, Callable] = {"train": _job_train, "maps": _job_maps, "retrain": _job_retrain,
-                                  "experiment": _job_experiment}
-JOB_KINDS["deepeyes"] = embedding_jobs.job_deepeyes
-JOB_KINDS["embed"] = embedding_jobs.job_embed
-JOB_KINDS["trails"] = job_trails
-JOB_KINDS["maps_snapshot"] = job_maps_snapshot  # the AOMs of a run's snapshot (Training monitor)
+#: Every job kind: the AOM workflow's, then DeepEyes' and Rauber et al.'s views.
+JOB_KINDS: dict[str, Callable] = {
+    "train": _job_train, "maps": _job_maps, "retrain": _job_retrain, "experiment": _job_experiment,
+    "deepeyes": job_deepeyes, "embed": job_embed, "maps_snapshot": job_maps_snapshot, "trails": job_trails,
+}

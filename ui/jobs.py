@@ -18,8 +18,8 @@ from ui import cached, views
 from ui.state import View, reported
 
 LABELS = {"train": "Training", "maps": "Computing maps", "retrain": "Retraining", "experiment": "Experiment",
-          "deepeyes": "DeepEyes statistics", "embed": "Embedding",
-          "trails": "Training trails", "maps_snapshot": "Maps of a snapshot"}
+          "deepeyes": "DeepEyes statistics", "embed": "Embedding", "trails": "Training trails",
+          "maps_snapshot": "Maps of a snapshot"}
 POLL_SECONDS = 1.0
 RECENT_SECONDS = 15 * 60  # how long a failed or cancelled job is mentioned on its page
 
