@@ -89,7 +89,7 @@ with tabs[5]:
     c1, c2, c3 = st.columns([1, 1, 1])
     order = [int(i) for i in v["order"]]
     kernel = c1.selectbox("Kernel", order, index=order.index(int(picked.get("kernel", order[0]))),
-                          format_func=lambda i: f"k{i}")
+                          format_func=lambda i: f"k{i}", key=f"kernel_{layer}_{picked.get('kernel')}")
     cls = c2.selectbox("Class", list(range(len(m.classes))), format_func=m.classes.__getitem__,
                        index=m.classes.index(picked["class"]) if "class" in picked else 0)
     label = f"Drop k{kernel}" if kernel in kept else f"Keep k{kernel}"

@@ -107,7 +107,8 @@ def accuracy_difference_chart(classes: list[str], a: list[float], b: list[float]
 
 
 def compare_table(a: dict, b: dict) -> pd.DataFrame:
-    """Two version records side by side: accuracy, parameters, FLOPs, kernels per layer, retrain time."""
+    """Two version records side by side (A, B, change B − A): accuracy, parameters, FLOPs, kernels per
+    layer, retrain time."""
     ma, mb = a["metrics"], b["metrics"]
     rows = [("test accuracy", f"{ma['accuracy']:.2%}", f"{mb['accuracy']:.2%}",
              f"{100 * (mb['accuracy'] - ma['accuracy']):+.2f} pt"),
@@ -119,4 +120,5 @@ def compare_table(a: dict, b: dict) -> pd.DataFrame:
                      "" if ka is None or kb is None else f"{kb - ka:+d}"))
     ra, rb = a.get("retrain_seconds"), b.get("retrain_seconds")
     rows.append(("retrain time", "—" if ra is None else f"{ra:.1f} s", "—" if rb is None else f"{rb:.1f} s", ""))
-    return pd.DataFrame(rows, columns=["", f"v{a['id']}", f"v{b['id']}", "change"])
+    names = [f"A: v{a['id']}", f"B: v{b['id']}"]
+    return pd.DataFrame(rows, columns=["", *names, "change"])
