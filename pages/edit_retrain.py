@@ -82,7 +82,8 @@ if edit is not None:
         m1.metric(f"Kernels in {layer}", f"{b['kernels'][layer]} → {a['kernels'].get(layer, '—')}")
         m2.metric("Parameters", f"{b['params']:,} → {a['params']:,}", delta=f"{a['params'] - b['params']:+,}",
                   delta_color="off")
-        m3.metric("FLOPs / image", f"{b['flops']:,} → {a['flops']:,}", delta=f"{a['flops'] - b['flops']:+,}",
+        m3.metric("FLOPs / image", f"{views.count(b['flops'])} → {views.count(a['flops'])}",
+                  delta=f"{a['flops'] - b['flops']:+,}",
                   delta_color="off")
         if st.button("Apply and retrain", type="primary", disabled=running, key="apply"):
             config = aomcore.TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=int(batch))
@@ -102,7 +103,8 @@ if parent is not None:
               delta=f"{100 * (current['metrics']['accuracy'] - parent['metrics']['accuracy']):+.2f} pt")
     m2.metric("Parameters", f"{current['metrics']['params']:,}",
               delta=f"{current['metrics']['params'] - parent['metrics']['params']:+,}", delta_color="inverse")
-    m3.metric("FLOPs / image", f"{parent['metrics']['flops']:,} → {current['metrics']['flops']:,}",
+    flops = parent["metrics"]["flops"], current["metrics"]["flops"]
+    m3.metric("FLOPs / image", f"{views.count(flops[0])} → {views.count(flops[1])}",
               delta=f"{current['metrics']['flops'] - parent['metrics']['flops']:+,}", delta_color="inverse")
     m4.metric("Retrained in", f"{current['retrain_seconds']:.1f} s")
     classes = v.split("test").classes

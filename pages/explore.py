@@ -25,8 +25,8 @@ v = cached.views(key, layer, n_groups, m)
 kept, _ = selection.sync(ws.ws, digest, layer, n_groups, v)
 dead, always = int(v["flags"]["dead"].sum()), int(v["flags"]["always_on"].sum())
 st.caption(f"{k} kernels × {len(m.classes)} classes × {m.counts.shape[2]}×{m.counts.shape[3]} positions, read at "
-           f"`{m.tap}` · {dead} dead (black mark) · {always} always on (orange mark) · {v['groups'].max() + 1} groups "
-           f"· {len(kept)} kept on Select kernels")
+           f"`{m.tap}` · {dead} dead (black mark) · {always} always on (orange mark) · "
+           f"{v['groups'].max() + 1} groups · {len(kept)} kept on Select kernels")
 
 tabs = st.tabs(["AOM", "ODM", "CSM", "Class difference", "Multi-class kernels", "Inspect a kernel"])
 GRIDS = [(tabs[0], "aom", views.AOM_COLORMAPS, "Fraction of each class's images whose activation at each position "

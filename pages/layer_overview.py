@@ -39,7 +39,7 @@ for row in rows:
     if not row["findings"]:
         st.caption("Nothing listed for this layer at this cut.")
     for n, finding in enumerate(row["findings"]):
-        a, b = st.columns([4, 1])
+        a, b = st.columns([3, 1], vertical_alignment="center")
         a.markdown(f"**Task {finding['task']} — {views_overview.TASKS[finding['task']]}.** {finding['finding']}.  \n"
                    f"Proposed edit: {views_overview.edit_summary(finding['edit'])}.")
         if finding["edit"] is not None and b.button("Prepare this edit", key=f"edit_{row['layer']}_{n}",

@@ -276,7 +276,8 @@ def training_curve(metrics: list[dict]) -> alt.Chart:
     """Live loss and batch accuracy per step."""
     df = pd.DataFrame(metrics)[["step", "loss", "accuracy"]].melt("step", var_name="metric")
     return alt.Chart(df).mark_line().encode(
-        x=alt.X("step:Q", axis=alt.Axis(format="d", tickMinStep=1)), y=alt.Y("value:Q", title=None), color=alt.Color("metric:N", title=None),
+        x=alt.X("step:Q", axis=alt.Axis(format="d", tickMinStep=1)), y=alt.Y("value:Q", title=None),
+        color=alt.Color("metric:N", title=None),
         tooltip=["step", "metric", alt.Tooltip("value:Q", format=".3f")],
     ).properties(height=180)
 
@@ -289,6 +290,11 @@ def run_curve(ws, run_id: str | None) -> alt.Chart | None:
         return None
     metrics = read_metrics(ws.runs_dir / run_id)
     return training_curve(metrics) if metrics else None
+
+
+def count(n: int) -> str:
+    """A count short enough for a metric: 1,126,552 → '1.13 M', 298,810 → '298,810'."""
+    return f"{n / 1e9:.2f} G" if n >= 1e9 else f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,}"
 
 
 def version_row(record: dict, current_id: int | None) -> dict:
