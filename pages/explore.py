@@ -44,7 +44,7 @@ for tab, which, colormaps, caption in GRIDS:
                          "position (averaged over blocks when the layer is large).")
         if hover:
             chart, f = views.grid_chart(getattr(m, which), v["order"], m.classes, cmap)
-            st.altair_chart(chart)
+            st.altair_chart(chart, width="content")
             if f > 1:
                 st.caption(f"Each cell is the mean of a {f}×{f} block of positions; the image below is exact.")
         st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m), width="content")
@@ -53,7 +53,7 @@ with tabs[1]:
                "boxed in red: dark blue = similar kernels (candidates for redundancy), white = midway, "
                "dark red = the most different pair.")
     if k <= 300:
-        st.altair_chart(views.odm_heatmap(m.odm, v["order"], v["groups"]))
+        st.altair_chart(views.odm_heatmap(m.odm, v["order"], v["groups"]), width="content")
     else:
         st.image(v["odm_image"], width="content")
 with tabs[3]:
@@ -62,7 +62,7 @@ with tabs[3]:
                "to separate them (Task 2). Rows in cluster order.")
     order = aomcore.KernelOrdering(n_groups=1).fit(m.class_difference).order_
     a, b = st.columns([3, 2])
-    a.altair_chart(views_overview.class_difference_chart(m.class_difference, order, m.classes))
+    a.altair_chart(views_overview.class_difference_chart(m.class_difference, order, m.classes), width="content")
     pairs = aomcore.least_separated_pairs(m.class_difference)
     median = sorted(e for *_, e in pairs)[len(pairs) // 2]
     b.markdown("**Least separated pairs**")
@@ -100,5 +100,5 @@ with tabs[5]:
     st.caption(f"k{kernel}: group {v['groups'][kernel] + 1}, selectivity s(k) = {v['selectivity'][kernel]:.3f}, "
                f"{'kept' if kernel in kept else 'dropped'} in the selection")
     a, b = st.columns(2)
-    a.altair_chart(views.position_heatmap(m.aom[kernel, cls], "AOM", "occurrence"))
-    b.altair_chart(views.position_heatmap(m.csm[kernel, cls], "CSM", "selectivity"))
+    a.altair_chart(views.position_heatmap(m.aom[kernel, cls], "AOM", "occurrence"), width="content")
+    b.altair_chart(views.position_heatmap(m.csm[kernel, cls], "CSM", "selectivity"), width="content")

@@ -135,7 +135,7 @@ def kernel_class_heatmap(values: np.ndarray, order: np.ndarray, classes: list[st
         color=alt.Color("value:Q", scale=scale(name), title=title),
         opacity=alt.condition(select, alt.value(1.0), alt.value(0.55)),
         tooltip=["label", "class", "group", alt.Tooltip("value:Q", format=".3f", title=title)],
-    ).add_params(select).properties(height=max(200, (18 if k <= 64 else 10) * k))
+    ).add_params(select).properties(height=alt.Step(18 if k <= 64 else 10))
 
 
 def position_heatmap(values: np.ndarray, title: str, name: str) -> alt.Chart:

@@ -79,7 +79,7 @@ def classes_per_kernel_chart(per_kernel: np.ndarray, order: np.ndarray, strong: 
     return alt.Chart(df).mark_bar().encode(
         x=alt.X("kernel:N", sort=labels, title="kernel (cluster order)",
                 axis=alt.Axis(labelOverlap=False, labelAngle=-90 if len(labels) > 24 else 0)),
-        y=alt.Y("classes:Q", title="classes with strong occurrence", axis=alt.Axis(tickMinStep=1, format="d"),
+        y=alt.Y("classes:Q", title="strong classes", axis=alt.Axis(tickMinStep=1, format="d"),
                 scale=alt.Scale(domain=[0, len(classes)])),
         color=alt.Color("multi-class:N", scale=alt.Scale(domain=[False, True], range=["#1f77b4", "#ff7f0e"]),
                         title="2+ classes"),
