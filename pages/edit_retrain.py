@@ -97,8 +97,8 @@ job_outcome(v, "retrain")
 parent = v.versions.get(current["parent"]) if current["parent"] is not None else None
 if parent is not None:
     st.subheader(f"v{parent['id']} → v{current['id']}")
-    st.caption(current["note"])
-    m1, m2, m3, m4 = st.columns(4)
+    st.caption(f"{current['note']} · retrained in {current['retrain_seconds']:.1f} s")
+    m1, m2, m3 = st.columns(3)
     m1.metric("Test accuracy", f"{current['metrics']['accuracy']:.2%}",
               delta=f"{100 * (current['metrics']['accuracy'] - parent['metrics']['accuracy']):+.2f} pt")
     m2.metric("Parameters", f"{current['metrics']['params']:,}",
@@ -106,7 +106,6 @@ if parent is not None:
     flops = parent["metrics"]["flops"], current["metrics"]["flops"]
     m3.metric("FLOPs / image", f"{views.count(flops[0])} → {views.count(flops[1])}",
               delta=f"{current['metrics']['flops'] - parent['metrics']['flops']:+,}", delta_color="inverse")
-    m4.metric("Retrained in", f"{current['retrain_seconds']:.1f} s")
     classes = v.split("test").classes
     st.caption("Per-class test accuracy change (percentage points; hover for both values).")
     st.altair_chart(views_overview.accuracy_difference_chart(classes, parent["metrics"]["per_class"],
@@ -117,5 +116,6 @@ if parent is not None:
         st.altair_chart(curve, width="stretch")
     st.dataframe(pd.DataFrame([views.version_row(r, v.version_id) for r in (parent, current)]), hide_index=True,
                  width="stretch", column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
-                                                 "note": st.column_config.TextColumn(width="medium")})
+                                                 "params": st.column_config.NumberColumn(format="localized"),
+                                                 "FLOPs": st.column_config.NumberColumn(format="localized")})
     st.page_link("pages/versions.py", label="All versions: compare, revert, download", icon=":material/history:")
