@@ -27,11 +27,12 @@ st.altair_chart(views.versions_chart(rows))
 
 st.subheader("Compare two versions")
 ids = list(v.versions)
-start = v.version["parent"] if v.version["parent"] is not None else ids[0]
+others = [i for i in ids if i != v.version_id]  # default: parent → current, else current → newest other
+pair = ((v.version["parent"], v.version_id) if v.version["parent"] is not None
+        else (v.version_id, others[-1] if others else v.version_id))
 c1, c2 = st.columns(2)
-a = v.versions[c1.selectbox("Version A", ids, index=ids.index(start), format_func=lambda i: f"v{i}", key="cmp_a")]
-b = v.versions[c2.selectbox("Version B", ids, index=ids.index(v.version_id), format_func=lambda i: f"v{i}",
-                            key="cmp_b")]
+a = v.versions[c1.selectbox("Version A", ids, index=ids.index(pair[0]), format_func=lambda i: f"v{i}", key="cmp_a")]
+b = v.versions[c2.selectbox("Version B", ids, index=ids.index(pair[1]), format_func=lambda i: f"v{i}", key="cmp_b")]
 t, chart = st.columns([2, 3])
 t.dataframe(views_overview.compare_table(a, b), hide_index=True, width="stretch")
 chart.caption(f"Per-class test accuracy, v{b['id']} − v{a['id']} in percentage points (hover: both values).")

@@ -147,7 +147,7 @@ def position_heatmap(values: np.ndarray, title: str, name: str) -> alt.Chart:
         x=alt.X("j:O", title="j (column)"), y=alt.Y("i:O", title="i (row)"),
         color=alt.Color("value:Q", scale=scale(name), title=title),
         tooltip=["i", "j", alt.Tooltip("value:Q", format=".3f", title=title)],
-    ).properties(width=320, height=320)
+    ).properties(width=alt.Step(max(2, 320 // max(h, w))), height=alt.Step(max(2, 320 // max(h, w))))  # square
 
 
 def odm_heatmap(odm: np.ndarray, order: np.ndarray, groups: np.ndarray | None = None) -> alt.Chart:
