@@ -59,10 +59,11 @@ job_panel(v, ("maps",))
 
 st.subheader("Revert")
 c1, c2 = st.columns([1, 2])
-chosen = c1.selectbox("Version", ids, index=ids.index(v.version_id), format_func=lambda i: f"v{i}")
+chosen = c1.selectbox("Version", ids, index=ids.index(v.version_id), format_func=lambda i: f"v{i}",
+                      key="revert_version")
 record = v.versions[chosen]
 c2.caption(record["note"])
-if chosen != v.version_id and c2.button(f"Make v{chosen} current (revert)", type="primary"):
+if chosen != v.version_id and c2.button(f"Make v{chosen} current (revert)", type="primary", key="revert"):
     v.ws.set_current(chosen)
     st.rerun()
 if chosen == v.version_id and not v.maps:

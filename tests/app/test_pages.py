@@ -117,8 +117,8 @@ def test_edit_retrain_versions_revert(trained):
     at.switch_page("pages/versions.py").run()
     assert not at.exception, at.exception
     assert list(at.dataframe[0].value["version"]) == ["v0", "v1"]
-    at.selectbox[0].set_value(0).run()
-    at.button[0].click().run()  # make v0 current
+    at.selectbox(key="revert_version").set_value(0).run()
+    at.button(key="revert").click().run()  # make v0 current
     assert not at.exception, at.exception
     assert trained.current_version == 0
     at.switch_page("pages/explore.py").run()
