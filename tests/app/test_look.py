@@ -21,6 +21,11 @@ def test_overview_rows_and_a_prefilled_edit_reaches_edit_retrain(trained):
     table = at.dataframe[0].value
     assert list(table["layer"]) == ["conv1", "conv2"] and list(table["kernels"]) == [8, 16]
     assert "neighbourhood hit" not in table.columns  # no projection in this workspace
+    trained.record_result({"kind": "embed", "key": "e1", "digest": trained.version(0)["digest"], "layer": "conv2",
+                           "neighborhood_hit": 0.875})  # what a projection of conv2's activations records
+    at.run()
+    hits = at.dataframe[0].value["neighbourhood hit"]
+    assert hits.isna().tolist() == [True, False] and hits.iloc[1] == 0.875
     assert "Task 1 — Find redundant or ineffective kernels" in texts(at)
     button = next(b for b in at.button if b.key.startswith("edit_conv1_"))
     proposal = next(m.value for m in at.markdown if "Proposed edit: Remove kernels" in m.value and "conv1" in m.value)
