@@ -16,6 +16,7 @@ PAGES = [
     st.Page("pages/model_data.py", title="Model & data", icon=":material/database:", default=True),
     st.Page("pages/compute_maps.py", title="Compute maps", icon=":material/calculate:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:"),
+    st.Page("pages/layer_overview.py", title="Layer overview", icon=":material/view_list:"),
     st.Page("pages/select_kernels.py", title="Select kernels", icon=":material/checklist:"),
     st.Page("pages/edit_retrain.py", title="Edit & retrain", icon=":material/content_cut:"),
     st.Page("pages/versions.py", title="Versions", icon=":material/history:"),

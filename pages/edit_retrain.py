@@ -5,7 +5,7 @@ import streamlit as st
 import torch
 
 import aomcore
-from ui import cached, views
+from ui import cached, views, views_overview
 from ui.jobs import job_outcome, job_panel
 from ui.state import reported, require_model, submit, view
 
@@ -23,34 +23,51 @@ st.caption(f"Editing **v{current['id']}** ({current['note']}) · test accuracy {
 
 kernels = current["metrics"]["kernels"]
 layers = list(kernels)[:-1]  # the output layer has one neuron per class: not editable
+proposed = st.session_state.pop("proposed_edit", None)  # from Layer overview, for this version only
+if proposed and proposed["digest"] == current["digest"] and proposed["layer"] in layers:
+    label = views_overview.EDIT_LABELS[proposed["kind"]]
+    st.session_state.update({"edit_layer": proposed["layer"], "edit_kind": label})
+    if proposed.get("kernels"):
+        st.session_state[f"kernels_{current['digest'][:12]}_{proposed['layer']}_{label}"] = proposed["kernels"]
+    if proposed.get("n"):
+        st.session_state[f"widen_{proposed['layer']}"] = int(proposed["n"])
+    st.info(f"Pre-filled from **Layer overview**: {views_overview.edit_summary(proposed)}. Check it, then apply.",
+            icon=":material/lightbulb:")
 c1, c2 = st.columns([1, 2])
-layer = c1.selectbox("Layer", layers, format_func=lambda n: f"{n} ({kernels[n]} kernels)")
-kind = c2.radio("Edit", ["Remove kernels", "Re-initialise kernels", "Widen", "Insert a layer after"],
-                horizontal=True)
+layer = c1.selectbox("Layer", layers, format_func=lambda n: f"{n} ({kernels[n]} kernels)", key="edit_layer")
+kind = c2.radio("Edit", list(views_overview.EDIT_LABELS.values()), horizontal=True, key="edit_kind")
 selection = v.selection
 edit = None
 if kind in ("Remove kernels", "Re-initialise kernels"):
+    key = f"kernels_{current['digest'][:12]}_{layer}_{kind}"
     default = [k for k in range(kernels[layer]) if k not in selection[layer]] if layer in selection else []
-    if layer in selection:
+    if key in st.session_state:
+        default = None  # the widget's own value (or the pre-filled one) wins
+    elif layer in selection:
         st.caption(f"Pre-filled from your selection on **Select kernels**: drop {len(default)}, "
                    f"keep {kernels[layer] - len(default)}.")
     else:
         st.caption("Tip: compute maps and choose the kernels to keep on **Select kernels**; they pre-fill here.")
     label = "Kernels to remove" if kind == "Remove kernels" else "Kernels to re-initialise"
     chosen = st.multiselect(label, list(range(kernels[layer])), default=default, format_func=lambda k: f"k{k}",
-                            key=f"kernels_{current['digest'][:12]}_{layer}_{kind}")
+                            key=key)
     if chosen:
         edit = aomcore.Edit("remove" if kind == "Remove kernels" else "reinit", layer, tuple(chosen))
 elif kind == "Widen":
-    n = st.number_input("Kernels to add", 1, 4096, max(1, kernels[layer] // 4))
-    edit = aomcore.Edit("widen", layer, n=int(n))
+    key = f"widen_{layer}"
+    n = st.number_input("Kernels to add", 1, 4096, None if key in st.session_state else max(1, kernels[layer] // 4),
+                        key=key)
+    edit = aomcore.Edit("widen", layer, n=int(n or 1))
 else:
     edit = aomcore.Edit("insert", layer)
 
-with st.expander("Retraining", expanded=False):
-    r1, r2, r3, r4, r5 = st.columns(5)
-    freeze = r1.selectbox("Freeze", aomcore.FREEZE_MODES, help="auto: remove → upto (the paper's protocol: the "
-                          "edited layer and all before it stay fixed); other edits → before (the edited layer trains)")
+st.markdown("**Retraining**")
+with st.container(border=True):
+    freeze = st.radio("Freeze (layers whose weights stay fixed while retraining)", aomcore.FREEZE_MODES,
+                      horizontal=True, captions=["remove → upto, other edits → before", "the edited layer and all "
+                                                 "before it (the paper's protocol)", "the layers before the edited "
+                                                 "one", "only the edited layer", "nothing: every layer trains"])
+    r2, r3, r4, r5 = st.columns(4)
     recipe = aomcore.default_train_config(v.dataset)  # MNIST: 1 epoch as the paper; digits: 30 short epochs
     epochs = r2.number_input("Epochs", 1, 100, recipe.epochs)
     lr = r3.number_input("Learning rate", 1e-5, 1.0, recipe.lr, format="%.4f")
@@ -63,8 +80,11 @@ if edit is not None:
         b, a = p["before"], p["after"]
         m1, m2, m3 = st.columns(3)
         m1.metric(f"Kernels in {layer}", f"{b['kernels'][layer]} → {a['kernels'].get(layer, '—')}")
-        m2.metric("Parameters", f"{a['params']:,}", delta=f"{a['params'] - b['params']:+,}", delta_color="off")
-        m3.metric("FLOPs / image", f"{a['flops']:,}", delta=f"{a['flops'] - b['flops']:+,}", delta_color="off")
+        m2.metric("Parameters", f"{b['params']:,} → {a['params']:,}", delta=f"{a['params'] - b['params']:+,}",
+                  delta_color="off")
+        m3.metric("FLOPs / image", f"{views.count(b['flops'])} → {views.count(a['flops'])}",
+                  delta=f"{a['flops'] - b['flops']:+,}",
+                  delta_color="off")
         if st.button("Apply and retrain", type="primary", disabled=running, key="apply"):
             config = aomcore.TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=int(batch))
             if submit(v.ws, "retrain", {"parent": current["id"], "edit": edit.to_dict(), "freeze": freeze,
@@ -77,18 +97,25 @@ job_outcome(v, "retrain")
 parent = v.versions.get(current["parent"]) if current["parent"] is not None else None
 if parent is not None:
     st.subheader(f"v{parent['id']} → v{current['id']}")
-    st.caption(current["note"])
+    st.caption(f"{current['note']} · retrained in {current['retrain_seconds']:.1f} s")
     m1, m2, m3 = st.columns(3)
     m1.metric("Test accuracy", f"{current['metrics']['accuracy']:.2%}",
               delta=f"{100 * (current['metrics']['accuracy'] - parent['metrics']['accuracy']):+.2f} pt")
     m2.metric("Parameters", f"{current['metrics']['params']:,}",
               delta=f"{current['metrics']['params'] - parent['metrics']['params']:+,}", delta_color="inverse")
-    m3.metric("Retrained in", f"{current['retrain_seconds']:.1f} s")
+    flops = parent["metrics"]["flops"], current["metrics"]["flops"]
+    m3.metric("FLOPs / image", f"{views.count(flops[0])} → {views.count(flops[1])}",
+              delta=f"{current['metrics']['flops'] - parent['metrics']['flops']:+,}", delta_color="inverse")
     classes = v.split("test").classes
-    st.altair_chart(views.before_after_chart(classes, parent["metrics"]["per_class"], current["metrics"]["per_class"],
-                                             f"v{parent['id']}", f"v{current['id']}"), width="stretch")
+    st.caption("Per-class test accuracy change (percentage points; hover for both values).")
+    st.altair_chart(views_overview.accuracy_difference_chart(classes, parent["metrics"]["per_class"],
+                                                             current["metrics"]["per_class"], f"v{parent['id']}",
+                                                             f"v{current['id']}"), width="stretch")
     curve = views.run_curve(v.ws, current.get("run"))
     if curve is not None:
         st.altair_chart(curve, width="stretch")
-    st.dataframe(pd.DataFrame([views.version_row(r, v.version_id) for r in (parent, current)]), hide_index=True)
+    st.dataframe(pd.DataFrame([views.version_row(r, v.version_id) for r in (parent, current)]), hide_index=True,
+                 width="stretch", column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
+                                                 "params": st.column_config.NumberColumn(format="localized"),
+                                                 "FLOPs": st.column_config.NumberColumn(format="localized")})
     st.page_link("pages/versions.py", label="All versions: compare, revert, download", icon=":material/history:")

@@ -1,9 +1,9 @@
-"""Explore: the AOM grid, the ODM and the CSM grid of one layer, in cluster order."""
+"""Explore: AOM, ODM and CSM grids of one layer in cluster order, class difference, multi-class kernels."""
 
 import streamlit as st
 
 import aomcore
-from ui import cached, views
+from ui import cached, selection, views, views_overview
 from ui.state import require_maps, view
 
 ws = view()
@@ -13,7 +13,7 @@ require_maps(ws)
 c1, c2 = st.columns([1, 2])
 layer = c1.selectbox("Layer", list(ws.maps))
 m = ws.maps[layer]
-k = m.num_kernels
+k, digest, key = m.num_kernels, ws.version["digest"], ws.maps_info["key"]
 saved = min(k, ws.ws.n_groups(layer, aomcore.default_n_groups(k)))
 n_groups = c2.slider("Kernel groups (cut of the clustering tree)", 1, k, saved, key=f"groups_{layer}_{saved}",
                      help="Rows are ordered by agglomerative clustering of the AOM rows (average linkage on the "
@@ -21,46 +21,84 @@ n_groups = c2.slider("Kernel groups (cut of the clustering tree)", 1, k, saved, 
                           "Select kernels and kept in the workspace.")
 if n_groups != saved:
     ws.ws.set_n_groups(layer, n_groups)
-v = cached.views(ws.maps_info["key"], layer, n_groups, m)
+v = cached.views(key, layer, n_groups, m)
+kept, _ = selection.sync(ws.ws, digest, layer, n_groups, v)
 dead, always = int(v["flags"]["dead"].sum()), int(v["flags"]["always_on"].sum())
 st.caption(f"{k} kernels × {len(m.classes)} classes × {m.counts.shape[2]}×{m.counts.shape[3]} positions, read at "
-           f"`{m.tap}` · {dead} dead (black mark) · {always} always on (orange mark) · {v['groups'].max() + 1} groups")
-small = m.aom.size <= views.MAX_CHART_CELLS
+           f"`{m.tap}` · {dead} dead (black mark) · {always} always on (orange mark) · "
+           f"{v['groups'].max() + 1} groups · {len(kept)} kept on Select kernels")
 
-aom_tab, odm_tab, csm_tab, inspect_tab = st.tabs(["AOM", "ODM", "CSM", "Inspect a kernel"])
-GRIDS = [
-    (aom_tab, "aom", "occurrence", "Fraction of each class's images whose activation at each position is > threshold "
-     "(eq. 1). Colour: 0 (dark purple) → 1 (yellow)."),
-    (csm_tab, "csm", "selectivity", "Class selectivity (eq. 3): cyan → purple where the position fires more for this "
-     "class than for the others (0 → 1), yellow → red where it fires less (0 → −1)."),
-]
-for tab, which, colormap, caption in GRIDS:
+tabs = st.tabs(["AOM", "ODM", "CSM", "Class difference", "Multi-class kernels", "Inspect a kernel"])
+GRIDS = [(tabs[0], "aom", views.AOM_COLORMAPS, "Fraction of each class's images whose activation at each position "
+          "is > threshold (eq. 1)."),
+         (tabs[2], "csm", views.CSM_COLORMAPS, "Class selectivity (eq. 3): positive where the position fires more "
+          "for this class than for the others, negative where it fires less (paper's map: cyan → purple for 0 → 1, "
+          "yellow → red for 0 → −1).")]
+for tab, which, colormaps, caption in GRIDS:
     with tab:
-        st.caption(caption)
-        st.image(v[f"{which}_image"], width="content")
-        if small and st.toggle("Hover values (interactive grid)", key=f"{which}_hover"):
-            st.altair_chart(views.grid_chart(getattr(m, which), v["order"], m.classes, colormap))
-with odm_tab:
-    st.caption("Mean absolute difference between two kernels' AOMs (eq. 2), same order as the grid: "
-               "blue = similar kernels (candidates for redundancy), red = different.")
+        st.caption(caption + " Red boxes: groups at the cut. Colour bar under the grid.")
+        a, b, c = st.columns([2, 2, 1])
+        cmap = colormaps[a.selectbox("Colormap", list(colormaps), key=f"{which}_cmap")]
+        zoom = b.slider("Zoom (pixels per map)", 28, 224, 56, step=14, key=f"{which}_zoom")
+        hover = c.toggle("Hover values", key=f"{which}_hover", help="An interactive grid with the value of every "
+                         "position (averaged over blocks when the layer is large).")
+        if hover:
+            chart, f = views.grid_chart(getattr(m, which), v["order"], m.classes, cmap)
+            st.altair_chart(chart, width="content")
+            if f > 1:
+                st.caption(f"Each cell is the mean of a {f}×{f} block of positions; the image below is exact.")
+        st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m), width="content")
+with tabs[1]:
+    st.caption("Mean absolute difference between two kernels' AOMs (eq. 2), in the grid's order with its groups "
+               "boxed in red: dark blue = similar kernels (candidates for redundancy), white = midway, "
+               "dark red = the most different pair.")
     if k <= 300:
-        st.altair_chart(views.odm_heatmap(m.odm, v["order"]))
+        st.altair_chart(views.odm_heatmap(m.odm, v["order"], v["groups"]), width="content")
     else:
         st.image(v["odm_image"], width="content")
-with inspect_tab:
+with tabs[3]:
+    st.caption("Class difference E (the ODM's dual: mean |ΔAOM| between two classes over every kernel and "
+               "position). Classes with small E produce similar AOMs in every kernel: the layer may be too small "
+               "to separate them (Task 2). Rows in cluster order.")
+    order = aomcore.KernelOrdering(n_groups=1).fit(m.class_difference).order_
+    a, b = st.columns([3, 2])
+    a.altair_chart(views_overview.class_difference_chart(m.class_difference, order, m.classes), width="content")
+    pairs = aomcore.least_separated_pairs(m.class_difference)
+    median = sorted(e for *_, e in pairs)[len(pairs) // 2]
+    b.markdown("**Least separated pairs**")
+    b.dataframe(views_overview.pairs_table(pairs[:10], m.classes, median), hide_index=True,
+                column_config={"E": st.column_config.NumberColumn(format="%.4f"),
+                               "E / median": st.column_config.NumberColumn(format="%.2f")})
+with tabs[4]:
+    level = st.slider("Strong occurrence: mean over positions above", 0.05, 0.95, aomcore.MULTI_CLASS_LEVEL, 0.05)
+    per_kernel = aomcore.classes_per_kernel(m.aom, level)
+    st.caption(f"{aomcore.multi_class_share(per_kernel):.0%} of the kernels have strong occurrence for two or more "
+               "classes (orange). Many such kernels in the last hidden layer: the model may need more layers "
+               "(Task 3).")
+    strong = m.aom.mean(axis=(2, 3)) > level
+    st.altair_chart(views_overview.classes_per_kernel_chart(per_kernel, v["order"], strong, m.classes),
+                    width="stretch")
+with tabs[5]:
     measure = st.radio("Cell value", ["mean occurrence", "mean selectivity"], horizontal=True)
     values, name = ((v["mean_occurrence"], "occurrence") if measure == "mean occurrence"
                     else (v["class_selectivity"], "selectivity"))
+    st.caption("Click a cell to inspect that kernel and class, then keep or drop the kernel.")
     event = st.altair_chart(views.kernel_class_heatmap(values, v["order"], m.classes, v["groups"], measure, name),
                             on_select="rerun", key=f"cells_{layer}")
     picked = (event.selection.get("cell") or [{}])[0] if event and event.selection else {}
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns([1, 1, 1])
     order = [int(i) for i in v["order"]]
     kernel = c1.selectbox("Kernel", order, index=order.index(int(picked.get("kernel", order[0]))),
-                          format_func=lambda i: f"k{i}")
+                          format_func=lambda i: f"k{i}", key=f"kernel_{layer}_{picked.get('kernel')}")
     cls = c2.selectbox("Class", list(range(len(m.classes))), format_func=m.classes.__getitem__,
                        index=m.classes.index(picked["class"]) if "class" in picked else 0)
-    st.caption(f"k{kernel}: group {v['groups'][kernel] + 1}, selectivity s(k) = {v['selectivity'][kernel]:.3f}")
+    label = f"Drop k{kernel}" if kernel in kept else f"Keep k{kernel}"
+    if c3.button(label, key="pick", help="Changes the keep/drop selection of Select kernels and Edit & retrain."):
+        kept = selection.toggle(ws.ws, digest, layer, kernel, kept)
+        st.toast(f"k{kernel} {'kept' if kernel in kept else 'dropped'}: {len(kept)} of {k} kernels kept")
+        st.rerun()
+    st.caption(f"k{kernel}: group {v['groups'][kernel] + 1}, selectivity s(k) = {v['selectivity'][kernel]:.3f}, "
+               f"{'kept' if kernel in kept else 'dropped'} in the selection")
     a, b = st.columns(2)
-    a.altair_chart(views.position_heatmap(m.aom[kernel, cls], "AOM", "occurrence"))
-    b.altair_chart(views.position_heatmap(m.csm[kernel, cls], "CSM", "selectivity"))
+    a.altair_chart(views.position_heatmap(m.aom[kernel, cls], "AOM", "occurrence"), width="content")
+    b.altair_chart(views.position_heatmap(m.csm[kernel, cls], "CSM", "selectivity"), width="content")

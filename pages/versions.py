@@ -5,8 +5,10 @@ import json
 import pandas as pd
 import streamlit as st
 
-from ui import cached, views
-from ui.state import require_model, view
+import aomcore
+from ui import cached, views, views_overview
+from ui.jobs import job_panel
+from ui.state import require_model, submit, view
 
 v = view()
 st.title("Versions")
@@ -19,15 +21,49 @@ rows = pd.DataFrame([views.version_row(r, v.version_id) for r in v.versions.valu
 st.dataframe(rows, hide_index=True, width="stretch",
              column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
                             "params": st.column_config.NumberColumn(format="localized"),
-                            "FLOPs": st.column_config.NumberColumn(format="localized")})
+                            "FLOPs": st.column_config.NumberColumn(format="localized"),
+                            "note": st.column_config.TextColumn(width="medium")})
 st.altair_chart(views.versions_chart(rows))
 
+st.subheader("Compare two versions")
 ids = list(v.versions)
+others = [i for i in ids if i != v.version_id]  # default: parent → current, else current → newest other
+pair = ((v.version["parent"], v.version_id) if v.version["parent"] is not None
+        else (v.version_id, others[-1] if others else v.version_id))
+c1, c2 = st.columns(2)
+a = v.versions[c1.selectbox("Version A", ids, index=ids.index(pair[0]), format_func=lambda i: f"v{i}", key="cmp_a")]
+b = v.versions[c2.selectbox("Version B", ids, index=ids.index(pair[1]), format_func=lambda i: f"v{i}", key="cmp_b")]
+t, chart = st.columns([2, 3])
+t.dataframe(views_overview.compare_table(a, b), hide_index=True, width="stretch")
+chart.caption(f"Per-class test accuracy, v{b['id']} − v{a['id']} in percentage points (hover: both values).")
+chart.altair_chart(views_overview.accuracy_difference_chart(v.split("test").classes, a["metrics"]["per_class"],
+                                                            b["metrics"]["per_class"], f"v{a['id']}", f"v{b['id']}"),
+                   width="stretch")
+found = {r["id"]: (v.ws.results("maps", r["digest"]) or [None])[-1] for r in (a, b)}
+layers = [n for n in dict.fromkeys(sum((f["layers"] for f in found.values() if f), [])) if n in a["metrics"]["kernels"]
+          and n in b["metrics"]["kernels"]] or [n for n in a["metrics"]["kernels"] if n in b["metrics"]["kernels"]][:1]
+layer = st.selectbox("AOM grid of layer", layers)
+for col, record in zip(st.columns(2), (a, b), strict=True):
+    info = found[record["id"]]
+    col.markdown(f"**v{record['id']}** · {record['metrics']['kernels'][layer]} kernels in {layer}")
+    if info and layer in info["layers"]:
+        m = cached.workspace_maps(str(v.ws.path), info["key"])[layer]
+        cut = min(m.num_kernels, v.ws.n_groups(layer, aomcore.default_n_groups(m.num_kernels)))
+        col.image(cached.grid_image(info["key"], layer, cut, "aom", "occurrence", 28, m), width="stretch")
+    elif col.button(f"Compute maps of v{record['id']}", key=f"maps_{record['id']}",
+                    disabled=bool(v.active_jobs(("maps",)))):
+        if submit(v.ws, "maps", {"version": record["id"], "layers": [layer], "split": "train", "threshold": 0.0,
+                                 "batch_size": 256, "device": "auto"}):
+            st.rerun()
+job_panel(v, ("maps",))
+
+st.subheader("Revert")
 c1, c2 = st.columns([1, 2])
-chosen = c1.selectbox("Version", ids, index=ids.index(v.version_id), format_func=lambda i: f"v{i}")
+chosen = c1.selectbox("Version", ids, index=ids.index(v.version_id), format_func=lambda i: f"v{i}",
+                      key="revert_version")
 record = v.versions[chosen]
 c2.caption(record["note"])
-if chosen != v.version_id and c2.button(f"Make v{chosen} current (revert)", type="primary"):
+if chosen != v.version_id and c2.button(f"Make v{chosen} current (revert)", type="primary", key="revert"):
     v.ws.set_current(chosen)
     st.rerun()
 if chosen == v.version_id and not v.maps:

@@ -61,14 +61,12 @@ def layer_table(digest: str, input_shape: tuple, include_all: bool, _loaded: Loa
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def views(maps_key: str, layer: str, n_groups: int, _maps: aomcore.LayerMaps) -> dict:
-    """Ordering, flags and rendered images for one layer at one cut (keyed by the maps' key)."""
+    """Ordering, flags and the ODM image for one layer at one cut (keyed by the maps' key); grids: grid_image."""
     m = _maps
     ordering = aomcore.KernelOrdering(n_groups=n_groups).fit(m.odm)
     flags = aomcore.kernel_flags(m.aom)
     return {
         "order": ordering.order_, "groups": ordering.labels_, "flags": flags,
-        "aom_image": aomcore.map_grid_image(m.aom, "occurrence", ordering.order_, ordering.labels_, m.classes, flags),
-        "csm_image": aomcore.map_grid_image(m.csm, "selectivity", ordering.order_, ordering.labels_, m.classes, flags),
         "odm_image": aomcore.matrix_image(m.odm, order=ordering.order_, cell=max(2, min(24, 480 // m.num_kernels))),
         "mean_occurrence": m.aom.mean(axis=(2, 3)),
         "class_selectivity": m.class_selectivity,
@@ -184,3 +182,23 @@ def run_layers(run_path: str, arch: str, edits_json: str, num_classes: int, inpu
     with torch.random.fork_rng(devices=[]):  # building must not move the server's random stream
         model = aomcore.build_edited(arch, num_classes, input_shape, edits)
     return [la.name for la in aomcore.list_layers(model, input_shape)]
+
+
+@st.cache_data(max_entries=64, show_spinner="Drawing the maps…")
+def grid_image(maps_key: str, layer: str, n_groups: int, which: str, colormap: str, cell: int,
+               _maps: aomcore.LayerMaps):
+    """The AOM or CSM grid of one layer as an image, at one cut, colormap and zoom (keyed by the maps' key)."""
+    m = _maps
+    ordering = aomcore.KernelOrdering(n_groups=n_groups).fit(m.odm)
+    values = m.aom if which == "aom" else m.csm
+    return aomcore.map_grid_image(values, colormap, ordering.order_, ordering.labels_, m.classes,
+                                  aomcore.kernel_flags(m.aom), cell=cell)
+
+
+@st.cache_data(max_entries=16, show_spinner="Summarising the layers…")
+def overview(maps_key: str, cuts_json: str, hits_json: str, _maps: dict) -> list[dict]:
+    """:func:`aomcore.layer_overview` of stored maps at the workspace's cuts (keyed by the maps' key)."""
+    import json
+
+    return aomcore.layer_overview(_maps, n_groups=json.loads(cuts_json), neighborhood_hit=json.loads(hits_json)
+                                  or None)

@@ -25,13 +25,24 @@ def plain(text: object) -> str:
     return "".join(f"\\{c}" if c in _PUNCTUATION else c for c in str(text)).replace("\n", " ")
 
 
-def scale(name: str) -> alt.Scale:
-    """The paper's colormaps as Altair scales: occurrence (ordinal), selectivity (two-segment CSM)."""
-    if name == "occurrence":
-        return alt.Scale(scheme="viridis", domain=[0, 1])
+#: Colormaps the AOM and CSM views offer (label → :mod:`aomcore.render` name); first is the default.
+AOM_COLORMAPS = {"viridis (ordinal, as Fig. 2)": "occurrence", "magma": "magma", "gray": "gray"}
+CSM_COLORMAPS = {"two-segment (the paper's, Fig. 4)": "selectivity",
+                 "cool-warm (perceptually uniform diverging)": "coolwarm"}
+_RANGES = {"occurrence": ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"],
+           "magma": ["#000004", "#51127c", "#b73779", "#fc8961", "#fcfdbf"], "gray": ["#000000", "#ffffff"],
+           "coolwarm": ["#3b4cc0", "#7b9ff9", "#dddddd", "#f49a7b", "#b40426"],
+           "difference": ["#08306b", "#4292c6", "#f7f7f7", "#ef6548", "#7f0000"]}
+
+
+def scale(name: str, vmax: float | None = None) -> alt.Scale:
+    """The colormaps of :mod:`aomcore.render` as Altair scales (same colours as the images)."""
     if name == "selectivity":  # yellow (0) → red (−1) and cyan (0) → purple (1), as in Fig. 4
         return alt.Scale(domain=[-1, -1e-9, 0, 1], range=["#cc0000", "#ffff00", "#00ffff", "#5b0080"])
-    return alt.Scale(scheme="blueorange")
+    colours = _RANGES.get(name, _RANGES["difference"])
+    lo, hi = (-1.0, 1.0) if name == "coolwarm" else (0.0, 1.0 if vmax is None else vmax)
+    domain = list(np.linspace(lo, hi, len(colours)))
+    return alt.Scale(domain=domain, range=colours, interpolate="rgb")
 
 
 def maps_summary(maps: dict) -> pd.DataFrame:
@@ -49,21 +60,48 @@ def maps_summary(maps: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def grid_chart(maps: np.ndarray, order: np.ndarray, classes: list[str], name: str) -> alt.Chart:
-    """The whole (K, C, H, W) grid as one rect chart with a tooltip per position (small grids only)."""
+def grid_chart(maps: np.ndarray, order: np.ndarray, classes: list[str], name: str,
+               max_cells: int = MAX_CHART_CELLS // 2) -> tuple[alt.Chart, int]:
+    """The (K, C, H, W) grid as one chart with a tooltip per cell, labelled and separated per map.
+
+    Grids over ``max_cells`` are averaged over f×f blocks of positions first (f the
+    smallest factor that fits), so a conv1 grid stays responsive. Returns the chart and f.
+    """
     k, c, h, w = maps.shape
-    kk, cc, ii, jj = np.meshgrid(np.arange(k), np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+    f = 1
+    while k * c * -(-h // f) * -(-w // f) > max_cells:
+        f += 1
+    if f > 1:  # pad to a multiple of f with NaN, then average each block
+        hp, wp = -(-h // f) * f, -(-w // f) * f
+        padded = np.full((k, c, hp, wp), np.nan)
+        padded[:, :, :h, :w] = maps
+        maps = np.nanmean(padded.reshape(k, c, hp // f, f, wp // f, f), axis=(3, 5))
+    h2, w2 = maps.shape[2:]
+    kk, cc, ii, jj = np.meshgrid(np.arange(k), np.arange(c), np.arange(h2), np.arange(w2), indexing="ij")
     rank = np.empty(k, dtype=int)
     rank[order] = np.arange(k)
-    df = pd.DataFrame({"kernel": kk.ravel(), "class": np.array(classes, dtype=object)[cc.ravel()],
-                       "i": ii.ravel(), "j": jj.ravel(), "value": maps.ravel(),
-                       "x": cc.ravel() * (w + 1) + jj.ravel(), "y": rank[kk.ravel()] * (h + 1) + ii.ravel()})
-    px = max(2, min(8, 640 // (c * (w + 1))))
-    return alt.Chart(df).mark_rect().encode(
-        x=alt.X("x:O", axis=None), y=alt.Y("y:O", axis=None),
-        color=alt.Color("value:Q", scale=scale(name), title=name),
-        tooltip=["kernel", "class", "i", "j", alt.Tooltip("value:Q", format=".3f")],
-    ).properties(width=px * c * (w + 1), height=px * k * (h + 1))
+    gap = max(1, h2 // 4)
+    df = pd.DataFrame({"kernel": "k" + pd.Series(kk.ravel()).astype(str),
+                       "class": np.array(classes, dtype=object)[cc.ravel()],
+                       "i": ii.ravel() * f, "j": jj.ravel() * f, "value": maps.ravel(),
+                       "x": cc.ravel() * (w2 + gap) + jj.ravel(), "y": rank[kk.ravel()] * (h2 + gap) + ii.ravel()})
+    px = max(2, min(10, 900 // (c * (w2 + gap))))
+    width, height = px * c * (w2 + gap), px * k * (h2 + gap)
+    x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[0, c * (w2 + gap)], nice=False))
+    y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[0, k * (h2 + gap)], nice=False, reverse=True))
+    where = [alt.Tooltip("i:Q", title="row i" + (f" (block of {f}×{f})" if f > 1 else "")),
+             alt.Tooltip("j:Q", title="column j")]
+    cells = alt.Chart(df).mark_rect().encode(
+        x=x, x2="x2:Q", y=y, y2="y2:Q", color=alt.Color("value:Q", scale=scale(name), title=name),
+        tooltip=["kernel", "class", *where, alt.Tooltip("value:Q", format=".3f")],
+    ).transform_calculate(x2="datum.x + 1", y2="datum.y + 1")
+    heads = pd.DataFrame({"class": list(classes), "x": np.arange(c) * (w2 + gap) + w2 / 2, "y": -1.0})
+    rows = pd.DataFrame({"kernel": [f"k{i}" for i in order], "x": -1.0, "y": np.arange(k) * (h2 + gap) + h2 / 2})
+    top = alt.Chart(heads).mark_text(baseline="bottom", fontSize=11, angle=0, limit=px * w2 * 2).encode(
+        x=x, y=y, text="class")
+    side = alt.Chart(rows).mark_text(align="right", baseline="middle", fontSize=11).encode(x=x, y=y, text="kernel")
+    chart = (cells + top + side).properties(width=width, height=height, padding={"left": 40, "top": 30})
+    return chart, f
 
 
 def per_class_accuracy_chart(classes: list[str], per_class: list[float]) -> alt.Chart:
@@ -102,12 +140,13 @@ def kernel_class_heatmap(values: np.ndarray, order: np.ndarray, classes: list[st
     df["label"] = "k" + df["kernel"].astype(str)
     select = alt.selection_point(name="cell", fields=["kernel", "class"], on="click")
     return alt.Chart(df).mark_rect().encode(
-        x=alt.X("class:N", sort=list(classes), title="class"),
-        y=alt.Y("label:N", sort=alt.EncodingSortField("row"), title="kernel (cluster order)"),
+        x=alt.X("class:N", sort=list(classes), title="class", axis=alt.Axis(labelAngle=-40, labelLimit=0)),
+        y=alt.Y("label:N", sort=alt.EncodingSortField("row"), title="kernel (cluster order)",
+                axis=alt.Axis(labelOverlap=False, labelFontSize=11 if k <= 64 else 8)),
         color=alt.Color("value:Q", scale=scale(name), title=title),
         opacity=alt.condition(select, alt.value(1.0), alt.value(0.55)),
         tooltip=["label", "class", "group", alt.Tooltip("value:Q", format=".3f", title=title)],
-    ).add_params(select).properties(height=min(1200, max(200, 22 * k)))
+    ).add_params(select).properties(height=alt.Step(18 if k <= 64 else 10))
 
 
 def position_heatmap(values: np.ndarray, title: str, name: str) -> alt.Chart:
@@ -119,19 +158,43 @@ def position_heatmap(values: np.ndarray, title: str, name: str) -> alt.Chart:
         x=alt.X("j:O", title="j (column)"), y=alt.Y("i:O", title="i (row)"),
         color=alt.Color("value:Q", scale=scale(name), title=title),
         tooltip=["i", "j", alt.Tooltip("value:Q", format=".3f", title=title)],
-    ).properties(width=320, height=320)
+    ).properties(width=alt.Step(max(2, 320 // max(h, w))), height=alt.Step(max(2, 320 // max(h, w))))  # square
 
 
-def odm_heatmap(odm: np.ndarray, order: np.ndarray) -> alt.Chart:
+def odm_heatmap(odm: np.ndarray, order: np.ndarray, groups: np.ndarray | None = None) -> alt.Chart:
+    """The ODM (eq. 2), square, in ``order``, with the AOM grid's groups outlined in red."""
     k = odm.shape[0]
     m = odm[np.ix_(order, order)]
     labels = [f"k{i}" for i in order]
-    df = pd.DataFrame({"k1": np.repeat(labels, k), "k2": np.tile(labels, k), "D": m.reshape(-1)})
-    return alt.Chart(df).mark_rect().encode(
-        x=alt.X("k2:N", sort=labels, title=None), y=alt.Y("k1:N", sort=labels, title=None),
-        color=alt.Color("D:Q", scale=scale("difference"), title="ODM"),
-        tooltip=["k1", "k2", alt.Tooltip("D:Q", format=".3f")],
-    ).properties(width=min(560, 22 * k + 40), height=min(560, 22 * k + 40))
+    df = pd.DataFrame({"k1": np.repeat(labels, k), "k2": np.tile(labels, k), "D": m.reshape(-1),
+                       "r": np.repeat(np.arange(k), k), "c": np.tile(np.arange(k), k)})
+    side = min(640, max(240, 20 * k))
+    x = alt.X("c:Q", scale=alt.Scale(domain=[0, k], nice=False), axis=None)
+    y = alt.Y("r:Q", scale=alt.Scale(domain=[0, k], nice=False, reverse=True), axis=None)
+    cells = alt.Chart(df).mark_rect().encode(
+        x=x, x2="c2:Q", y=y, y2="r2:Q", color=alt.Color("D:Q", scale=scale("difference", float(m.max() or 1.0)),
+                                                        title="ODM D"),
+        tooltip=[alt.Tooltip("k1", title="kernel"), alt.Tooltip("k2", title="kernel"),
+                 alt.Tooltip("D:Q", format=".3f")],
+    ).transform_calculate(c2="datum.c + 1", r2="datum.r + 1")
+    layers = [cells]
+    if k <= 80:  # every kernel labelled, left and top
+        size = 11 if k <= 40 else 7
+        left = pd.DataFrame({"label": labels, "c": -0.2, "r": np.arange(k) + 0.5})
+        top = pd.DataFrame({"label": labels, "c": np.arange(k) + 0.5, "r": -0.2})
+        layers.append(alt.Chart(left).mark_text(align="right", baseline="middle", fontSize=size).encode(
+            x=x, y=y, text="label"))
+        layers.append(alt.Chart(top).mark_text(align="left", baseline="middle", angle=270, fontSize=size).encode(
+            x=x, y=y, text="label"))
+    if groups is not None:
+        g = np.asarray(groups)[order]
+        starts = [0] + [r for r in range(1, k) if g[r] != g[r - 1]]
+        ends = starts[1:] + [k]
+        boxes = pd.DataFrame({"a": starts, "b": ends})
+        layers.append(alt.Chart(boxes).mark_rect(fill=None, stroke="#dc0000", strokeWidth=2).encode(
+            x=alt.X("a:Q", scale=alt.Scale(domain=[0, k], nice=False), axis=None), x2="b:Q",
+            y=alt.Y("a:Q", scale=alt.Scale(domain=[0, k], nice=False, reverse=True), axis=None), y2="b:Q"))
+    return alt.layer(*layers).properties(width=side, height=side, padding={"left": 40, "top": 40})
 
 
 def ranking_table(selectivity: np.ndarray, groups: np.ndarray, flags: dict, keep: set[int]) -> pd.DataFrame:
@@ -147,16 +210,6 @@ def ranking_table(selectivity: np.ndarray, groups: np.ndarray, flags: dict, keep
         "representative": rep, "keep": [i in keep for i in range(k)],
     })
     return df.sort_values("selectivity s(k)", ascending=False).reset_index(drop=True)
-
-
-def suggested_keep(selectivity: np.ndarray, groups: np.ndarray, flags: dict) -> list[int]:
-    """The paper's rule (Sec. V-A): one representative per group (highest s(k)), never a dead kernel."""
-    keep = []
-    for g in np.unique(groups):
-        members = [i for i in np.flatnonzero(groups == g) if not flags["dead"][i]]
-        if members:
-            keep.append(int(max(members, key=lambda i: selectivity[i])))
-    return sorted(keep)
 
 
 # Seconds per 1,000 training images per epoch, measured on this project's 2-core CPU machines.
@@ -234,7 +287,8 @@ def training_curve(metrics: list[dict]) -> alt.Chart:
     """Live loss and batch accuracy per step."""
     df = pd.DataFrame(metrics)[["step", "loss", "accuracy"]].melt("step", var_name="metric")
     return alt.Chart(df).mark_line().encode(
-        x=alt.X("step:Q"), y=alt.Y("value:Q", title=None), color=alt.Color("metric:N", title=None),
+        x=alt.X("step:Q", axis=alt.Axis(format="d", tickMinStep=1)), y=alt.Y("value:Q", title=None),
+        color=alt.Color("metric:N", title=None),
         tooltip=["step", "metric", alt.Tooltip("value:Q", format=".3f")],
     ).properties(height=180)
 
@@ -247,6 +301,11 @@ def run_curve(ws, run_id: str | None) -> alt.Chart | None:
         return None
     metrics = read_metrics(ws.runs_dir / run_id)
     return training_curve(metrics) if metrics else None
+
+
+def count(n: int) -> str:
+    """A count short enough for a metric: 1,126,552 → '1.13 M', 298,810 → '298,810'."""
+    return f"{n / 1e9:.2f} G" if n >= 1e9 else f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,}"
 
 
 def version_row(record: dict, current_id: int | None) -> dict:

@@ -48,7 +48,7 @@ def test_compute_explore_select_walk(trained):
     at.switch_page("pages/select_kernels.py").run()
     assert not at.exception, at.exception
     assert "Kernels kept in conv1" in at.metric[-1].label
-    assert sorted(at.dataframe[0].value["kernel"]) == list(range(8))  # one ranked row per kernel
+    assert sorted(at.dataframe[0].value["name"]) == sorted(f"k{k}" for k in range(8))  # one ranked row per kernel
     kept = int(at.metric[-1].value.split(" of ")[0])
     assert 1 <= kept <= 8
     assert len(trained.selection(trained.version(0)["digest"])["conv1"]) == kept  # kept in the workspace
@@ -117,8 +117,8 @@ def test_edit_retrain_versions_revert(trained):
     at.switch_page("pages/versions.py").run()
     assert not at.exception, at.exception
     assert list(at.dataframe[0].value["version"]) == ["v0", "v1"]
-    at.selectbox[0].set_value(0).run()
-    at.button[0].click().run()  # make v0 current
+    at.selectbox(key="revert_version").set_value(0).run()
+    at.button(key="revert").click().run()  # make v0 current
     assert not at.exception, at.exception
     assert trained.current_version == 0
     at.switch_page("pages/explore.py").run()

@@ -1,0 +1,90 @@
+"""Look and decide: Layer overview → Edit & retrain, the new Explore tabs, a grid pick, the cut and
+the selection in step, two versions compared."""
+
+from aomcore import KernelOrdering, kernel_flags, load_cached_maps, suggest_keep
+from tests.app.helpers import app, texts, wait_jobs
+
+
+def _maps(at):
+    at.switch_page("pages/compute_maps.py").run()
+    at.button(key="compute").click().run()
+    return wait_jobs(at, "pages/compute_maps.py")
+
+
+def test_overview_rows_and_a_prefilled_edit_reaches_edit_retrain(trained):
+    at = app()
+    at.switch_page("pages/layer_overview.py").run()
+    assert not at.exception and "compute them" in at.info[0].value  # empty state
+    at = _maps(at)
+    at.switch_page("pages/layer_overview.py").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["layer"]) == ["conv1", "conv2"] and list(table["kernels"]) == [8, 16]
+    assert "neighbourhood hit" not in table.columns  # no projection in this workspace
+    trained.record_result({"kind": "embed", "key": "e1", "digest": trained.version(0)["digest"], "layer": "conv2",
+                           "neighborhood_hit": 0.875})  # what a projection of conv2's activations records
+    at.run()
+    hits = at.dataframe[0].value["neighbourhood hit"]
+    assert hits.isna().tolist() == [True, False] and hits.iloc[1] == 0.875
+    assert "Task 1 — Find redundant or ineffective kernels" in texts(at)
+    button = next(b for b in at.button if b.key.startswith("edit_conv1_"))
+    proposal = next(m.value for m in at.markdown if "Proposed edit: Remove kernels" in m.value and "conv1" in m.value)
+    button.click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Edit & retrain"
+    assert "Pre-filled from **Layer overview**" in at.info[0].value
+    assert at.selectbox(key="edit_layer").value == "conv1"
+    assert at.radio(key="edit_kind").value == "Remove kernels"
+    chosen = at.multiselect[0].value
+    assert chosen and all(f"k{k}" in proposal for k in chosen)
+    assert at.metric[0].value == f"8 → {8 - len(chosen)}"
+
+
+def test_explore_tabs_grid_pick_and_the_cut_in_step(trained):
+    at = _maps(app())
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception, at.exception
+    assert [t.label for t in at.tabs] == ["AOM", "ODM", "CSM", "Class difference", "Multi-class kernels",
+                                         "Inspect a kernel"]
+    assert len(at.dataframe[0].value) == 10  # the ten least separated class pairs
+    at.toggle(key="aom_hover").set_value(True).run()
+    assert not at.exception, at.exception
+    ws, digest = trained, trained.version(0)["digest"]
+    kept = ws.selection(digest)["conv1"]  # Explore set the suggestion at the cut
+    at.selectbox(key="kernel_conv1_None").set_value(kept[0]).run()  # the kernel to inspect
+    assert at.button(key="pick").label == f"Drop k{kept[0]}"
+    at.button(key="pick").click().run()
+    assert not at.exception, at.exception
+    assert ws.selection(digest)["conv1"] == [k for k in kept if k != kept[0]]  # the pick reached the selection
+
+    at.switch_page("pages/select_kernels.py").run()
+    assert not at.exception, at.exception
+    assert at.checkbox(key="keep_edits_conv1").value  # the user's edit is kept when the cut moves
+    at.slider[0].set_value(8).run()
+    assert ws.selection(digest)["conv1"] == [k for k in kept if k != kept[0]]
+    at.checkbox(key="keep_edits_conv1").uncheck().run()  # let it go: the suggestion at 8 groups
+    assert not at.exception, at.exception
+    m = load_cached_maps(ws.results_cache, ws.results("maps", digest)[-1]["key"])["conv1"]
+    expected = suggest_keep(m.selectivity, KernelOrdering(n_groups=8).fit(m.odm).labels_, kernel_flags(m.aom))
+    assert ws.selection(digest)["conv1"] == expected and ws.n_groups("conv1", 0) == 8
+    assert at.metric[-1].value == f"{len(expected)} of 8"
+    assert at.metric[-1].delta == (f"{8 - len(expected)} dropped" if len(expected) < 8 else "")
+    assert sorted(at.dataframe[0].value["name"]) == sorted(f"k{k}" for k in range(8))
+
+
+def test_versions_compared_side_by_side(trained):
+    trained.add_version(trained.load_version(0), parent=0, edits=[], metrics=trained.version(0)["metrics"],
+                        note="a copy", arch="zoo:digits_net", num_classes=10, input_shape=(1, 8, 8))
+    at = app()
+    at.switch_page("pages/versions.py").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[1].value
+    assert list(table.columns) == ["", "A: v0", "B: v1", "change"]
+    assert table.iloc[0].tolist()[0] == "test accuracy" and table.iloc[0]["change"] == "+0.00 pt"
+    assert "kernels in conv1" in list(table[""])
+    assert at.button(key="maps_0") and at.button(key="maps_1")
+    at.button(key="maps_0").click().run()  # no maps for v0 yet: compute them as a job
+    at = wait_jobs(at, "pages/versions.py")
+    assert not at.exception, at.exception
+    # v1 is a copy of v0 (same weights digest): both grids are now shown, no compute button is left
+    assert len(at.get("image")) == 2 and not [b for b in at.button if b.key and b.key.startswith("maps_")]

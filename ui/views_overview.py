@@ -1,0 +1,124 @@
+"""Charts and tables of the "look and decide" views: layer overview, class difference, multi-class
+kernels, two versions side by side (Altair specs and DataFrames; no Streamlit calls)."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from ui.views import scale
+
+#: The paper's three tasks (Garcia et al. 2019, Sec. III), in its words.
+TASKS = {1: "Find redundant or ineffective kernels", 2: "Find too small layers", 3: "Find too shallow models"}
+#: The edit each task's finding proposes, as Edit & retrain names it.
+EDIT_LABELS = {"remove": "Remove kernels", "reinit": "Re-initialise kernels", "widen": "Widen",
+               "insert": "Insert a layer after"}
+
+
+def overview_table(rows: list[dict]) -> pd.DataFrame:
+    """One row per layer of :func:`aomcore.layer_overview`, as the page shows it."""
+    out = []
+    for r in rows:
+        tasks = sorted({f["task"] for f in r["findings"]})
+        out.append({
+            "layer": r["layer"], "kernels": r["kernels"], "dead": r["dead"], "always on": r["always_on"],
+            "redundant groups": f"{r['redundant_groups']} of {r['groups']} ({r['redundant_kernels']} kernels)",
+            "mean s(k)": r["mean_selectivity"],
+            "least separated classes": " / ".join(r["least_separated"]), "E": r["least_separated_e"],
+            "multi-class share": r["multi_class_share"],
+            "neighbourhood hit": r["neighborhood_hit"],
+            "points to": ", ".join(f"Task {t}" for t in tasks) or "nothing listed",
+        })
+    return pd.DataFrame(out)
+
+
+def edit_summary(edit: dict | None) -> str:
+    """'Remove kernels k1, k4 from conv1' — the pre-filled edit a finding proposes."""
+    if edit is None:
+        return "no edit applies here"
+    label = EDIT_LABELS[edit["kind"]]
+    if edit.get("kernels"):
+        names = ", ".join(f"k{k}" for k in edit["kernels"])
+        return f"{label} {names} ({len(edit['kernels'])}) in {edit['layer']}"
+    if edit["kind"] == "widen":
+        return f"Widen {edit['layer']} by {edit['n']} kernels"
+    return f"{label} {edit['layer']}"
+
+
+def class_difference_chart(difference: np.ndarray, order: np.ndarray, classes: list[str]) -> alt.Chart:
+    """The C×C class difference matrix E (the ODM's dual, Task 2), square, rows/columns in ``order``."""
+    c = difference.shape[0]
+    names = [classes[i] for i in order]
+    m = difference[np.ix_(order, order)]
+    df = pd.DataFrame({"class 1": np.repeat(names, c), "class 2": np.tile(names, c), "E": m.reshape(-1)})
+    side = min(560, max(260, 44 * c))
+    axis = alt.Axis(labelOverlap=False, labelLimit=0, labelAngle=0)
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("class 2:N", sort=names, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=0, labelAngle=-40)),
+        y=alt.Y("class 1:N", sort=names, title=None, axis=axis),
+        color=alt.Color("E:Q", scale=scale("difference", float(m.max() or 1.0)), title="E"),
+        tooltip=["class 1", "class 2", alt.Tooltip("E:Q", format=".4f")],
+    ).properties(width=side, height=side)
+
+
+def pairs_table(pairs: list[tuple[int, int, float]], classes: list[str], median: float) -> pd.DataFrame:
+    return pd.DataFrame({"class": [classes[a] for a, _, _ in pairs], "and class": [classes[b] for _, b, _ in pairs],
+                         "E": [e for _, _, e in pairs], "E / median": [e / median if median else np.nan
+                                                                      for _, _, e in pairs]})
+
+
+def classes_per_kernel_chart(per_kernel: np.ndarray, order: np.ndarray, strong: np.ndarray,
+                             classes: list[str]) -> alt.Chart:
+    """Classes with strong occurrence per kernel (Task 3): a bar per kernel in cluster order,
+    the classes listed in the tooltip; kernels with two or more classes in orange."""
+    labels = [f"k{i}" for i in order]
+    df = pd.DataFrame({"kernel": labels, "classes": per_kernel[order],
+                       "which": [", ".join(classes[c] for c in np.flatnonzero(strong[i])) or "—" for i in order]})
+    df["multi-class"] = df["classes"] >= 2
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("kernel:N", sort=labels, title="kernel (cluster order)",
+                axis=alt.Axis(labelOverlap=False, labelAngle=-90 if len(labels) > 24 else 0)),
+        y=alt.Y("classes:Q", title="strong classes", axis=alt.Axis(tickMinStep=1, format="d"),
+                scale=alt.Scale(domain=[0, len(classes)])),
+        color=alt.Color("multi-class:N", scale=alt.Scale(domain=[False, True], range=["#1f77b4", "#ff7f0e"]),
+                        title="2+ classes"),
+        tooltip=["kernel", "classes", alt.Tooltip("which", title="strong for")],
+    ).properties(height=240)
+
+
+def accuracy_difference_chart(classes: list[str], a: list[float], b: list[float], name_a: str,
+                              name_b: str) -> alt.Chart:
+    """Per-class test accuracy of ``b`` minus ``a`` in percentage points: a 1-point change is a visible bar."""
+    diff = 100 * (np.asarray(b) - np.asarray(a))
+    df = pd.DataFrame({"class": list(classes), "difference": diff, "a": np.asarray(a) * 100,
+                       "b": np.asarray(b) * 100})
+    top = max(1.0, float(np.abs(diff).max()) * 1.15)
+    bars = alt.Chart(df).mark_bar().encode(
+        x=alt.X("class:N", sort=list(classes), title=None, axis=alt.Axis(labelAngle=-40, labelLimit=0)),
+        y=alt.Y("difference:Q", title=f"{name_b} − {name_a} (points)", scale=alt.Scale(domain=[-top, top])),
+        color=alt.condition("datum.difference >= 0", alt.value("#2ca02c"), alt.value("#d62728")),
+        tooltip=["class", alt.Tooltip("a:Q", format=".2f", title=f"{name_a} %"),
+                 alt.Tooltip("b:Q", format=".2f", title=f"{name_b} %"),
+                 alt.Tooltip("difference:Q", format="+.2f", title="points")],
+    )
+    zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="black").encode(y="y:Q")
+    return (bars + zero).properties(height=240)
+
+
+def compare_table(a: dict, b: dict) -> pd.DataFrame:
+    """Two version records side by side (A, B, change B − A): accuracy, parameters, FLOPs, kernels per
+    layer, retrain time."""
+    ma, mb = a["metrics"], b["metrics"]
+    rows = [("test accuracy", f"{ma['accuracy']:.2%}", f"{mb['accuracy']:.2%}",
+             f"{100 * (mb['accuracy'] - ma['accuracy']):+.2f} pt"),
+            ("parameters", f"{ma['params']:,}", f"{mb['params']:,}", f"{mb['params'] - ma['params']:+,}"),
+            ("FLOPs / image", f"{ma['flops']:,}", f"{mb['flops']:,}", f"{mb['flops'] - ma['flops']:+,}")]
+    for layer in dict.fromkeys([*ma["kernels"], *mb["kernels"]]):
+        ka, kb = ma["kernels"].get(layer), mb["kernels"].get(layer)
+        rows.append((f"kernels in {layer}", "—" if ka is None else str(ka), "—" if kb is None else str(kb),
+                     "" if ka is None or kb is None else f"{kb - ka:+d}"))
+    ra, rb = a.get("retrain_seconds"), b.get("retrain_seconds")
+    rows.append(("retrain time", "—" if ra is None else f"{ra:.1f} s", "—" if rb is None else f"{rb:.1f} s", ""))
+    names = [f"A: v{a['id']}", f"B: v{b['id']}"]
+    return pd.DataFrame(rows, columns=["", *names, "change"])
