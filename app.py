@@ -12,30 +12,34 @@ from ui.state import current_user, sign_in_gate, view
 
 st.set_page_config(page_title="AOMscope", page_icon=":material/grid_view:", layout="wide")
 
-PAGES = [
-    st.Page("pages/model_data.py", title="Model & data", icon=":material/database:", default=True),
-    st.Page("pages/compute_maps.py", title="Compute maps", icon=":material/calculate:"),
-    st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:"),
-    st.Page("pages/layer_overview.py", title="Layer overview", icon=":material/view_list:"),
-    st.Page("pages/select_kernels.py", title="Select kernels", icon=":material/checklist:"),
-    st.Page("pages/edit_retrain.py", title="Edit & retrain", icon=":material/content_cut:"),
-    st.Page("pages/versions.py", title="Versions", icon=":material/history:"),
-    st.Page("pages/training_monitor.py", title="Training monitor", icon=":material/monitoring:"),
-    st.Page("pages/selectivity_experiment.py", title="Selectivity experiment", icon=":material/science:"),
-    st.Page("pages/filter_map.py", title="Filter map", icon=":material/bubble_chart:"),
-    st.Page("pages/input_map.py", title="Input map", icon=":material/scatter_plot:"),
-    st.Page("pages/hidden_activity.py", title="Hidden activity", icon=":material/hub:"),
-    st.Page("pages/training_trails.py", title="Training trails", icon=":material/timeline:"),
-    st.Page("pages/workspaces.py", title="Workspaces", icon=":material/folder_open:"),
-]
-page = st.navigation(PAGES)
+PAGES = {
+    "AOM methodology": [
+        st.Page("app_pages/model_data.py", title="Model & data", icon=":material/database:", default=True),
+        st.Page("app_pages/compute_maps.py", title="Compute maps", icon=":material/calculate:"),
+        st.Page("app_pages/explore.py", title="Explore", icon=":material/grid_on:"),
+        st.Page("app_pages/layer_overview.py", title="Layer overview", icon=":material/view_list:"),
+        st.Page("app_pages/select_kernels.py", title="Select kernels", icon=":material/checklist:"),
+        st.Page("app_pages/edit_retrain.py", title="Edit & retrain", icon=":material/content_cut:"),
+        st.Page("app_pages/versions.py", title="Versions", icon=":material/history:"),
+        st.Page("app_pages/selectivity_experiment.py", title="Selectivity experiment", icon=":material/science:"),
+    ],
+    "DeepEyes · Rauber et al.": [
+        st.Page("app_pages/training_monitor.py", title="Training monitor", icon=":material/monitoring:"),
+        st.Page("app_pages/filter_map.py", title="Filter map", icon=":material/bubble_chart:"),
+        st.Page("app_pages/input_map.py", title="Input map", icon=":material/scatter_plot:"),
+        st.Page("app_pages/hidden_activity.py", title="Hidden activity", icon=":material/hub:"),
+        st.Page("app_pages/training_trails.py", title="Training trails", icon=":material/timeline:"),
+    ],
+    "Workspace": [st.Page("app_pages/workspaces.py", title="Workspaces", icon=":material/folder_open:")],
+}
+page = st.navigation(PAGES, expanded=True)
 sign_in_gate()
 
 try:
     v = view()
 except InputError as exc:
     st.error(f"Could not open this workspace — {exc}")
-    st.page_link("pages/workspaces.py", label="Open or create a workspace", icon=":material/folder_open:")
+    st.page_link("app_pages/workspaces.py", label="Open or create a workspace", icon=":material/folder_open:")
     v = None
 
 with st.sidebar:

@@ -2,7 +2,7 @@
 
 Implements Garcia, Falcão, Telea, da Silva, Tørresen, Comba, "A Methodology for Neural
 Network Architectural Tuning Using Activation Occurrence Maps", IJCNN 2019. Never imports
-streamlit; the dashboard (``app.py``, ``pages/``) and the CLI (``python -m aomcore``) sit
+streamlit; the dashboard (``app.py``, ``app_pages/``) and the CLI (``python -m aomcore``) sit
 on top of it.
 """
 

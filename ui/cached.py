@@ -102,7 +102,7 @@ def state_dict_bytes(digest: str, fmt: str, _model) -> bytes:
     return to_bytes(_model, fmt)
 
 
-# --- DeepEyes and Rauber et al. views (pages/filter_map.py, input_map.py, hidden_activity.py) ----------------
+# --- DeepEyes and Rauber et al. views (app_pages/filter_map.py, input_map.py, hidden_activity.py) ----------------
 @st.cache_resource(max_entries=32, show_spinner=False)
 def stored_arrays(workspace: str, kind: str, key: str) -> dict | None:
     """A content-keyed ``deepeyes``/``embed`` result's arrays, shared read-only (keyed by its content key)."""

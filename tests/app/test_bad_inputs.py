@@ -94,7 +94,7 @@ def test_bad_input_gives_a_message_and_the_session_survives(files, case, action,
     assert not files["pwned"].exists()
     # nothing was lost: same dataset, same model, and the other pages still work on them
     assert ws.dataset == "digits" and ws.model.digest == digest
-    at.switch_page("pages/compute_maps.py").run()
+    at.switch_page("app_pages/compute_maps.py").run()
     at.button(key="compute").click().run()
     assert not at.exception and "Maps of 2 layer(s)" in at.success[0].value
 
@@ -133,7 +133,7 @@ def test_class_without_images_is_a_clear_maps_error(files):
     assert not at.exception and not at.error
     at.button(key="train").click().run()
     assert not at.exception, at.exception
-    at.switch_page("pages/compute_maps.py").run()
+    at.switch_page("app_pages/compute_maps.py").run()
     at.button(key="compute").click().run()
     assert not at.exception
     assert "a class has no images: expected at least one image of every class, found no images of class 'c'" in \
@@ -142,7 +142,7 @@ def test_class_without_images_is_a_clear_maps_error(files):
 
 def test_edit_removing_every_kernel(files):
     at = _app()
-    at.switch_page("pages/edit_retrain.py").run()
+    at.switch_page("app_pages/edit_retrain.py").run()
     at.multiselect[0].set_value(list(range(8))).run()
     assert not at.exception and "cannot remove every kernel of conv1" in at.error[0].value
     assert at.session_state["workspace"].history.current_id == 0

@@ -14,7 +14,7 @@ KINDS = [("Remove kernels", "kernels", [0, 1, 2]), ("Re-initialise kernels", "ke
 
 
 def _run_edit(at, layer, kind, field, value):
-    at.switch_page("pages/edit_retrain.py").run()
+    at.switch_page("app_pages/edit_retrain.py").run()
     assert not at.exception, at.exception
     at.selectbox[0].set_value(layer).run()
     at.radio[0].set_value(kind).run()

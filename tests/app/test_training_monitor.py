@@ -13,7 +13,7 @@ from aomcore.jobs import request_cancel
 from aomcore.run_monitor import filter_flags, read_run_view
 from tests.app.helpers import app, texts, wait_jobs
 
-PAGE = "pages/training_monitor.py"
+PAGE = "app_pages/training_monitor.py"
 
 
 def _charts(at) -> list:

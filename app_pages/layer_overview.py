@@ -45,4 +45,4 @@ for row in rows:
         if finding["edit"] is not None and b.button("Prepare this edit", key=f"edit_{row['layer']}_{n}",
                                                     icon=":material/content_cut:"):
             st.session_state["proposed_edit"] = {**finding["edit"], "digest": digest}
-            st.switch_page("pages/edit_retrain.py")
+            st.switch_page("app_pages/edit_retrain.py")

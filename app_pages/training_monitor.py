@@ -21,7 +21,7 @@ runs = list(reversed(list_runs(v.ws)))
 if not runs:
     st.info("No runs yet: train a model (**Model & data**) — runs are recorded with snapshots — or import "
             "checkpoint files below.")
-    st.page_link("pages/model_data.py", label="Model & data", icon=":material/database:")
+    st.page_link("app_pages/model_data.py", label="Model & data", icon=":material/database:")
     monitor.import_expander(v, expanded=True)
     st.stop()
 

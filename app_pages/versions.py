@@ -67,7 +67,7 @@ if chosen != v.version_id and c2.button(f"Make v{chosen} current (revert)", type
     v.ws.set_current(chosen)
     st.rerun()
 if chosen == v.version_id and not v.maps:
-    st.page_link("pages/compute_maps.py", label=f"Compute maps for v{chosen}", icon=":material/calculate:")
+    st.page_link("app_pages/compute_maps.py", label=f"Compute maps for v{chosen}", icon=":material/calculate:")
 
 st.subheader(f"Download v{chosen}")
 model = cached.version_model(str(v.ws.path), chosen, record["digest"])
