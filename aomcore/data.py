@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .policy import current_policy
 
 __all__ = [
     "DATASET_NAMES",
@@ -323,12 +324,28 @@ def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike |
                         scale=scale, preprocessing=preprocessing)
 
 
+def _confined(path: str | os.PathLike) -> Path:
+    """The path a loader opens, symlinks followed; in shared mode it must lie inside ``AOMSCOPE_DATA_DIRS``.
+
+    Every file and folder a loader opens goes through here, so a link *inside* an allowed
+    folder that points outside it (an image, a ``train/`` folder, ``MNIST/``, a CIFAR
+    batch) is refused like a path that starts outside.
+
+    Raises
+    ------
+    InputError
+        "path outside the allowed data folders" (shared mode only).
+    """
+    policy = current_policy()
+    return policy.check_data_path(path) if policy.shared else Path(path)
+
+
 def _require_root(data_root, name: str) -> Path:
     root = data_root if data_root is not None else default_data_root()
     if root is None:
         raise InputError(f"{name} needs a data root", expected=f"--data-root DIR or ${DATA_ROOT_ENV}",
                          found="neither was given")
-    root = Path(root)
+    root = _confined(root)
     if not root.is_dir():
         raise InputError("data root does not exist", expected="an existing folder", found=str(root))
     return root
@@ -351,6 +368,12 @@ def _load_mnist(kind: str, split: str, root: Path, download: bool):
     from torchvision import datasets
 
     cls = datasets.MNIST if kind == "mnist" else datasets.FashionMNIST
+    raw = _confined(root / cls.__name__ / "raw")
+    for url, _ in cls.resources:  # the files torchvision opens (and their .gz downloads)
+        name = url.rpartition("/")[2]
+        for file in (raw / name, raw / name.removesuffix(".gz")):
+            if os.path.lexists(file):
+                _confined(file)
     try:
         ds = cls(str(root), train=split == "train", download=download)
     except RuntimeError as exc:
@@ -379,7 +402,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _read_cifar_pickle(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
+        with open(_confined(path), "rb") as f:
             return _ArrayUnpickler(f, encoding="latin1").load()
     except FileNotFoundError:
         raise InputError("CIFAR-10 file missing", expected=f"{path.name} in {path.parent}",
@@ -390,7 +413,7 @@ def _read_cifar_pickle(path: Path) -> dict:
 
 
 def _load_cifar10(split: str, root: Path, download: bool):
-    folder = root / "cifar-10-batches-py"
+    folder = _confined(root / "cifar-10-batches-py")
     if download and not folder.is_dir():
         from torchvision import datasets
 
@@ -411,20 +434,60 @@ def _load_cifar10(split: str, root: Path, download: bool):
     return torch.from_numpy(np.concatenate(xs)), labels, classes, 1.0 / 255.0
 
 
+def _hidden(name: str) -> bool:
+    """Hidden entries (``.git``, ``.ipynb_checkpoints``, AppleDouble ``._x.png``) and ``__MACOSX``."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _class_folders(path: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(path) if not _hidden(e.name) and e.is_dir())
+
+
+def _scan_imagefolder(path: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names and ``(file, label)`` samples, every folder and file checked by :func:`_confined`.
+
+    Hidden entries are skipped; a folder or file reached twice (a symlink loop, two links
+    to one folder) is refused rather than counted twice.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    classes = _class_folders(path)
+    if not classes:
+        raise InputError("no images found", expected="one sub-folder of images per class",
+                         found=f"no class folders in {path}")
+    samples, seen = [], {}
+    for label, name in enumerate(classes):
+        count = len(samples)
+        for folder, subfolders, files in os.walk(path / name, followlinks=True):
+            real = _confined(folder).resolve()
+            if real in seen:
+                raise InputError("a folder is reached twice (symlink loop?)", expected="each folder reached once",
+                                 found=f"{folder} and {seen[real]} are both {real}")
+            seen[real] = folder
+            subfolders[:] = sorted(d for d in subfolders if not _hidden(d))
+            for file in sorted(files):
+                if not _hidden(file) and file.lower().endswith(IMG_EXTENSIONS):
+                    real = _confined(Path(folder) / file).resolve()
+                    if real in seen:
+                        raise InputError("an image is reached twice (a symlink)", expected="each image once",
+                                         found=f"{Path(folder) / file} and {seen[real]} are both {real}")
+                    seen[real] = Path(folder) / file
+                    samples.append((real, label))
+        if len(samples) == count:
+            raise InputError("no images found", expected="one sub-folder of images per class",
+                             found=f"class folder {name!r} holds no {'/'.join(IMG_EXTENSIONS)} files")
+    return classes, samples
+
+
 def _load_imagefolder(path: Path, split: str):
     from PIL import Image, UnidentifiedImageError
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+    path = _confined(path)
     if not path.is_dir():
         raise InputError("image folder does not exist", expected="an existing folder", found=str(path))
     if (path / "train").is_dir() and (path / "test").is_dir():
-        path = path / split
-    try:
-        classes, class_to_idx = find_classes(str(path))
-        samples = make_dataset(str(path), class_to_idx, extensions=IMG_EXTENSIONS)
-    except (FileNotFoundError, RuntimeError) as exc:
-        raise InputError("no images found", expected="one sub-folder of images per class",
-                         found=str(exc).splitlines()[0]) from None
+        path = _confined(path / split)
+    classes, samples = _scan_imagefolder(path)
     arrays = []
     for file, _ in samples:
         try:
@@ -446,6 +509,7 @@ def _load_imagefolder(path: Path, split: str):
 
 
 def _load_npz(path: Path, split: str):
+    path = _confined(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
