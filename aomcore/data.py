@@ -488,11 +488,17 @@ def _load_imagefolder(path: Path, split: str):
     if (path / "train").is_dir() and (path / "test").is_dir():
         path = _confined(path / split)
     classes, samples = _scan_imagefolder(path)
-    arrays = []
+    arrays, total = [], 0
     for file, _ in samples:
         try:
             with Image.open(file) as im:
+                (w, h), bands = im.size, len(im.getbands())
+                depth = 4 if im.mode in ("I", "F") else 2 if im.mode.startswith("I;16") else 1
+                total = _check_size(file.name, w * h * bands * depth, f"{w}×{h} {im.mode}", total)
                 arrays.append(np.asarray(im.convert("RGB" if im.mode not in ("L", "1", "I;16") else "L")))
+        except Image.DecompressionBombError as exc:
+            raise InputError("image too large to decode", expected="an image under PIL's decompression-bomb limit",
+                             found=f"{file}: {exc}") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise InputError("unreadable image file", expected="an image PIL can read",
                              found=f"{file}: {exc}") from None
@@ -508,21 +514,77 @@ def _load_imagefolder(path: Path, split: str):
     return images, labels, list(classes), 1.0 / 255.0
 
 
+def _data_limit() -> int:
+    """Bytes a dataset may declare before it is decoded (``AOMSCOPE_MAX_DATA_GB``)."""
+    return int(current_policy().max_data_gb * 2**30)
+
+
+def _size(nbytes: int) -> str:
+    for unit, factor in (("GB", 2**30), ("MB", 2**20)):
+        if nbytes >= factor / 10:
+            return f"{nbytes / factor:.2f} {unit}"
+    return f"{nbytes / 2**10:.1f} KB"
+
+
+def _check_size(what: str, nbytes: int, declared: str, total: int = 0) -> int:
+    """Refuse ``nbytes`` (plus ``total`` already read) over the data limit; returns the new total."""
+    limit = _data_limit()
+    if total + nbytes > limit:
+        raise InputError("the dataset is too large to load", expected=f"at most {_size(limit)} of decoded data "
+                         "(AOMSCOPE_MAX_DATA_GB)", found=f"{what} declares {declared} = {_size(nbytes)}"
+                         + (f" after {_size(total)} of other files" if total else ""))
+    return total + nbytes
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array in an ``.npz``, read from the headers without decoding."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise InputError("a .npy file, not an .npz archive", expected="an .npz archive of named arrays "
+                         "(np.savez(path, x=..., y=...))", found=f"{path.name}: a single array saved with np.save")
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+            headers[info.filename.removesuffix(".npy")] = (tuple(shape), dtype)
+    return headers
+
+
 def _load_npz(path: Path, split: str):
     path = _confined(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        headers = _npz_headers(path)
     except FileNotFoundError:
         raise InputError("npz file does not exist", expected="an existing .npz file", found=str(path)) from None
+    except (ValueError, OSError, EOFError, KeyError) as exc:  # zipfile.BadZipFile is an OSError
+        raise InputError("not a readable npz archive", expected="a NumPy .npz file (no pickled objects)",
+                         found=f"{path.name}: {exc}") from None
+    xk, yk = (f"x_{split}", f"y_{split}") if f"x_{split}" in headers else ("x", "y")
+    missing = [k for k in (xk, yk) if k not in headers]
+    if missing:
+        raise InputError("npz archive lacks arrays", expected="arrays 'x' and 'y' (or x_train/y_train/x_test/y_test)",
+                         found=f"arrays {sorted(headers)}; missing {missing}")
+    wanted = [k for k in (xk, yk, "classes") if k in headers]
+    total = 0
+    for key in wanted:
+        shape, dtype = headers[key]
+        total = _check_size(repr(key), math.prod(shape) * dtype.itemsize,
+                            f"{'×'.join(map(str, shape)) or 'a scalar'} {dtype}", total)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in wanted}
     except (ValueError, OSError, EOFError) as exc:
         raise InputError("not a readable npz archive", expected="a NumPy .npz file (no pickled objects)",
                          found=f"{path.name}: {exc}") from None
-    xk, yk = (f"x_{split}", f"y_{split}") if f"x_{split}" in arrays else ("x", "y")
-    missing = [k for k in (xk, yk) if k not in arrays]
-    if missing:
-        raise InputError("npz archive lacks arrays", expected="arrays 'x' and 'y' (or x_train/y_train/x_test/y_test)",
-                         found=f"arrays {sorted(arrays)}; missing {missing}")
     x, y = arrays[xk], arrays[yk]
     if np.issubdtype(x.dtype, np.floating):
         bad = ~np.isfinite(x)

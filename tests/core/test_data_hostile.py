@@ -60,3 +60,25 @@ def test_every_opened_file_must_lie_inside_the_data_dirs(shared, tmp_path):
     upload.parent.mkdir(parents=True)
     np.savez(upload, x=np.zeros((4, 8, 8), np.uint8), y=np.array([0, 1, 0, 1]))
     assert len(load_dataset(f"npz:{upload}")) == 4
+
+
+def test_declared_sizes_are_checked_before_decoding(tmp_path, monkeypatch):
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (640000, 28, 28)})
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive:  # headers only: nothing behind them
+        archive.writestr("x.npy", header.getvalue())
+        archive.writestr("y.npy", header.getvalue())
+    monkeypatch.setenv("AOMSCOPE_MAX_DATA_GB", "0.25")
+    with pytest.raises(InputError, match=r"'x' declares 640000×28×28 uint8 = 0.47 GB"):
+        load_dataset(f"npz:{tmp_path / 'bomb.npz'}")
+    folder = two_classes(tmp_path / "images", size=(64, 64))
+    monkeypatch.setenv("AOMSCOPE_MAX_DATA_GB", str(3 * 64 * 64 / 2**30))
+    with pytest.raises(InputError, match=r"1.png declares 64×64 L = 4.0 KB after 12.0 KB of other files"):
+        load_dataset(f"imagefolder:{folder}")
+    monkeypatch.delenv("AOMSCOPE_MAX_DATA_GB")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(InputError, match="image too large to decode"):
+        load_dataset(f"imagefolder:{folder}")
