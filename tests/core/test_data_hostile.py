@@ -82,3 +82,65 @@ def test_declared_sizes_are_checked_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(InputError, match="image too large to decode"):
         load_dataset(f"imagefolder:{folder}")
+
+
+def npz(path, **arrays):
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+def test_pixels_are_scaled_by_their_range_or_refused(tmp_path):
+    y = np.array([0, 1, 0, 1])
+    x = np.array([0, 64, 128, 255], np.float32).reshape(4, 1, 1).repeat(4, 1).repeat(4, 2)
+    data = load_dataset(npz(tmp_path / "f255.npz", x=x, y=y))
+    assert data.transform(data.images).max().item() == 1.0 and data.scale == 1 / 255
+    assert data.notes == ("x holds float32 values in [0, 255]: read as 8-bit pixels (divided by 255)",)
+    assert "notes" in data.identity()
+    with pytest.raises(InputError, match="found x int8 with min -128, max 127"):
+        load_dataset(npz(tmp_path / "i8.npz", x=np.array([-128, 0, 5, 127], np.int8).reshape(4, 1, 1), y=y))
+    with pytest.raises(InputError, match="pixel values out of range"):
+        load_dataset(npz(tmp_path / "norm.npz", x=x / 128 - 1, y=y))
+    wide = load_dataset(npz(tmp_path / "u16.npz", x=(x * 257).astype(np.uint16), y=y))
+    assert wide.transform(wide.images).amax((1, 2, 3)).tolist() == pytest.approx([0, 64 / 255, 128 / 255, 1])
+    assert "notes" not in load_dataset("digits").identity()
+
+
+def test_labels_and_class_names_are_read_as_stored(tmp_path):
+    x = np.zeros((4, 4, 4), np.uint8)
+    with pytest.raises(InputError, match=r"found min 0, max 9223372036854775813 \(dtype uint64\)"):
+        load_dataset(npz(tmp_path / "u64.npz", x=x, y=np.array([0, 1, 0, 2**63 + 5], np.uint64),
+                         classes=np.array(["a", "b"])))
+    with pytest.raises(InputError, match=r"expected integers in \[0, 3\]"):
+        load_dataset(npz(tmp_path / "u64b.npz", x=x, y=np.array([0, 1, 0, 2**63 + 5], np.uint64)))
+    with pytest.raises(InputError, match="classes must be a 1-D array of names.*found a single string 'ab'"):
+        load_dataset(npz(tmp_path / "c0.npz", x=x, y=np.array([0, 1, 0, 1]), classes=np.array("ab")))
+
+
+def test_image_folders_read_what_a_person_sees(tmp_path):
+    folder = two_classes(tmp_path / "f")
+    for hidden in (".git", ".ipynb_checkpoints", "__MACOSX"):
+        png(folder / hidden / "0.png", np.zeros((8, 8), np.uint8))
+    (folder / "a" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    assert load_dataset(f"imagefolder:{folder}").classes == ["a", "b"]
+    os.symlink(folder / "a", folder / "a" / "loop")
+    with pytest.raises(InputError, match="a folder is reached twice"):
+        load_dataset(f"imagefolder:{folder}")
+    deep = tmp_path / "deep"
+    for i, cls in enumerate(("a", "b")):
+        for j in range(2):
+            path = deep / cls / f"{j}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((4, 6), 1000 * (2 * i + j + 1), np.uint16)).save(path)
+    data = load_dataset(f"imagefolder:{deep}")
+    assert data.images.shape == (4, 1, 4, 6) and data.images.amax((1, 2, 3)).tolist() == [1000, 2000, 3000, 4000]
+    assert data.scale == 1 / 65535 and data.notes == ("16-bit images: pixels divided by 65535",)
+    mixed = two_classes(tmp_path / "m")
+    png(mixed / "b" / "rgb.png", np.zeros((8, 8, 3), np.uint8))
+    data = load_dataset(f"imagefolder:{mixed}")
+    assert data.images.shape == (5, 3, 8, 8) and "grayscale and RGB images mixed" in data.notes[0]
+    split = tmp_path / "s"
+    two_classes(split / "train")
+    two_classes(split / "test")
+    png(split / "test" / "c" / "0.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match=r"found train \['a', 'b'\], test \['a', 'b', 'c'\]"):
+        load_dataset(f"imagefolder:{split}")
