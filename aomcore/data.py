@@ -152,6 +152,9 @@ class ImageDataset(torch.utils.data.Dataset):
         if p.mean is not None and len(p.mean) not in (1, channels):
             raise InputError("mean/std need one value or one per channel",
                              expected=f"1 or {channels} values", found=f"{len(p.mean)} values")
+        c, h, w = self.input_shape
+        current_policy().check_allocation(4 * c * h * w, f"one {c}×{h}×{w} float32 input image",
+                                          "a smaller --resize")
 
     # --- torch Dataset protocol -------------------------------------------------------
     def __len__(self) -> int:
@@ -213,6 +216,9 @@ class ImageDataset(torch.utils.data.Dataset):
         device = torch.device(device)
         pin = device.type == "cuda"
         n = len(self) if indices is None else int(indices.numel())
+        c, h, w = self.input_shape
+        current_policy().check_allocation(4 * c * h * w * min(batch_size, n), f"a batch of {min(batch_size, n)} "
+                                          f"{c}×{h}×{w} float32 images", "a smaller --batch-size or --resize")
         for start in range(0, n, batch_size):
             if indices is None:
                 raw = self.images[start : start + batch_size]
@@ -345,7 +351,8 @@ def _confined(path: str | os.PathLike) -> Path:
         "path outside the allowed data folders" (shared mode only).
     """
     policy = current_policy()
-    return policy.check_data_path(path) if policy.shared else Path(path)
+    resolved = policy.check_data_path(path)  # refuses a NUL in the path in either mode
+    return resolved if policy.shared else Path(path)
 
 
 def _require_root(data_root, name: str) -> Path:

@@ -76,8 +76,10 @@ class Policy:
         ------
         InputError
             A path outside the allowed folders (``../``, absolute paths elsewhere, a
-            symlink pointing out), in shared mode.
+            symlink pointing out), in shared mode; a path holding a NUL character.
         """
+        if "\x00" in os.fspath(path):
+            raise InputError("a NUL character in a path", expected="a path without NUL bytes", found=repr(os.fspath(path)))
         resolved = Path(path).expanduser().resolve()
         if self.shared and not any(resolved == d or resolved.is_relative_to(d) for d in self.data_dirs):
             allowed = ", ".join(map(str, self.data_dirs)) or "none configured (set AOMSCOPE_DATA_DIRS)"
@@ -107,6 +109,22 @@ class Policy:
             raise InputError("disk quota reached", expected=f"at most {self.max_disk_gb:g} GB of workspaces "
                              "(delete versions' workspaces or export and delete one)",
                              found=f"{used_bytes / 2**30:.2f} GB used; nothing was removed")
+
+    def check_allocation(self, nbytes: int, what: str, hint: str) -> None:
+        """Refuse to allocate ``nbytes`` that this machine (or a shared job) cannot hold.
+
+        The limit is the machine's physical memory, and in shared mode also
+        ``AOMSCOPE_JOB_MEMORY_GB``; checked before allocating, so an oversize request is a
+        message instead of an out-of-memory kill.
+        """
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        where = "this machine has"
+        job = os.environ.get("AOMSCOPE_JOB_MEMORY_GB") or (8 if self.shared else None)
+        if job is not None and float(job) * 2**30 < limit:
+            limit, where = int(float(job) * 2**30), "a job may use (AOMSCOPE_JOB_MEMORY_GB)"
+        if nbytes > limit:
+            raise InputError(f"{what} is too large to allocate", expected=f"{hint}; {where} {limit / 2**30:.1f} GB",
+                             found=f"it needs {nbytes / 2**30:,.1f} GB")
 
     def check_upload(self, data: bytes, name: str, what: str) -> bytes:
         """Refuse an empty or oversize upload with a clear message; returns ``data``."""

@@ -144,3 +144,41 @@ def test_image_folders_read_what_a_person_sees(tmp_path):
     png(split / "test" / "c" / "0.png", np.zeros((8, 8), np.uint8))
     with pytest.raises(InputError, match=r"found train \['a', 'b'\], test \['a', 'b', 'c'\]"):
         load_dataset(f"imagefolder:{split}")
+
+
+def test_non_square_channels_last_images_work_end_to_end(tmp_path):
+    import torch
+
+    from aomcore import build_model, compute_maps
+
+    x = np.random.default_rng(0).integers(0, 256, (6, 8, 12, 3), dtype=np.uint8)  # (N, H, W, C)
+    data = load_dataset(npz(tmp_path / "wide.npz", x=x, y=np.arange(6) % 2))
+    assert data.input_shape == (3, 8, 12) and "transposed to (N, C, H, W)" in data.notes[0]
+    assert torch.equal(data.images[1, 2], torch.from_numpy(x[1, :, :, 2]))
+    maps = compute_maps(build_model("zoo:digits_net", 2, data.input_shape), data, ["conv1"], device="cpu")
+    assert maps["conv1"].counts.shape == (8, 2, 8, 12)
+
+
+def test_devices_sizes_and_full_disks_are_messages(tmp_path, monkeypatch):
+    import errno
+
+    import aomcore.atomic
+    from aomcore import Preprocessing, build_model, resolve_device, save_state_dict
+
+    for name in ("xyz", "mps", "cuda:99"):
+        with pytest.raises(InputError, match="no such device here: expected --device auto | cpu"):
+            resolve_device(name)
+    with pytest.raises(InputError, match=r"zoo:digits_net \(921,600,001,962 values\) is too large to allocate"):
+        build_model("zoo:digits_net", 10, (1, 60000, 60000))
+    with pytest.raises(InputError, match="one 3×60000×60000 float32 input image is too large"):
+        load_dataset("digits", preprocessing=Preprocessing(channels=3, resize=60000))
+    with pytest.raises(InputError, match="torchvision:raft_small is not an image classifier"):
+        build_model("torchvision:raft_small", 10, (3, 32, 32))
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(aomcore.atomic.os, "replace", full)
+    with pytest.raises(InputError, match="cannot write w.pt: .*No space left on device"):
+        save_state_dict(build_model("zoo:digits_net", 10, (1, 8, 8)), tmp_path / "w.pt")
+    assert list(tmp_path.iterdir()) == []
