@@ -338,7 +338,7 @@ def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike |
                         scale=scale, preprocessing=preprocessing, notes=tuple(notes))
 
 
-def _confined(path: str | os.PathLike) -> Path:
+def _confined(path: str | os.PathLike, policy=None) -> Path:
     """The path a loader opens, symlinks followed; in shared mode it must lie inside ``AOMSCOPE_DATA_DIRS``.
 
     Every file and folder a loader opens goes through here, so a link *inside* an allowed
@@ -350,7 +350,7 @@ def _confined(path: str | os.PathLike) -> Path:
     InputError
         "path outside the allowed data folders" (shared mode only).
     """
-    policy = current_policy()
+    policy = policy or current_policy()
     resolved = policy.check_data_path(path)  # refuses a NUL in the path in either mode
     return resolved if policy.shared else Path(path)
 
@@ -384,11 +384,12 @@ def _load_mnist(kind: str, split: str, root: Path, download: bool):
 
     cls = datasets.MNIST if kind == "mnist" else datasets.FashionMNIST
     raw = _confined(root / cls.__name__ / "raw")
-    for url, _ in cls.resources:  # the files torchvision opens (and their .gz downloads)
-        name = url.rpartition("/")[2]
-        for file in (raw / name, raw / name.removesuffix(".gz")):
-            if os.path.lexists(file):
-                _confined(file)
+    files = [raw / url.rpartition("/")[2] for url, _ in cls.resources]  # what torchvision may open: the raw
+    files += [file.with_suffix("") for file in files]  # files, their .gz downloads and its legacy
+    files += [root / cls.__name__ / "processed" / name for name in ("training.pt", "test.pt")]  # processed files
+    for file in files:
+        if os.path.lexists(file):
+            _confined(file)
     try:
         ds = cls(str(root), train=split == "train", download=download)
     except RuntimeError as exc:
@@ -470,11 +471,11 @@ def _scan_imagefolder(path: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     if not classes:
         raise InputError("no images found", expected="one sub-folder of images per class",
                          found=f"no class folders in {path}")
-    samples, seen = [], {}
+    samples, seen, policy = [], {}, current_policy()
     for label, name in enumerate(classes):
         count = len(samples)
         for folder, subfolders, files in os.walk(path / name, followlinks=True):
-            real = _confined(folder).resolve()
+            real = _confined(folder, policy).resolve()
             if real in seen:
                 raise InputError("a folder is reached twice (symlink loop?)", expected="each folder reached once",
                                  found=f"{folder} and {seen[real]} are both {real}")
@@ -482,7 +483,7 @@ def _scan_imagefolder(path: Path) -> tuple[list[str], list[tuple[Path, int]]]:
             subfolders[:] = sorted(d for d in subfolders if not _hidden(d))
             for file in sorted(files):
                 if not _hidden(file) and file.lower().endswith(IMG_EXTENSIONS):
-                    real = _confined(Path(folder) / file).resolve()
+                    real = _confined(Path(folder) / file, policy).resolve()
                     if real in seen:
                         raise InputError("an image is reached twice (a symlink)", expected="each image once",
                                          found=f"{Path(folder) / file} and {seen[real]} are both {real}")
