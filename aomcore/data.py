@@ -13,11 +13,21 @@ A dataset is named by a *spec* string:
     restricted unpickler that only builds NumPy arrays and plain containers.
 ``imagefolder:PATH``
     one sub-folder per class (torchvision's ImageFolder layout); if ``PATH/train`` and
-    ``PATH/test`` exist they are the two splits, otherwise ``PATH`` serves both.
+    ``PATH/test`` exist they are the two splits (with the same class folders), otherwise
+    ``PATH`` serves both. Hidden entries (``.git``, ``._x.png``) and ``__MACOSX`` are
+    skipped; a folder or image reached twice through symlinks is refused. 16-bit
+    grayscale images stay 16-bit; a grayscale/RGB mix is read as RGB.
 ``npz:PATH``
-    a NumPy archive with ``x`` (N,H,W) or (N,C,H,W), ``y`` (N,) integer labels and
-    optional ``classes`` (C,) str; or ``x_train``/``y_train``/``x_test``/``y_test``.
-    Loaded with ``allow_pickle=False``.
+    a NumPy archive with ``x`` (N,H,W), (N,C,H,W) or channels-last (N,H,W,C) with C in
+    {1, 3, 4}, ``y`` (N,) integer labels and optional ``classes`` (C,) str; or
+    ``x_train``/``y_train``/``x_test``/``y_test``. Loaded with ``allow_pickle=False``.
+    Pixels: uint8 (/255), uint16 (/65535), floats in [0, 1], or values in [0, 255] of any
+    dtype (/255); anything else is refused rather than used unscaled.
+
+Every file a loader opens is confined to ``AOMSCOPE_DATA_DIRS`` in shared mode (see
+:mod:`aomcore.policy`), and declared sizes (``.npz`` headers, image sizes) are checked
+against ``AOMSCOPE_MAX_DATA_GB`` before anything is decoded. How the stored data was read,
+when not obvious, is kept in :attr:`ImageDataset.notes`.
 
 Images are kept as stored (uint8 where the source is uint8) and converted per batch:
 scale to [0, 1], optionally repeat a grayscale channel, resize, and normalise with a
