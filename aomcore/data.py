@@ -449,12 +449,21 @@ def _load_cifar10(split: str, root: Path, download: bool):
                          expected=f"{folder} (the python version of CIFAR-10)", found="no such folder")
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     xs, ys = [], []
-    for name in names:
-        entry = _read_cifar_pickle(folder / name)
-        xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64))
-    meta = _read_cifar_pickle(folder / "batches.meta")
-    classes = [str(c) for c in meta["label_names"]]
+    try:
+        for name in names:
+            entry = _read_cifar_pickle(folder / name)
+            xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64).reshape(-1))
+            if len(xs[-1]) != len(ys[-1]):
+                raise ValueError(f"{len(xs[-1])} images, {len(ys[-1])} labels")
+        name = "batches.meta"
+        meta = _read_cifar_pickle(folder / name)
+        classes = [str(c) for c in meta["label_names"]]
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError("CIFAR-10 file malformed", expected="a dict with 'data' (N, 3072) uint8 and 'labels' "
+                         "(batches.meta: 'label_names')", found=f"{name}: {type(exc).__name__}: {exc}") from None
     labels = torch.from_numpy(np.concatenate(ys))
     _check_labels(labels.numpy(), len(classes))
     return torch.from_numpy(np.concatenate(xs)), labels, classes, 1.0 / 255.0, []

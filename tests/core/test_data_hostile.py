@@ -182,3 +182,11 @@ def test_devices_sizes_and_full_disks_are_messages(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="cannot write w.pt: .*No space left on device"):
         save_state_dict(build_model("zoo:digits_net", 10, (1, 8, 8)), tmp_path / "w.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_malformed_cifar_batch_is_a_message(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "test_batch").write_bytes(pickle.dumps({"data": np.zeros((1, 100), np.uint8), "labels": [0]}))
+    with pytest.raises(InputError, match="CIFAR-10 file malformed.*found test_batch: ValueError"):
+        load_dataset("cifar10", "test", data_root=tmp_path)
