@@ -172,6 +172,8 @@ def test_devices_sizes_and_full_disks_are_messages(tmp_path, monkeypatch):
         build_model("zoo:digits_net", 10, (1, 60000, 60000))
     with pytest.raises(InputError, match="one 3×60000×60000 float32 input image is too large"):
         load_dataset("digits", preprocessing=Preprocessing(channels=3, resize=60000))
+    with pytest.raises(InputError, match="a NUL character in a path"):
+        load_dataset(f"npz:{tmp_path}/a\x00b.npz")
     with pytest.raises(InputError, match="torchvision:raft_small is not an image classifier"):
         build_model("torchvision:raft_small", 10, (3, 32, 32))
 
