@@ -15,7 +15,8 @@ import torch
 
 from .atomic import atomic_path, write_bytes, write_json
 from .cache import DiskCache
-from .data import Preprocessing, load_dataset
+from . import data as _data
+from .data import Preprocessing
 from .deepeyes import compute_deepeyes, deepeyes_over_snapshots, save_deepeyes_npz
 from .distributed import distributed_from_env
 from .editing import Edit, build_edited, load_edits, parse_edit
@@ -289,6 +290,14 @@ def _job_printer(label: str):
     return echo
 
 
+def load_dataset(*args, **kwargs):
+    """:func:`aomcore.load_dataset`, printing how the data was read when that is not obvious (``note:``)."""
+    dataset = _data.load_dataset(*args, **kwargs)
+    for note in dict.fromkeys(dataset.notes):
+        print(f"note: {dataset.name} {dataset.split}: {note}", file=sys.stderr)
+    return dataset
+
+
 def _dataset_spec_matches(ws: Workspace, args) -> None:
     """With an existing workspace, the dataset options (when given) must be the workspace's."""
     d = ws.state()["dataset"]
@@ -407,9 +416,9 @@ def _print_before_after(note: str, b: dict, a: dict, seconds: float) -> None:
 
 def _cmd_edit(args) -> int:
     for kind in ("remove", "reinit", "widen"):
-        if getattr(args, kind):
+        if getattr(args, kind) is not None:
             edit = parse_edit(getattr(args, kind), kind, args.seed)
-    if args.insert_after:
+    if args.insert_after is not None:
         edit = parse_edit(args.insert_after, "insert", args.seed)
     if not args.workspace and not (args.out and args.log):
         raise InputError("nowhere to put the edited model", expected="--out and --log, and/or --workspace DIR",

@@ -13,11 +13,21 @@ A dataset is named by a *spec* string:
     restricted unpickler that only builds NumPy arrays and plain containers.
 ``imagefolder:PATH``
     one sub-folder per class (torchvision's ImageFolder layout); if ``PATH/train`` and
-    ``PATH/test`` exist they are the two splits, otherwise ``PATH`` serves both.
+    ``PATH/test`` exist they are the two splits (with the same class folders), otherwise
+    ``PATH`` serves both. Hidden entries (``.git``, ``._x.png``) and ``__MACOSX`` are
+    skipped; a folder or image reached twice through symlinks is refused. 16-bit
+    grayscale images stay 16-bit; a grayscale/RGB mix is read as RGB.
 ``npz:PATH``
-    a NumPy archive with ``x`` (N,H,W) or (N,C,H,W), ``y`` (N,) integer labels and
-    optional ``classes`` (C,) str; or ``x_train``/``y_train``/``x_test``/``y_test``.
-    Loaded with ``allow_pickle=False``.
+    a NumPy archive with ``x`` (N,H,W), (N,C,H,W) or channels-last (N,H,W,C) with C in
+    {1, 3, 4}, ``y`` (N,) integer labels and optional ``classes`` (C,) str; or
+    ``x_train``/``y_train``/``x_test``/``y_test``. Loaded with ``allow_pickle=False``.
+    Pixels: uint8 (/255), uint16 (/65535), floats in [0, 1], or values in [0, 255] of any
+    dtype (/255); anything else is refused rather than used unscaled.
+
+Every file a loader opens is confined to ``AOMSCOPE_DATA_DIRS`` in shared mode (see
+:mod:`aomcore.policy`), and declared sizes (``.npz`` headers, image sizes) are checked
+against ``AOMSCOPE_MAX_DATA_GB`` before anything is decoded. How the stored data was read,
+when not obvious, is kept in :attr:`ImageDataset.notes`.
 
 Images are kept as stored (uint8 where the source is uint8) and converted per batch:
 scale to [0, 1], optionally repeat a grayscale channel, resize, and normalise with a
@@ -30,6 +40,7 @@ import hashlib
 import math
 import os
 import pickle
+import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .policy import current_policy
 
 __all__ = [
     "DATASET_NAMES",
@@ -120,6 +132,9 @@ class ImageDataset(torch.utils.data.Dataset):
         division by ``1/scale`` when that is an integer, as torchvision does.
     preprocessing : Preprocessing
         Applied per batch by :meth:`transform`.
+    notes : tuple of str
+        How the stored data was read when that is not obvious (channels-last transposed,
+        float pixels in [0, 255] scaled, grayscale repeated to RGB); shown with the dataset.
     """
 
     images: torch.Tensor
@@ -129,6 +144,7 @@ class ImageDataset(torch.utils.data.Dataset):
     split: str
     scale: float = 1.0 / 255.0
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.images.ndim != 4:
@@ -146,6 +162,9 @@ class ImageDataset(torch.utils.data.Dataset):
         if p.mean is not None and len(p.mean) not in (1, channels):
             raise InputError("mean/std need one value or one per channel",
                              expected=f"1 or {channels} values", found=f"{len(p.mean)} values")
+        c, h, w = self.input_shape
+        current_policy().check_allocation(4 * c * h * w, f"one {c}×{h}×{w} float32 input image",
+                                          "a smaller --resize")
 
     # --- torch Dataset protocol -------------------------------------------------------
     def __len__(self) -> int:
@@ -207,6 +226,9 @@ class ImageDataset(torch.utils.data.Dataset):
         device = torch.device(device)
         pin = device.type == "cuda"
         n = len(self) if indices is None else int(indices.numel())
+        c, h, w = self.input_shape
+        current_policy().check_allocation(4 * c * h * w * min(batch_size, n), f"a batch of {min(batch_size, n)} "
+                                          f"{c}×{h}×{w} float32 images", "a smaller --batch-size or --resize")
         for start in range(0, n, batch_size):
             if indices is None:
                 raw = self.images[start : start + batch_size]
@@ -253,9 +275,12 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def identity(self) -> dict:
         """What identifies this split for caching and provenance (JSON-serialisable)."""
-        return {"dataset": self.name, "split": self.split, "digest": self.digest,
-                "scale": self.scale, "preprocessing": self.preprocessing.to_dict(),
-                "n_images": len(self), "classes": list(self.classes)}
+        identity = {"dataset": self.name, "split": self.split, "digest": self.digest,
+                    "scale": self.scale, "preprocessing": self.preprocessing.to_dict(),
+                    "n_images": len(self), "classes": list(self.classes)}
+        if self.notes:  # only when there are any, so the cache keys of plain datasets stay as they were
+            identity["notes"] = list(self.notes)
+        return identity
 
     def examples(self, per_class: int = 4) -> tuple[np.ndarray, np.ndarray]:
         """The first ``per_class`` images of each class, scaled to [0, 1].
@@ -303,15 +328,15 @@ def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike |
     preprocessing = preprocessing or Preprocessing()
     kind, _, arg = spec.partition(":")
     if kind == "digits" and not arg:
-        images, labels, classes, scale = _load_digits(split)
+        images, labels, classes, scale, notes = _load_digits(split)
     elif kind in ("mnist", "fashion-mnist") and not arg:
-        images, labels, classes, scale = _load_mnist(kind, split, _require_root(data_root, kind), download)
+        images, labels, classes, scale, notes = _load_mnist(kind, split, _require_root(data_root, kind), download)
     elif kind == "cifar10" and not arg:
-        images, labels, classes, scale = _load_cifar10(split, _require_root(data_root, kind), download)
+        images, labels, classes, scale, notes = _load_cifar10(split, _require_root(data_root, kind), download)
     elif kind == "imagefolder" and arg:
-        images, labels, classes, scale = _load_imagefolder(Path(arg), split)
+        images, labels, classes, scale, notes = _load_imagefolder(Path(arg), split)
     elif kind == "npz" and arg:
-        images, labels, classes, scale = _load_npz(Path(arg), split)
+        images, labels, classes, scale, notes = _load_npz(Path(arg), split)
     else:
         raise InputError("unknown dataset", expected=", ".join(DATASET_NAMES), found=repr(spec))
     if images.shape[0] == 0:
@@ -320,7 +345,24 @@ def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike |
         raise InputError("the dataset has a single class", expected="at least two classes (maps compare classes)",
                          found=f"classes {classes}")
     return ImageDataset(images=images, labels=labels, classes=classes, name=spec, split=split,
-                        scale=scale, preprocessing=preprocessing)
+                        scale=scale, preprocessing=preprocessing, notes=tuple(notes))
+
+
+def _confined(path: str | os.PathLike, policy=None) -> Path:
+    """The path a loader opens, symlinks followed; in shared mode it must lie inside ``AOMSCOPE_DATA_DIRS``.
+
+    Every file and folder a loader opens goes through here, so a link *inside* an allowed
+    folder that points outside it (an image, a ``train/`` folder, ``MNIST/``, a CIFAR
+    batch) is refused like a path that starts outside.
+
+    Raises
+    ------
+    InputError
+        "path outside the allowed data folders" (shared mode only).
+    """
+    policy = policy or current_policy()
+    resolved = policy.check_data_path(path)  # refuses a NUL in the path in either mode
+    return resolved if policy.shared else Path(path)
 
 
 def _require_root(data_root, name: str) -> Path:
@@ -328,7 +370,7 @@ def _require_root(data_root, name: str) -> Path:
     if root is None:
         raise InputError(f"{name} needs a data root", expected=f"--data-root DIR or ${DATA_ROOT_ENV}",
                          found="neither was given")
-    root = Path(root)
+    root = _confined(root)
     if not root.is_dir():
         raise InputError("data root does not exist", expected="an existing folder", found=str(root))
     return root
@@ -344,20 +386,27 @@ def _load_digits(split: str):
     idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=0.25, stratify=y, random_state=0)
     idx = idx_train if split == "train" else idx_test
     images = torch.from_numpy(x[idx][:, None].copy())
-    return images, torch.from_numpy(y[idx].copy()), [str(c) for c in bunch.target_names], 1.0 / 16.0
+    return images, torch.from_numpy(y[idx].copy()), [str(c) for c in bunch.target_names], 1.0 / 16.0, []
 
 
 def _load_mnist(kind: str, split: str, root: Path, download: bool):
     from torchvision import datasets
 
     cls = datasets.MNIST if kind == "mnist" else datasets.FashionMNIST
+    raw = _confined(root / cls.__name__ / "raw")
+    files = [raw / url.rpartition("/")[2] for url, _ in cls.resources]  # what torchvision may open: the raw
+    files += [file.with_suffix("") for file in files]  # files, their .gz downloads and its legacy
+    files += [root / cls.__name__ / "processed" / name for name in ("training.pt", "test.pt")]  # processed files
+    for file in files:
+        if os.path.lexists(file):
+            _confined(file)
     try:
         ds = cls(str(root), train=split == "train", download=download)
     except RuntimeError as exc:
         raise InputError(f"{kind} not found under the data root",
                          expected=f"{root}/{cls.__name__}/raw/*-ubyte (torchvision's layout)",
                          found=str(exc).splitlines()[0]) from None
-    return ds.data[:, None].contiguous(), ds.targets.to(torch.int64), list(ds.classes), 1.0 / 255.0
+    return ds.data[:, None].contiguous(), ds.targets.to(torch.int64), list(ds.classes), 1.0 / 255.0, []
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -379,7 +428,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _read_cifar_pickle(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
+        with open(_confined(path), "rb") as f:
             return _ArrayUnpickler(f, encoding="latin1").load()
     except FileNotFoundError:
         raise InputError("CIFAR-10 file missing", expected=f"{path.name} in {path.parent}",
@@ -390,7 +439,7 @@ def _read_cifar_pickle(path: Path) -> dict:
 
 
 def _load_cifar10(split: str, root: Path, download: bool):
-    folder = root / "cifar-10-batches-py"
+    folder = _confined(root / "cifar-10-batches-py")
     if download and not folder.is_dir():
         from torchvision import datasets
 
@@ -400,66 +449,210 @@ def _load_cifar10(split: str, root: Path, download: bool):
                          expected=f"{folder} (the python version of CIFAR-10)", found="no such folder")
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     xs, ys = [], []
-    for name in names:
-        entry = _read_cifar_pickle(folder / name)
-        xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64))
-    meta = _read_cifar_pickle(folder / "batches.meta")
-    classes = [str(c) for c in meta["label_names"]]
+    try:
+        for name in names:
+            entry = _read_cifar_pickle(folder / name)
+            xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64).reshape(-1))
+            if len(xs[-1]) != len(ys[-1]):
+                raise ValueError(f"{len(xs[-1])} images, {len(ys[-1])} labels")
+        name = "batches.meta"
+        meta = _read_cifar_pickle(folder / name)
+        classes = [str(c) for c in meta["label_names"]]
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError("CIFAR-10 file malformed", expected="a dict with 'data' (N, 3072) uint8 and 'labels' "
+                         "(batches.meta: 'label_names')", found=f"{name}: {type(exc).__name__}: {exc}") from None
     labels = torch.from_numpy(np.concatenate(ys))
     _check_labels(labels.numpy(), len(classes))
-    return torch.from_numpy(np.concatenate(xs)), labels, classes, 1.0 / 255.0
+    return torch.from_numpy(np.concatenate(xs)), labels, classes, 1.0 / 255.0, []
+
+
+def _hidden(name: str) -> bool:
+    """Hidden entries (``.git``, ``.ipynb_checkpoints``, AppleDouble ``._x.png``) and ``__MACOSX``."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _class_folders(path: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(path) if not _hidden(e.name) and e.is_dir())
+
+
+def _scan_imagefolder(path: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names and ``(file, label)`` samples, every folder and file checked by :func:`_confined`.
+
+    Hidden entries are skipped; a folder or file reached twice (a symlink loop, two links
+    to one folder) is refused rather than counted twice.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    classes = _class_folders(path)
+    if not classes:
+        raise InputError("no images found", expected="one sub-folder of images per class",
+                         found=f"no class folders in {path}")
+    samples, seen, policy = [], {}, current_policy()
+    for label, name in enumerate(classes):
+        count = len(samples)
+        for folder, subfolders, files in os.walk(path / name, followlinks=True):
+            real = _confined(folder, policy).resolve()
+            if real in seen:
+                raise InputError("a folder is reached twice (symlink loop?)", expected="each folder reached once",
+                                 found=f"{folder} and {seen[real]} are both {real}")
+            seen[real] = folder
+            subfolders[:] = sorted(d for d in subfolders if not _hidden(d))
+            for file in sorted(files):
+                if not _hidden(file) and file.lower().endswith(IMG_EXTENSIONS):
+                    real = _confined(Path(folder) / file, policy).resolve()
+                    if real in seen:
+                        raise InputError("an image is reached twice (a symlink)", expected="each image once",
+                                         found=f"{Path(folder) / file} and {seen[real]} are both {real}")
+                    seen[real] = Path(folder) / file
+                    samples.append((real, label))
+        if len(samples) == count:
+            raise InputError("no images found", expected="one sub-folder of images per class",
+                             found=f"class folder {name!r} holds no {'/'.join(IMG_EXTENSIONS)} files")
+    return classes, samples
 
 
 def _load_imagefolder(path: Path, split: str):
     from PIL import Image, UnidentifiedImageError
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+    path = _confined(path)
     if not path.is_dir():
         raise InputError("image folder does not exist", expected="an existing folder", found=str(path))
     if (path / "train").is_dir() and (path / "test").is_dir():
-        path = path / split
-    try:
-        classes, class_to_idx = find_classes(str(path))
-        samples = make_dataset(str(path), class_to_idx, extensions=IMG_EXTENSIONS)
-    except (FileNotFoundError, RuntimeError) as exc:
-        raise InputError("no images found", expected="one sub-folder of images per class",
-                         found=str(exc).splitlines()[0]) from None
-    arrays = []
+        train, test = _class_folders(_confined(path / "train")), _class_folders(_confined(path / "test"))
+        if train != test:
+            raise InputError("train/ and test/ have different classes", expected="the same class folders in both",
+                             found=f"train {train}, test {test}")
+        path = _confined(path / split)
+    classes, samples = _scan_imagefolder(path)
+    arrays, total = [], 0
     for file, _ in samples:
         try:
             with Image.open(file) as im:
-                arrays.append(np.asarray(im.convert("RGB" if im.mode not in ("L", "1", "I;16") else "L")))
+                (w, h), bands = im.size, len(im.getbands())
+                depth = 4 if im.mode in ("I", "F") else 2 if im.mode.startswith("I;16") else 1
+                total = _check_size(file.name, w * h * bands * depth, f"{w}×{h} {im.mode}", total)
+                arrays.append(_image_pixels(im, file))
+        except Image.DecompressionBombError as exc:
+            raise InputError("image too large to decode", expected="an image under PIL's decompression-bomb limit",
+                             found=f"{file}: {exc}") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise InputError("unreadable image file", expected="an image PIL can read",
                              found=f"{file}: {exc}") from None
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        raise InputError("images differ in size", expected="one size for all images",
-                         found=", ".join(sorted(str(s) for s in shapes)[:5]))
+    notes = []
+    sizes = {a.shape[:2]: f for a, (f, _) in zip(arrays, samples)}
+    if len(sizes) > 1:
+        raise InputError("images differ in size", expected="one height × width for all images",
+                         found=", ".join(f"{h}×{w} ({f.name})" for (h, w), f in list(sizes.items())[:4]))
+    depths = {a.dtype for a in arrays}
+    if len(depths) > 1:
+        raise InputError("8-bit and 16-bit images mixed", expected="one bit depth for all images",
+                         found=", ".join(f"{next(f.name for a, (f, _) in zip(arrays, samples) if a.dtype == d)} "
+                                         f"is {d.itemsize * 8}-bit" for d in sorted(depths, key=str)))
     rgb = any(a.ndim == 3 for a in arrays)
+    if rgb and any(a.ndim == 2 for a in arrays):
+        gray = sum(a.ndim == 2 for a in arrays)
+        notes.append(f"grayscale and RGB images mixed: {gray} grayscale images repeated to 3 channels")
     stack = np.stack([np.repeat(a[..., None], 3, -1) if rgb and a.ndim == 2 else
                       (a[..., None] if a.ndim == 2 else a) for a in arrays])
-    images = torch.from_numpy(stack.astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor([t for _, t in samples], dtype=torch.int64)
-    return images, labels, list(classes), 1.0 / 255.0
+    if stack.dtype == np.uint16:
+        notes.append("16-bit images: pixels divided by 65535")
+        images = torch.from_numpy(stack.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
+        return images, labels, list(classes), 1.0 / 65535.0, notes
+    images = torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()
+    return images, labels, list(classes), 1.0 / 255.0, notes
+
+
+def _image_pixels(im, file: Path) -> np.ndarray:
+    """One PIL image → (H, W) uint8/uint16 grayscale or (H, W, 3) uint8 RGB; 16-bit stays 16-bit."""
+    if im.mode in ("1", "L", "LA"):
+        return np.asarray(im.convert("L"))
+    if im.mode.startswith("I;16") or im.mode == "I":
+        a = np.asarray(im)
+        if a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
+            raise InputError("32-bit integer image", expected="8-bit or 16-bit pixels",
+                             found=f"{file}: values {int(a.min())}..{int(a.max())}")
+        return a.astype(np.uint16)
+    if im.mode == "F":
+        raise InputError("floating-point image", expected="8-bit or 16-bit pixels (PNG, JPEG, integer TIFF)",
+                         found=f"{file}: mode F (32-bit float)")
+    return np.asarray(im.convert("RGB"))
+
+
+def _data_limit() -> int:
+    """Bytes a dataset may declare before it is decoded (``AOMSCOPE_MAX_DATA_GB``)."""
+    return int(current_policy().max_data_gb * 2**30)
+
+
+def _size(nbytes: int) -> str:
+    for unit, factor in (("GB", 2**30), ("MB", 2**20)):
+        if nbytes >= factor / 10:
+            return f"{nbytes / factor:.2f} {unit}"
+    return f"{nbytes / 2**10:.1f} KB"
+
+
+def _check_size(what: str, nbytes: int, declared: str, total: int = 0) -> int:
+    """Refuse ``nbytes`` (plus ``total`` already read) over the data limit; returns the new total."""
+    limit = _data_limit()
+    if total + nbytes > limit:
+        raise InputError("the dataset is too large to load", expected=f"at most {_size(limit)} of decoded data "
+                         "(AOMSCOPE_MAX_DATA_GB)", found=f"{what} declares {declared} = {_size(nbytes)}"
+                         + (f" after {_size(total)} of other files" if total else ""))
+    return total + nbytes
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array in an ``.npz``, read from the headers without decoding."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise InputError("a .npy file, not an .npz archive", expected="an .npz archive of named arrays "
+                         "(np.savez(path, x=..., y=...))", found=f"{path.name}: a single array saved with np.save")
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+            headers[info.filename.removesuffix(".npy")] = (tuple(shape), dtype)
+    return headers
 
 
 def _load_npz(path: Path, split: str):
+    path = _confined(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        headers = _npz_headers(path)
     except FileNotFoundError:
         raise InputError("npz file does not exist", expected="an existing .npz file", found=str(path)) from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise InputError("not a readable npz archive", expected="a NumPy .npz file (no pickled objects)",
+                         found=f"{path.name}: {exc}") from None
+    xk, yk = (f"x_{split}", f"y_{split}") if f"x_{split}" in headers else ("x", "y")
+    missing = [k for k in (xk, yk) if k not in headers]
+    if missing:
+        raise InputError("npz archive lacks arrays", expected="arrays 'x' and 'y' (or x_train/y_train/x_test/y_test)",
+                         found=f"arrays {sorted(headers)}; missing {missing}")
+    wanted = [k for k in (xk, yk, "classes") if k in headers]
+    total = 0
+    for key in wanted:
+        shape, dtype = headers[key]
+        total = _check_size(repr(key), math.prod(shape) * dtype.itemsize,
+                            f"{'×'.join(map(str, shape)) or 'a scalar'} {dtype}", total)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in wanted}
     except (ValueError, OSError, EOFError) as exc:
         raise InputError("not a readable npz archive", expected="a NumPy .npz file (no pickled objects)",
                          found=f"{path.name}: {exc}") from None
-    xk, yk = (f"x_{split}", f"y_{split}") if f"x_{split}" in arrays else ("x", "y")
-    missing = [k for k in (xk, yk) if k not in arrays]
-    if missing:
-        raise InputError("npz archive lacks arrays", expected="arrays 'x' and 'y' (or x_train/y_train/x_test/y_test)",
-                         found=f"arrays {sorted(arrays)}; missing {missing}")
     x, y = arrays[xk], arrays[yk]
+    notes = []
     if np.issubdtype(x.dtype, np.floating):
         bad = ~np.isfinite(x)
         if bad.any():
@@ -470,32 +663,68 @@ def _load_npz(path: Path, split: str):
         x = x[:, None]
     if x.ndim != 4:
         raise InputError("x has the wrong rank", expected="(N, H, W) or (N, C, H, W)", found=f"shape {x.shape}")
+    if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        notes.append(f"{xk} stored channels-last {x.shape} (N, H, W, C); transposed to (N, C, H, W)")
+        x = x.transpose(0, 3, 1, 2)
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise InputError("y must hold one label per image", expected=f"shape ({x.shape[0]},)",
                          found=f"shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-            y = y.astype(np.int64)
-        else:
-            raise InputError("labels must be integers", expected="integer class indices", found=f"dtype {y.dtype}")
-    y = y.astype(np.int64)
-    if "classes" in arrays:
-        classes = [str(c) for c in arrays["classes"].tolist()]
-    else:
-        classes = [str(c) for c in range(int(y.max()) + 1 if y.size else 0)]
-    _check_labels(y, len(classes))
+    if not np.issubdtype(y.dtype, np.integer) and not (
+            np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+        raise InputError("labels must be integers", expected="integer class indices", found=f"dtype {y.dtype}")
+    classes = _npz_classes(arrays["classes"]) if "classes" in arrays else None
+    if classes is None:  # one class per label value; more values than images means empty classes
+        top = int(y.max()) if y.size else -1
+        _check_labels(y, top + 1 if top < max(len(y), 2) else max(len(y), 2))
+        classes = [str(c) for c in range(top + 1)]
+    _check_labels(y, len(classes))  # on the stored values: a uint64 near 2**63 is not cast first
+    images, scale = _npz_pixels(x, xk, notes)
+    return images, torch.from_numpy(y.astype(np.int64)), classes, scale, notes
+
+
+def _npz_classes(array: np.ndarray) -> list[str]:
+    if array.ndim != 1:
+        found = f"a single string {array.item()!r}" if array.ndim == 0 else f"shape {array.shape}"
+        raise InputError("classes must be a 1-D array of names", expected="np.array(['cat', 'dog', ...]), "
+                         "one name per class", found=found)
+    classes = [str(c) for c in array.tolist()]
+    if len(set(classes)) != len(classes):
+        twice = sorted({c for c in classes if classes.count(c) > 1})
+        raise InputError("class names repeat", expected="one distinct name per class", found=f"{twice} more than once")
+    return classes
+
+
+def _npz_pixels(x: np.ndarray, key: str, notes: list[str]) -> tuple[torch.Tensor, float]:
+    """Stored pixels → (images, scale): uint8 /255, uint16 /65535, floats in [0, 1] as they are.
+
+    Values that fit another range are scaled (and the note says so) or refused, never used
+    unscaled: floats in [0, 255] are 8-bit values (/255); signed or wide integers in
+    0..255 are 8-bit; anything else (negative values, already normalised data) is refused.
+    """
     if x.dtype == np.uint8:
-        scale = 1.0 / 255.0
-        images = torch.from_numpy(np.ascontiguousarray(x))
-    elif np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating):
-        scale = 1.0
-        images = torch.from_numpy(np.ascontiguousarray(x.astype(np.float32)))
-    else:
-        raise InputError("x must be numeric", expected="uint8 or float pixels", found=f"dtype {x.dtype}")
-    return images, torch.from_numpy(y), classes, scale
+        return torch.from_numpy(np.ascontiguousarray(x)), 1.0 / 255.0
+    if x.dtype == np.bool_:
+        notes.append(f"{key} is boolean; used as 0/1 pixels")
+        return torch.from_numpy(np.ascontiguousarray(x.astype(np.uint8))), 1.0
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise InputError("x must be numeric", expected="uint8, uint16 or float pixels", found=f"dtype {x.dtype}")
+    lo, hi = (x.min().item(), x.max().item()) if x.size else (0, 0)
+    if x.dtype == np.uint16:
+        return torch.from_numpy(np.ascontiguousarray(x.astype(np.float32))), 1.0 / 65535.0
+    if np.issubdtype(x.dtype, np.floating) and 0 <= lo and hi <= 1:
+        return torch.from_numpy(np.ascontiguousarray(x.astype(np.float32))), 1.0
+    if 0 <= lo and hi <= 255:
+        notes.append(f"{key} holds {x.dtype} values in [{lo:g}, {hi:g}]: read as 8-bit pixels (divided by 255)")
+        if np.issubdtype(x.dtype, np.integer):
+            return torch.from_numpy(np.ascontiguousarray(x.astype(np.uint8))), 1.0 / 255.0
+        return torch.from_numpy(np.ascontiguousarray(x.astype(np.float32))), 1.0 / 255.0
+    raise InputError("pixel values out of range", expected="uint8 (0..255), uint16 (0..65535) or floats in [0, 1] "
+                     "or [0, 255] (raw pixels; normalise with --mean/--std)",
+                     found=f"{key} {x.dtype} with min {lo:g}, max {hi:g}")
 
 
 def _check_labels(y: np.ndarray, n_classes: int) -> None:
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
+    """Labels in ``[0, n_classes)``, compared as exact Python integers in the stored dtype."""
+    if y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise InputError("labels out of range", expected=f"integers in [0, {n_classes - 1}]",
-                         found=f"min {int(y.min())}, max {int(y.max())}")
+                         found=f"min {int(y.min())}, max {int(y.max())} (dtype {y.dtype})")

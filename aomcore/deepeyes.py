@@ -52,7 +52,6 @@ import copy
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +60,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .data import ImageDataset
 from .errors import InputError
 from .hooks import forward_hooks
@@ -912,18 +912,8 @@ def save_deepeyes_npz(path: str | os.PathLike, results: Mapping[str, LayerDeepEy
         arrays["snapshots"] = np.asarray(results.iterations, dtype=np.int64)
     full_meta |= meta or {}
     arrays["meta"] = np.array(json.dumps(full_meta, default=str))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 

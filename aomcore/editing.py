@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
+from .policy import current_policy
 from .hooks import get_module
 from .layers import list_layers
 
@@ -132,6 +133,10 @@ def _short(value) -> str:
 def parse_edit(text: str, kind: str, seed: int = 0) -> Edit:
     """Parse the CLI forms ``conv1:3,5,7`` (remove/reinit), ``conv2:+4`` (widen), ``conv2`` (insert)."""
     layer, _, rest = text.partition(":")
+    if not layer.strip():
+        flag = "insert-after" if kind == "insert" else kind
+        raise InputError(f"bad --{flag} value: no layer name", expected="a layer name (see `python -m aomcore "
+                         "layers`)", found=repr(text))
     if kind in ("remove", "reinit"):
         parts = [k.strip() for k in rest.split(",") if k.strip()]
         if not all(re.fullmatch(r"[0-9]+", k) for k in parts):  # no 1.7, 1_0, -1: whole numbers only
@@ -318,6 +323,13 @@ def _insertion_point(idxs: list[int], k: int, where: str) -> tuple[int, int]:
     return idxs[-1] + 1, len(idxs) // k
 
 
+def _growth_bytes(module: nn.Module, handler: str, n: int) -> int:
+    """Bytes ``n`` new channels add to ``module``'s tensors (output side: axis 0, else axis 1)."""
+    axis = 0 if handler in ("prune_out_channels", "depthwise") else 1
+    return sum(n * t.numel() // t.shape[min(axis, t.ndim - 1)] * t.element_size()
+               for t in [*module.parameters(recurse=False), *module.buffers(recurse=False)] if t.ndim)
+
+
 def _widen(model, edit, input_shape):
     module, info = _layer(model, edit.layer, input_shape)
     if edit.n < 1:
@@ -344,6 +356,8 @@ def _widen(model, edit, input_shape):
             raise InputError(f"cannot widen {edit.layer}: {where} takes its channels twice",
                              expected="each layer reached once", found=where)
         plan[key] = (target, step)
+    grown = sum(_growth_bytes(target, handler, edit.n * per) for target, (handler, _, per) in plan.values())
+    current_policy().check_allocation(grown, f"widening {edit.layer} by {edit.n} kernels", "a smaller N")
     for target, (handler, at, per) in plan.values():
         n = edit.n * per
         if isinstance(target, nn.modules.conv._ConvNd):

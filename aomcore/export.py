@@ -62,6 +62,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path
 from .maps import MULTI_CLASS_LEVEL, LayerMaps
 from .ordering import KernelOrdering
 
@@ -108,10 +109,9 @@ def _arrays(maps: dict[str, LayerMaps], meta: dict) -> dict[str, np.ndarray]:
 
 
 def save_maps_npz(path: str | Path, maps: dict[str, LayerMaps], meta: dict) -> Path:
-    """Write ``maps`` (layer name → :class:`LayerMaps`) and ``meta`` to ``path``."""
+    """Write ``maps`` (layer name → :class:`LayerMaps`) and ``meta`` to ``path``, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **_arrays(maps, meta))
     return path
 
@@ -144,8 +144,6 @@ def save_embedding_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: di
     versions (openTSNE, umap-learn, ...) to ``meta``.
     """
     from importlib.metadata import PackageNotFoundError, version
-
-    from .atomic import atomic_path
 
     libs = {}
     for name in ("openTSNE", "umap-learn"):

@@ -586,14 +586,36 @@ def _autocast(name: str | None, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=dtypes[name])
 
 
+def valid_devices() -> list[str]:
+    """The device names this machine accepts: auto, cpu, cuda and cuda:N per GPU, mps on Apple GPUs."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    """``"auto"`` → CUDA when available, else CPU; any device this machine lacks is an error.
+
+    Raises
+    ------
+    InputError
+        An unknown device name, or one this machine does not have (``cuda`` without a GPU,
+        ``cuda:3`` on a one-GPU machine, ``mps`` off Apple silicon), naming the valid ones.
+    """
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("no CUDA device here", expected="--device cpu or auto", found="cuda requested")
-    return device
+    valid = valid_devices()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda", "mps") or \
+            (resolved.type != "cpu" and str(resolved) not in valid):
+        raise InputError("no such device here", expected=f"--device {' | '.join(valid)}", found=repr(str(device)))
+    return resolved
 
 
 def _is_int(value) -> bool:

@@ -50,7 +50,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .errors import InputError
+from .policy import current_policy
 
 __all__ = [
     "ZOO",
@@ -65,9 +67,14 @@ __all__ = [
 ]
 
 
-def paper_mnist(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
+def _pair(image_size: int | tuple[int, int]) -> tuple[int, int]:
+    """``image_size`` as (height, width): zoo models take square ``N`` or non-square ``(H, W)`` images."""
+    return (image_size, image_size) if isinstance(image_size, int) else (int(image_size[0]), int(image_size[1]))
+
+
+def paper_mnist(num_classes: int = 10, in_channels: int = 1, image_size: int | tuple[int, int] = 28) -> nn.Sequential:
     """The paper's MNIST architecture (Garcia et al. 2019, Fig. 5 top)."""
-    side = (image_size - 4) // 2
+    h, w = ((s - 4) // 2 for s in _pair(image_size))
     return nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(in_channels, 16, 3)),
         ("relu1", nn.ReLU()),
@@ -75,13 +82,14 @@ def paper_mnist(num_classes: int = 10, in_channels: int = 1, image_size: int = 2
         ("relu2", nn.ReLU()),
         ("pool", nn.MaxPool2d(2)),
         ("flatten", nn.Flatten()),
-        ("fc1", nn.Linear(16 * side * side, 128)),
+        ("fc1", nn.Linear(16 * h * w, 128)),
         ("relu3", nn.ReLU()),
         ("fc2", nn.Linear(128, num_classes)),
     ]))
 
 
-def paper_cifar10(num_classes: int = 10, in_channels: int = 3, image_size: int = 32) -> nn.Sequential:
+def paper_cifar10(num_classes: int = 10, in_channels: int = 3,
+                  image_size: int | tuple[int, int] = 32) -> nn.Sequential:
     """The paper's CIFAR-10 architecture (Garcia et al. 2019, Fig. 5 bottom)."""
     layers: list[tuple[str, nn.Module]] = []
     c_in, n = in_channels, 0
@@ -91,20 +99,21 @@ def paper_cifar10(num_classes: int = 10, in_channels: int = 3, image_size: int =
             layers += [(f"conv{n}", nn.Conv2d(c_in, 64, 3, padding=1)), (f"relu{n}", nn.ReLU())]
             c_in = 64
         layers += [(f"pool{group}", nn.MaxPool2d(2)), (f"drop{group}", nn.Dropout(0.25))]
-    side = image_size // 8
-    layers += [("flatten", nn.Flatten()), ("fc1", nn.Linear(64 * side * side, 256)),
+    h, w = (s // 8 for s in _pair(image_size))
+    layers += [("flatten", nn.Flatten()), ("fc1", nn.Linear(64 * h * w, 256)),
                ("relu7", nn.ReLU()), ("drop4", nn.Dropout(0.5)), ("fc2", nn.Linear(256, num_classes))]
     return nn.Sequential(OrderedDict(layers))
 
 
-def deepeyes_mnist(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
+def deepeyes_mnist(num_classes: int = 10, in_channels: int = 1,
+                   image_size: int | tuple[int, int] = 28) -> nn.Sequential:
     """DeepEyes' MNIST network (Pezzotti et al. 2018, the MNIST use case; LeNet-style).
 
     conv 5×5 ×20 → max pool 2 → conv 5×5 ×50 → max pool 2 → FC 500 → FC classes, ReLU after
     conv1, conv2 and fc1. The layers are read at their taps: ``conv1``/``conv2`` after
     their ReLU (before the pool), ``fc1`` after its ReLU, ``fc2`` the logits.
     """
-    side = ((image_size - 4) // 2 - 4) // 2
+    h, w = (((s - 4) // 2 - 4) // 2 for s in _pair(image_size))
     return nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(in_channels, 20, 5)),
         ("relu1", nn.ReLU()),
@@ -113,15 +122,15 @@ def deepeyes_mnist(num_classes: int = 10, in_channels: int = 1, image_size: int 
         ("relu2", nn.ReLU()),
         ("pool2", nn.MaxPool2d(2)),
         ("flatten", nn.Flatten()),
-        ("fc1", nn.Linear(50 * side * side, 500)),
+        ("fc1", nn.Linear(50 * h * w, 500)),
         ("relu3", nn.ReLU()),
         ("fc2", nn.Linear(500, num_classes)),
     ]))
 
 
-def digits_net(num_classes: int = 10, in_channels: int = 1, image_size: int = 8) -> nn.Sequential:
+def digits_net(num_classes: int = 10, in_channels: int = 1, image_size: int | tuple[int, int] = 8) -> nn.Sequential:
     """A small CNN for scikit-learn's 8×8 digits."""
-    side = image_size // 2
+    h, w = (s // 2 for s in _pair(image_size))
     return nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(in_channels, 8, 3, padding=1)),
         ("relu1", nn.ReLU()),
@@ -129,7 +138,7 @@ def digits_net(num_classes: int = 10, in_channels: int = 1, image_size: int = 8)
         ("relu2", nn.ReLU()),
         ("pool", nn.MaxPool2d(2)),
         ("flatten", nn.Flatten()),
-        ("fc1", nn.Linear(16 * side * side, 64)),
+        ("fc1", nn.Linear(16 * h * w, 64)),
         ("relu3", nn.ReLU()),
         ("fc2", nn.Linear(64, num_classes)),
     ]))
@@ -164,8 +173,9 @@ def build_model(arch: str, num_classes: int, input_shape: tuple[int, int, int]) 
     if kind == "zoo" and sep:
         if name not in ZOO:
             raise InputError("unknown zoo model", expected=", ".join(f"zoo:{k}" for k in ZOO), found=repr(arch))
-        c, h, _ = input_shape
-        return ZOO[name](num_classes=num_classes, in_channels=c, image_size=h)
+        c, h, w = input_shape
+        size = h if h == w else (h, w)
+        return _sized_build(lambda: ZOO[name](num_classes=num_classes, in_channels=c, image_size=size), arch)
     if kind == "torchvision" and sep:
         return _build_torchvision(name, num_classes)
     file, sep, cls_name = arch.rpartition(":")
@@ -207,6 +217,11 @@ def _build_torchvision(spec: str, num_classes: int) -> nn.Module:
     if name not in torchvision.models.list_models():
         raise InputError("unknown torchvision model", expected="a name from torchvision.models.list_models()",
                          found=repr(name))
+    task = torchvision.models.get_model_builder(name).__module__.split(".")[2]  # resnet, detection, optical_flow
+    if task in ("optical_flow", "video"):  # inputs are image pairs or clips, outputs are not class scores
+        raise InputError(f"torchvision:{name} is not an image classifier", expected="a model over single images "
+                         "(torchvision.models.list_models(module=torchvision.models), e.g. resnet18)",
+                         found=f"{name} ({task.replace('_', ' ')})")
     params = inspect.signature(torchvision.models.get_model_builder(name)).parameters
     for key in ("weights", "weights_backbone", "pretrained", "pretrained_backbone"):
         if options.get(key) not in (None, False):
@@ -225,12 +240,37 @@ def _build_torchvision(spec: str, num_classes: int) -> nn.Module:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", FutureWarning)
-            return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **options)
+            return _sized_build(lambda: torchvision.models.get_model(name, weights=None, num_classes=num_classes,
+                                                                     **options), f"torchvision:{name}")
+    except InputError:
+        raise
     except (TypeError, ValueError, AssertionError) as exc:
         known = [p for p in params if p not in ("weights", "progress", "kwargs")]
         raise InputError(f"cannot build torchvision:{spec}", expected="options the builder takes"
                          + ("" if takes_any else f" ({', '.join(known)})"),
                          found=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+
+
+def _sized_build(build, what: str) -> nn.Module:
+    """``build()``, after building it once on the meta device to refuse a model too large to allocate.
+
+    The meta build allocates no memory; a builder that cannot run on meta is simply built
+    (its own error, if any, is the one reported).
+    """
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = build()
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - the real build below reports the builder's own error
+        probe = None
+    if isinstance(probe, nn.Module):
+        tensors = [*probe.parameters(), *probe.buffers()]
+        current_policy().check_allocation(sum(t.numel() * t.element_size() for t in tensors),
+                                          f"{what} ({sum(t.numel() for t in tensors):,} values)",
+                                          "an architecture that fits in memory")
+    return build()
 
 
 def _build_from_file(path: Path, cls_name: str, num_classes: int) -> nn.Module:
@@ -254,7 +294,9 @@ def _build_from_file(path: Path, cls_name: str, num_classes: int) -> nn.Module:
                          found=f"classes {found}")
     takes_classes = "num_classes" in inspect.signature(cls).parameters
     try:
-        return cls(num_classes=num_classes) if takes_classes else cls()
+        return _sized_build(lambda: cls(num_classes=num_classes) if takes_classes else cls(), cls_name)
+    except InputError:
+        raise
     except TypeError as exc:
         raise InputError(f"cannot build {cls_name}", expected="a constructor with no required arguments",
                          found=str(exc)) from None
@@ -464,7 +506,7 @@ def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> n
 
 
 def save_state_dict(model_or_sd: nn.Module | dict, path: str | os.PathLike, fmt: str | None = None) -> Path:
-    """Write a state_dict with safetensors or ``torch.save``.
+    """Write a state_dict with safetensors or ``torch.save``, atomically (:mod:`aomcore.atomic`).
 
     ``fmt`` is ``"safetensors"`` or ``"pt"``; by default the suffix decides
     (``.safetensors`` → safetensors, anything else → ``torch.save``).
@@ -472,13 +514,13 @@ def save_state_dict(model_or_sd: nn.Module | dict, path: str | os.PathLike, fmt:
     sd = model_or_sd.state_dict() if isinstance(model_or_sd, nn.Module) else model_or_sd
     sd = {k: v.detach().cpu().contiguous() for k, v in sd.items()}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if (fmt or ("safetensors" if path.suffix == ".safetensors" else "pt")) == "safetensors":
-        from safetensors.torch import save_file
+    with atomic_path(path) as tmp:  # a full disk is an InputError; a reader never sees half a file
+        if (fmt or ("safetensors" if path.suffix == ".safetensors" else "pt")) == "safetensors":
+            from safetensors.torch import save_file
 
-        save_file(sd, str(path))
-    else:
-        torch.save(sd, path)
+            save_file(sd, str(tmp))
+        else:
+            torch.save(sd, tmp)
     return path
 
 

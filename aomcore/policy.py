@@ -6,7 +6,11 @@ Shared mode is for one server with several users (see SECURITY.md):
 ``AOMSCOPE_SHARED=1``      turn shared mode on
 ``AOMSCOPE_DATA_DIRS``     ``os.pathsep``-separated folders that data roots and image
                            folders must resolve inside (default in shared mode: none, so
-                           only the bundled ``digits`` and uploads work)
+                           only the bundled ``digits`` and uploads work). Every file a
+                           loader opens is checked, after following symlinks; the cache's
+                           ``uploads`` folder is always allowed (uploaded ``.npz`` files)
+``AOMSCOPE_MAX_DATA_GB``   decoded size a dataset may declare before it is read (default 4;
+                           1 in shared mode): ``.npz`` headers and image sizes are checked
 ``AOMSCOPE_ARCH_ALLOWLIST``  ``os.pathsep``-separated architecture files (``FILE.py``) that
                            may be imported; any other ``FILE.py:CLASS`` is refused
 ``AOMSCOPE_MAX_UPLOAD_MB`` largest accepted upload (default 200, as ``.streamlit/config.toml``)
@@ -27,6 +31,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import default_cache_dir
 from .errors import InputError
 
 __all__ = ["Policy", "current_policy"]
@@ -52,6 +57,8 @@ class Policy:
         Workspaces one signed-in user may own (None: no limit).
     max_disk_gb : float or None
         Disk one signed-in user's workspaces, or one anonymous workspace, may use.
+    max_data_gb : float
+        Decoded bytes (in GB, 2**30) a dataset may declare; checked before allocating.
     """
 
     shared: bool = False
@@ -60,6 +67,7 @@ class Policy:
     max_upload_mb: float = 200.0
     max_workspaces: int | None = None
     max_disk_gb: float | None = None
+    max_data_gb: float = 4.0
 
     def check_data_path(self, path: str | os.PathLike) -> Path:
         """``path`` resolved (symlinks followed); in shared mode it must lie inside a data dir.
@@ -68,8 +76,10 @@ class Policy:
         ------
         InputError
             A path outside the allowed folders (``../``, absolute paths elsewhere, a
-            symlink pointing out), in shared mode.
+            symlink pointing out), in shared mode; a path holding a NUL character.
         """
+        if "\x00" in os.fspath(path):
+            raise InputError("a NUL character in a path", expected="a path without NUL bytes", found=repr(os.fspath(path)))
         resolved = Path(path).expanduser().resolve()
         if self.shared and not any(resolved == d or resolved.is_relative_to(d) for d in self.data_dirs):
             allowed = ", ".join(map(str, self.data_dirs)) or "none configured (set AOMSCOPE_DATA_DIRS)"
@@ -100,6 +110,22 @@ class Policy:
                              "(delete versions' workspaces or export and delete one)",
                              found=f"{used_bytes / 2**30:.2f} GB used; nothing was removed")
 
+    def check_allocation(self, nbytes: int, what: str, hint: str) -> None:
+        """Refuse to allocate ``nbytes`` that this machine (or a shared job) cannot hold.
+
+        The limit is the machine's physical memory, and in shared mode also
+        ``AOMSCOPE_JOB_MEMORY_GB``; checked before allocating, so an oversize request is a
+        message instead of an out-of-memory kill.
+        """
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        where = "this machine has"
+        job = os.environ.get("AOMSCOPE_JOB_MEMORY_GB") or (8 if self.shared else None)
+        if job is not None and float(job) * 2**30 < limit:
+            limit, where = int(float(job) * 2**30), "a job may use (AOMSCOPE_JOB_MEMORY_GB)"
+        if nbytes > limit:
+            raise InputError(f"{what} is too large to allocate", expected=f"{hint}; {where} {limit / 2**30:.1f} GB",
+                             found=f"it needs {nbytes / 2**30:,.1f} GB")
+
     def check_upload(self, data: bytes, name: str, what: str) -> bytes:
         """Refuse an empty or oversize upload with a clear message; returns ``data``."""
         if len(data) > self.max_upload_mb * 2**20:
@@ -114,12 +140,14 @@ def current_policy() -> Policy:
     """The policy from the environment (read on every call, so tests and restarts see changes)."""
     env = os.environ
     shared = env.get("AOMSCOPE_SHARED", "").lower() in ("1", "true", "yes")
+    uploads = (default_cache_dir() / "uploads").resolve()  # ui.views.save_upload stores uploaded files here
     return Policy(shared=shared,
-                  data_dirs=_paths(env.get("AOMSCOPE_DATA_DIRS")),
+                  data_dirs=_paths(env.get("AOMSCOPE_DATA_DIRS")) + ((uploads,) if shared else ()),
                   arch_allowlist=_paths(env.get("AOMSCOPE_ARCH_ALLOWLIST")),
                   max_upload_mb=float(env.get("AOMSCOPE_MAX_UPLOAD_MB", 200)),
                   max_workspaces=_number(env, "AOMSCOPE_MAX_WORKSPACES", 20 if shared else None, int),
-                  max_disk_gb=_number(env, "AOMSCOPE_MAX_DISK_GB", 5.0 if shared else None, float))
+                  max_disk_gb=_number(env, "AOMSCOPE_MAX_DISK_GB", 5.0 if shared else None, float),
+                  max_data_gb=_number(env, "AOMSCOPE_MAX_DATA_GB", 1.0 if shared else 4.0, float))
 
 
 def _number(env, name: str, default, kind):

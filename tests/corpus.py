@@ -137,6 +137,20 @@ def make_corpus(root: Path) -> dict[str, Path]:
         f[key].write_text(text)
     f["int_keys"] = root / "int_keys.pt"
     torch.save({i: v for i, v in enumerate(good.values())}, f["int_keys"])
+    # issue #15, data side: arrays that used to be misread, and sizes that cannot be allocated
+    f["npy_as_npz"] = root / "single.npz"
+    np.save(open(f["npy_as_npz"], "wb"), x)
+    f["npz_int8"] = root / "int8.npz"
+    np.savez(f["npz_int8"], x=(x.astype(np.int16) - 128).astype(np.int8), y=y)
+    f["npz_u64"] = root / "u64.npz"
+    np.savez(f["npz_u64"], x=x, y=np.where(y == 9, 2**63 + 5, y).astype(np.uint64),
+             classes=np.array([str(i) for i in range(10)]))
+    f["npz_0d_classes"] = root / "classes_0d.npz"
+    np.savez(f["npz_0d_classes"], x=x, y=y, classes=np.array("0123456789"))
+    f["huge_arch"] = root / "huge.py"
+    f["huge_arch"].write_text("import torch.nn as nn\nclass Huge(nn.Module):\n    def __init__(self):\n"
+                              "        super().__init__()\n        self.fc = nn.Linear(200000, 200000)\n"
+                              "    def forward(self, x):\n        return self.fc(x.flatten(1))\n")
     digest = weights_digest(good)
     sizes = load_dataset("digits", "train").class_sizes().astype(np.int64)
     for key, tap, change in (("maps_negative", "relu1", -1), ("maps_too_many", "relu1", 10**6),

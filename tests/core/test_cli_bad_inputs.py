@@ -114,6 +114,26 @@ CASES = [
      "counts above the class size for layer conv1"),
     ("maps file read at another layer's tap", lambda f: experiment(f, "maps_other_tap"),
      "the maps of conv1 do not belong to this model: expected 8 kernels read at relu2, found 8 kernels read at relu1"),
+    # issue #15, data side
+    ("a .npy named .npz", lambda f: maps(f["good"], "zoo:digits_net", "--dataset", f"npz:{f['npy_as_npz']}"),
+     "a .npy file, not an .npz archive"),
+    ("int8 pixels with negatives", lambda f: maps(f["good"], "zoo:digits_net", "--dataset", f"npz:{f['npz_int8']}"),
+     "pixel values out of range"),
+    ("uint64 labels near 2**63", lambda f: maps(f["good"], "zoo:digits_net", "--dataset", f"npz:{f['npz_u64']}"),
+     "found min 0, max 9223372036854775813 (dtype uint64)"),
+    ("0-d classes string", lambda f: maps(f["good"], "zoo:digits_net", "--dataset", f"npz:{f['npz_0d_classes']}"),
+     "classes must be a 1-D array of names"),
+    ("unknown device", lambda f: maps(f["good"], "zoo:digits_net", "--device", "xyz"), "no such device here"),
+    ("mps on a machine without it", lambda f: maps(f["good"], "zoo:digits_net", "--device", "mps"),
+     "found 'mps'"),
+    ("resize that cannot be allocated", lambda f: maps(f["good"], "zoo:digits_net", "--resize", "60000"),
+     "is too large to allocate"),
+    ("widen that cannot be allocated", lambda f: edit(f, "--widen", "conv1:+100000000"),
+     "widening conv1 by 100000000 kernels is too large to allocate"),
+    ("200000×200000 Linear", lambda f: maps(f["good"], f"{f['huge_arch']}:Huge"), "Huge (40,000,200,000 values)"),
+    ("empty --insert-after", lambda f: edit(f, "--insert-after", ""), "bad --insert-after value: no layer name"),
+    ("optical-flow model", lambda f: maps(f["good"], "torchvision:raft_small"),
+     "torchvision:raft_small is not an image classifier"),
 ]
 
 
