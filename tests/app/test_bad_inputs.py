@@ -2,9 +2,9 @@
 session stays usable with the earlier model and data intact."""
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
+from aomcore import default_root, list_workspaces
+from tests.app.helpers import app, wait_jobs, workspace
 from tests.corpus import make_corpus
 
 
@@ -14,10 +14,7 @@ def files(tmp_path_factory):
 
 
 def _app():
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return app()
 
 
 def _upload(widget, path, name=None):
@@ -83,23 +80,30 @@ CASES = [
 
 
 @pytest.mark.parametrize("case,action,message", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_gives_a_message_and_the_session_survives(files, case, action, message):
+def test_bad_input_gives_a_message_and_the_workspace_survives(trained, files, case, action, message):
     at = _app()
-    ws = at.session_state["workspace"]
-    digest = ws.model.digest
+    before = (trained.versions(), trained.state()["dataset"])
     action(at, files)
     assert not at.exception, at.exception
     errors = " ".join(e.value for e in at.error)
     assert message in errors, errors
     assert not files["pwned"].exists()
-    # nothing was lost: same dataset, same model, and the other pages still work on them
-    assert ws.dataset == "digits" and ws.model.digest == digest
+    # nothing was lost: the same workspace, dataset and versions, no new workspace
+    assert workspace(at).id == trained.id and len(list_workspaces(default_root())) == 1
+    assert (trained.versions(), trained.state()["dataset"]) == before
+
+
+def test_the_workspace_still_computes_after_a_bad_input(trained, files):
+    at = _app()
+    load_weights(at, files["truncated"])
+    assert "truncated or corrupted checkpoint" in at.error[0].value
     at.switch_page("app_pages/compute_maps.py").run()
     at.button(key="compute").click().run()
-    assert not at.exception and "Maps of 2 layer(s)" in at.success[0].value
+    at = wait_jobs(at, "app_pages/compute_maps.py")
+    assert "Maps of 2 layer(s)" in at.success[0].value
 
 
-def test_oversize_upload(files, monkeypatch):
+def test_oversize_upload(trained, files, monkeypatch):
     monkeypatch.setenv("AOMSCOPE_MAX_UPLOAD_MB", "0.001")
     at = _app()
     load_weights(at, files["good"])
@@ -114,12 +118,15 @@ def test_shared_mode_confines_data_paths(files, monkeypatch, path_key, suffix):
     use_dataset(at, "mnist", root=f"{files[path_key]}/{suffix}" if suffix else files[path_key])
     assert not at.exception
     assert "path outside the allowed data folders" in at.error[0].value
-    assert at.session_state["workspace"].dataset == "digits"
+    assert workspace(at).state()["dataset"]["spec"] == "digits"
+    assert len(list_workspaces(default_root())) == 1
 
 
-def test_shared_mode_refuses_architecture_files(files, monkeypatch):
+def test_shared_mode_refuses_architecture_files(trained, files, monkeypatch):
     monkeypatch.setenv("AOMSCOPE_SHARED", "1")
     at = _app()
+    at.query_params["ws"] = trained.id
+    at.run()
     load_weights(at, files["five_out"], f"{files['arch_file']}:FiveOut")
     assert not at.exception and "architecture files are disabled in shared mode" in at.error[0].value
     monkeypatch.setenv("AOMSCOPE_ARCH_ALLOWLIST", str(files["arch_file"]))
@@ -132,17 +139,16 @@ def test_class_without_images_is_a_clear_maps_error(files):
     use_dataset(at, "npz upload", npz=files["npz_empty_class"])
     assert not at.exception and not at.error
     at.button(key="train").click().run()
-    assert not at.exception, at.exception
-    at.switch_page("app_pages/compute_maps.py").run()
+    at = wait_jobs(at, "app_pages/compute_maps.py")
     at.button(key="compute").click().run()
-    assert not at.exception
+    at = wait_jobs(at, "app_pages/compute_maps.py")
     assert "a class has no images: expected at least one image of every class, found no images of class 'c'" in \
-        at.error[0].value
+        " ".join(e.value for e in at.error)
 
 
-def test_edit_removing_every_kernel(files):
+def test_edit_removing_every_kernel(trained, files):
     at = _app()
     at.switch_page("app_pages/edit_retrain.py").run()
     at.multiselect[0].set_value(list(range(8))).run()
     assert not at.exception and "cannot remove every kernel of conv1" in at.error[0].value
-    assert at.session_state["workspace"].history.current_id == 0
+    assert sorted(trained.versions()) == [0] and trained.current_version == 0
