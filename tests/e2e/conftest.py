@@ -192,12 +192,14 @@ def wait_jobs(ws: Workspace, timeout: float = 300, kinds: tuple[str, ...] | None
     raise AssertionError(f"jobs of {ws.path.name} still running after {timeout} s: {list_jobs(ws)}")
 
 
-def wait_job_started(ws: Workspace, kind: str, timeout: float = 60) -> dict:
-    """The first job of ``kind`` once it is running with some progress (fails if it ended first)."""
+def wait_job_started(ws: Workspace, kind: str, timeout: float = 60, progressed: bool = True) -> dict:
+    """The newest job of ``kind`` once it is running (with some progress if ``progressed``); fails if it
+    ended first."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         found = [j for j in list_jobs(ws) if j["kind"] == kind]
-        if found and found[-1]["status"] == "running" and (found[-1].get("progress") or {}).get("done"):
+        if found and found[-1]["status"] == "running" and (
+                not progressed or (found[-1].get("progress") or {}).get("done")):
             return found[-1]
         if found and found[-1]["status"] not in ACTIVE:
             raise AssertionError(f"the {kind} job ended before it could be watched: {found[-1]}")
@@ -232,8 +234,30 @@ def go(page, title):
     no_exception(page)
 
 
+TITLES = {"": None, "compute_maps": "Compute maps", "edit_retrain": "Edit & retrain", "versions": "Versions",
+          "workspaces": "Workspaces"}
+
+
 def open_ws(page, server: Server, ws_id: str, path: str = ""):
-    page.goto(f"{server.url}/{path}?ws={ws_id}")
+    """Open a workspace by URL (``/?ws=<id>``), then its page ``path`` through the sidebar.
+
+    A deep link (``/versions?ws=<id>``) as the first visit to a fresh server opens the page
+    without the router: see ``test_deep_link_on_a_fresh_server``.
+    """
+    page.goto(f"{server.url}/?ws={ws_id}")
+    wait_app(page)
+    if TITLES[path]:
+        go(page, TITLES[path])
+
+
+def wait_app(page):
+    """After a goto or reload: wait for the app's first run to draw its sidebar and finish.
+
+    Until then the tab may show Streamlit's own list of the files in pages/ and a
+    "notRunning" state from before the run.
+    """
+    page.wait_for_function("() => (document.querySelector('[data-testid=\"stSidebar\"]')?.innerText || '')"
+                           ".includes('AOMscope')", timeout=120_000)
     wait_idle(page)
     no_exception(page)
 
