@@ -19,7 +19,7 @@ from .conftest import (VIEWPORT, Server, go, main_text, no_exception, open_ws, s
 
 pytestmark = pytest.mark.e2e
 PROGRESS = '[data-testid="stMain"] [data-testid="stProgress"]'
-RETRAIN_EPOCHS = 30  # digits: long enough (several seconds) to act while it runs
+RETRAIN_EPOCHS = 60  # digits: long enough (tens of seconds on a loaded 2-core machine) to act while it runs
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +47,19 @@ def _options(page, label: str) -> list[str]:
     return options
 
 
-def _start_retrain(page, epochs=RETRAIN_EPOCHS):
-    """On Edit & retrain: widen conv2 by 2 kernels and retrain ``epochs`` epochs."""
+def _see_progress(page, ws, job_id: str, name: str):
+    """The page shows the job's progress bar; if not, say whether the job was still running."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.locator(PROGRESS).first.wait_for(timeout=20_000)
+    except PlaywrightTimeout:
+        shot(page, f"fail_{name}")
+        raise AssertionError(f"{name}: no progress bar; the job is {_status(ws, job_id)}") from None
+
+
+def _start_retrain(page, epochs=RETRAIN_EPOCHS, batch_size=None):
+    """On Edit & retrain: widen conv2 (by the default, a quarter of its kernels) and retrain ``epochs`` epochs."""
     page.get_by_test_id("stSelectbox").first.click()
     page.get_by_role("option", name="conv2", exact=False).first.click()
     wait_idle(page)
@@ -56,6 +67,8 @@ def _start_retrain(page, epochs=RETRAIN_EPOCHS):
     wait_idle(page)
     page.get_by_text("Retraining", exact=True).click()
     set_number(page, "Epochs", epochs)
+    if batch_size is not None:
+        set_number(page, "Batch size", batch_size)
     page.locator(".st-key-apply button").click()
     page.locator(PROGRESS).first.wait_for(timeout=60_000)
 
@@ -64,21 +77,22 @@ def test_retrain_survives_reload_second_tab_and_restart(own_server, browser, dig
     ws = trained_workspace(own_server, digits_template, "reload")
     tab = browser.new_context(viewport=VIEWPORT).new_page()
     open_ws(tab, own_server, ws.id, "edit_retrain")
-    _start_retrain(tab)
+    # about a minute (5,100 small steps): time for a second browser context to load and for a reload
+    _start_retrain(tab, epochs=60, batch_size=16)
     job = wait_job_started(ws, "retrain")
 
     # a second tab on the same URL sees the running job
     other = browser.new_context(viewport=VIEWPORT).new_page()
     other.goto(tab.url)
     wait_app(other)
-    other.locator(PROGRESS).first.wait_for(timeout=20_000)
+    _see_progress(other, ws, job["id"], "second_tab")
     assert "Retraining" in sidebar_text(other)
 
     # reload mid-way: the job goes on and the page shows its progress again
     tab.reload()
     wait_app(tab)
     assert url_ws(tab) == ws.id
-    tab.locator(PROGRESS).first.wait_for(timeout=20_000)
+    _see_progress(tab, ws, job["id"], "reload")
     assert _status(ws, job["id"]) == "running", "the retrain ended before the reload was seen"
     shot(tab, "ws_1_reloaded_mid_retrain")
 
@@ -95,7 +109,7 @@ def test_retrain_survives_reload_second_tab_and_restart(own_server, browser, dig
     own_server.restart()
     open_ws(tab, own_server, ws.id, "versions")
     assert "v1 of 2" in sidebar_text(tab)
-    assert "widen conv2 by 2 kernel(s)" in main_text(tab)  # the current version's note
+    assert "widen conv2 by 4 kernel(s)" in main_text(tab)  # the current version's note
     assert _options(tab, "Version") == ["v0", "v1"]
     shot(tab, "ws_3_versions_after_restart")
     other.context.close()
