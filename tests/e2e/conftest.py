@@ -1,4 +1,4 @@
-"""A real `streamlit run` server and Debian's Chromium driven by Playwright."""
+"""A real `streamlit run` server (private home and cache) and Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from aomcore import Workspace, default_train_config, list_jobs, run_inline
 from tests.conftest import REPO
 
 CHROMIUM = os.environ.get("AOMSCOPE_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("AOMSCOPE_SCREENSHOTS", REPO / "artifacts" / "screenshots"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ACTIVE = ("queued", "running")
+VIEWPORT = {"width": 1400, "height": 1000}
 
 
 def _free_port() -> int:
@@ -28,44 +30,119 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(tmp_path_factory, **extra_env):
-    port = _free_port()
-    cache = tmp_path_factory.mktemp("e2e-cache")
-    env = dict(os.environ, AOMSCOPE_CACHE_DIR=str(cache), OMP_NUM_THREADS="2", **extra_env)
-    log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not become healthy in 60 s")
-    return proc, SimpleNamespace(url=url, cache=cache)
+class Server:
+    """``streamlit run app.py`` on a private ``AOMSCOPE_HOME`` and cache; :meth:`restart` keeps both.
+
+    Attributes
+    ----------
+    url : str
+    home : Path
+        ``$AOMSCOPE_HOME``: workspaces live in ``home / "workspaces"``.
+    pid : int
+        The server process (the job workers are its children).
+    """
+
+    def __init__(self, home: Path, cache: Path, log_dir: Path, env: dict | None = None,
+                 app_args: tuple[str, ...] = ()):
+        self.home, self.cache, self.log_dir = home, cache, log_dir
+        self.env = dict(os.environ, AOMSCOPE_HOME=str(home), AOMSCOPE_CACHE_DIR=str(cache),
+                        OMP_NUM_THREADS="1", **(env or {}))
+        self.app_args = app_args
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def root(self) -> Path:
+        return self.home / "workspaces"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def start(self) -> Server:
+        port = _free_port()
+        self.starts += 1
+        log = open(self.log_dir / f"streamlit-{self.starts}.log", "w")
+        extra = ["--", *self.app_args] if self.app_args else []
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                      "--server.address", "127.0.0.1", "--server.headless", "true",
+                                      "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+                                      *extra],
+                                     cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
+                    return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        pytest.fail(f"streamlit did not become healthy in 90 s; log: {self.log_dir}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def restart(self) -> Server:
+        """Stop the server and start a new one on the same home and cache (a new port)."""
+        self.stop()
+        return self.start()
+
+    def workspace(self, ws_id: str) -> Workspace:
+        return Workspace(self.root / ws_id)
+
+
+def make_server(tmp_path_factory, env: dict | None = None, app_args: tuple[str, ...] = ()) -> Server:
+    return Server(tmp_path_factory.mktemp("e2e-home"), tmp_path_factory.mktemp("e2e-cache"),
+                  tmp_path_factory.mktemp("e2e-log"), env, app_args).start()
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    proc, info = _serve(tmp_path_factory)
-    yield info
-    proc.terminate()
-    proc.wait(timeout=20)
+    """One local-mode server for the module's tests (each test opens its own workspace)."""
+    s = make_server(tmp_path_factory)
+    yield s
+    s.stop()
 
 
 @pytest.fixture(scope="session")
 def shared_server(tmp_path_factory):
     """A server in shared mode (several users, one process)."""
-    proc, info = _serve(tmp_path_factory, AOMSCOPE_SHARED="1")
-    yield info
-    proc.terminate()
-    proc.wait(timeout=20)
+    s = make_server(tmp_path_factory, env={"AOMSCOPE_SHARED": "1"})
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path_factory):
+    """A server of this test alone (for restarts)."""
+    s = make_server(tmp_path_factory)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def digits_template(tmp_path_factory) -> Path:
+    """A digits workspace with zoo:digits_net trained (v0), made once in-process like the CLI does."""
+    ws = Workspace.create(tmp_path_factory.mktemp("e2e-template"), name="digits", dataset="digits")
+    run_inline(ws, "train", {"arch": "zoo:digits_net", "config": default_train_config("digits").__dict__,
+                             "snapshots": 3, "monitor": False})
+    return ws.path
+
+
+def trained_workspace(server: Server, template: Path, name: str) -> Workspace:
+    """A copy of the trained template in the server's home, renamed; open it with ``?ws=<id>``."""
+    target = server.root / f"{name}-{os.urandom(4).hex()}"
+    shutil.copytree(template, target)
+    ws = Workspace(target)
+    ws.update(name=name)
+    return ws
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +156,15 @@ def browser():
         b.close()
 
 
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+# --- waiting ------------------------------------------------------------------------------
 def wait_idle(page, timeout=120_000):
     """Wait until the script run that the last action started has finished.
 
@@ -93,6 +179,101 @@ def wait_idle(page, timeout=120_000):
         pass  # the run was quick, or there was none
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
     page.wait_for_timeout(300)
+
+
+def wait_jobs(ws: Workspace, timeout: float = 300, kinds: tuple[str, ...] | None = None) -> list[dict]:
+    """Poll the workspace's job records until none (of ``kinds``) is queued or running; return them all."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        jobs = list_jobs(ws)
+        if not any(j["status"] in ACTIVE and (kinds is None or j["kind"] in kinds) for j in jobs):
+            return jobs
+        time.sleep(0.25)
+    raise AssertionError(f"jobs of {ws.path.name} still running after {timeout} s: {list_jobs(ws)}")
+
+
+def wait_job_started(ws: Workspace, kind: str, timeout: float = 60, progressed: bool = True) -> dict:
+    """The newest job of ``kind`` once it is running (with some progress if ``progressed``); fails if it
+    ended first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = [j for j in list_jobs(ws) if j["kind"] == kind]
+        if found and found[-1]["status"] == "running" and (
+                not progressed or (found[-1].get("progress") or {}).get("done")):
+            return found[-1]
+        if found and found[-1]["status"] not in ACTIVE:
+            raise AssertionError(f"the {kind} job ended before it could be watched: {found[-1]}")
+        time.sleep(0.1)
+    raise AssertionError(f"no running {kind} job after {timeout} s")
+
+
+def wait_progress_gone(page, timeout=300_000):
+    """Wait until the page shows no progress bar (the job ended and the page was redrawn)."""
+    page.wait_for_selector('[data-testid="stMain"] [data-testid="stProgress"]', state="detached", timeout=timeout)
+    wait_idle(page)
+
+
+# --- reading the page ---------------------------------------------------------------------
+def no_exception(page):
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def main_text(page) -> str:
+    return page.locator('[data-testid="stMain"]').inner_text()
+
+
+def sidebar_text(page) -> str:
+    return page.locator('[data-testid="stSidebar"]').inner_text()
+
+
+def go(page, title):
+    """Click a page in the sidebar navigation and wait for it."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    wait_idle(page)
+    no_exception(page)
+
+
+TITLES = {"": None, "compute_maps": "Compute maps", "edit_retrain": "Edit & retrain", "versions": "Versions",
+          "workspaces": "Workspaces"}
+
+
+def open_ws(page, server: Server, ws_id: str, path: str = ""):
+    """Open a workspace by URL (``/?ws=<id>``), then its page ``path`` through the sidebar.
+
+    A deep link (``/versions?ws=<id>``) as the first visit to a fresh server opens the page
+    without the router: see ``test_deep_link_on_a_fresh_server``.
+    """
+    page.goto(f"{server.url}/?ws={ws_id}")
+    wait_app(page)
+    if TITLES[path]:
+        go(page, TITLES[path])
+
+
+def wait_app(page):
+    """After a goto or reload: wait for the app's first run to draw its sidebar and finish.
+
+    Until then the tab may show Streamlit's own list of the files in pages/ and a
+    "notRunning" state from before the run.
+    """
+    page.wait_for_function("() => (document.querySelector('[data-testid=\"stSidebar\"]')?.innerText || '')"
+                           ".includes('AOMscope')", timeout=120_000)
+    wait_idle(page)
+    no_exception(page)
+
+
+def url_ws(page) -> str:
+    """The workspace id in the tab's URL."""
+    from urllib.parse import parse_qs, urlparse
+
+    return parse_qs(urlparse(page.url).query)["ws"][0]
+
+
+def set_number(page, label: str, value, exact: bool = True):
+    box = page.get_by_role("spinbutton", name=label, exact=exact).first
+    box.fill(str(value))
+    box.press("Enter")
+    wait_idle(page)
 
 
 def shot(page, name: str) -> Path:

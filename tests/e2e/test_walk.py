@@ -1,49 +1,50 @@
-"""Walk every page in a real browser on the digits default, with screenshots."""
+"""Walk every page in a real browser, from an empty workspace to an edited version, with screenshots.
 
-import json
-import os
-import subprocess
-import sys
+Each job is started by its button and watched on its page until it ends: the page must then
+show the job's product without a reload (a page that goes blank after a job is a bug).
+"""
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from tests.conftest import REPO
-
-from .conftest import shot, wait_idle
+from .conftest import (go, main_text, no_exception, set_number, shot, sidebar_text, url_ws, wait_idle, wait_jobs,
+                       wait_progress_gone)
 
 pytestmark = pytest.mark.e2e
 
 
-def _no_exception(page):
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
-        '[data-testid="stException"]').first.inner_text()
+def _train(page, server, epochs=None, timeout=300_000):
+    if epochs is not None:
+        set_number(page, "Epochs", epochs)
+    page.locator(".st-key-train button").click()
+    page.locator('[data-testid="stMain"] [data-testid="stProgress"]').first.wait_for(timeout=60_000)
+    wait_jobs(server.workspace(url_ws(page)), timeout / 1000)
+    wait_progress_gone(page, timeout)
+    no_exception(page)
 
 
-def _go(page, title):
-    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    wait_idle(page)
-    _no_exception(page)
-
-
-def test_walk_every_page(server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def test_walk_every_page(server, page):
     page.goto(server.url)
     wait_idle(page)
-    _no_exception(page)
-    page.get_by_text("Test accuracy:").first.wait_for()
-    assert "digits" in page.locator('[data-testid="stSidebar"]').inner_text()
+    no_exception(page)
+    # a fresh app opens an empty digits workspace and proposes training
+    page.get_by_text("No model yet").wait_for()
+    assert "digits" in sidebar_text(page) and "none yet" in sidebar_text(page)
+    assert page.url.split("?ws=")[1] == url_ws(page)
+    shot(page, "0_empty_workspace")
+
+    _train(page, server, epochs=10)
+    page.get_by_text("Test accuracy of v0").wait_for(timeout=30_000)  # drawn without a reload
+    assert "v0 of 1" in sidebar_text(page)
     shot(page, "1_model_data")
 
-    _go(page, "Compute maps")
-    page.get_by_role("button", name="Compute").click()
+    go(page, "Compute maps")
+    page.locator(".st-key-compute button").click()
+    page.get_by_text("Maps of 2 layer(s)").wait_for(timeout=120_000)  # drawn without a reload
     wait_idle(page)
-    page.get_by_text("Maps of 2 layer(s)").wait_for()
-    _no_exception(page)
+    no_exception(page)
     shot(page, "2_compute_maps")
 
-    _go(page, "Explore")
+    go(page, "Explore")
     assert page.locator('[data-testid="stImage"]').count() >= 1
     shot(page, "3_explore_aom")
     page.get_by_role("tab", name="ODM").click()
@@ -54,117 +55,93 @@ def test_walk_every_page(server, browser):
     page.get_by_role("tab", name="Inspect a kernel").click()
     page.wait_for_timeout(800)
     shot(page, "3_explore_inspect")
-    _no_exception(page)
+    no_exception(page)
 
-    _go(page, "Select kernels")
+    go(page, "Select kernels")
     page.get_by_text("Kernels kept in conv1").wait_for()
+    kept = int(page.locator('[data-testid="stMain"] [data-testid="stMetricValue"]').first.inner_text()
+               .split(" of ")[0])
     shot(page, "4_select")
-    _no_exception(page)
 
-    _go(page, "Selectivity experiment")
-    page.get_by_role("button", name="Run").click()
-    wait_idle(page)
-    page.get_by_text("Removing the selective kernels costs more accuracy").wait_for()
-    _no_exception(page)
-    shot(page, "5_selectivity_experiment")
-
-
-@pytest.mark.mnist
-def test_mnist_end_to_end(server, browser, data_root, tmp_path):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(server.url)
-    wait_idle(page)
-    page.get_by_test_id("stSelectbox").first.click()
-    page.get_by_role("option", name="mnist", exact=True).click()
-    root = page.get_by_role("textbox", name="Data root (torchvision layout)")
-    root.fill(str(data_root))
-    root.press("Enter")
-    wait_idle(page)
-    page.get_by_role("button", name="Use this dataset").click()
-    wait_idle(page)
-    _no_exception(page)
-    assert "60,000 train / 10,000 test images" in page.locator('[data-testid="stMain"]').inner_text()
-    page.get_by_role("button", name="Train", exact=True).click()
-    wait_idle(page, timeout=300_000)
-    _no_exception(page)
-    page.get_by_text("Test accuracy:").first.wait_for()
-    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
-    assert "zoo:paper_mnist" in sidebar
-    shot(page, "mnist_1_model_data")
-
-    _go(page, "Compute maps")
-    page.get_by_role("button", name="Compute").click()
-    wait_idle(page, timeout=300_000)
-    page.get_by_text("over 60,000 train images").wait_for()
-    shot(page, "mnist_2_compute_maps")
-    _go(page, "Explore")
-    assert "16 kernels × 10 classes × 26×26 positions" in page.locator('[data-testid="stMain"]').inner_text()
-    shot(page, "mnist_3_explore_aom")
-    page.get_by_role("tab", name="CSM").click()
-    page.wait_for_timeout(500)
-    shot(page, "mnist_3_explore_csm")
-    _go(page, "Select kernels")
-    page.get_by_text("Kernels kept in conv1").wait_for()
-    shot(page, "mnist_4_select")
-
-    _go(page, "Selectivity experiment")
-    page.get_by_role("button", name="Run").click()
-    wait_idle(page, timeout=300_000)
-    page.get_by_text("Removing the selective kernels costs more accuracy").wait_for()
-    _no_exception(page)
-    shot(page, "mnist_5_selectivity_experiment")
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Table (CSV)").click()
-    page_rows = pd.read_csv(download.value.path())
-
-    # The CLI on the very weights the page trained, with a fresh cache, gives the same numbers.
-    weights = max((server.cache / "models").glob("*.safetensors"), key=lambda p: p.stat().st_size)
-    out = tmp_path / "experiment.json"
-    env = dict(os.environ, AOMSCOPE_CACHE_DIR=str(tmp_path / "cli-cache"))
-    run = subprocess.run([sys.executable, "-m", "aomcore", "selectivity-experiment", "--arch", "zoo:paper_mnist",
-                          "--weights", str(weights), "--dataset", "mnist", "--data-root", str(data_root),
-                          "--layer", "conv2", "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    cli_rows = pd.DataFrame(json.loads(out.read_text())["classes"])
-    assert list(page_rows["class"]) == list(cli_rows["class"])
-    for column in ("n_selective", "n_not_selective", "n_images"):
-        assert list(page_rows[column]) == list(cli_rows[column])
-    for column in ("acc_all", "acc_selective_kept", "acc_selective_removed"):
-        np.testing.assert_allclose(page_rows[column], cli_rows[column], rtol=0, atol=1e-12)
-
-
-def test_edit_retrain_compare_revert(server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(server.url)
-    wait_idle(page)
-    _go(page, "Compute maps")
-    page.get_by_role("button", name="Compute").click()
-    wait_idle(page)
-    _go(page, "Select kernels")
-    page.get_by_text("Kernels kept in conv1").wait_for()
-    main = page.locator('[data-testid="stMain"]')
-    kept = int(main.get_by_test_id("stMetricValue").first.inner_text().split(" of ")[0])
-
-    _go(page, "Edit & retrain")
+    go(page, "Edit & retrain")
     page.get_by_text("Pre-filled from your selection").wait_for()
+    main = page.locator('[data-testid="stMain"]')
     assert f"8 → {kept}" in main.get_by_test_id("stMetricValue").first.inner_text()
-    shot(page, "6_edit_preview")
-    page.get_by_role("button", name="Apply and retrain").click()
-    page.get_by_text("v0 → v1").wait_for(timeout=120_000)
+    page.get_by_text("Retraining", exact=True).click()
+    set_number(page, "Epochs", 5)
+    shot(page, "5_edit_preview")
+    page.locator(".st-key-apply button").click()
+    page.get_by_text("v0 → v1").wait_for(timeout=180_000)  # drawn without a reload
     wait_idle(page)
-    _no_exception(page)
-    shot(page, "6_edit_after")
-    assert "v1 of 2" in page.locator('[data-testid="stSidebar"]').inner_text()
+    no_exception(page)
+    assert "v1 of 2" in sidebar_text(page)
+    shot(page, "5_edit_after")
 
-    _go(page, "Versions")
+    go(page, "Versions")
     page.get_by_text("Download v1").wait_for()
-    shot(page, "7_versions")
+    shot(page, "6_versions")
     revert = page.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Version", exact=True))
     revert.click()  # the revert selector (the comparison's "Version A" / "Version B" come first)
     page.get_by_role("option", name="v0", exact=True).click()
     wait_idle(page)
     page.get_by_role("button", name="Make v0 current (revert)").click()
     wait_idle(page)
-    _no_exception(page)
-    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
-    assert "v0 of 2" in sidebar and "v0: loaded" in sidebar
+    no_exception(page)
+    assert "v0 of 2" in sidebar_text(page)
+
+    go(page, "Selectivity experiment")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Removing the selective kernels costs more accuracy").wait_for(timeout=120_000)
+    wait_idle(page)
+    no_exception(page)
+    shot(page, "7_selectivity_experiment")
+
+    go(page, "Workspaces")
+    assert url_ws(page) in main_text(page) and "2 version(s)" in main_text(page)
+    shot(page, "8_workspaces")
+
+
+@pytest.mark.mnist
+def test_mnist_end_to_end(server, page, data_root):
+    page.goto(server.url)
+    wait_idle(page)
+    page.get_by_text("Analyse another dataset").click()
+    page.locator(".st-key-dataset_kind [data-testid='stSelectbox']").click()
+    page.get_by_role("option", name="mnist", exact=True).click()
+    wait_idle(page)
+    root = page.get_by_role("textbox", name="Data root (torchvision layout)")
+    root.fill(str(data_root))
+    root.press("Enter")
+    wait_idle(page)
+    before = url_ws(page)
+    page.locator(".st-key-use_dataset button").click()
+    wait_idle(page, timeout=180_000)
+    no_exception(page)
+    assert url_ws(page) != before
+    assert "60,000 train / 10,000 test images" in main_text(page)
+    _train(page, server, epochs=1, timeout=600_000)
+    page.get_by_text("Test accuracy of v0").wait_for(timeout=60_000)
+    assert "zoo:paper_mnist" in sidebar_text(page)
+    shot(page, "mnist_1_model_data")
+
+    go(page, "Compute maps")
+    page.locator(".st-key-compute button").click()
+    page.get_by_text("over 60,000 train images").wait_for(timeout=600_000)
+    wait_idle(page)
+    shot(page, "mnist_2_compute_maps")
+    go(page, "Explore")
+    assert "16 kernels × 10 classes × 26×26 positions" in main_text(page)
+    shot(page, "mnist_3_explore_aom")
+    page.get_by_role("tab", name="CSM").click()
+    page.wait_for_timeout(500)
+    shot(page, "mnist_3_explore_csm")
+    go(page, "Select kernels")
+    page.get_by_text("Kernels kept in conv1").wait_for()
+    shot(page, "mnist_4_select")
+
+    go(page, "Selectivity experiment")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Removing the selective kernels costs more accuracy").wait_for(timeout=600_000)
+    wait_idle(page)
+    no_exception(page)
+    shot(page, "mnist_5_selectivity_experiment")
