@@ -29,6 +29,7 @@ def test_with_too_few_live_filters_all_live_ones_stay():
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_cli_reproduce_deepeyes(tmp_path, data_root):
     """Three 1-epoch trainings and two DeepEyes passes over MNIST: ~15 min on 1 CPU thread (not for a short CI)."""
     out = subprocess.run([sys.executable, "-m", "aomcore", "reproduce", "deepeyes", "--data-root", str(data_root),
