@@ -81,6 +81,8 @@ async def _session(browser, url: str, ws_id: str, retrain: bool, errors: list) -
         if retrain:
             await page.goto(f"{url}/edit_retrain?ws={ws_id}")
             await page.wait_for_selector(IDLE, timeout=120_000)
+            await page.get_by_text("Widen", exact=True).click()
+            await page.wait_for_selector(IDLE, timeout=120_000)
             await page.get_by_role("button", name="Apply and retrain").click()
             await page.wait_for_selector("text=v0 → v1", timeout=900_000)
         errors.extend(["exception"] * await page.locator('[data-testid="stException"]').count())
