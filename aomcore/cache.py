@@ -22,7 +22,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-__all__ = ["DiskCache", "default_cache_dir"]
+__all__ = ["DiskCache", "default_cache_dir", "file_sha256"]
 
 CACHE_ENV = "AOMSCOPE_CACHE_DIR"
 
@@ -32,7 +32,8 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "aomscope")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -68,7 +69,7 @@ class DiskCache:
         if not path.is_file() or not side.is_file():
             return None
         try:
-            ok = side.read_text().strip() == _sha256(path)
+            ok = side.read_text().strip() == file_sha256(path)
         except OSError:
             ok = False
         if not ok:
@@ -86,7 +87,7 @@ class DiskCache:
         os.close(fd)
         try:
             write(Path(tmp))
-            digest = _sha256(Path(tmp))
+            digest = file_sha256(Path(tmp))
             side_tmp = Path(tmp + ".sha256")
             side_tmp.write_text(digest)
             os.replace(tmp, path)

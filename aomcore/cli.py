@@ -259,13 +259,15 @@ def _preprocessing(args) -> Preprocessing:
     return Preprocessing(mean=args.mean, std=args.std, channels=args.channels, resize=args.resize)
 
 
-def _progress_printer(label: str):
+def _progress_printer(label: str, unit: str | None = "images"):
+    """A progress callback printing to stderr every 10% (``done/total unit`` unless ``unit`` is None)."""
     state = {"next": 0.0, "start": time.perf_counter()}
 
     def report(done: int, total: int):
         frac = done / max(total, 1)
         if frac >= state["next"] or done == total:
-            print(f"\r{label}: {done}/{total} images ({frac:5.1%}) {time.perf_counter() - state['start']:.1f}s",
+            count = f"{done}/{total} {unit} " if unit else ""
+            print(f"\r{label}: {count}({frac:5.1%}) {time.perf_counter() - state['start']:.1f}s",
                   end="" if done < total else "\n", file=sys.stderr, flush=True)
             state["next"] = frac + 0.1
     return report
@@ -792,7 +794,7 @@ def _cmd_run(args) -> int:
     edits = _read_edits(args.edits) if args.edits else []
     imported = import_run(args.dir, args.arch, test_set.num_classes, test_set.input_shape, edits, out,
                           test_set=None if args.no_eval else test_set, device=resolve_device(args.device),
-                          progress=_stage_printer("checking checkpoints"))
+                          progress=_progress_printer("checking checkpoints", unit="files"))
     for name, reason in imported.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     snaps = imported.record["snapshots"]
@@ -821,18 +823,6 @@ def _print_summary(s: dict) -> None:
         print(f"job {j['id']}: {j['kind']} {j['status']} {j.get('message') or j['progress'].get('text', '')}")
 
 
-def _stage_printer(label: str):
-    state = {"next": 0.0, "start": time.perf_counter()}
-
-    def report(done: int, total: int):
-        frac = done / max(total, 1)
-        if frac >= state["next"] or done == total:
-            print(f"\r{label}: {frac:5.1%} {time.perf_counter() - state['start']:.1f}s",
-                  end="" if done < total else "\n", file=sys.stderr, flush=True)
-            state["next"] = frac + 0.1
-    return report
-
-
 def _cmd_embed(args) -> int:
     from .embedding import embedding_key
     from .export import save_embedding_npz
@@ -845,7 +835,7 @@ def _cmd_embed(args) -> int:
     layer = resolve_layers(list_layers(loaded.model, dataset.input_shape, include_all=True), [args.layer])[0]
     options = {"method": args.method, "perplexity": args.perplexity, "n_iter": args.n_iter, "seed": args.seed}
     start = time.perf_counter()
-    progress = _stage_printer(f"embed {args.view}")
+    progress = _progress_printer(f"embed {args.view}", unit=None)
     arrays: dict = {"classes": np.array(dataset.classes, dtype=str)}
     if args.view == "activations":
         proj = activation_projection(loaded.model, dataset, args.layer, n=args.n, seed=args.seed, mode=args.mode,

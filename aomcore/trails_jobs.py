@@ -9,13 +9,13 @@ data); :func:`job_trails` is the job kind: it computes them once into
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from .cache import file_sha256
 from .errors import InputError
 
 __all__ = ["TRAILS_DEFAULTS", "compute_trails", "job_trails", "lagging_classes", "run_architecture", "trails_key"]
@@ -23,14 +23,6 @@ __all__ = ["TRAILS_DEFAULTS", "compute_trails", "job_trails", "lagging_classes",
 #: Parameters of a ``trails`` job and their defaults (``run`` and ``layer`` are required).
 TRAILS_DEFAULTS = {"n": 2000, "method": "tsne", "seed": 0, "stability": 0.5, "split": "test", "n_iter": 500,
                    "perplexity": 30.0, "device": "auto"}
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def run_architecture(record: dict, dataset) -> Callable:
@@ -76,7 +68,7 @@ def trails_key(folder: Path, record: dict, dataset, params: dict) -> str:
 
     p = _options(params)
     return DiskCache.key(kind="trails", run=record.get("id"), arch=record["arch"], edits=record.get("edits", []),
-                         snapshots=[(i, _file_digest(f)) for i, f in _snapshots(Path(folder), record)],
+                         snapshots=[(i, file_sha256(f)) for i, f in _snapshots(Path(folder), record)],
                          layer=p["layer"], n=p["n"], method=p["method"], seed=p["seed"], stability=p["stability"],
                          n_iter=p["n_iter"], perplexity=p["perplexity"], data=dataset.identity())
 
