@@ -59,12 +59,13 @@ def snapshot_grid(v: View, run: dict, iteration: int, layer: str | None) -> None
     maps = cached.workspace_maps(str(v.ws.path), info["key"])
     name = layer if layer in maps else st.selectbox("Layer of the grid", list(maps), key="snapshot_layer")
     m = maps[name]
-    grid = cached.views(info["key"], name, aomcore.default_n_groups(m.num_kernels), m)
+    n_groups = aomcore.default_n_groups(m.num_kernels)
+    grid = cached.views(info["key"], name, n_groups, m)
     st.caption(f"AOM grid of {name} at iteration {iteration} over {info['n_images']:,} {split} images "
                f"(kernels in cluster order, red boxes = groups; {int(grid['flags']['dead'].sum())} dead, "
                f"{int(grid['flags']['always_on'].sum())} always on by occurrence over these images — the heatmap above "
                f"flags by DeepEyes' μ and frequency over training mini-batches). Colour: 0 (dark purple) → 1 (yellow).")
-    st.image(grid["aom_image"], width="content")
+    st.image(cached.grid_image(info["key"], name, n_groups, "aom", "occurrence", 28, m), width="content")
 
 
 def import_expander(v: View, expanded: bool = False) -> None:

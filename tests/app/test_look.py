@@ -37,7 +37,7 @@ def test_overview_rows_and_a_prefilled_edit_reaches_edit_retrain(trained):
     assert at.radio(key="edit_kind").value == "Remove kernels"
     chosen = at.multiselect[0].value
     assert chosen and all(f"k{k}" in proposal for k in chosen)
-    assert at.metric[0].value == f"8 → {8 - len(chosen)}"
+    assert at.main.metric[0].value == f"8 → {8 - len(chosen)}"
 
 
 def test_explore_tabs_grid_pick_and_the_cut_in_step(trained):
@@ -67,8 +67,8 @@ def test_explore_tabs_grid_pick_and_the_cut_in_step(trained):
     m = load_cached_maps(ws.results_cache, ws.results("maps", digest)[-1]["key"])["conv1"]
     expected = suggest_keep(m.selectivity, KernelOrdering(n_groups=8).fit(m.odm).labels_, kernel_flags(m.aom))
     assert ws.selection(digest)["conv1"] == expected and ws.n_groups("conv1", 0) == 8
-    assert at.metric[-1].value == f"{len(expected)} of 8"
-    assert at.metric[-1].delta == (f"{8 - len(expected)} dropped" if len(expected) < 8 else "")
+    assert at.main.metric[-1].value == f"{len(expected)} of 8"
+    assert at.main.metric[-1].delta == (f"{8 - len(expected)} dropped" if len(expected) < 8 else "")
     assert sorted(at.dataframe[0].value["name"]) == sorted(f"k{k}" for k in range(8))
 
 

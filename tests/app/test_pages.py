@@ -47,9 +47,9 @@ def test_compute_explore_select_walk(trained):
     assert not at.exception and "16 kernels" in texts(at)
     at.switch_page("app_pages/select_kernels.py").run()
     assert not at.exception, at.exception
-    assert "Kernels kept in conv1" in at.metric[-1].label
+    assert "Kernels kept in conv1" in at.main.metric[-1].label
     assert sorted(at.dataframe[0].value["name"]) == sorted(f"k{k}" for k in range(8))  # one ranked row per kernel
-    kept = int(at.metric[-1].value.split(" of ")[0])
+    kept = int(at.main.metric[-1].value.split(" of ")[0])
     assert 1 <= kept <= 8
     assert len(trained.selection(trained.version(0)["digest"])["conv1"]) == kept  # kept in the workspace
 
@@ -100,12 +100,12 @@ def test_selectivity_experiment_page(trained):
 def test_edit_retrain_versions_revert(trained):
     at = _compute(app())
     at.switch_page("app_pages/select_kernels.py").run()
-    kept = int(at.metric[-1].value.split(" of ")[0])
+    kept = int(at.main.metric[-1].value.split(" of ")[0])
     at.switch_page("app_pages/edit_retrain.py").run()
     assert not at.exception, at.exception
     selection = trained.selection(trained.version(0)["digest"])["conv1"]
     assert at.multiselect[0].value == [k for k in range(8) if k not in selection]
-    assert at.metric[0].value == f"8 → {kept}"
+    assert at.main.metric[0].value == f"8 → {kept}"
     at.button(key="apply").click().run()
     at = wait_jobs(at, "app_pages/edit_retrain.py")
     assert any(h.value == "v0 → v1" for h in at.subheader)
@@ -211,7 +211,7 @@ def test_resnet18_upload_and_remove_through_a_residual_block(trained):
     assert not at.exception, at.exception
     at.selectbox[0].set_value("layer1.0.conv2").run()
     at.multiselect[0].set_value([0, 1, 2]).run()
-    assert at.metric[0].value == "64 → 61"
+    assert at.main.metric[0].value == "64 → 61"
     at.number_input[0].set_value(1).run()  # one epoch
     at.button(key="apply").click().run()
     wait_jobs(at, timeout=600)
