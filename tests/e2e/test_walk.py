@@ -80,8 +80,7 @@ def test_walk_every_page(server, page):
     go(page, "Versions")
     page.get_by_text("Download v1").wait_for()
     shot(page, "6_versions")
-    revert = page.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Version", exact=True))
-    revert.click()  # the revert selector (the comparison's "Version A" / "Version B" come first)
+    page.locator(".st-key-revert_version [data-testid='stSelectbox']").click()  # after "Version A" / "Version B"
     page.get_by_role("option", name="v0", exact=True).click()
     wait_idle(page)
     page.get_by_role("button", name="Make v0 current (revert)").click()

@@ -123,7 +123,7 @@ def test_revert_during_retrain_stays_reverted(server, page, edited_template):
     _start_retrain(page)
     wait_job_started(ws, "retrain")
     go(page, "Versions")
-    page.get_by_test_id("stSelectbox").first.click()
+    page.locator(".st-key-revert_version [data-testid='stSelectbox']").click()
     page.get_by_role("option", name="v0", exact=True).click()
     wait_idle(page)
     page.get_by_role("button", name="Make v0 current (revert)").click()
@@ -182,7 +182,7 @@ def test_leaving_compute_maps_midway_keeps_the_pass(server, page, digits_templat
     wait_idle(page)
     wait_jobs(ws)
     assert _status(ws, job["id"]) == "done"
-    page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)  # Explore redrawn with the maps
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)  # Explore redrawn with the maps
     no_exception(page)
     assert "8 kernels × 10 classes × 8×8 positions" in main_text(page)
 
@@ -236,7 +236,7 @@ def test_cli_workspace_opens_in_the_dashboard(tmp_path, tmp_path_factory, browse
         assert "remove 2 kernel(s) of conv1" in main_text(page)
         assert _options(page, "Version") == ["v0", "v1"]
         shot(page, "ws_7_cli_workspace")
-        page.get_by_test_id("stSelectbox").first.click()
+        page.locator(".st-key-revert_version [data-testid='stSelectbox']").click()
         page.get_by_role("option", name="v0", exact=True).click()
         wait_idle(page)
         page.get_by_role("button", name="Make v0 current (revert)").click()
