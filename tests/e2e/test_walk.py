@@ -80,8 +80,10 @@ def test_walk_every_page(server, page):
     go(page, "Versions")
     page.get_by_text("Download v1").wait_for()
     shot(page, "6_versions")
-    page.locator(".st-key-revert_version [data-testid='stSelectbox']").click()  # after "Version A" / "Version B"
-    page.get_by_role("option", name="v0", exact=True).click()
+    revert = page.locator(".st-key-revert_version input")  # the comparison's selectors come first
+    revert.click()
+    revert.fill("v0")
+    page.keyboard.press("Enter")
     wait_idle(page)
     page.get_by_role("button", name="Make v0 current (revert)").click()
     wait_idle(page)

@@ -123,8 +123,10 @@ def test_revert_during_retrain_stays_reverted(server, page, edited_template):
     _start_retrain(page)
     wait_job_started(ws, "retrain")
     go(page, "Versions")
-    page.locator(".st-key-revert_version [data-testid='stSelectbox']").click()
-    page.get_by_role("option", name="v0", exact=True).click()
+    revert = page.locator(".st-key-revert_version input")  # the comparison's selectors come first
+    revert.click()
+    revert.fill("v0")
+    page.keyboard.press("Enter")
     wait_idle(page)
     page.get_by_role("button", name="Make v0 current (revert)").click()
     wait_idle(page)
@@ -236,8 +238,10 @@ def test_cli_workspace_opens_in_the_dashboard(tmp_path, tmp_path_factory, browse
         assert "remove 2 kernel(s) of conv1" in main_text(page)
         assert _options(page, "Version") == ["v0", "v1"]
         shot(page, "ws_7_cli_workspace")
-        page.locator(".st-key-revert_version [data-testid='stSelectbox']").click()
-        page.get_by_role("option", name="v0", exact=True).click()
+        revert = page.locator(".st-key-revert_version input")  # the comparison's selectors come first
+        revert.click()
+        revert.fill("v0")
+        page.keyboard.press("Enter")
         wait_idle(page)
         page.get_by_role("button", name="Make v0 current (revert)").click()
         wait_idle(page)
