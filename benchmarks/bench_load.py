@@ -70,21 +70,33 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _session(browser, url: str, ws_id: str, retrain: bool, errors: list) -> None:
+def _jobs(root: Path, ws_id: str, kind: str, status: str) -> int:
+    return sum(1 for j in list_jobs(Workspace(root / ws_id)) if j["kind"] == kind and j["status"] == status)
+
+
+async def _until(condition, seconds: float, message: str) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        if time.time() > deadline:
+            raise TimeoutError(message)
+        await asyncio.sleep(1)
+
+
+async def _session(browser, url: str, root: Path, ws_id: str, retrain: bool, errors: list) -> None:
     context = await browser.new_context()
     page = await context.new_page()
     try:
         await page.goto(f"{url}/compute_maps?ws={ws_id}")
         await page.wait_for_selector(IDLE, timeout=120_000)
         await page.get_by_role("button", name="Compute").click()
-        await page.wait_for_selector("text=Maps of", timeout=600_000)
+        await _until(lambda: _jobs(root, ws_id, "maps", "done"), 900, "the maps job did not finish")
         if retrain:
             await page.goto(f"{url}/edit_retrain?ws={ws_id}")
             await page.wait_for_selector(IDLE, timeout=120_000)
             await page.get_by_text("Widen", exact=True).click()
             await page.wait_for_selector(IDLE, timeout=120_000)
             await page.get_by_role("button", name="Apply and retrain").click()
-            await page.wait_for_selector("text=v0 → v1", timeout=900_000)
+            await _until(lambda: _jobs(root, ws_id, "retrain", "done"), 900, "the retrain did not finish")
         errors.extend(["exception"] * await page.locator('[data-testid="stException"]').count())
     except Exception as exc:  # recorded, never raised: the benchmark reports errors
         errors.append(f"{ws_id}: {type(exc).__name__}: {str(exc)[:120]}")
@@ -153,7 +165,7 @@ def main() -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        result = asyncio.run(_run_and_idle(url, ids[:-1], args.retrain, ids[-1], server.pid, args.idle_seconds))
+        result = asyncio.run(_run_and_idle(url, root, ids[:-1], args.retrain, ids[-1], server.pid, args.idle_seconds))
     finally:
         done.set()
         server.terminate()
@@ -178,7 +190,7 @@ def main() -> None:
     shutil.rmtree(home, ignore_errors=True)
 
 
-async def _run_and_idle(url, ids, retrain, probe_id, server_pid, idle_seconds) -> dict:
+async def _run_and_idle(url, root, ids, retrain, probe_id, server_pid, idle_seconds) -> dict:
     from playwright.async_api import async_playwright
 
     errors, times = [], []
@@ -187,7 +199,8 @@ async def _run_and_idle(url, ids, retrain, probe_id, server_pid, idle_seconds) -
         stop = asyncio.Event()
         probe = asyncio.create_task(_probe(browser, url, probe_id, stop, times, errors))
         start = time.perf_counter()
-        await asyncio.gather(*[_session(browser, url, ws_id, k < retrain, errors) for k, ws_id in enumerate(ids)])
+        await asyncio.gather(*[_session(browser, url, root, ws_id, k < retrain, errors)
+                               for k, ws_id in enumerate(ids)])
         seconds = time.perf_counter() - start
         stop.set()
         await probe
