@@ -231,7 +231,12 @@ def _run(ws_path: str, job_id: str, echo: Callable[[int, int, str], None] | None
 
 
 def _limit_memory(gigabytes: float | None) -> None:
-    """Worker initializer: bound the process's data segment (heap and private mappings)."""
+    """Worker initializer: a lower CPU priority than the server (pages stay responsive while jobs
+    run), and the process's data segment (heap and private mappings) bounded."""
+    try:
+        os.nice(10)
+    except OSError:
+        pass
     if gigabytes:
         import resource
 
