@@ -211,7 +211,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="reproduce a paper experiment end to end")
     p.add_argument("experiment", choices=["mnist", "deepeyes"],
-                   help="mnist: Garcia et al. Sec. V-A; deepeyes: DeepEyes' MNIST use case (conv1 20→10, fc1 500→100)")
+                   help="mnist: Garcia et al. Sec. V-A; deepeyes: DeepEyes' MNIST use case "
+                        "(conv1 20→10, fc1 500→100)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--cache-dir", default=None)
@@ -462,10 +463,8 @@ def _cmd_edit(args) -> int:
     return 0
 
 
-def _cmd_reproduce(args) -> int:
-    if args.experiment == "deepeyes":
-        return _cmd_reproduce_deepeyes(args)
-    start = time.perf_counter()
+def _reproduction(args, experiment: str, arch: str):
+    """MNIST's splits, the ``--workspace`` (or None) and a recorder that adds each step there as a version."""
     train_set = load_dataset("mnist", "train", args.data_root)
     test_set = load_dataset("mnist", "test", args.data_root)
     ws = None
@@ -476,10 +475,19 @@ def _cmd_reproduce(args) -> int:
 
     def record(version, parent_id):  # each step becomes a version of the workspace
         rec = ws.add_version(version.model, parent=parent_id, edits=version.edits, metrics=version.metrics,
-                             note=f"reproduce mnist: {version.note or 'baseline'}", arch="zoo:paper_mnist",
+                             note=f"reproduce {experiment}: {version.note or 'baseline'}", arch=arch,
                              num_classes=train_set.num_classes, input_shape=train_set.input_shape,
                              classes=train_set.classes, retrain_seconds=version.retrain_seconds)
         return rec["id"]
+
+    return train_set, test_set, ws, record
+
+
+def _cmd_reproduce(args) -> int:
+    if args.experiment == "deepeyes":
+        return _cmd_reproduce_deepeyes(args)
+    start = time.perf_counter()
+    train_set, test_set, ws, record = _reproduction(args, "mnist", "zoo:paper_mnist")
 
     rows = reproduce_mnist(train_set, test_set, device=resolve_device(args.device), cache=DiskCache(args.cache_dir),
                            log=lambda line: print(line, file=sys.stderr), on_version=record if ws else None)
@@ -502,20 +510,7 @@ def _cmd_reproduce_deepeyes(args) -> int:
     from .reproduce_deepeyes import DEEPEYES_PAPER, reproduce_deepeyes
 
     start = time.perf_counter()
-    train_set = load_dataset("mnist", "train", args.data_root)
-    test_set = load_dataset("mnist", "test", args.data_root)
-    ws = None
-    if args.workspace:
-        args.dataset, args.mean, args.std, args.channels, args.resize, args.download = ("mnist", None, None, None,
-                                                                                        None, False)
-        ws = _workspace(args, create=True)
-
-    def record(version, parent_id):
-        rec = ws.add_version(version.model, parent=parent_id, edits=version.edits, metrics=version.metrics,
-                             note=f"reproduce deepeyes: {version.note or 'baseline'}", arch="zoo:deepeyes_mnist",
-                             num_classes=train_set.num_classes, input_shape=train_set.input_shape,
-                             classes=train_set.classes, retrain_seconds=version.retrain_seconds)
-        return rec["id"]
+    train_set, test_set, ws, record = _reproduction(args, "deepeyes", "zoo:deepeyes_mnist")
 
     rows = reproduce_deepeyes(train_set, test_set, device=resolve_device(args.device),
                               cache=DiskCache(args.cache_dir), log=lambda line: print(line, file=sys.stderr),
@@ -622,7 +617,8 @@ def _cmd_overview(args) -> int:
         maps = _maps_for(args, loaded, *_read_maps(args.maps), names)
     else:
         cache = ws.results_cache if ws is not None else DiskCache(args.cache_dir)
-        maps = cached_maps(loaded, dataset, names, args.threshold, _given(args.batch_size, 256), resolve_device(args.device),
+        maps = cached_maps(loaded, dataset, names, args.threshold, _given(args.batch_size, 256),
+                           resolve_device(args.device),
                            cache, progress=_progress_printer(f"maps ({args.split})"))[0]
     infos = list_layers(loaded.model, dataset.input_shape, include_all=True)
     forward = {layer.name: i for i, layer in enumerate(infos)}
@@ -814,7 +810,8 @@ def _print_summary(s: dict) -> None:
         m = v["metrics"]
         parent = "" if v["parent"] is None else f"v{v['parent']}"
         mark = "*" if v["id"] == s["current_version"] else " "
-        print(f"{mark}v{v['id']:<7} {parent:<7} {m['accuracy']:>9.2%} {m['params']:>10,} {m['flops']:>12,}  {v['note']}")
+        print(f"{mark}v{v['id']:<7} {parent:<7} {m['accuracy']:>9.2%} {m['params']:>10,} {m['flops']:>12,}  "
+              f"{v['note']}")
     for r in s["runs"]:
         print(f"run {r['id']}: {r['kind']}, {r['status']}, {len(r.get('snapshots', []))} snapshots")
     for r in s["results"]:

@@ -269,6 +269,17 @@ def url_ws(page) -> str:
     return parse_qs(urlparse(page.url).query)["ws"][0]
 
 
+def revert_to(page, version: str):
+    """On Versions: choose ``version`` in the revert selector (after the comparison's) and make it current."""
+    box = page.locator(".st-key-revert_version input")
+    box.click()
+    box.fill(version)
+    page.keyboard.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name=f"Make {version} current (revert)").click()
+    wait_idle(page)
+
+
 def set_number(page, label: str, value, exact: bool = True):
     box = page.get_by_role("spinbutton", name=label, exact=exact).first
     box.fill(str(value))

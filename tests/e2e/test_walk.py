@@ -6,8 +6,8 @@ show the job's product without a reload (a page that goes blank after a job is a
 
 import pytest
 
-from .conftest import (go, main_text, no_exception, set_number, shot, sidebar_text, url_ws, wait_idle, wait_jobs,
-                       wait_progress_gone)
+from .conftest import (go, main_text, no_exception, revert_to, set_number, shot, sidebar_text, url_ws, wait_idle,
+                       wait_jobs, wait_progress_gone)
 
 pytestmark = pytest.mark.e2e
 
@@ -80,13 +80,7 @@ def test_walk_every_page(server, page):
     go(page, "Versions")
     page.get_by_text("Download v1").wait_for()
     shot(page, "6_versions")
-    revert = page.locator(".st-key-revert_version input")  # the comparison's selectors come first
-    revert.click()
-    revert.fill("v0")
-    page.keyboard.press("Enter")
-    wait_idle(page)
-    page.get_by_role("button", name="Make v0 current (revert)").click()
-    wait_idle(page)
+    revert_to(page, "v0")
     no_exception(page)
     assert "v0 of 2" in sidebar_text(page)
 

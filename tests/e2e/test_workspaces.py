@@ -14,8 +14,8 @@ import pytest
 from aomcore import Workspace, list_jobs, run_inline
 from tests.conftest import REPO
 
-from .conftest import (VIEWPORT, Server, go, main_text, no_exception, open_ws, set_number, shot, sidebar_text,
-                       trained_workspace, url_ws, wait_app, wait_idle, wait_job_started, wait_jobs)
+from .conftest import (VIEWPORT, Server, go, main_text, no_exception, open_ws, revert_to, set_number, shot,
+                       sidebar_text, trained_workspace, url_ws, wait_app, wait_idle, wait_job_started, wait_jobs)
 
 pytestmark = pytest.mark.e2e
 PROGRESS = '[data-testid="stMain"] [data-testid="stProgress"]'
@@ -123,13 +123,7 @@ def test_revert_during_retrain_stays_reverted(server, page, edited_template):
     _start_retrain(page)
     wait_job_started(ws, "retrain")
     go(page, "Versions")
-    revert = page.locator(".st-key-revert_version input")  # the comparison's selectors come first
-    revert.click()
-    revert.fill("v0")
-    page.keyboard.press("Enter")
-    wait_idle(page)
-    page.get_by_role("button", name="Make v0 current (revert)").click()
-    wait_idle(page)
+    revert_to(page, "v0")
     assert "v0 of 2" in sidebar_text(page)
     assert any(j["status"] == "running" for j in list_jobs(ws)), "the retrain ended before the revert"
 
@@ -238,13 +232,7 @@ def test_cli_workspace_opens_in_the_dashboard(tmp_path, tmp_path_factory, browse
         assert "remove 2 kernel(s) of conv1" in main_text(page)
         assert _options(page, "Version") == ["v0", "v1"]
         shot(page, "ws_7_cli_workspace")
-        revert = page.locator(".st-key-revert_version input")  # the comparison's selectors come first
-        revert.click()
-        revert.fill("v0")
-        page.keyboard.press("Enter")
-        wait_idle(page)
-        page.get_by_role("button", name="Make v0 current (revert)").click()
-        wait_idle(page)
+        revert_to(page, "v0")
         assert "Maps · conv1, conv2" in sidebar_text(page)  # the CLI's maps of v0
         page.context.close()
     finally:
