@@ -82,8 +82,8 @@ def test_versions_compared_side_by_side(trained):
     assert list(table.columns) == ["", "A: v0", "B: v1", "change"]
     assert table.iloc[0].tolist()[0] == "test accuracy" and table.iloc[0]["change"] == "+0.00 pt"
     assert "kernels in conv1" in list(table[""])
-    assert at.button(key="maps_0") and at.button(key="maps_1")
-    at.button(key="maps_0").click().run()  # no maps for v0 yet: compute them as a job
+    assert at.button(key="maps_A_0") and at.button(key="maps_B_1")
+    at.button(key="maps_A_0").click().run()  # no maps for v0 yet: compute them as a job
     at = wait_jobs(at, "app_pages/versions.py")
     assert not at.exception, at.exception
     # v1 is a copy of v0 (same weights digest): both grids are now shown, no compute button is left
