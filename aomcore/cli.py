@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .allocator import reuse_freed_memory
 from .atomic import atomic_path, write_bytes, write_json
 from .cache import DiskCache
 from . import data as _data
@@ -914,6 +915,7 @@ def _cmd_trails(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 with a one-line message on bad input)."""
     args = _parser().parse_args(argv)
+    reuse_freed_memory()  # a batch loop per command: keep freed activations for the next batch
     commands = {"train": _cmd_train, "layers": _cmd_layers, "maps": _cmd_maps, "overview": _cmd_overview,
                 "deepeyes": _cmd_deepeyes, "embed": _cmd_embed, "selectivity-experiment": _cmd_experiment,
                 "edit": _cmd_edit, "reproduce": _cmd_reproduce, "workspace": _cmd_workspace,

@@ -389,11 +389,63 @@ def _load_digits(split: str):
     return images, torch.from_numpy(y[idx].copy()), [str(c) for c in bunch.target_names], 1.0 / 16.0, []
 
 
+#: Class names as torchvision's ``MNIST.classes`` / ``FashionMNIST.classes`` name them (part of
+#: a dataset's identity, so of every cache key; a test checks they still match).
+_MNIST_CLASSES = {
+    "mnist": ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six", "7 - seven",
+              "8 - eight", "9 - nine"],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+}
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An unsigned-byte IDX file (LeCun's MNIST format: magic 0x0000080N, N big-endian int32 sizes).
+
+    Raises
+    ------
+    InputError
+        A file that is not a ubyte IDX file of ``ndim`` dimensions, or whose length does
+        not match its header.
+    """
+    path = _confined(path)
+    _check_size(path.name, path.stat().st_size, "a file of")
+    data = path.read_bytes()
+    header = 4 * (ndim + 1)
+    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    if magic != 0x800 + ndim or len(data) < header:
+        raise InputError(f"not an MNIST-style IDX file: {path.name}",
+                         expected=f"unsigned-byte IDX with {ndim} dimension(s) (magic {0x800 + ndim:#010x})",
+                         found=f"magic {magic:#010x}" if magic is not None else f"{len(data)} bytes")
+    shape = tuple(int.from_bytes(data[4 * (i + 1) : 4 * (i + 2)], "big") for i in range(ndim))
+    if len(data) - header != math.prod(shape):
+        raise InputError(f"truncated or padded IDX file: {path.name}",
+                         expected=f"{header + math.prod(shape)} bytes for shape {shape}", found=f"{len(data)} bytes")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
 def _load_mnist(kind: str, split: str, root: Path, download: bool):
+    """MNIST or FashionMNIST in torchvision's layout, as torchvision's dataset classes read it.
+
+    The extracted raw IDX files are read here (torchvision's import alone takes about 2 s,
+    as long as reading the files); torchvision is used only to download, or when the
+    raw files are missing (it then also accepts its legacy ``processed/*.pt`` files).
+    """
+    folder = "MNIST" if kind == "mnist" else "FashionMNIST"
+    prefix = "train" if split == "train" else "t10k"
+    raw = _confined(root / folder / "raw")
+    images_file, labels_file = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+    if not download and images_file.is_file() and labels_file.is_file():
+        images, labels = _read_idx(images_file, 3), _read_idx(labels_file, 1)
+        if images.shape[0] != labels.shape[0]:
+            raise InputError(f"{kind} images and labels differ in number", expected="one label per image",
+                             found=f"{images.shape[0]} images, {labels.shape[0]} labels")
+        _check_labels(labels, len(_MNIST_CLASSES[kind]))
+        return (torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)),
+                list(_MNIST_CLASSES[kind]), 1.0 / 255.0, [])
     from torchvision import datasets
 
     cls = datasets.MNIST if kind == "mnist" else datasets.FashionMNIST
-    raw = _confined(root / cls.__name__ / "raw")
     files = [raw / url.rpartition("/")[2] for url, _ in cls.resources]  # what torchvision may open: the raw
     files += [file.with_suffix("") for file in files]  # files, their .gz downloads and its legacy
     files += [root / cls.__name__ / "processed" / name for name in ("training.pt", "test.pt")]  # processed files

@@ -43,6 +43,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+from .allocator import release_freed_memory, reuse_freed_memory
 from .atomic import write_json
 from .embedding_jobs import job_deepeyes, job_embed
 from .errors import InputError
@@ -227,12 +228,15 @@ def _run(ws_path: str, job_id: str, echo: Callable[[int, int, str], None] | None
     record["finished"] = time.time()
     _write(ws, record)
     (ws.jobs_dir / f"{job_id}.cancel").unlink(missing_ok=True)
+    release_freed_memory()  # an idle worker keeps no batch-sized heap
     return record
 
 
-def _limit_memory(gigabytes: float | None) -> None:
+def _init_worker(gigabytes: float | None) -> None:
     """Worker initializer: a lower CPU priority than the server (pages stay responsive while jobs
-    run), and the process's data segment (heap and private mappings) bounded."""
+    run), the process's data segment (heap and private mappings) bounded, and freed activation
+    memory kept for the next batch (:func:`~aomcore.allocator.reuse_freed_memory`)."""
+    reuse_freed_memory()
     try:
         os.nice(10)
     except OSError:
@@ -298,7 +302,7 @@ class JobRunner:
         if self._pool is None or getattr(self._pool, "_broken", False):
             self._pool = cf.ProcessPoolExecutor(max_workers=self.max_jobs,
                                                 mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_limit_memory, initargs=(self.memory_gb,))
+                                                initializer=_init_worker, initargs=(self.memory_gb,))
         return self._pool
 
     def submit(self, ws, kind: str, params: dict, user: str | None = None, per_owner_limit: int | None = None,

@@ -32,8 +32,6 @@ from .errors import InputError
 from .hooks import forward_hooks
 from .layers import LayerInfo, list_layers, resolve_layers
 
-_NONNEGATIVE = (nn.ReLU, nn.ReLU6)
-
 __all__ = [
     "LayerMaps",
     "check_maps_options",
@@ -54,6 +52,11 @@ __all__ = [
 ]
 
 
+#: Rows compared and summed at a time by :meth:`OccurrenceCounter._count`: a uint8 sum of at most
+#: 255 ones is exact.
+_BLOCK = 255
+
+
 class OccurrenceCounter:
     """Streaming per-class counts of positive activations (the numerator of eq. 1).
 
@@ -63,11 +66,6 @@ class OccurrenceCounter:
         C, the number of classes; labels must lie in ``[0, C)``.
     threshold : float, default 0.0
         An activation counts as occurring when it is strictly greater than this.
-    nonnegative : bool, default False
-        Promise that activations are never negative (the output of a ReLU). With a zero
-        threshold, counting then uses ``sign(a)``, which is 1 exactly where ``a > 0``,
-        summed in float32 (exact below 2**24 images per batch) — about 4× faster on a CPU
-        than comparing and summing booleans.
     max_resolution : int, optional
         Pool maps larger than this many positions per side into at most
         ``max_resolution × max_resolution`` cells as they are counted, so a huge layer
@@ -89,11 +87,9 @@ class OccurrenceCounter:
         Positions per cell when pooled, else None.
     """
 
-    def __init__(self, num_classes: int, threshold: float = 0.0, nonnegative: bool = False,
-                 max_resolution: int | None = None):
+    def __init__(self, num_classes: int, threshold: float = 0.0, max_resolution: int | None = None):
         self.num_classes = num_classes
         self.threshold = threshold
-        self.nonnegative = nonnegative
         self.max_resolution = max_resolution
         self.cell_area_: np.ndarray | None = None
         self._pool: tuple | None = None
@@ -136,15 +132,23 @@ class OccurrenceCounter:
         return activations.reshape(activations.shape[0], -1)  # (B, K·P)
 
     def _count(self, flat: torch.Tensor) -> torch.Tensor:
-        """Occurrences summed over the rows of ``flat`` (n, K·P) → (K·P,)."""
-        if self.nonnegative and self.threshold == 0.0:
-            # A reused scratch buffer: a fresh one per batch costs page faults on every call.
-            if self._scratch is None or self._scratch.shape[0] < flat.shape[0] or \
-                    self._scratch.dtype != flat.dtype or self._scratch.device != flat.device:
-                self._scratch = torch.empty_like(flat)
-            signs = torch.sign(flat, out=self._scratch[: flat.shape[0]])
-            return signs.sum(0, dtype=torch.float32).to(torch.int64)
-        return (flat > self.threshold).sum(0)
+        """Occurrences summed over the rows of ``flat`` (n, K·P) → (K·P,) int64.
+
+        One read of the activations: blocks of :data:`_BLOCK` rows are compared into a reused
+        bool buffer (small enough to stay in cache) and summed as uint8 (at most 255 ones:
+        exact), then added up in int64. On a CPU this is about half the time of comparing
+        into float32 and summing, and 6–10× faster than summing a bool tensor into int64.
+        NaN compares False: it never occurs.
+        """
+        n, width = flat.shape
+        if self._scratch is None or self._scratch.shape[1] != width or self._scratch.device != flat.device:
+            self._scratch = torch.empty((_BLOCK, width), dtype=torch.bool, device=flat.device)
+        total = torch.zeros(width, dtype=torch.int64, device=flat.device)
+        for start in range(0, n, _BLOCK):
+            block = flat[start : start + _BLOCK]
+            occurs = torch.gt(block, self.threshold, out=self._scratch[: block.shape[0]])
+            total += occurs.view(torch.uint8).sum(0, dtype=torch.uint8)
+        return total
 
     def _pooled(self, counts: torch.Tensor) -> torch.Tensor:
         """Sum counts (..., K·H·W) over each cell → (..., K·h·w); identity without pooling."""
@@ -709,10 +713,7 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
         model = model.to(memory_format=torch.channels_last)
     amp = _autocast(autocast, device)
     chosen: list[LayerInfo] = resolve_layers(list_layers(model, dataset.input_shape, device, include_all=True), layers)
-    modules = dict(model.named_modules())
-    counters = {layer.tap: OccurrenceCounter(dataset.num_classes, threshold,
-                                             nonnegative=isinstance(modules[layer.tap], _NONNEGATIVE),
-                                             max_resolution=max_resolution)
+    counters = {layer.tap: OccurrenceCounter(dataset.num_classes, threshold, max_resolution=max_resolution)
                 for layer in chosen}
     current: dict = {}
     # A Linear on a channels-last tensor (N, ..., K) has its kernels on the last axis.

@@ -17,8 +17,19 @@ Cases: the paper's MNIST model over MNIST train (60k), conv layers and FC hidden
 Usage::
 
     python benchmarks/bench_maps.py [--data-root DIR] [--device cpu|cuda] [--quick] [--json FILE]
+    python benchmarks/bench_maps.py --whole-process [--runs 3] [--device cpu|cuda] [--profile]
 
 Timings are medians over ``--repeat`` passes after one warm-up pass.
+
+``--whole-process`` times whole commands instead, each a fresh process from an empty cache:
+``python -m aomcore maps`` (MNIST train, batch 1000, writing ``maps.npz``) against a bare
+script that loads the same data and runs the same model forward in ``torch.inference_mode``
+over the same batches — once with glibc's default allocator settings and once with the
+settings the CLI uses (:mod:`aomcore.allocator`, here through glibc's ``MALLOC_*`` variables).
+Models: the paper's (``zoo:paper_mnist``: conv1, conv2, fc1) and ``benchmarks/tap_model.py``
+(BatchNorm, a residual add, a functional ReLU; two 12×28×28 taps, one 24×10×10, one FC 64).
+``--runs`` runs of each, interleaved; the ratio is of the medians. ``--profile`` adds one
+maps run under cProfile and prints where its time goes.
 """
 
 from __future__ import annotations
@@ -123,6 +134,132 @@ def _one(case: str, mode: str, n: int, batch_size: int, device: str, data_root: 
     return out
 
 
+WHOLE = {
+    "paper": dict(arch="zoo:paper_mnist", layers="conv1,conv2,fc1"),
+    "four-tap": dict(arch=str(REPO / "benchmarks" / "tap_model.py") + ":TapNet", layers="conv1,block,conv3,fc1"),
+}
+#: What :func:`aomcore.allocator.reuse_freed_memory` sets, as glibc's environment tunables.
+_REUSE_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def _bare(arch: str, weights: str, data_root: str, batch_size: int, device: str) -> None:
+    """The floor: load MNIST train and the model, run it forward over the batches; nothing else."""
+    import torch
+
+    import aomcore
+
+    data = aomcore.load_dataset("mnist", "train", data_root)
+    model = aomcore.load_model(arch, weights, data.num_classes, data.input_shape).model.to(device).eval()
+    with torch.inference_mode():
+        for x, _ in data.batches(batch_size, torch.device(device)):
+            model(x)
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _weights(case: str, folder: Path) -> Path:
+    """Seeded random weights for ``case`` (BatchNorm statistics and affine terms randomised too)."""
+    import torch
+    from safetensors.torch import save_file
+
+    import aomcore
+
+    torch.manual_seed(0)
+    model = aomcore.build_model(WHOLE[case]["arch"], 10, (1, 28, 28))
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.3, 0.3)
+    path = folder / f"{case}.safetensors"
+    save_file(model.state_dict(), str(path))
+    return path
+
+
+def _timed(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return seconds
+
+
+def _profile_breakdown(path: Path) -> dict[str, float]:
+    """Seconds of a profiled maps run spent in its parts (cumulative times of named functions)."""
+    import pstats
+
+    stats = pstats.Stats(str(path)).stats  # {(file, line, name): (cc, nc, tottime, cumtime, callers)}
+
+    def cum(file_end: str, name: str) -> float:
+        return sum(v[3] for (f, _, n), v in stats.items() if f.endswith(file_end) and n == name)
+
+    total = max(v[3] for v in stats.values())
+    parts = {"whole process (profiled)": total,
+             "imports before the command": total - cum("aomcore/cli.py", "main"),
+             "load the dataset": cum("aomcore/data.py", "load_dataset"),
+             "load the weights": cum("aomcore/workflow.py", "load_model"),
+             "dataset digest (cache key)": cum("aomcore/data.py", "digest"),
+             "model copy": cum("copy.py", "deepcopy"),
+             "layer list (one dry forward)": cum("aomcore/layers.py", "list_layers"),
+             "the pass (forward + counting)": cum("aomcore/maps.py", "compute_maps") - cum("aomcore/layers.py",
+                                                                                           "list_layers"),
+             "  of which counting": cum("aomcore/maps.py", "update"),
+             "write the cache entry": cum("aomcore/cache.py", "save_arrays"),
+             "ODM, CSM, ordering, write maps.npz": cum("aomcore/export.py", "save_maps_npz")}
+    parts["the rest (argument checks, printing, ...)"] = total - sum(
+        v for k, v in parts.items() if k not in ("whole process (profiled)", "  of which counting"))
+    return parts
+
+
+def whole_process(args) -> int:
+    import tempfile
+
+    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=str(REPO))
+    env.pop("AOMSCOPE_CACHE_DIR", None)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for case in args.whole_cases.split(","):
+            weights = _weights(case, tmp)
+            spec = WHOLE[case]
+            bare = [sys.executable, __file__, "--bare", spec["arch"], str(weights), "--data-root", args.data_root,
+                    "--device", args.device]
+            times = {"bare": [], "bare, freed memory reused": [], "maps": []}
+            for run in range(args.runs):
+                times["bare"].append(_timed(bare, env))
+                times["bare, freed memory reused"].append(_timed(bare, {**env, **_REUSE_ENV}))
+                maps = [sys.executable, "-m", "aomcore", "maps", "--arch", spec["arch"], "--weights", str(weights),
+                        "--dataset", "mnist", "--data-root", args.data_root, "--layers", spec["layers"],
+                        "--batch-size", "1000", "--device", args.device, "--cache-dir", str(tmp / f"cache{run}"),
+                        "--out", str(tmp / f"{case}{run}.npz")]
+                times["maps"].append(_timed(maps, env))
+            median = {k: statistics.median(v) for k, v in times.items()}
+            row = {"case": case, "runs": {k: [round(t, 2) for t in v] for k, v in times.items()},
+                   "median_s": median, "ratio": median["maps"] / median["bare"],
+                   "ratio_same_allocator": median["maps"] / median["bare, freed memory reused"]}
+            if args.profile:
+                prof = tmp / f"{case}.prof"
+                _timed([sys.executable, "-m", "cProfile", "-o", str(prof), *maps[1:-4], "--cache-dir",
+                        str(tmp / "cacheP"), "--out", str(tmp / "p.npz")], env)
+                row["profile"] = _profile_breakdown(prof)
+            rows.append(row)
+    print(f"whole process · device {args.device} · {platform.processor() or platform.machine()} · "
+          f"{os.cpu_count()} CPUs · MNIST train, 60,000 images, batch 1000 · median of {args.runs}")
+    print(f"{'model':<10} {'bare s':>7} {'bare, reused s':>14} {'maps s':>7} {'maps/bare':>9} {'maps/bare reused':>16}")
+    for r in rows:
+        m = r["median_s"]
+        print(f"{r['case']:<10} {m['bare']:>7.2f} {m['bare, freed memory reused']:>14.2f} {m['maps']:>7.2f} "
+              f"{r['ratio']:>9.3f} {r['ratio_same_allocator']:>16.3f}    runs: {r['runs']}")
+        for part, seconds in r.get("profile", {}).items():
+            print(f"    {part:<44} {seconds:6.2f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"whole_process": rows, "device": args.device,
+                                               "date": time.strftime("%Y-%m-%d")}, indent=2))
+    return 0
+
+
 def _spawn(case, mode, n, args) -> dict:
     cmd = [sys.executable, __file__, "--one", case, mode, str(n), "--batch-size", str(args.batch_size),
            "--device", args.device, "--data-root", args.data_root, "--repeat", str(args.repeat)]
@@ -143,7 +280,18 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--json", default=None, help="write all results to this file")
     parser.add_argument("--one", nargs=3, metavar=("CASE", "MODE", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--whole-process", action="store_true",
+                        help="time `python -m aomcore maps` against a bare forward script, as whole processes")
+    parser.add_argument("--whole-cases", default=",".join(WHOLE), help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=3, help="--whole-process: runs of each command")
+    parser.add_argument("--profile", action="store_true", help="--whole-process: profile one maps run")
+    parser.add_argument("--bare", nargs=2, metavar=("ARCH", "WEIGHTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare:
+        _bare(*args.bare, args.data_root, 1000, args.device)
+        return 0
+    if args.whole_process:
+        return whole_process(args)
     if args.one:
         case, mode, n = args.one
         print(json.dumps(_one(case, mode, int(n), args.batch_size, args.device, args.data_root, args.repeat)))

@@ -37,6 +37,52 @@ def test_mnist_from_the_shared_root(data_root):
     assert fashion.classes[0] == "T-shirt/top"
 
 
+@pytest.mark.parametrize("kind", ["mnist", "fashion-mnist"])
+def test_mnist_reads_as_torchvision_reads_it(data_root, kind):
+    from torchvision import datasets
+
+    cls = datasets.MNIST if kind == "mnist" else datasets.FashionMNIST
+    for split in ("train", "test"):
+        ours, theirs = load_dataset(kind, split, data_root), cls(str(data_root), train=split == "train")
+        assert ours.images.dtype == theirs.data.dtype == torch.uint8 and ours.images.is_contiguous()
+        assert torch.equal(ours.images, theirs.data[:, None]) and torch.equal(ours.labels, theirs.targets.long())
+        assert ours.classes == list(theirs.classes)
+
+
+def _write_idx(folder, prefix, images, labels, image_magic=0x803):
+    folder.mkdir(parents=True, exist_ok=True)
+    n, h, w = images.shape
+    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
+        b"".join(v.to_bytes(4, "big") for v in (image_magic, n, h, w)) + images.tobytes())
+    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+        b"".join(v.to_bytes(4, "big") for v in (0x801, len(labels))) + labels.tobytes())
+
+
+def test_idx_files_are_read_exactly_and_bad_ones_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (20, 5, 7), dtype=np.uint8), np.arange(20, dtype=np.uint8) % 10
+    raw = tmp_path / "MNIST" / "raw"
+    _write_idx(raw, "t10k", images, labels)
+    ds = load_dataset("mnist", "test", tmp_path)
+    assert torch.equal(ds.images[:, 0], torch.from_numpy(images)) and ds.labels.tolist() == labels.tolist()
+    assert ds.input_shape == (1, 5, 7)
+    _write_idx(raw, "t10k", images, labels, image_magic=0x80D)  # float32 IDX: not MNIST's ubyte
+    with pytest.raises(InputError, match="not an MNIST-style IDX file") as err:
+        load_dataset("mnist", "test", tmp_path)
+    assert "magic 0x00000803" in str(err.value) and "magic 0x0000080d" in str(err.value)
+    _write_idx(raw, "t10k", images, labels)
+    file = raw / "t10k-images-idx3-ubyte"
+    file.write_bytes(file.read_bytes()[:-3])
+    with pytest.raises(InputError, match="truncated or padded IDX file"):
+        load_dataset("mnist", "test", tmp_path)
+    _write_idx(raw, "t10k", images, labels[:19])
+    with pytest.raises(InputError, match="images and labels differ in number"):
+        load_dataset("mnist", "test", tmp_path)
+    _write_idx(raw, "t10k", images, labels + 5)
+    with pytest.raises(InputError, match="labels out of range"):
+        load_dataset("mnist", "test", tmp_path)
+
+
 def test_missing_root_and_missing_data_are_clear(tmp_path, monkeypatch):
     monkeypatch.delenv("AOMSCOPE_DATA_ROOT", raising=False)
     with pytest.raises(InputError, match="needs a data root"):

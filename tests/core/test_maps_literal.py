@@ -95,3 +95,66 @@ def test_pooled_maps_roundtrip_through_npz(tmp_path):
     again, _ = load_maps_npz(tmp_path / "m.npz")
     np.testing.assert_array_equal(again["0"].aom, maps["0"].aom)
     assert again["0"].aom.max() <= 1.0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("threshold", [0.0, 0.3, -0.5])
+def test_counting_in_row_blocks_matches_literal(device, dtype, threshold):
+    """More rows than one uint8 block (255), exact zeros, ±inf and NaN (never occurs)."""
+    rng = np.random.default_rng(5)
+    n, k, h, w, c = 700, 3, 4, 5, 3
+    acts = rng.normal(size=(n, k, h, w)).round(1)
+    acts.flat[rng.choice(acts.size, 40, replace=False)] = np.nan
+    acts.flat[rng.choice(acts.size, 20, replace=False)] = np.inf
+    acts.flat[rng.choice(acts.size, 20, replace=False)] = -np.inf
+    labels = np.sort(rng.integers(0, c, n))  # class-sorted, as compute_maps feeds it: one segment per class
+    x = torch.tensor(acts, dtype=dtype, device=device)
+    stored = x.double().cpu().numpy()  # exactly the values the counter sees (bf16 rounds them)
+    t = torch.tensor(threshold, dtype=dtype).item()  # the comparison runs in the activations' dtype
+    expected = np.stack([(stored[labels == cl] > t).sum(0) for cl in range(c)], axis=1)  # (K, C, H, W)
+    bounds = np.searchsorted(labels, np.arange(c + 1))
+    segmented, plain = OccurrenceCounter(c, threshold), OccurrenceCounter(c, threshold)
+    segmented.update(x, torch.tensor(labels, device=device),
+                     [(cl, int(bounds[cl]), int(bounds[cl + 1])) for cl in range(c)])
+    for start in range(0, n, 300):
+        plain.update(x[start:start + 300], torch.tensor(labels[start:start + 300], device=device))
+    for counter in (segmented, plain):
+        counts, sizes = counter.result()
+        assert counts.dtype == np.int64 and sizes.tolist() == np.bincount(labels, minlength=c).tolist()
+        np.testing.assert_array_equal(counts, expected)
+
+
+def test_the_four_tap_benchmark_model_matches_literal():
+    """BatchNorm, a residual add and a functional ReLU (benchmarks/tap_model.py), batches that span
+    block and class boundaries: each tap's counts equal a literal count of its collected activations."""
+    from pathlib import Path
+
+    from aomcore import build_model, forward_hooks
+
+    arch = str(Path(__file__).resolve().parents[2] / "benchmarks" / "tap_model.py") + ":TapNet"
+    torch.manual_seed(0)
+    model = build_model(arch, 3, (1, 28, 28)).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+                module.bias.uniform_(-0.3, 0.3)
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((620, 28, 28)).astype(np.float32), rng.integers(0, 3, 620)
+    maps = compute_maps(model, tiny_dataset(images, labels), ["conv1", "block", "conv3", "fc1"], batch_size=300,
+                        device="cpu")
+    assert [m.tap for m in maps.values()] == ["bn1", "block", "relu3", "relu4"]
+    seen = {tap: [] for tap in ("bn1", "block", "relu3", "relu4")}
+    order = np.argsort(labels, kind="stable")  # the batches compute_maps runs: class-sorted, 300 at a time
+    x = torch.as_tensor(images[order])[:, None]
+    with forward_hooks(model, {tap: (lambda out, tap=tap: seen[tap].append(out.clone())) for tap in seen}), \
+            torch.inference_mode():
+        for start in range(0, len(x), 300):
+            model(x[start:start + 300])
+    for m in maps.values():
+        acts = torch.cat(seen[m.tap]).numpy()
+        acts = acts.reshape(*acts.shape[:2], 1, 1) if acts.ndim == 2 else acts
+        expected = np.stack([(acts[labels[order] == cl] > 0).sum(0) for cl in range(3)], axis=1)
+        np.testing.assert_array_equal(m.counts, expected)
