@@ -656,6 +656,11 @@ def check_maps_options(layers: list[str] | None, threshold: float, batch_size: i
     return value
 
 
+class _TapsDone(BaseException):
+    """Raised by the last tap's hook to skip the layers after it (a BaseException, so a model's own
+    ``except Exception`` cannot swallow it)."""
+
+
 def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | None = None,
                  threshold: float = 0.0, batch_size: int = 256, device: str | torch.device = "auto",
                  progress: Callable[[int, int], None] | None = None,
@@ -664,6 +669,9 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
                  autocast: str | None = None, channels_last: bool = False,
                  max_resolution: int | None = None) -> dict[str, LayerMaps]:
     """Count activation occurrences of several layers in one forward pass (eq. 1 inputs).
+
+    The pass stops at the last tap of each batch: layers after it (e.g. the classifier
+    when only conv layers are mapped) are not run.
 
     Parameters
     ----------
@@ -723,7 +731,10 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
         def observe(out):
             if tap in last_axis and isinstance(out, torch.Tensor):
                 out = out.movedim(-1, 1)  # (N, ..., K) -> (N, K, ...)
-            counters[tap].update(out, current["labels"], current["segments"])  # returns None: output unchanged
+            counters[tap].update(out, current["labels"], current["segments"])
+            current["pending"].discard(tap)
+            if not current["pending"]:  # every tap counted: the rest of the network changes no count
+                raise _TapsDone
         return observe
 
     if indices is None:  # fail before the pass, not after it (a shard may lack a class: checked after reduce)
@@ -747,8 +758,12 @@ def compute_maps(model: nn.Module, dataset: ImageDataset, layers: list[str] | No
                     (int(c), bounds[i], bounds[i + 1]) for i, c in enumerate(classes.tolist())]
                 if channels_last and x.ndim == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with amp:
-                    model(x)
+                current["pending"] = set(counters)
+                try:
+                    with amp:
+                        model(x)
+                except _TapsDone:
+                    pass
                 done += int(y.shape[0])
                 if progress is not None:
                     progress(done, total)

@@ -26,7 +26,8 @@ Timings are medians over ``--repeat`` passes after one warm-up pass.
 script that loads the same data and runs the same model forward in ``torch.inference_mode``
 over the same batches — once with glibc's default allocator settings and once with the
 settings the CLI uses (:mod:`aomcore.allocator`, here through glibc's ``MALLOC_*`` variables).
-Models: the paper's (``zoo:paper_mnist``: conv1, conv2, fc1) and ``benchmarks/tap_model.py``
+Models: the paper's (``zoo:paper_mnist``: the default layers conv1 and conv2, and with fc1) and
+``benchmarks/tap_model.py``
 (BatchNorm, a residual add, a functional ReLU; two 12×28×28 taps, one 24×10×10, one FC 64).
 ``--runs`` runs of each, interleaved; the ratio is of the medians. ``--profile`` adds one
 maps run under cProfile and prints where its time goes.
@@ -135,7 +136,8 @@ def _one(case: str, mode: str, n: int, batch_size: int, device: str, data_root: 
 
 
 WHOLE = {
-    "paper": dict(arch="zoo:paper_mnist", layers="conv1,conv2,fc1"),
+    "paper": dict(arch="zoo:paper_mnist", layers=None),  # the command's default: every conv layer
+    "paper+fc1": dict(arch="zoo:paper_mnist", layers="conv1,conv2,fc1"),
     "four-tap": dict(arch=str(REPO / "benchmarks" / "tap_model.py") + ":TapNet", layers="conv1,block,conv3,fc1"),
 }
 #: What :func:`aomcore.allocator.reuse_freed_memory` sets, as glibc's environment tunables.
@@ -231,8 +233,8 @@ def whole_process(args) -> int:
                 times["bare"].append(_timed(bare, env))
                 times["bare, freed memory reused"].append(_timed(bare, {**env, **_REUSE_ENV}))
                 maps = [sys.executable, "-m", "aomcore", "maps", "--arch", spec["arch"], "--weights", str(weights),
-                        "--dataset", "mnist", "--data-root", args.data_root, "--layers", spec["layers"],
-                        "--batch-size", "1000", "--device", args.device, "--cache-dir", str(tmp / f"cache{run}"),
+                        "--dataset", "mnist", "--data-root", args.data_root,
+                        *(["--layers", spec["layers"]] if spec["layers"] else []), "--batch-size", "1000", "--device", args.device, "--cache-dir", str(tmp / f"cache{run}"),
                         "--out", str(tmp / f"{case}{run}.npz")]
                 times["maps"].append(_timed(maps, env))
             median = {k: statistics.median(v) for k, v in times.items()}

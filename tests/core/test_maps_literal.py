@@ -158,3 +158,39 @@ def test_the_four_tap_benchmark_model_matches_literal():
         acts = acts.reshape(*acts.shape[:2], 1, 1) if acts.ndim == 2 else acts
         expected = np.stack([(acts[labels[order] == cl] > 0).sum(0) for cl in range(3)], axis=1)
         np.testing.assert_array_equal(m.counts, expected)
+
+
+def test_the_pass_stops_at_the_last_tap_and_a_model_cannot_swallow_the_stop():
+    calls = []
+
+    class Head(nn.Module):
+        def forward(self, x):
+            calls.append(x.shape[0])
+            return x
+
+    class Guarded(nn.Module):
+        """Catches every Exception around its body, as some models' forward does."""
+
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3), Head())
+
+        def forward(self, x):
+            try:
+                return self.body(x)
+            except Exception:  # noqa: BLE001 - the point of the test
+                return torch.zeros(x.shape[0], 3)
+
+    torch.manual_seed(0)
+    model = Guarded()
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((50, 8, 8)).astype(np.float32), np.arange(50) % 3
+    ds = tiny_dataset(images, labels)
+    maps = compute_maps(model, ds, ["body.0"], batch_size=16)
+    assert calls == [1]  # only the dry pass that lists the layers reached the head
+    with torch.no_grad():
+        acts = model.body[1](model.body[0](torch.as_tensor(images)[:, None])).numpy()
+    np.testing.assert_array_equal(maps["body.0"].counts,
+                                  np.stack([(acts[labels == c] > 0).sum(0) for c in range(3)], axis=1))
+    compute_maps(model, ds, ["body.0", "body.3"], batch_size=16)  # a tap in the head's input: still stops there
+    assert calls == [1, 1]
