@@ -38,6 +38,9 @@ def _one(dataset: str, data_root: str | None, monitor: bool, device: str) -> dic
     """One training in this process; returns its numbers."""
     import aomcore
 
+    from aomcore.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # as the dashboard's job workers do
     arch = "zoo:paper_mnist" if dataset == "mnist" else "zoo:digits_net"
     with tempfile.TemporaryDirectory() as tmp:
         ws = aomcore.Workspace.create(name="bench", dataset=dataset, data_root=data_root, path=Path(tmp) / "w")
