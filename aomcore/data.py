@@ -412,11 +412,14 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     _check_size(path.name, path.stat().st_size, "a file of")
     data = path.read_bytes()
     header = 4 * (ndim + 1)
-    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-    if magic != 0x800 + ndim or len(data) < header:
+    if len(data) < header:
+        raise InputError(f"not an MNIST-style IDX file: {path.name}",
+                         expected=f"a header of {header} bytes, then the data", found=f"{len(data)} bytes")
+    magic = int.from_bytes(data[:4], "big")
+    if magic != 0x800 + ndim:
         raise InputError(f"not an MNIST-style IDX file: {path.name}",
                          expected=f"unsigned-byte IDX with {ndim} dimension(s) (magic {0x800 + ndim:#010x})",
-                         found=f"magic {magic:#010x}" if magic is not None else f"{len(data)} bytes")
+                         found=f"magic {magic:#010x}")
     shape = tuple(int.from_bytes(data[4 * (i + 1) : 4 * (i + 2)], "big") for i in range(ndim))
     if len(data) - header != math.prod(shape):
         raise InputError(f"truncated or padded IDX file: {path.name}",

@@ -135,14 +135,17 @@ class OccurrenceCounter:
         """Occurrences summed over the rows of ``flat`` (n, K·P) → (K·P,) int64.
 
         One read of the activations: blocks of :data:`_BLOCK` rows are compared into a reused
-        bool buffer (small enough to stay in cache) and summed as uint8 (at most 255 ones:
-        exact), then added up in int64. On a CPU this is about half the time of comparing
+        bool buffer (for MNIST-sized layers small enough to stay in cache; at most 255 rows,
+        never more than the batch) and summed as uint8 (at most 255 ones: exact), then added
+        up in int64. On a CPU this is about half the time of comparing
         into float32 and summing, and 6–10× faster than summing a bool tensor into int64.
         NaN compares False: it never occurs.
         """
         n, width = flat.shape
-        if self._scratch is None or self._scratch.shape[1] != width or self._scratch.device != flat.device:
-            self._scratch = torch.empty((_BLOCK, width), dtype=torch.bool, device=flat.device)
+        rows = min(n, _BLOCK)  # never more scratch than the rows at hand: a small batch of a wide layer
+        if self._scratch is None or self._scratch.shape[1] != width or self._scratch.shape[0] < rows or \
+                self._scratch.device != flat.device:
+            self._scratch = torch.empty((rows, width), dtype=torch.bool, device=flat.device)
         total = torch.zeros(width, dtype=torch.int64, device=flat.device)
         for start in range(0, n, _BLOCK):
             block = flat[start : start + _BLOCK]

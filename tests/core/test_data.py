@@ -78,6 +78,10 @@ def test_idx_files_are_read_exactly_and_bad_ones_refused(tmp_path):
     _write_idx(raw, "t10k", images, labels[:19])
     with pytest.raises(InputError, match="images and labels differ in number"):
         load_dataset("mnist", "test", tmp_path)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes((0x801).to_bytes(4, "big") + b"\x00\x00")  # cut in its header
+    with pytest.raises(InputError, match="not an MNIST-style IDX file") as err:
+        load_dataset("mnist", "test", tmp_path)
+    assert "a header of 8 bytes" in str(err.value) and "found 6 bytes" in str(err.value)
     _write_idx(raw, "t10k", images, labels + 5)
     with pytest.raises(InputError, match="labels out of range"):
         load_dataset("mnist", "test", tmp_path)

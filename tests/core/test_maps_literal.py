@@ -194,3 +194,13 @@ def test_the_pass_stops_at_the_last_tap_and_a_model_cannot_swallow_the_stop():
                                   np.stack([(acts[labels == c] > 0).sum(0) for c in range(3)], axis=1))
     compute_maps(model, ds, ["body.0", "body.3"], batch_size=16)  # a tap in the head's input: still stops there
     assert calls == [1, 1]
+
+
+def test_scratch_never_exceeds_the_rows_counted():
+    counter = OccurrenceCounter(2)
+    counter.update(torch.ones(3, 1000, 4), torch.tensor([0, 1, 1]), [(0, 0, 1), (1, 1, 3)])
+    assert counter._scratch.shape == (2, 4000)  # a small batch of a wide layer: 2 rows, not 255
+    counter.update(torch.ones(300, 1000, 4), torch.zeros(300, dtype=torch.int64), [(0, 0, 300)])
+    assert counter._scratch.shape == (255, 4000)
+    counts, sizes = counter.result()
+    assert sizes.tolist() == [301, 2] and counts[:, 0].min() == 301 and counts[:, 1].min() == 2
