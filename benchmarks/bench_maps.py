@@ -140,6 +140,7 @@ WHOLE = {
     "paper+fc1": dict(arch="zoo:paper_mnist", layers="conv1,conv2,fc1"),
     "four-tap": dict(arch=str(REPO / "benchmarks" / "tap_model.py") + ":TapNet", layers="conv1,block,conv3,fc1"),
 }
+_WHOLE_BATCH = 1000  # images per batch in both commands
 #: What :func:`aomcore.allocator.reuse_freed_memory` sets, as glibc's environment tunables.
 _REUSE_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
@@ -228,14 +229,15 @@ def whole_process(args) -> int:
             spec = WHOLE[case]
             bare = [sys.executable, __file__, "--bare", spec["arch"], str(weights), "--data-root", args.data_root,
                     "--device", args.device]
+            command = ["-m", "aomcore", "maps", "--arch", spec["arch"], "--weights", str(weights), "--dataset", "mnist",
+                       "--data-root", args.data_root, *(["--layers", spec["layers"]] if spec["layers"] else []),
+                       "--batch-size", str(_WHOLE_BATCH), "--device", args.device]
             times = {"bare": [], "bare, freed memory reused": [], "maps": []}
             for run in range(args.runs):
                 times["bare"].append(_timed(bare, env))
                 times["bare, freed memory reused"].append(_timed(bare, {**env, **_REUSE_ENV}))
-                maps = [sys.executable, "-m", "aomcore", "maps", "--arch", spec["arch"], "--weights", str(weights),
-                        "--dataset", "mnist", "--data-root", args.data_root,
-                        *(["--layers", spec["layers"]] if spec["layers"] else []), "--batch-size", "1000", "--device", args.device, "--cache-dir", str(tmp / f"cache{run}"),
-                        "--out", str(tmp / f"{case}{run}.npz")]
+                maps = [sys.executable, *command, "--cache-dir", str(tmp / f"cache{run}"), "--out",
+                        str(tmp / f"{case}{run}.npz")]
                 times["maps"].append(_timed(maps, env))
             median = {k: statistics.median(v) for k, v in times.items()}
             row = {"case": case, "runs": {k: [round(t, 2) for t in v] for k, v in times.items()},
@@ -243,8 +245,8 @@ def whole_process(args) -> int:
                    "ratio_same_allocator": median["maps"] / median["bare, freed memory reused"]}
             if args.profile:
                 prof = tmp / f"{case}.prof"
-                _timed([sys.executable, "-m", "cProfile", "-o", str(prof), *maps[1:-4], "--cache-dir",
-                        str(tmp / "cacheP"), "--out", str(tmp / "p.npz")], env)
+                _timed([sys.executable, "-m", "cProfile", "-o", str(prof), *command, "--cache-dir",
+                        str(tmp / "cache-profiled"), "--out", str(tmp / "profiled.npz")], env)
                 row["profile"] = _profile_breakdown(prof)
             rows.append(row)
     print(f"whole process · device {args.device} · {platform.processor() or platform.machine()} · "
@@ -290,7 +292,7 @@ def main() -> int:
     parser.add_argument("--bare", nargs=2, metavar=("ARCH", "WEIGHTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
-        _bare(*args.bare, args.data_root, 1000, args.device)
+        _bare(*args.bare, args.data_root, _WHOLE_BATCH, args.device)
         return 0
     if args.whole_process:
         return whole_process(args)
