@@ -7,8 +7,8 @@ import streamlit as st
 
 from aomcore import InputError
 from ui.jobs import sidebar_jobs
-from ui.views import plain
 from ui.state import current_user, sign_in_gate, view
+from ui.views import plain
 
 st.set_page_config(page_title="AOMscope", page_icon=":material/grid_view:", layout="wide")
 

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from aomcore.receptive_field import receptive_boxes
+from aomcore.base.receptive_field import receptive_boxes
 from ui import cached
 from ui import views_embviews as ev
 from ui.jobs import job_outcome, job_panel

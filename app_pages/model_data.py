@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import aomcore
-from aomcore.policy import current_policy
+from aomcore.base.policy import current_policy
 from ui import cached, views
 from ui.jobs import job_outcome, job_panel
 from ui.state import new_workspace, reported, submit, switch_to, view
@@ -76,7 +76,7 @@ if source == "Train a zoo model here":
     recipe = aomcore.default_train_config(v.dataset)
     epochs = c2.number_input("Epochs", 1, 200, recipe.epochs)
     lr = c3.number_input("Learning rate", 1e-5, 1.0, recipe.lr, format="%.4f")
-    snapshots = c4.number_input("Snapshots", 0, 200, aomcore.runs.DEFAULT_SNAPSHOTS,
+    snapshots = c4.number_input("Snapshots", 0, 200, aomcore.store.runs.DEFAULT_SNAPSHOTS,
                                 help="Weights kept over the run (first and last included) for the training views.")
     st.caption(views.expected_training_time(f"zoo:{arch}", v.dataset, len(train_set), int(epochs)))
     other_arch = v.state.get("arch") not in (None, f"zoo:{arch}")
@@ -113,16 +113,13 @@ else:
             loaded = aomcore.load_model(arch_spec, data, train_set.num_classes, train_set.input_shape,
                                         weights_name=weights.name, edits=edits)
             aomcore.check_model_fits(loaded.model, train_set)
-            with st.spinner("Measuring accuracy, parameters and FLOPs…"):
-                metrics = aomcore.measure(loaded.model, test_set)
             target = v.ws
             if v.state.get("arch") not in (None, arch_spec):
                 target = new_workspace(v.dataset, v.state["dataset"].get("data_root"), v.ws.preprocessing(),
                                        name=f"{v.dataset} · {arch_spec}")
-            target.add_version(loaded.model, parent=None, edits=edits, metrics=metrics, arch=arch_spec,
-                               note=f"loaded: {weights.name}" + (f" + {edits_file.name}" if edits_file else ""),
-                               num_classes=train_set.num_classes, input_shape=train_set.input_shape,
-                               classes=train_set.classes)
+            with st.spinner("Measuring accuracy, parameters and FLOPs…"):
+                target.record_weights(loaded, note=f"loaded: {weights.name}"
+                                      + (f" + {edits_file.name}" if edits_file else ""), test_set=test_set)
             switch_to(target)
             st.rerun()
 

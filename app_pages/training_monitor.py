@@ -3,8 +3,8 @@ and the AOM grid of any snapshot — live while the run trains (Pezzotti et al. 
 
 import streamlit as st
 
-from aomcore.run_monitor import filter_flags, read_run_view, stable_layers
-from aomcore.runs import list_runs
+from aomcore.deepeyes import filter_flags, stable_layers
+from aomcore.store import list_runs, read_run_view
 from ui import monitor
 from ui import views_deepeyes as vd
 from ui.jobs import job_outcome, job_panel
@@ -16,12 +16,14 @@ v = view()
 st.title("Training monitor")
 st.caption("DeepEyes (Pezzotti et al., IEEE TVCG 2018) over a training run: statistics of the training mini-batches "
            "between consecutive snapshots, read live from the run's folder while it trains.")
-monitor.imported_report()
+monitor.imported_report(v)
 runs = list(reversed(list_runs(v.ws)))
 if not runs:
     st.info("No runs yet: train a model (**Model & data**) — runs are recorded with snapshots — or import "
             "checkpoint files below.")
     st.page_link("app_pages/model_data.py", label="Model & data", icon=":material/database:")
+    job_panel(v, ("run_import",))
+    job_outcome(v, "run_import")
     monitor.import_expander(v, expanded=True)
     st.stop()
 
@@ -34,8 +36,9 @@ run_id = st.selectbox("Run", list(by_id), key="monitor_run", format_func=lambda 
     f"{i} · {by_id[i]['kind']} · {by_id[i]['status']}" + (f" · made v{made[i]}" if i in made else "")))
 run = by_id[run_id]
 running = run["status"] == "running"
-job_panel(v, ("train", "retrain", "maps_snapshot"), chart=not running)  # the curves below are live for this run
+job_panel(v, ("train", "retrain", "maps_snapshot", "run_import"), chart=not running)  # curves below are live
 job_outcome(v, "maps_snapshot")
+job_outcome(v, "run_import")
 
 with st.expander("Thresholds: stable layers, always-on filters", expanded=False):
     c1, c2, c3 = st.columns(3)

@@ -70,7 +70,7 @@ if chosen == v.version_id and not v.maps:
     st.page_link("app_pages/compute_maps.py", label=f"Compute maps for v{chosen}", icon=":material/calculate:")
 
 st.subheader(f"Download v{chosen}")
-model = cached.version_model(str(v.ws.path), chosen, record["digest"])
+model = cached.version_model(str(v.ws.path), chosen, record["digest"]).model
 edits = json.dumps({"arch": v.state["arch"], "edits": record["edits"], "digest": record["digest"],
                     "metrics": record["metrics"]}, indent=2)
 d1, d2, d3, d4 = st.columns(4)

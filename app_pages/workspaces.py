@@ -1,13 +1,12 @@
 """Workspaces: open, create, rename, delete, export and import the folders that hold analyses."""
 
-import shutil
 import time
 
 import pandas as pd
 import streamlit as st
 
 import aomcore
-from aomcore.policy import current_policy
+from aomcore.base.policy import current_policy
 from ui import views
 from ui.state import cli_workspace, current_user, new_workspace, reported, signed_in_mode, switch_to, view
 
@@ -78,8 +77,9 @@ if listing:
             if v is not None and target.id == v.ws.id:
                 st.session_state.pop("ws_id", None)
                 st.query_params.clear()
-            shutil.rmtree(target.path, ignore_errors=True)
-            st.rerun()
+            with reported():
+                target.delete()
+                st.rerun()
 elif policy.shared:
     st.info("Shared server: workspaces are not listed. Keep this page's URL to come back to your workspace; "
             "anyone with the URL can open it.")

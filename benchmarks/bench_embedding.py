@@ -29,10 +29,12 @@ import numpy as np
 import torch
 
 from aomcore import build_model, load_dataset, neighborhood_hit
-from aomcore.embedding import embed
-from aomcore.projections import activation_projection, activation_vectors, input_map, stratified_sample
-from aomcore.trails import bundle_trails, render_trails, trail_lengths, trails_from_run
-from aomcore.training import TrainConfig, evaluate, train
+from aomcore.base.activations import activation_vectors, stratified_sample
+from aomcore.base.embedding import embed
+from aomcore.base.training import TrainConfig, evaluate, train
+from aomcore.deepeyes.input_map import input_map
+from aomcore.rauber.projections import activation_projection
+from aomcore.rauber.trails import bundle_trails, render_trails, trail_lengths, trails_from_run
 
 
 def _log(results: dict, name: str, seconds: float, **extra):

@@ -25,7 +25,7 @@ Timings are medians over ``--repeat`` passes after one warm-up pass.
 ``python -m aomcore maps`` (MNIST train, batch 1000, writing ``maps.npz``) against a bare
 script that loads the same data and runs the same model forward in ``torch.inference_mode``
 over the same batches — once with glibc's default allocator settings and once with the
-settings the CLI uses (:mod:`aomcore.allocator`, here through glibc's ``MALLOC_*`` variables).
+settings the CLI uses (:mod:`aomcore.base.allocator`, here through glibc's ``MALLOC_*`` variables).
 Models: the paper's (``zoo:paper_mnist``: the default layers conv1 and conv2, and with fc1) and
 ``benchmarks/tap_model.py``
 (BatchNorm, a residual add, a functional ReLU; two 12×28×28 taps, one 24×10×10, one FC 64).
@@ -141,7 +141,7 @@ WHOLE = {
     "four-tap": dict(arch=str(REPO / "benchmarks" / "tap_model.py") + ":TapNet", layers="conv1,block,conv3,fc1"),
 }
 _WHOLE_BATCH = 1000  # images per batch in both commands
-#: What :func:`aomcore.allocator.reuse_freed_memory` sets, as glibc's environment tunables.
+#: What :func:`aomcore.base.allocator.reuse_freed_memory` sets, as glibc's environment tunables.
 _REUSE_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 

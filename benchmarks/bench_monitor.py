@@ -1,7 +1,7 @@
 """Benchmark: the cost of the DeepEyes training monitor (issue #11).
 
 Times the same training job (``train`` job kind, 20 snapshots, the dataset's recipe) with
-and without the :class:`~aomcore.deepeyes.TrainingMonitor` that every dashboard training
+and without the :class:`~aomcore.deepeyes.statistics.TrainingMonitor` that every dashboard training
 carries (``monitor: false`` turns it off), each in a fresh process, alternating the two
 (A B A B …) so a change in the machine's load hits both alike. The time is the training
 loop's own (``retrain_seconds`` of the version made: steps, snapshots with their test
@@ -37,8 +37,7 @@ SHARED = Path("/work/shared/datasets")
 def _one(dataset: str, data_root: str | None, monitor: bool, device: str) -> dict:
     """One training in this process; returns its numbers."""
     import aomcore
-
-    from aomcore.allocator import reuse_freed_memory
+    from aomcore.base.allocator import reuse_freed_memory
 
     reuse_freed_memory()  # as the dashboard's job workers do
     arch = "zoo:paper_mnist" if dataset == "mnist" else "zoo:digits_net"

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from aomcore import Workspace, run_inline
-from aomcore.trails import bundle_trails, render_trails
+from aomcore.rauber.trails import bundle_trails, render_trails
 
 
 def main() -> None:

@@ -41,9 +41,10 @@ def runner() -> aomcore.JobRunner:
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading the model…")
-def version_model(workspace: str, version_id: int, digest: str):
-    """A workspace version's model, shared read-only (keyed by its folder, id and weights digest)."""
-    return aomcore.Workspace(workspace).load_version(version_id)
+def version_model(workspace: str, version_id: int, digest: str) -> LoadedModel:
+    """A workspace version's model (:meth:`aomcore.Workspace.loaded`), shared read-only (keyed by
+    its folder, id and weights digest)."""
+    return aomcore.Workspace(workspace).loaded(version_id)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading the maps…")
@@ -110,9 +111,9 @@ def stored_arrays(workspace: str, kind: str, key: str) -> dict | None:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def display_images(data_digest: str, indices: tuple, _dataset) -> "np.ndarray":
+def display_images(data_digest: str, indices: tuple, _dataset):
     """Images at ``indices`` in [0, 1], (N, H, W, C), keyed by the dataset's content digest."""
-    from aomcore.embedding_jobs import display_images as images
+    from aomcore.base.data import display_images as images
 
     return images(_dataset, list(indices))
 
@@ -151,15 +152,10 @@ def trails_png(workspace: str, key: str, bundled: bool, highlight: int | None, m
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def trails_npz(workspace: str, key: str, meta_json: str) -> bytes:
-    """The CLI's ``trails.npz`` of a stored result, for a download button."""
-    import io
+    """The CLI's ``trails.npz`` of a stored result, for a download button (the same writer as the CLI)."""
+    import json
 
-    import numpy as np
-
-    arrays = {k: v for k, v in trails_arrays(workspace, key).items() if k not in ("tap", "seconds")}
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays, meta=np.array(meta_json))
-    return buffer.getvalue()
+    return aomcore.trails_npz_bytes(trails_arrays(workspace, key), json.loads(meta_json))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -176,11 +172,7 @@ def run_layers(run_path: str, arch: str, edits_json: str, num_classes: int, inpu
     """The conv/FC layer names of a run's architecture (with its edits)."""
     import json
 
-    import torch
-
-    edits = [aomcore.Edit.from_dict(e) for e in json.loads(edits_json)]
-    with torch.random.fork_rng(devices=[]):  # building must not move the server's random stream
-        model = aomcore.build_edited(arch, num_classes, input_shape, edits)
+    model = aomcore.rebuild(arch, num_classes, input_shape, json.loads(edits_json))
     return [la.name for la in aomcore.list_layers(model, input_shape)]
 
 

@@ -1,7 +1,7 @@
 """Live progress of a workspace's jobs: fragments that poll only while a job runs.
 
 A job runs in a worker process and writes its progress into the workspace
-(:mod:`aomcore.jobs`); these fragments re-read it once a second while a job of the
+(:mod:`aomcore.jobs.engine`); these fragments re-read it once a second while a job of the
 workspace is queued or running, and rerun the whole page when one ends. An idle page
 has no timer and costs no CPU.
 """
@@ -12,14 +12,11 @@ import time
 
 import streamlit as st
 
-from aomcore.jobs import ACTIVE, read_job
-from aomcore.runs import list_runs, read_metrics
+from aomcore import job_label
+from aomcore.store import ACTIVE, list_runs, read_job, read_metrics
 from ui import cached, views
 from ui.state import View, reported
 
-LABELS = {"train": "Training", "maps": "Computing maps", "retrain": "Retraining", "experiment": "Experiment",
-          "deepeyes": "DeepEyes statistics", "embed": "Embedding", "trails": "Training trails",
-          "maps_snapshot": "Maps of a snapshot"}
 POLL_SECONDS = 1.0
 RECENT_SECONDS = 15 * 60  # how long a failed or cancelled job is mentioned on its page
 
@@ -30,7 +27,7 @@ def _progress(job: dict) -> float:
 
 
 def _line(job: dict) -> str:
-    label = LABELS.get(job["kind"], job["kind"])
+    label = job_label(job["kind"])
     if job["status"] == "queued":
         place = cached.runner().queue_position(job["id"])
         return f"{label}: queued" + (f" (position {place} in the server's queue)" if place else "")
@@ -71,7 +68,7 @@ def job_outcome(v: View, kind: str) -> None:
         return
     if time.time() - (job.get("finished") or job.get("created", 0)) > RECENT_SECONDS:
         return
-    label = LABELS.get(kind, kind)
+    label = job_label(kind)
     if job["status"] == "failed":
         st.error(f"{label} failed: {job.get('message')}. The workspace is as it was.", icon=":material/error:")
     elif job["status"] == "cancelled":
@@ -92,6 +89,6 @@ def sidebar_jobs(v: View) -> None:
                 st.rerun()
             p = job.get("progress") or {}
             done = f" · {p['done']:,}/{p['total']:,}" if p.get("total") else ""
-            st.caption(f"**{LABELS.get(job['kind'], job['kind'])}** · {job['status']}{done}")
+            st.caption(f"**{job_label(job['kind'])}** · {job['status']}{done}")
 
     lines()

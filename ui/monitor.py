@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 import aomcore
-from aomcore.run_import import CHECKPOINT_SUFFIXES, import_run_files, new_run_dir
+from aomcore.store import CHECKPOINT_SUFFIXES, stage_checkpoints
 from ui import cached
 from ui.state import View, reported, submit
 
@@ -84,23 +84,22 @@ def import_expander(v: View, expanded: bool = False) -> None:
                                   help="Checkpoints of an edited model: rebuild the architecture with a version's "
                                        "edit list first.")
         if st.button("Import", disabled=not files or not arch, key="import_run"):
-            test = v.split("test")
-            edits = [aomcore.Edit.from_dict(e) for e in edited.get(edits_from, [])]
-            with reported(), st.spinner("Checking each checkpoint against the architecture…"):
-                imported = import_run_files([(f.name, f.getvalue()) for f in files], arch, test.num_classes,
-                                            test.input_shape, edits, new_run_dir(v.ws.runs_dir), source="upload",
-                                            test_set=test)
-                st.session_state["monitor_imported"] = {"id": imported.record["id"], "skipped": imported.skipped,
-                                                        "n": len(imported.record["snapshots"])}
-                st.rerun()
+            with reported():
+                folder = stage_checkpoints(v.ws, [(f.name, f.getvalue()) for f in files])
+                if submit(v.ws, "run_import", {"folder": folder, "arch": arch.strip(),
+                                               "edits": edited.get(edits_from, [])}) is not None:
+                    st.session_state["monitor_import_job"] = True
+                    st.rerun()
 
 
-def imported_report() -> None:
-    """After an import: say what was kept and what was left out (once), and show the new run."""
-    done = st.session_state.pop("monitor_imported", None)
-    if done is None:
+def imported_report(v: View) -> None:
+    """After an import job of this tab: say what was kept and what was left out (once), and show the new run."""
+    job = v.last_job("run_import")
+    if not st.session_state.get("monitor_import_job") or job is None or job["status"] != "done":
         return
-    st.session_state["monitor_run"] = done["id"]  # before the run picker is drawn
-    st.success(f"Imported {done['n']} snapshot(s) as run {done['id']}.")
+    st.session_state.pop("monitor_import_job")
+    done = job["result"]
+    st.session_state["monitor_run"] = done["run"]  # before the run picker is drawn
+    st.success(f"Imported {done['snapshots']} snapshot(s) as run {done['run']}.")
     for name, reason in done["skipped"]:
         st.warning(f"Left out {name}: {reason}")

@@ -1,9 +1,9 @@
 """Which workspace a tab shows, and a read-only view of it for one script run.
 
-The workspace on disk (:mod:`aomcore.workspace`) is the truth. A tab keeps only the
+The workspace on disk (:mod:`aomcore.store.workspace`) is the truth. A tab keeps only the
 workspace's id, in the URL (``?ws=<id>``), so a reload, a second tab or a restarted
 server comes back to the same place with every version, result and running job. Long
-work is submitted as a job (:mod:`aomcore.jobs`) to the server's worker pool
+work is submitted as a job (:mod:`aomcore.jobs.engine`) to the server's worker pool
 (:func:`ui.cached.runner`); pages read, submit or render.
 
 Which workspace opens:
@@ -28,9 +28,8 @@ import streamlit as st
 
 import aomcore
 from aomcore import ImageDataset, InputError, LayerMaps, LoadedModel
-from aomcore.jobs import ACTIVE, list_jobs
-from aomcore.policy import current_policy
-from aomcore.workspace import Workspace, default_root, list_workspaces, open_by_id
+from aomcore.base.policy import current_policy
+from aomcore.store import ACTIVE, Workspace, default_root, list_jobs, list_workspaces, open_by_id
 from ui import cached
 
 DEFAULT_DATASET = "digits"
@@ -193,8 +192,7 @@ class View:
         v = self.version
         if v is None:
             return None
-        model = cached.version_model(str(self.ws.path), v["id"], v["digest"])
-        return LoadedModel(arch=self.state["arch"], model=model, digest=v["digest"], source=f"v{v['id']}: {v['note']}")
+        return cached.version_model(str(self.ws.path), v["id"], v["digest"])
 
     @cached_property
     def maps_info(self) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from aomcore import DiskCache, InputError
-from aomcore.policy import current_policy
+from aomcore.base.policy import current_policy
 
 MAX_CHART_CELLS = 100_000  # Altair rect charts stay responsive up to about this many cells
 _PUNCTUATION = set("\\`*_{}[]()#+-.!|<>~$:\"'&%=,;?@^/")
@@ -25,7 +25,7 @@ def plain(text: object) -> str:
     return "".join(f"\\{c}" if c in _PUNCTUATION else c for c in str(text)).replace("\n", " ")
 
 
-#: Colormaps the AOM and CSM views offer (label → :mod:`aomcore.render` name); first is the default.
+#: Colormaps the AOM and CSM views offer (label → :mod:`aomcore.base.render` name); first is the default.
 AOM_COLORMAPS = {"viridis (ordinal, as Fig. 2)": "occurrence", "magma": "magma", "gray": "gray"}
 CSM_COLORMAPS = {"two-segment (the paper's, Fig. 4)": "selectivity",
                  "cool-warm (perceptually uniform diverging)": "coolwarm"}
@@ -36,7 +36,7 @@ _RANGES = {"occurrence": ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 
 
 def scale(name: str, vmax: float | None = None) -> alt.Scale:
-    """The colormaps of :mod:`aomcore.render` as Altair scales (same colours as the images)."""
+    """The colormaps of :mod:`aomcore.base.render` as Altair scales (same colours as the images)."""
     if name == "selectivity":  # yellow (0) → red (−1) and cyan (0) → purple (1), as in Fig. 4
         return alt.Scale(domain=[-1, -1e-9, 0, 1], range=["#cc0000", "#ffff00", "#00ffff", "#5b0080"])
     colours = _RANGES.get(name, _RANGES["difference"])
@@ -295,7 +295,7 @@ def training_curve(metrics: list[dict]) -> alt.Chart:
 
 def run_curve(ws, run_id: str | None) -> alt.Chart | None:
     """The loss/accuracy curve of a workspace run, or None without one."""
-    from aomcore.runs import read_metrics
+    from aomcore.store.runs import read_metrics
 
     if not run_id or not (ws.runs_dir / run_id).is_dir():
         return None

@@ -8,7 +8,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from aomcore.run_monitor import histogram_change, learning_histogram, normalised_histograms
+from aomcore.deepeyes.learning import histogram_change, learning_histogram, normalised_histograms
 
 
 def run_curves(metrics: list[dict], snapshots: list[dict]) -> tuple[alt.Chart | None, alt.LayerChart]:

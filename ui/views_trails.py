@@ -10,8 +10,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from aomcore.trails import class_palette, render_trails
-from aomcore.trails_jobs import lagging_classes
+from aomcore.rauber import class_palette, lagging_classes, render_trails
 
 
 def _hex(rgb) -> str:

@@ -7,7 +7,7 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from aomcore import Workspace, default_root, list_jobs, list_workspaces
-from aomcore.workspace import open_by_id
+from aomcore.store.workspace import open_by_id
 from tests.conftest import REPO
 
 APP = str(REPO / "app.py")

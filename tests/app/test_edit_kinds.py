@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import aomcore
 from aomcore import TrainConfig, Workspace, build_model, run_inline, save_state_dict
 from tests.app.helpers import app, wait_jobs, workspace
 
@@ -28,7 +29,7 @@ def _run_edit(at, layer, kind, field, value):
     at.button(key="apply").click().run()
     at = wait_jobs(at, "app_pages/edit_retrain.py", timeout=900)
     ws = workspace(at)
-    assert [j["status"] for j in ws.summary()["jobs"]][-1] == "done", ws.summary()["jobs"][-1].get("message")
+    assert [j["status"] for j in aomcore.list_jobs(ws)][-1] == "done", aomcore.list_jobs(ws)[-1].get("message")
     return ws.version(ws.current_version)
 
 

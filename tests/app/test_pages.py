@@ -5,8 +5,9 @@ import json
 
 import torch
 
+import aomcore
 from aomcore import Workspace, build_model, default_root, export_zip, list_jobs, list_workspaces
-from aomcore.jobs import request_cancel
+from aomcore.store import request_cancel
 from tests.app.helpers import app, texts, wait_jobs, workspace
 
 
@@ -24,7 +25,7 @@ def test_first_open_proposes_training_and_trains_only_when_asked(home):
     assert float(at.sidebar.metric[0].value.rstrip("%")) > 90
     assert list(at.dataframe[0].value["name"]) == ["conv1", "conv2", "fc1", "fc2"]
     version = ws.versions()[0]
-    run = ws.summary()["runs"][0]
+    run = aomcore.list_runs(ws)[0]
     assert run["status"] == "done" and run["snapshots"][0]["iteration"] == 0 and version["run"] == run["id"]
 
 
@@ -154,7 +155,7 @@ def test_bad_edit_and_cancel_leave_the_workspace_intact(trained):
     at = wait_jobs(at, "app_pages/edit_retrain.py")
     assert [j["status"] for j in list_jobs(trained) if j["kind"] == "retrain"] == ["cancelled"]
     assert sorted(trained.versions()) == [0] and trained.current_version == 0
-    assert all(r["kind"] == "train" for r in trained.summary()["runs"])  # the cancelled run left nothing
+    assert all(r["kind"] == "train" for r in aomcore.list_runs(trained))  # the cancelled run left nothing
     assert "cancelled" in at.warning[0].value
 
 

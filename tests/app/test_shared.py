@@ -1,8 +1,8 @@
 """Shared mode without sign-in: capability URLs, no listing, per-workspace job and disk quotas."""
 
 from aomcore import Workspace, list_jobs
-from aomcore.policy import current_policy
-from tests.app.helpers import app, texts, wait_jobs, workspace
+from aomcore.base.policy import current_policy
+from tests.app.helpers import app, texts, wait_jobs
 
 
 def test_shared_mode_lists_nothing_and_a_new_tab_gets_its_own_workspace(trained, monkeypatch):
@@ -29,7 +29,7 @@ def test_a_second_heavy_job_of_a_workspace_is_refused_with_a_message(trained, mo
     at.button(key="compute").click().run()
     assert "a job of yours is already queued or running" in " ".join(e.value for e in at.error)
     assert [j["kind"] for j in list_jobs(trained)] == ["train", "retrain"]
-    from aomcore.jobs import request_cancel
+    from aomcore.store import request_cancel
 
     request_cancel(trained, list_jobs(trained)[-1]["id"])
     wait_jobs(at)

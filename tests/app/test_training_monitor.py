@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from aomcore import JobRunner, list_runs, read_job
-from aomcore.jobs import request_cancel
-from aomcore.run_monitor import filter_flags, read_run_view
+from aomcore.deepeyes import filter_flags
+from aomcore.store import read_run_view, request_cancel
 from tests.app.helpers import app, texts, wait_jobs
 
 PAGE = "app_pages/training_monitor.py"

@@ -1,4 +1,4 @@
-"""Freed activation memory is kept for the next batch (aomcore.allocator)."""
+"""Freed activation memory is kept for the next batch (aomcore.base.allocator)."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import pytest
 
 _PROBE = """
 import resource, sys, torch
-from aomcore.allocator import reuse_freed_memory
+from aomcore.base.allocator import reuse_freed_memory
 applied = reuse_freed_memory() if sys.argv[1] == "reuse" else None
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

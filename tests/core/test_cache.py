@@ -3,7 +3,7 @@
 import numpy as np
 
 from aomcore import DiskCache, build_model, cached_maps, load_dataset, weights_digest
-from aomcore.workflow import LoadedModel
+from aomcore.base.loaded import LoadedModel
 
 
 def _loaded(seed):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aomcore import InputError, build_model, list_layers, load_model
-from aomcore.models import load_checkpoint
+from aomcore.base.models import load_checkpoint
 
 ARCH, SHAPE = "zoo:digits_net", (1, 8, 8)
 

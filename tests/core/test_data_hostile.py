@@ -162,7 +162,7 @@ def test_non_square_channels_last_images_work_end_to_end(tmp_path):
 def test_devices_sizes_and_full_disks_are_messages(tmp_path, monkeypatch):
     import errno
 
-    import aomcore.atomic
+    import aomcore.base.atomic
     from aomcore import Preprocessing, build_model, resolve_device, save_state_dict
 
     for name in ("xyz", "mps", "cuda:99"):
@@ -180,7 +180,7 @@ def test_devices_sizes_and_full_disks_are_messages(tmp_path, monkeypatch):
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(aomcore.atomic.os, "replace", full)
+    monkeypatch.setattr(aomcore.base.atomic.os, "replace", full)
     with pytest.raises(InputError, match="cannot write w.pt: .*No space left on device"):
         save_state_dict(build_model("zoo:digits_net", 10, (1, 8, 8)), tmp_path / "w.pt")
     assert list(tmp_path.iterdir()) == []

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aomcore import Edit, InputError, apply_edit, compute_maps, list_layers
-from aomcore.experiment import silenced
+from aomcore.aom.experiment import silenced
 from tests.core.handmade import (
     SHAPE,
     CatNet,

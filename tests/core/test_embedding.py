@@ -13,19 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from aomcore.embedding import embed, neighborhood_hit, neighborhood_hit_per_class, point_neighborhood_hits
-from aomcore.errors import InputError
-from aomcore.hooks import forward_input_hooks
-from aomcore.projections import (
-    activation_vectors,
-    filter_map,
-    input_map_vectors,
-    neuron_distances,
-    neuron_projection,
-    sample_perplexity,
-    stratified_sample,
-)
-from aomcore.trails import (
+from aomcore.base.activations import activation_vectors, stratified_sample
+from aomcore.base.embedding import embed, neighborhood_hit, neighborhood_hit_per_class, point_neighborhood_hits
+from aomcore.base.errors import Cancelled, InputError
+from aomcore.base.hooks import forward_input_hooks
+from aomcore.deepeyes.input_map import filter_map, input_map_vectors, sample_perplexity
+from aomcore.rauber.projections import neuron_distances, neuron_projection
+from aomcore.rauber.trails import (
     aligned_projections,
     bundle_trails,
     render_trails,
@@ -33,7 +27,6 @@ from aomcore.trails import (
     trail_segments,
     trails_from_run,
 )
-from aomcore.training import Cancelled
 from tests.conftest import DEVICES, REPO
 from tests.core.helpers import pixel_model, tiny_dataset
 

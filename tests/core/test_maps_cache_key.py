@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from aomcore import DiskCache, InputError, cached_maps, weights_digest
-from aomcore.workflow import LoadedModel
+from aomcore.base.loaded import LoadedModel
 from tests.core.helpers import tiny_dataset
 
 

@@ -19,7 +19,7 @@ from aomcore import (
     save_maps_npz,
     suggest_keep,
 )
-from aomcore.reproduce import choose_kernels
+from aomcore.aom.reproduce import choose_kernels
 
 from .helpers import literal_odm
 

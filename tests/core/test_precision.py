@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from aomcore import compute_maps, default_train_config, load_dataset, pretrained_zoo_model
-from aomcore.precision import occurrence_flips
+from aomcore.aom.precision import occurrence_flips
 from tests.conftest import DEVICES
 
 

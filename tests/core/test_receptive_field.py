@@ -7,8 +7,8 @@ import pytest
 from torch import nn
 
 from aomcore import InputError
-from aomcore.models import deepeyes_mnist
-from aomcore.receptive_field import layer_chain, receptive_box, receptive_boxes
+from aomcore.base.models import deepeyes_mnist
+from aomcore.base.receptive_field import layer_chain, receptive_box, receptive_boxes
 
 
 def test_one_conv_box_from_stride_padding_kernel():

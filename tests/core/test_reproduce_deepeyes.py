@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from aomcore.reproduce_deepeyes import choose_by_deepeyes
+from aomcore.deepeyes.reproduce import choose_by_deepeyes
 from tests.conftest import REPO
 
 

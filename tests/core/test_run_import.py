@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from aomcore import InputError, Workspace, build_model, list_runs, load_deepeyes_npz, run_inline
-from aomcore.models import save_state_dict, weights_digest
-from aomcore.run_import import checkpoint_iteration, import_run
-from aomcore.run_monitor import filter_flags, histogram_change, learning_histogram, stable_layers
+from aomcore.base.models import save_state_dict, weights_digest
+from aomcore.deepeyes import filter_flags, histogram_change, learning_histogram, stable_layers
+from aomcore.store.run_import import checkpoint_iteration, import_run
 from tests.conftest import REPO
 
 SHAPE = (1, 8, 8)

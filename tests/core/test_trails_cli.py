@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aomcore import Workspace, default_train_config, run_inline
-from aomcore.trails_jobs import lagging_classes
+from aomcore.rauber import lagging_classes
 from tests.conftest import REPO
 
 

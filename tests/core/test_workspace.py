@@ -16,9 +16,10 @@ import pytest
 import torch
 
 from aomcore import InputError, Workspace, build_model, export_zip, import_zip, list_jobs, list_workspaces
-from aomcore.jobs import JobRunner, read_job, request_cancel, run_inline, submit_record
-from aomcore.runs import list_runs, read_metrics, resolve_run, snapshot_schedule
-from aomcore.workspace import open_by_id
+from aomcore.jobs import JobRunner, run_inline, submit_record
+from aomcore.store import read_job, request_cancel
+from aomcore.store.runs import list_runs, read_metrics, resolve_run, snapshot_schedule
+from aomcore.store.workspace import open_by_id
 from tests.conftest import REPO
 
 FAST = {"arch": "zoo:digits_net", "config": {"epochs": 2, "lr": 3e-3, "batch_size": 64}, "snapshots": 4}

@@ -6,8 +6,19 @@ show the job's product without a reload (a page that goes blank after a job is a
 
 import pytest
 
-from .conftest import (go, main_text, no_exception, revert_to, set_number, shot, sidebar_text, url_ws, wait_idle,
-                       wait_jobs, wait_progress_gone)
+from .conftest import (
+    go,
+    main_text,
+    no_exception,
+    revert_to,
+    set_number,
+    shot,
+    sidebar_text,
+    url_ws,
+    wait_idle,
+    wait_jobs,
+    wait_progress_gone,
+)
 
 pytestmark = pytest.mark.e2e
 

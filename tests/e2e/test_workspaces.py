@@ -14,8 +14,24 @@ import pytest
 from aomcore import Workspace, list_jobs, run_inline
 from tests.conftest import REPO
 
-from .conftest import (VIEWPORT, Server, go, main_text, no_exception, open_ws, revert_to, set_number, shot,
-                       sidebar_text, trained_workspace, url_ws, wait_app, wait_idle, wait_job_started, wait_jobs)
+from .conftest import (
+    VIEWPORT,
+    Server,
+    go,
+    main_text,
+    no_exception,
+    open_ws,
+    revert_to,
+    set_number,
+    shot,
+    sidebar_text,
+    trained_workspace,
+    url_ws,
+    wait_app,
+    wait_idle,
+    wait_job_started,
+    wait_jobs,
+)
 
 pytestmark = pytest.mark.e2e
 PROGRESS = '[data-testid="stMain"] [data-testid="stProgress"]'

@@ -1,0 +1,50 @@
+"""Garcia et al., IJCNN 2019: activation occurrence maps and the architecture-tuning loop.
+
+Maps (eqs. 1–4) and their streaming counter, kernel order and groups, the three tasks as
+findings per layer with the keep rule, the selectivity experiment (Sec. V-C), the edit →
+retrain loop with the paper's freezing, cached results, ``maps.npz``, and the paper's
+MNIST reproduction.
+"""
+
+from .experiment import selectivity_experiment, silenced, summarize_experiment
+from .maps import (
+    MULTI_CLASS_LEVEL,
+    LayerMaps,
+    OccurrenceCounter,
+    aom,
+    check_maps_options,
+    class_difference,
+    class_selectivity,
+    classes_per_kernel,
+    compute_maps,
+    csm,
+    kernel_flags,
+    least_separated_pairs,
+    multi_class_share,
+    odm,
+    selectivity,
+)
+from .maps_npz import load_maps_npz, maps_npz_bytes, save_maps_npz
+from .ordering import KernelOrdering, default_n_groups
+from .overview import MIN_SELECTIVITY, layer_overview, suggest_keep
+from .results import cached_experiment, cached_maps, load_cached_maps, maps_cache_key, maps_key
+from .retrain import (
+    FREEZE_MODES,
+    Version,
+    edit_and_retrain,
+    export_program,
+    flops_per_image,
+    frozen_modules,
+    initial_version,
+    measure,
+    preview_edit,
+)
+
+__all__ = ["FREEZE_MODES", "MIN_SELECTIVITY", "MULTI_CLASS_LEVEL", "KernelOrdering", "LayerMaps",
+           "OccurrenceCounter", "Version", "aom", "cached_experiment", "cached_maps", "check_maps_options",
+           "class_difference", "class_selectivity", "classes_per_kernel", "compute_maps", "csm", "default_n_groups",
+           "edit_and_retrain", "export_program", "flops_per_image", "frozen_modules", "initial_version",
+           "kernel_flags", "layer_overview", "least_separated_pairs", "load_cached_maps", "load_maps_npz",
+           "maps_cache_key", "maps_key", "maps_npz_bytes", "measure", "multi_class_share", "odm", "preview_edit",
+           "save_maps_npz", "selectivity", "selectivity_experiment", "silenced", "suggest_keep",
+           "summarize_experiment"]

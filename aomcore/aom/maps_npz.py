@@ -1,0 +1,96 @@
+"""The ``maps.npz`` file written by the CLI and the dashboard's download button.
+
+Layout, for each layer name ``L``:
+
+========================  ============  =======  =======================================
+key                       shape         dtype    meaning
+========================  ============  =======  =======================================
+``L/aom``                 (K, C, H, W)  float64  eq. 1
+``L/odm``                 (K, K)        float64  eq. 2
+``L/csm``                 (K, C, H, W)  float64  eq. 3
+``L/selectivity``         (K,)          float64  eq. 4
+``L/order``               (K,)          int64    kernel display order (clustering)
+``L/groups``              (K,)          int64    kernel group at the default cut
+``L/counts``              (K, C, H, W)  int64    positive-activation counts
+``L/cell_area``           (H, W)        int64    positions per cell (pooled maps only)
+``L/class_difference``    (C, C)        float64  class difference E (Task 2)
+``L/classes_per_kernel``  (K,)          int64    classes with strong occurrence (Task 3)
+========================  ============  =======  =======================================
+
+plus ``class_sizes`` (C,) int64, ``classes`` (C,) str and ``meta``, a JSON string
+(model digest, architecture, dataset identity, split, preprocessing, threshold, taps,
+``classes_per_kernel_level`` (the level of ``L/classes_per_kernel``), versions).
+Everything loads with ``np.load(path, allow_pickle=False)``. Loading needs only the
+counts, so files written before a key existed still load; derived keys are recomputed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..base.atomic import atomic_path
+from ..base.npzfile import library_versions
+from .maps import MULTI_CLASS_LEVEL, LayerMaps
+from .ordering import KernelOrdering
+
+__all__ = ["load_maps_npz", "maps_npz_bytes", "save_maps_npz"]
+
+
+def _arrays(maps: dict[str, LayerMaps], meta: dict) -> dict[str, np.ndarray]:
+    if not maps:
+        raise ValueError("no layers to write")
+    first = next(iter(maps.values()))
+    arrays: dict[str, np.ndarray] = {"class_sizes": first.class_sizes.astype(np.int64),
+                                     "classes": np.array(first.classes, dtype=str)}
+    taps = {}
+    for name, m in maps.items():
+        ordering = KernelOrdering().fit(m.odm)
+        arrays[f"{name}/aom"] = m.aom
+        arrays[f"{name}/odm"] = m.odm
+        arrays[f"{name}/csm"] = m.csm
+        arrays[f"{name}/selectivity"] = m.selectivity
+        arrays[f"{name}/order"] = ordering.order_
+        arrays[f"{name}/groups"] = ordering.labels_
+        arrays[f"{name}/counts"] = m.counts.astype(np.int64)
+        arrays[f"{name}/class_difference"] = m.class_difference
+        arrays[f"{name}/classes_per_kernel"] = m.classes_per_kernel  # at MULTI_CLASS_LEVEL
+        if m.cell_area is not None:
+            arrays[f"{name}/cell_area"] = m.cell_area.astype(np.int64)
+        taps[name] = m.tap
+    full_meta = {"threshold": first.threshold, "layers": list(maps), "taps": taps,
+                 "versions": library_versions()} | meta | {"classes_per_kernel_level": MULTI_CLASS_LEVEL}
+    arrays["meta"] = np.array(json.dumps(full_meta, default=str))
+    return arrays
+
+
+def save_maps_npz(path: str | Path, maps: dict[str, LayerMaps], meta: dict) -> Path:
+    """Write ``maps`` (layer name → :class:`LayerMaps`) and ``meta`` to ``path``, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **_arrays(maps, meta))
+    return path
+
+
+def maps_npz_bytes(maps: dict[str, LayerMaps], meta: dict) -> bytes:
+    """The same file as :func:`save_maps_npz`, as bytes (for a download button)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **_arrays(maps, meta))
+    return buf.getvalue()
+
+
+def load_maps_npz(path: str | Path) -> tuple[dict[str, LayerMaps], dict]:
+    """Read a ``maps.npz`` back into :class:`LayerMaps` objects and its meta dict."""
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+        classes = [str(c) for c in npz["classes"]]
+        sizes = npz["class_sizes"]
+        maps = {name: LayerMaps(layer=name, tap=meta.get("taps", {}).get(name, name), counts=npz[f"{name}/counts"],
+                                class_sizes=sizes, classes=classes, threshold=float(meta.get("threshold", 0.0)),
+                                cell_area=npz[f"{name}/cell_area"] if f"{name}/cell_area" in npz.files else None)
+                for name in meta["layers"]}
+    return maps, meta
+

@@ -1,0 +1,793 @@
+"""Labelled image datasets held in memory, with explicit, recorded preprocessing.
+
+A dataset is named by a *spec* string:
+
+``digits``
+    scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes), with a
+    fixed stratified 75/25 train/test split. Works offline on any machine; the default.
+``mnist``, ``fashion-mnist``
+    torchvision's MNIST / FashionMNIST from a data root in torchvision's layout
+    (``ROOT/MNIST/raw/…``). Downloaded only when ``download=True``.
+``cifar10``
+    CIFAR-10 in its python pickle format (``ROOT/cifar-10-batches-py/…``), read with a
+    restricted unpickler that only builds NumPy arrays and plain containers.
+``imagefolder:PATH``
+    one sub-folder per class (torchvision's ImageFolder layout); if ``PATH/train`` and
+    ``PATH/test`` exist they are the two splits (with the same class folders), otherwise
+    ``PATH`` serves both. Hidden entries (``.git``, ``._x.png``) and ``__MACOSX`` are
+    skipped; a folder or image reached twice through symlinks is refused. 16-bit
+    grayscale images stay 16-bit; a grayscale/RGB mix is read as RGB.
+``npz:PATH``
+    a NumPy archive with ``x`` (N,H,W), (N,C,H,W) or channels-last (N,H,W,C) with C in
+    {1, 3, 4}, ``y`` (N,) integer labels and optional ``classes`` (C,) str; or
+    ``x_train``/``y_train``/``x_test``/``y_test``. Loaded with ``allow_pickle=False``.
+    Pixels: uint8 (/255), uint16 (/65535), floats in [0, 1], or values in [0, 255] of any
+    dtype (/255); anything else is refused rather than used unscaled.
+
+Every file a loader opens is confined to ``AOMSCOPE_DATA_DIRS`` in shared mode (see
+:mod:`aomcore.base.policy`), and declared sizes (``.npz`` headers, image sizes) are checked
+against ``AOMSCOPE_MAX_DATA_GB`` before anything is decoded. How the stored data was read,
+when not obvious, is kept in :attr:`ImageDataset.notes`.
+
+Images are kept as stored (uint8 where the source is uint8) and converted per batch:
+scale to [0, 1], optionally repeat a grayscale channel, resize, and normalise with a
+per-channel mean/std. :class:`Preprocessing` records every step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import pickle
+import zipfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+from .policy import current_policy
+
+__all__ = [
+    "DATASET_NAMES",
+    "ImageDataset",
+    "Preprocessing",
+    "default_data_root",
+    "load_dataset",
+]
+
+DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10", "imagefolder:PATH", "npz:PATH")
+SPLITS = ("train", "test")
+DATA_ROOT_ENV = "AOMSCOPE_DATA_ROOT"
+
+
+def default_data_root() -> Path | None:
+    """The data root from the ``AOMSCOPE_DATA_ROOT`` environment variable, or None."""
+    root = os.environ.get(DATA_ROOT_ENV)
+    return Path(root) if root else None
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Per-batch preprocessing applied after scaling raw pixels to [0, 1].
+
+    Parameters
+    ----------
+    mean, std : tuple of float, optional
+        Per-channel normalisation ``(x - mean) / std`` (one value broadcasts to every
+        channel). Both or neither.
+    channels : int, optional
+        Repeat a 1-channel image to this many channels (e.g. 3 for ImageNet-style
+        architectures on MNIST).
+    resize : int, optional
+        Bilinear (antialiased) resize to ``resize × resize`` pixels.
+    """
+
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    channels: int | None = None
+    resize: int | None = None
+
+    def __post_init__(self):
+        if (self.mean is None) != (self.std is None):
+            raise InputError("normalisation needs both mean and std", expected="both or neither",
+                             found=f"mean={self.mean}, std={self.std}")
+        for label, values in (("mean", self.mean), ("std", self.std)):
+            if values is not None and (not len(values) or not all(math.isfinite(float(v)) for v in values)):
+                raise InputError(f"{label} must be finite numbers", expected="finite per-channel values",
+                                 found=str(tuple(values)))
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise InputError("std must be positive", expected="std > 0", found=str(self.std))
+        if self.channels is not None and self.channels < 1:
+            raise InputError("channels must be >= 1", expected=">= 1", found=str(self.channels))
+        if self.resize is not None and self.resize < 1:
+            raise InputError("resize must be >= 1 pixel", expected=">= 1", found=str(self.resize))
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(eq=False)
+class ImageDataset(torch.utils.data.Dataset):
+    """An in-memory labelled image split.
+
+    Attributes
+    ----------
+    images : torch.Tensor
+        Raw images, (N, C, H, W), uint8 or float32, on the CPU.
+    labels : torch.Tensor
+        Class indices, (N,), int64, in ``[0, len(classes))``.
+    classes : list of str
+        Class names, in label order.
+    name : str
+        The spec the dataset was loaded from (e.g. ``"mnist"``).
+    split : str
+        ``"train"`` or ``"test"``.
+    scale : float
+        Factor that maps raw values to [0, 1] (1/255 for 8-bit images); applied as a
+        division by ``1/scale`` when that is an integer, as torchvision does.
+    preprocessing : Preprocessing
+        Applied per batch by :meth:`transform`.
+    notes : tuple of str
+        How the stored data was read when that is not obvious (channels-last transposed,
+        float pixels in [0, 255] scaled, grayscale repeated to RGB); shown with the dataset.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+    split: str
+    scale: float = 1.0 / 255.0
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.images.ndim != 4:
+            raise InputError("images must be 4-D", expected="(N, C, H, W)",
+                             found=f"shape {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise InputError("one label per image", expected=f"labels of shape ({self.images.shape[0]},)",
+                             found=f"shape {tuple(self.labels.shape)}")
+        self._digest: str | None = None
+        p = self.preprocessing
+        channels = p.channels or self.images.shape[1]
+        if p.channels and self.images.shape[1] not in (1, p.channels):
+            raise InputError(f"cannot repeat {self.images.shape[1]} channels to {p.channels}",
+                             expected="1-channel images", found=f"{self.images.shape[1]} channels")
+        if p.mean is not None and len(p.mean) not in (1, channels):
+            raise InputError("mean/std need one value or one per channel",
+                             expected=f"1 or {channels} values", found=f"{len(p.mean)} values")
+        c, h, w = self.input_shape
+        current_policy().check_allocation(4 * c * h * w, f"one {c}×{h}×{w} float32 input image",
+                                          "a smaller --resize")
+
+    # --- torch Dataset protocol -------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        x = self.transform(self.images[index : index + 1])[0]
+        return x, int(self.labels[index])
+
+    # --- batches ----------------------------------------------------------------------
+    def _unit(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw values → float32 in [0, 1], by the same float32 operation as torchvision.
+
+        ``ToTensor`` computes ``img.float().div(255)``; multiplying by ``1/255`` instead
+        differs in the last bit for about 13% of MNIST's pixel values, so a scale that is
+        the reciprocal of an integer divides by that integer.
+        """
+        x = raw.to(torch.float32)
+        if self.scale == 1.0:
+            return x
+        divisor = 1.0 / self.scale
+        if divisor == round(divisor):
+            return x.div(round(divisor))
+        return x * self.scale
+
+    def transform(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw images (B, C, H, W) → float32 model input (B, C', H', W') on raw's device.
+
+        Bit-identical to torchvision's ``Compose([ToTensor(), Resize((n, n)),
+        Normalize(mean, std)])`` applied image by image: ``div(255)`` in float32, the
+        tensor path of ``Resize`` (bilinear, antialiased, on the float image), and
+        ``sub(mean).div(std)`` with float32 mean/std. Not identical to a ``Resize`` placed
+        *before* ``ToTensor``: that one resizes the PIL image with PIL's filter and rounds
+        it to uint8.
+        """
+        x = self._unit(raw)
+        p = self.preprocessing
+        if p.channels and x.shape[1] != p.channels:
+            x = x.expand(-1, p.channels, -1, -1)
+        if p.resize and x.shape[-2:] != (p.resize, p.resize):
+            x = F.interpolate(x, size=(p.resize, p.resize), mode="bilinear", antialias=True,
+                              align_corners=False)
+        if p.mean is not None:  # transforms.Normalize: tensor.sub_(mean).div_(std), mean/std in x's dtype
+            mean = torch.tensor(p.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            std = torch.tensor(p.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            x = x.sub(mean).div(std)
+        return x
+
+    def batches(self, batch_size: int = 256, device: str | torch.device = "cpu",
+                indices: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(x, y)``: x float32 (B, C', H', W') and y int64 (B,), on ``device``.
+
+        Raw uint8 slices travel to the device and are converted there, so host→device
+        traffic is 1 byte per pixel. ``indices`` (int64, (M,)) restricts and orders the
+        images (e.g. one shard of a distributed run, or one class).
+        """
+        if batch_size < 1:
+            raise InputError("batch size must be >= 1", expected=">= 1", found=str(batch_size))
+        device = torch.device(device)
+        pin = device.type == "cuda"
+        n = len(self) if indices is None else int(indices.numel())
+        c, h, w = self.input_shape
+        current_policy().check_allocation(4 * c * h * w * min(batch_size, n), f"a batch of {min(batch_size, n)} "
+                                          f"{c}×{h}×{w} float32 images", "a smaller --batch-size or --resize")
+        for start in range(0, n, batch_size):
+            if indices is None:
+                raw = self.images[start : start + batch_size]
+                y = self.labels[start : start + batch_size]
+            else:
+                idx = indices[start : start + batch_size]
+                raw, y = self.images[idx], self.labels[idx]
+            if pin:
+                raw, y = raw.pin_memory(), y.pin_memory()
+            raw = raw.to(device, non_blocking=pin)
+            y = y.to(device, non_blocking=pin)
+            yield self.transform(raw), y
+
+    # --- facts ------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape (C, H, W) of one preprocessed image."""
+        c, h, w = self.images.shape[1:]
+        p = self.preprocessing
+        c = p.channels or c
+        if p.resize:
+            h = w = p.resize
+        return int(c), int(h), int(w)
+
+    def class_sizes(self) -> np.ndarray:
+        """Images per class, (C,) int64."""
+        return np.bincount(self.labels.numpy(), minlength=self.num_classes).astype(np.int64)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the raw images, labels and class names (hex); computed once."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            h.update(str((tuple(self.images.shape), str(self.images.dtype))).encode())
+            h.update(self.images.contiguous().numpy().tobytes())
+            h.update(self.labels.numpy().astype(np.int64).tobytes())
+            h.update("\x00".join(self.classes).encode())
+            self._digest = h.hexdigest()
+        return self._digest
+
+    def identity(self) -> dict:
+        """What identifies this split for caching and provenance (JSON-serialisable)."""
+        identity = {"dataset": self.name, "split": self.split, "digest": self.digest,
+                    "scale": self.scale, "preprocessing": self.preprocessing.to_dict(),
+                    "n_images": len(self), "classes": list(self.classes)}
+        if self.notes:  # only when there are any, so the cache keys of plain datasets stay as they were
+            identity["notes"] = list(self.notes)
+        return identity
+
+    def examples(self, per_class: int = 4) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``per_class`` images of each class, scaled to [0, 1].
+
+        Returns ``(images, labels)``: float32 (M, H, W, C) and int64 (M,).
+        """
+        idx = []
+        labels = self.labels.numpy()
+        for c in range(self.num_classes):
+            idx.extend(np.flatnonzero(labels == c)[:per_class].tolist())
+        idx_t = torch.as_tensor(idx, dtype=torch.int64)
+        x = self._unit(self.images[idx_t]).clamp(0, 1)
+        return x.permute(0, 2, 3, 1).numpy(), labels[idx]
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike | None = None,
+                 preprocessing: Preprocessing | None = None, download: bool = False) -> ImageDataset:
+    """Load one split of a dataset named by ``spec`` (see the module docstring).
+
+    Parameters
+    ----------
+    spec : str
+        ``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``, ``imagefolder:PATH`` or
+        ``npz:PATH``.
+    split : {"train", "test"}
+    data_root : path, optional
+        Folder holding torchvision-layout data; defaults to ``$AOMSCOPE_DATA_ROOT``.
+    preprocessing : Preprocessing, optional
+        Defaults to scaling only.
+    download : bool, default False
+        Let torchvision download MNIST/FashionMNIST/CIFAR-10 into ``data_root``.
+
+    Raises
+    ------
+    InputError
+        Unknown spec or split, missing files, malformed arrays or labels.
+    """
+    if split not in SPLITS:
+        raise InputError("unknown split", expected=" or ".join(SPLITS), found=repr(split))
+    preprocessing = preprocessing or Preprocessing()
+    kind, _, arg = spec.partition(":")
+    if kind == "digits" and not arg:
+        images, labels, classes, scale, notes = _load_digits(split)
+    elif kind in ("mnist", "fashion-mnist") and not arg:
+        images, labels, classes, scale, notes = _load_mnist(kind, split, _require_root(data_root, kind), download)
+    elif kind == "cifar10" and not arg:
+        images, labels, classes, scale, notes = _load_cifar10(split, _require_root(data_root, kind), download)
+    elif kind == "imagefolder" and arg:
+        images, labels, classes, scale, notes = _load_imagefolder(Path(arg), split)
+    elif kind == "npz" and arg:
+        images, labels, classes, scale, notes = _load_npz(Path(arg), split)
+    else:
+        raise InputError("unknown dataset", expected=", ".join(DATASET_NAMES), found=repr(spec))
+    if images.shape[0] == 0:
+        raise InputError("the dataset has no images", expected="at least one image", found="0")
+    if len(classes) < 2:
+        raise InputError("the dataset has a single class", expected="at least two classes (maps compare classes)",
+                         found=f"classes {classes}")
+    return ImageDataset(images=images, labels=labels, classes=classes, name=spec, split=split,
+                        scale=scale, preprocessing=preprocessing, notes=tuple(notes))
+
+
+def _confined(path: str | os.PathLike, policy=None) -> Path:
+    """The path a loader opens, symlinks followed; in shared mode it must lie inside ``AOMSCOPE_DATA_DIRS``.
+
+    Every file and folder a loader opens goes through here, so a link *inside* an allowed
+    folder that points outside it (an image, a ``train/`` folder, ``MNIST/``, a CIFAR
+    batch) is refused like a path that starts outside.
+
+    Raises
+    ------
+    InputError
+        "path outside the allowed data folders" (shared mode only).
+    """
+    policy = policy or current_policy()
+    resolved = policy.check_data_path(path)  # refuses a NUL in the path in either mode
+    return resolved if policy.shared else Path(path)
+
+
+def _require_root(data_root, name: str) -> Path:
+    root = data_root if data_root is not None else default_data_root()
+    if root is None:
+        raise InputError(f"{name} needs a data root", expected=f"--data-root DIR or ${DATA_ROOT_ENV}",
+                         found="neither was given")
+    root = _confined(root)
+    if not root.is_dir():
+        raise InputError("data root does not exist", expected="an existing folder", found=str(root))
+    return root
+
+
+def _load_digits(split: str):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.uint8)  # (1797, 8, 8), values 0..16
+    y = bunch.target.astype(np.int64)
+    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=0.25, stratify=y, random_state=0)
+    idx = idx_train if split == "train" else idx_test
+    images = torch.from_numpy(x[idx][:, None].copy())
+    return images, torch.from_numpy(y[idx].copy()), [str(c) for c in bunch.target_names], 1.0 / 16.0, []
+
+
+#: Class names as torchvision's ``MNIST.classes`` / ``FashionMNIST.classes`` name them (part of
+#: a dataset's identity, so of every cache key; a test checks they still match).
+_MNIST_CLASSES = {
+    "mnist": ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six", "7 - seven",
+              "8 - eight", "9 - nine"],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+}
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An unsigned-byte IDX file (LeCun's MNIST format: magic 0x0000080N, N big-endian int32 sizes).
+
+    Raises
+    ------
+    InputError
+        A file that is not a ubyte IDX file of ``ndim`` dimensions, or whose length does
+        not match its header.
+    """
+    path = _confined(path)
+    _check_size(path.name, path.stat().st_size, "a file of")
+    data = path.read_bytes()
+    header = 4 * (ndim + 1)
+    if len(data) < header:
+        raise InputError(f"not an MNIST-style IDX file: {path.name}",
+                         expected=f"a header of {header} bytes, then the data", found=f"{len(data)} bytes")
+    magic = int.from_bytes(data[:4], "big")
+    if magic != 0x800 + ndim:
+        raise InputError(f"not an MNIST-style IDX file: {path.name}",
+                         expected=f"unsigned-byte IDX with {ndim} dimension(s) (magic {0x800 + ndim:#010x})",
+                         found=f"magic {magic:#010x}")
+    shape = tuple(int.from_bytes(data[4 * (i + 1) : 4 * (i + 2)], "big") for i in range(ndim))
+    if len(data) - header != math.prod(shape):
+        raise InputError(f"truncated or padded IDX file: {path.name}",
+                         expected=f"{header + math.prod(shape)} bytes for shape {shape}", found=f"{len(data)} bytes")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _load_mnist(kind: str, split: str, root: Path, download: bool):
+    """MNIST or FashionMNIST in torchvision's layout, as torchvision's dataset classes read it.
+
+    The extracted raw IDX files are read here (torchvision's import alone takes about 2 s,
+    as long as reading the files); torchvision is used only to download, or when the
+    raw files are missing (it then also accepts its legacy ``processed/*.pt`` files).
+    """
+    folder = "MNIST" if kind == "mnist" else "FashionMNIST"
+    prefix = "train" if split == "train" else "t10k"
+    raw = _confined(root / folder / "raw")
+    images_file, labels_file = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+    if not download and images_file.is_file() and labels_file.is_file():
+        images, labels = _read_idx(images_file, 3), _read_idx(labels_file, 1)
+        if images.shape[0] != labels.shape[0]:
+            raise InputError(f"{kind} images and labels differ in number", expected="one label per image",
+                             found=f"{images.shape[0]} images, {labels.shape[0]} labels")
+        _check_labels(labels, len(_MNIST_CLASSES[kind]))
+        return (torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)),
+                list(_MNIST_CLASSES[kind]), 1.0 / 255.0, [])
+    from torchvision import datasets
+
+    cls = datasets.MNIST if kind == "mnist" else datasets.FashionMNIST
+    files = [raw / url.rpartition("/")[2] for url, _ in cls.resources]  # what torchvision may open: the raw
+    files += [file.with_suffix("") for file in files]  # files, their .gz downloads and its legacy
+    files += [root / cls.__name__ / "processed" / name for name in ("training.pt", "test.pt")]  # processed files
+    for file in files:
+        if os.path.lexists(file):
+            _confined(file)
+    try:
+        ds = cls(str(root), train=split == "train", download=download)
+    except RuntimeError as exc:
+        raise InputError(f"{kind} not found under the data root",
+                         expected=f"{root}/{cls.__name__}/raw/*-ubyte (torchvision's layout)",
+                         found=str(exc).splitlines()[0]) from None
+    return ds.data[:, None].contiguous(), ds.targets.to(torch.int64), list(ds.classes), 1.0 / 255.0, []
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler that only rebuilds NumPy arrays and plain containers (CIFAR batches)."""
+
+    _ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"), ("builtins", "bytearray"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise InputError("refusing to unpickle", expected="NumPy arrays and plain containers",
+                             found=f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+def _read_cifar_pickle(path: Path) -> dict:
+    try:
+        with open(_confined(path), "rb") as f:
+            return _ArrayUnpickler(f, encoding="latin1").load()
+    except FileNotFoundError:
+        raise InputError("CIFAR-10 file missing", expected=f"{path.name} in {path.parent}",
+                         found="no such file") from None
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise InputError("CIFAR-10 file unreadable", expected="a CIFAR-10 python batch",
+                         found=f"{path.name}: {exc}") from None
+
+
+def _load_cifar10(split: str, root: Path, download: bool):
+    folder = _confined(root / "cifar-10-batches-py")
+    if download and not folder.is_dir():
+        from torchvision import datasets
+
+        datasets.CIFAR10(str(root), train=True, download=True)
+    if not folder.is_dir():
+        raise InputError("CIFAR-10 not found under the data root",
+                         expected=f"{folder} (the python version of CIFAR-10)", found="no such folder")
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    xs, ys = [], []
+    try:
+        for name in names:
+            entry = _read_cifar_pickle(folder / name)
+            xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64).reshape(-1))
+            if len(xs[-1]) != len(ys[-1]):
+                raise ValueError(f"{len(xs[-1])} images, {len(ys[-1])} labels")
+        name = "batches.meta"
+        meta = _read_cifar_pickle(folder / name)
+        classes = [str(c) for c in meta["label_names"]]
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError("CIFAR-10 file malformed", expected="a dict with 'data' (N, 3072) uint8 and 'labels' "
+                         "(batches.meta: 'label_names')", found=f"{name}: {type(exc).__name__}: {exc}") from None
+    labels = torch.from_numpy(np.concatenate(ys))
+    _check_labels(labels.numpy(), len(classes))
+    return torch.from_numpy(np.concatenate(xs)), labels, classes, 1.0 / 255.0, []
+
+
+def _hidden(name: str) -> bool:
+    """Hidden entries (``.git``, ``.ipynb_checkpoints``, AppleDouble ``._x.png``) and ``__MACOSX``."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _class_folders(path: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(path) if not _hidden(e.name) and e.is_dir())
+
+
+def _scan_imagefolder(path: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names and ``(file, label)`` samples, every folder and file checked by :func:`_confined`.
+
+    Hidden entries are skipped; a folder or file reached twice (a symlink loop, two links
+    to one folder) is refused rather than counted twice.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    classes = _class_folders(path)
+    if not classes:
+        raise InputError("no images found", expected="one sub-folder of images per class",
+                         found=f"no class folders in {path}")
+    samples, seen, policy = [], {}, current_policy()
+    for label, name in enumerate(classes):
+        count = len(samples)
+        for folder, subfolders, files in os.walk(path / name, followlinks=True):
+            real = _confined(folder, policy).resolve()
+            if real in seen:
+                raise InputError("a folder is reached twice (symlink loop?)", expected="each folder reached once",
+                                 found=f"{folder} and {seen[real]} are both {real}")
+            seen[real] = folder
+            subfolders[:] = sorted(d for d in subfolders if not _hidden(d))
+            for file in sorted(files):
+                if not _hidden(file) and file.lower().endswith(IMG_EXTENSIONS):
+                    real = _confined(Path(folder) / file, policy).resolve()
+                    if real in seen:
+                        raise InputError("an image is reached twice (a symlink)", expected="each image once",
+                                         found=f"{Path(folder) / file} and {seen[real]} are both {real}")
+                    seen[real] = Path(folder) / file
+                    samples.append((real, label))
+        if len(samples) == count:
+            raise InputError("no images found", expected="one sub-folder of images per class",
+                             found=f"class folder {name!r} holds no {'/'.join(IMG_EXTENSIONS)} files")
+    return classes, samples
+
+
+def _load_imagefolder(path: Path, split: str):
+    from PIL import Image, UnidentifiedImageError
+
+    path = _confined(path)
+    if not path.is_dir():
+        raise InputError("image folder does not exist", expected="an existing folder", found=str(path))
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        train, test = _class_folders(_confined(path / "train")), _class_folders(_confined(path / "test"))
+        if train != test:
+            raise InputError("train/ and test/ have different classes", expected="the same class folders in both",
+                             found=f"train {train}, test {test}")
+        path = _confined(path / split)
+    classes, samples = _scan_imagefolder(path)
+    arrays, total = [], 0
+    for file, _ in samples:
+        try:
+            with Image.open(file) as im:
+                (w, h), bands = im.size, len(im.getbands())
+                depth = 4 if im.mode in ("I", "F") else 2 if im.mode.startswith("I;16") else 1
+                total = _check_size(file.name, w * h * bands * depth, f"{w}×{h} {im.mode}", total)
+                arrays.append(_image_pixels(im, file))
+        except Image.DecompressionBombError as exc:
+            raise InputError("image too large to decode", expected="an image under PIL's decompression-bomb limit",
+                             found=f"{file}: {exc}") from None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputError("unreadable image file", expected="an image PIL can read",
+                             found=f"{file}: {exc}") from None
+    notes = []
+    sizes = {a.shape[:2]: f for a, (f, _) in zip(arrays, samples)}
+    if len(sizes) > 1:
+        raise InputError("images differ in size", expected="one height × width for all images",
+                         found=", ".join(f"{h}×{w} ({f.name})" for (h, w), f in list(sizes.items())[:4]))
+    depths = {a.dtype for a in arrays}
+    if len(depths) > 1:
+        raise InputError("8-bit and 16-bit images mixed", expected="one bit depth for all images",
+                         found=", ".join(f"{next(f.name for a, (f, _) in zip(arrays, samples) if a.dtype == d)} "
+                                         f"is {d.itemsize * 8}-bit" for d in sorted(depths, key=str)))
+    rgb = any(a.ndim == 3 for a in arrays)
+    if rgb and any(a.ndim == 2 for a in arrays):
+        gray = sum(a.ndim == 2 for a in arrays)
+        notes.append(f"grayscale and RGB images mixed: {gray} grayscale images repeated to 3 channels")
+    stack = np.stack([np.repeat(a[..., None], 3, -1) if rgb and a.ndim == 2 else
+                      (a[..., None] if a.ndim == 2 else a) for a in arrays])
+    labels = torch.tensor([t for _, t in samples], dtype=torch.int64)
+    if stack.dtype == np.uint16:
+        notes.append("16-bit images: pixels divided by 65535")
+        images = torch.from_numpy(stack.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
+        return images, labels, list(classes), 1.0 / 65535.0, notes
+    images = torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()
+    return images, labels, list(classes), 1.0 / 255.0, notes
+
+
+def _image_pixels(im, file: Path) -> np.ndarray:
+    """One PIL image → (H, W) uint8/uint16 grayscale or (H, W, 3) uint8 RGB; 16-bit stays 16-bit."""
+    if im.mode in ("1", "L", "LA"):
+        return np.asarray(im.convert("L"))
+    if im.mode.startswith("I;16") or im.mode == "I":
+        a = np.asarray(im)
+        if a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
+            raise InputError("32-bit integer image", expected="8-bit or 16-bit pixels",
+                             found=f"{file}: values {int(a.min())}..{int(a.max())}")
+        return a.astype(np.uint16)
+    if im.mode == "F":
+        raise InputError("floating-point image", expected="8-bit or 16-bit pixels (PNG, JPEG, integer TIFF)",
+                         found=f"{file}: mode F (32-bit float)")
+    return np.asarray(im.convert("RGB"))
+
+
+def _data_limit() -> int:
+    """Bytes a dataset may declare before it is decoded (``AOMSCOPE_MAX_DATA_GB``)."""
+    return int(current_policy().max_data_gb * 2**30)
+
+
+def _size(nbytes: int) -> str:
+    for unit, factor in (("GB", 2**30), ("MB", 2**20)):
+        if nbytes >= factor / 10:
+            return f"{nbytes / factor:.2f} {unit}"
+    return f"{nbytes / 2**10:.1f} KB"
+
+
+def _check_size(what: str, nbytes: int, declared: str, total: int = 0) -> int:
+    """Refuse ``nbytes`` (plus ``total`` already read) over the data limit; returns the new total."""
+    limit = _data_limit()
+    if total + nbytes > limit:
+        raise InputError("the dataset is too large to load", expected=f"at most {_size(limit)} of decoded data "
+                         "(AOMSCOPE_MAX_DATA_GB)", found=f"{what} declares {declared} = {_size(nbytes)}"
+                         + (f" after {_size(total)} of other files" if total else ""))
+    return total + nbytes
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array in an ``.npz``, read from the headers without decoding."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise InputError("a .npy file, not an .npz archive", expected="an .npz archive of named arrays "
+                         "(np.savez(path, x=..., y=...))", found=f"{path.name}: a single array saved with np.save")
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+            headers[info.filename.removesuffix(".npy")] = (tuple(shape), dtype)
+    return headers
+
+
+def _load_npz(path: Path, split: str):
+    path = _confined(path)
+    try:
+        headers = _npz_headers(path)
+    except FileNotFoundError:
+        raise InputError("npz file does not exist", expected="an existing .npz file", found=str(path)) from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise InputError("not a readable npz archive", expected="a NumPy .npz file (no pickled objects)",
+                         found=f"{path.name}: {exc}") from None
+    xk, yk = (f"x_{split}", f"y_{split}") if f"x_{split}" in headers else ("x", "y")
+    missing = [k for k in (xk, yk) if k not in headers]
+    if missing:
+        raise InputError("npz archive lacks arrays", expected="arrays 'x' and 'y' (or x_train/y_train/x_test/y_test)",
+                         found=f"arrays {sorted(headers)}; missing {missing}")
+    wanted = [k for k in (xk, yk, "classes") if k in headers]
+    total = 0
+    for key in wanted:
+        shape, dtype = headers[key]
+        total = _check_size(repr(key), math.prod(shape) * dtype.itemsize,
+                            f"{'×'.join(map(str, shape)) or 'a scalar'} {dtype}", total)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in wanted}
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError("not a readable npz archive", expected="a NumPy .npz file (no pickled objects)",
+                         found=f"{path.name}: {exc}") from None
+    x, y = arrays[xk], arrays[yk]
+    notes = []
+    if np.issubdtype(x.dtype, np.floating):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            first = np.argwhere(bad)[0].tolist()
+            raise InputError("images contain NaN or Inf", expected="finite pixel values",
+                             found=f"{int(bad.sum())} non-finite values in {xk!r}, first at index {first}")
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise InputError("x has the wrong rank", expected="(N, H, W) or (N, C, H, W)", found=f"shape {x.shape}")
+    if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        notes.append(f"{xk} stored channels-last {x.shape} (N, H, W, C); transposed to (N, C, H, W)")
+        x = x.transpose(0, 3, 1, 2)
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise InputError("y must hold one label per image", expected=f"shape ({x.shape[0]},)",
+                         found=f"shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) and not (
+            np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+        raise InputError("labels must be integers", expected="integer class indices", found=f"dtype {y.dtype}")
+    classes = _npz_classes(arrays["classes"]) if "classes" in arrays else None
+    if classes is None:  # one class per label value; more values than images means empty classes
+        top = int(y.max()) if y.size else -1
+        _check_labels(y, top + 1 if top < max(len(y), 2) else max(len(y), 2))
+        classes = [str(c) for c in range(top + 1)]
+    _check_labels(y, len(classes))  # on the stored values: a uint64 near 2**63 is not cast first
+    images, scale = _npz_pixels(x, xk, notes)
+    return images, torch.from_numpy(y.astype(np.int64)), classes, scale, notes
+
+
+def _npz_classes(array: np.ndarray) -> list[str]:
+    if array.ndim != 1:
+        found = f"a single string {array.item()!r}" if array.ndim == 0 else f"shape {array.shape}"
+        raise InputError("classes must be a 1-D array of names", expected="np.array(['cat', 'dog', ...]), "
+                         "one name per class", found=found)
+    classes = [str(c) for c in array.tolist()]
+    if len(set(classes)) != len(classes):
+        twice = sorted({c for c in classes if classes.count(c) > 1})
+        raise InputError("class names repeat", expected="one distinct name per class", found=f"{twice} more than once")
+    return classes
+
+
+def _npz_pixels(x: np.ndarray, key: str, notes: list[str]) -> tuple[torch.Tensor, float]:
+    """Stored pixels → (images, scale): uint8 /255, uint16 /65535, floats in [0, 1] as they are.
+
+    Values that fit another range are scaled (and the note says so) or refused, never used
+    unscaled: floats in [0, 255] are 8-bit values (/255); signed or wide integers in
+    0..255 are 8-bit; anything else (negative values, already normalised data) is refused.
+    """
+    if x.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(x)), 1.0 / 255.0
+    if x.dtype == np.bool_:
+        notes.append(f"{key} is boolean; used as 0/1 pixels")
+        return torch.from_numpy(np.ascontiguousarray(x.astype(np.uint8))), 1.0
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise InputError("x must be numeric", expected="uint8, uint16 or float pixels", found=f"dtype {x.dtype}")
+    lo, hi = (x.min().item(), x.max().item()) if x.size else (0, 0)
+    if x.dtype == np.uint16:
+        return torch.from_numpy(np.ascontiguousarray(x.astype(np.float32))), 1.0 / 65535.0
+    if np.issubdtype(x.dtype, np.floating) and 0 <= lo and hi <= 1:
+        return torch.from_numpy(np.ascontiguousarray(x.astype(np.float32))), 1.0
+    if 0 <= lo and hi <= 255:
+        notes.append(f"{key} holds {x.dtype} values in [{lo:g}, {hi:g}]: read as 8-bit pixels (divided by 255)")
+        if np.issubdtype(x.dtype, np.integer):
+            return torch.from_numpy(np.ascontiguousarray(x.astype(np.uint8))), 1.0 / 255.0
+        return torch.from_numpy(np.ascontiguousarray(x.astype(np.float32))), 1.0 / 255.0
+    raise InputError("pixel values out of range", expected="uint8 (0..255), uint16 (0..65535) or floats in [0, 1] "
+                     "or [0, 255] (raw pixels; normalise with --mean/--std)",
+                     found=f"{key} {x.dtype} with min {lo:g}, max {hi:g}")
+
+
+def _check_labels(y: np.ndarray, n_classes: int) -> None:
+    """Labels in ``[0, n_classes)``, compared as exact Python integers in the stored dtype."""
+    if y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise InputError("labels out of range", expected=f"integers in [0, {n_classes - 1}]",
+                         found=f"min {int(y.min())}, max {int(y.max())} (dtype {y.dtype})")
+
+
+def display_images(dataset, indices) -> np.ndarray:
+    """Images of ``dataset`` at ``indices`` as displayed: float32 (N, H, W, C) in [0, 1]."""
+    import torch
+
+    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+    return dataset._unit(dataset.images[idx]).clamp(0, 1).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)

@@ -1,0 +1,412 @@
+"""The one 2-D embedding engine behind every projection view, and the neighbourhood hit.
+
+:func:`embed` turns N feature vectors (or an N×N distance matrix) into N points in the
+plane: t-SNE with openTSNE by default (FFT-accelerated gradients, Linderman et al. 2019,
+from 10,000 points; Barnes-Hut below, where it is much faster),
+UMAP (umap-learn) on request. Every view of the dashboard — Rauber et al.'s activation and
+neuron projections and training trails, DeepEyes' input and filter maps — calls it, so they
+share one set of defaults, one progress/cancel protocol and one notion of determinism:
+
+* **Deterministic**: the same data, options and ``seed`` give bit-identical points on the
+  same machine and library versions (openTSNE is run single-threaded by default; its
+  nearest-neighbour search, PCA initialisation and optimisation all take the seed).
+* **Progress**: ``progress(done, total)`` in optimisation iterations (openTSNE callbacks,
+  every ``callback_every`` iterations); UMAP reports only start and end.
+* **Cancel**: any object with ``is_set()`` (e.g. :class:`threading.Event`); when set,
+  :class:`aomcore.base.training.Cancelled` is raised at the next callback.
+
+Caching is the caller's job (a workspace keyed by content). :func:`embedding_key` builds
+the key; it must name everything the points depend on — see its docstring.
+
+:func:`neighborhood_hit` is the separation score Rauber et al. (TVCG 2017) report for their projections (
+Paulovich et al. 2008): the mean fraction of each point's k nearest 2-D neighbours that
+share its label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from .cache import DiskCache
+from .errors import Cancelled, InputError
+
+__all__ = [
+    "EMBED_METHODS",
+    "EMBED_METRICS",
+    "embed",
+    "effective_perplexity",
+    "embedding_key",
+    "neighborhood_hit",
+    "neighborhood_hit_per_class",
+    "point_neighborhood_hits",
+    "reduce_dims",
+]
+
+EMBED_METHODS = ("tsne", "umap")
+EMBED_METRICS = ("euclidean", "precomputed")
+#: Below this many points t-SNE is not meaningful; :func:`embed` lays them out exactly (classical MDS).
+_MIN_TSNE_POINTS = 4
+
+
+class _Event(Protocol):
+    def is_set(self) -> bool: ...
+
+
+def _check_cancel(cancel: _Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("embedding cancelled")
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("openTSNE", "umap-learn", "numpy", "scikit-learn"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def embedding_key(**parts) -> str:
+    """A content key for a cached embedding: ``DiskCache.key`` of ``parts`` + library versions.
+
+    The key must name everything the points depend on. For a view computed from a model:
+
+    * the weights' digest (:func:`aomcore.base.models.weights_digest`) — per snapshot for trails;
+    * the dataset identity (:meth:`aomcore.base.data.ImageDataset.identity`) and split;
+    * the layer and its tap, the view (``activations``/``neurons``/``input-map``), the
+      vector mode (``flatten``/``mean``/``patch``/``activations``);
+    * the sample: either the indices array, or ``n`` and the sampling seed (the sample of
+      :func:`aomcore.rauber.projections.stratified_sample` is a pure function of labels, n, seed);
+      for the input map also ``positions`` and its seed;
+    * every :func:`embed` option that is not left at its default: method, metric,
+      perplexity, seed, init (its array, if any), n_iter, early_exaggeration_iter,
+      pca_dims, n_neighbors; for trails also ``stability`` and ``align``.
+
+    Arrays among ``parts`` are hashed by content. openTSNE, umap-learn, NumPy and
+    scikit-learn versions are added automatically (a new version may move the points).
+
+    Returns
+    -------
+    str, hex digest.
+    """
+    return DiskCache.key(kind="embedding", versions=_library_versions(), **parts)
+
+
+# --------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------
+
+
+def reduce_dims(x: np.ndarray, dims: int | None, seed: int = 0) -> np.ndarray:
+    """PCA to ``dims`` components when ``x`` has more columns (the usual t-SNE preprocessing).
+
+    Parameters
+    ----------
+    x : ndarray, (N, D) float
+    dims : int or None
+        None, or ``dims >= min(N, D)``, returns ``x`` unchanged.
+    seed : int
+        Seeds the randomized SVD solver that scikit-learn picks for large inputs.
+
+    Returns
+    -------
+    ndarray, (N, min(D, dims)) float32 or float64 (as given).
+    """
+    if dims is None or x.shape[1] <= dims or x.shape[0] <= dims:
+        return x
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=dims, random_state=seed).fit_transform(x).astype(x.dtype, copy=False)
+
+
+def _classical_mds(d: np.ndarray) -> np.ndarray:
+    """Exact 2-D layout of at most 3 points from their distances (Torgerson's classical MDS)."""
+    n = d.shape[0]
+    if n == 0:
+        return np.zeros((0, 2))
+    j = np.eye(n) - 1.0 / n
+    b = -0.5 * j @ (d**2) @ j
+    w, v = np.linalg.eigh(b)
+    order = np.argsort(w)[::-1][:2]
+    y = v[:, order] * np.sqrt(np.clip(w[order], 0, None))
+    out = np.zeros((n, 2))
+    out[:, : y.shape[1]] = y
+    # A fixed sign so the layout is deterministic regardless of the eigen-solver's choice.
+    for c in range(2):
+        nz = np.flatnonzero(np.abs(out[:, c]) > 1e-12)
+        if nz.size and out[nz[0], c] < 0:
+            out[:, c] = -out[:, c]
+    return out
+
+
+def _as_data(data, metric: str) -> np.ndarray:
+    if metric not in EMBED_METRICS:
+        raise InputError("unknown metric", expected=" or ".join(EMBED_METRICS), found=repr(metric))
+    x = np.asarray(data)
+    if x.ndim != 2:
+        raise InputError("embedding input must be 2-D", expected="(N, D) vectors or (N, N) distances",
+                         found=f"shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise InputError("embedding input must be numeric", expected="float array", found=f"dtype {x.dtype}")
+    x = x.astype(np.float64 if metric == "precomputed" else np.float32, copy=False)
+    if not np.isfinite(x).all():
+        raise InputError("embedding input holds NaN or Inf", expected="finite values",
+                         found=f"{int((~np.isfinite(x)).sum())} non-finite values")
+    if metric == "precomputed":
+        if x.shape[0] != x.shape[1]:
+            raise InputError("a distance matrix must be square", expected="(N, N)", found=f"shape {x.shape}")
+        if (x < 0).any():
+            raise InputError("distances must be >= 0", expected="non-negative distances",
+                             found=f"minimum {x.min():.3g}")
+        x = (x + x.T) / 2  # exact symmetry
+        np.fill_diagonal(x, 0.0)
+    return x
+
+
+def effective_perplexity(perplexity: float, n: int) -> float:
+    """``perplexity`` clamped so that 3·perplexity ≤ N − 1 (openTSNE's k-NN graph needs it)."""
+    return float(max(min(float(perplexity), (n - 1) / 3.0), 1e-3 if n > 1 else 1.0))
+
+
+def embed(data, method: str = "tsne", metric: str = "euclidean", perplexity: float = 30.0, seed: int = 0,
+          init: np.ndarray | str | None = None, n_iter: int = 500, early_exaggeration_iter: int = 250,
+          pca_dims: int | None = None, n_neighbors: int = 15, n_jobs: int = 1,
+          negative_gradient_method: str = "auto", rescale_init: bool = True, callback_every: int = 25,
+          progress: Callable[[int, int], None] | None = None, cancel: _Event | None = None) -> np.ndarray:
+    """Embed N points in 2-D with t-SNE (openTSNE) or UMAP.
+
+    Parameters
+    ----------
+    data : array, (N, D) vectors or (N, N) distances
+        Vectors for ``metric="euclidean"``; a symmetric, non-negative distance matrix
+        (zero diagonal; symmetrised as (D + Dᵀ)/2) for ``metric="precomputed"``.
+    method : {"tsne", "umap"}, default "tsne"
+        t-SNE: openTSNE with an early-exaggeration phase (factor 12,
+        ``early_exaggeration_iter`` iterations) and then ``n_iter`` plain iterations,
+        learning rate N/12 ("auto"). UMAP: umap-learn (``n_neighbors``, min_dist 0.1).
+    metric : {"euclidean", "precomputed"}, default "euclidean"
+    perplexity : float, default 30
+        t-SNE's effective number of neighbours; clamped to (N − 1)/3 for small N
+        (e.g. DeepEyes' filter map uses min(K/3, 30)).
+    seed : int, default 0
+        Seeds nearest neighbours, initialisation and optimisation.
+    init : ndarray (N, 2), "pca", "spectral", "random" or None
+        None: PCA of the vectors for t-SNE ("spectral" for precomputed distances),
+        "spectral" for UMAP. A t-SNE array is rescaled to standard deviation 1e-4 in x
+        (:func:`openTSNE.initialization.rescale`, as openTSNE recommends) unless
+        ``rescale_init`` is False; a UMAP array is used as given. Identical vectors, or an
+        array with no spread along an axis, fall back to a seeded random initialisation.
+    n_iter, early_exaggeration_iter : int, default 500, 250
+        t-SNE iterations after / during early exaggeration (0 skips that phase, e.g. when
+        continuing from a good initialisation). UMAP: ``n_iter`` epochs (0: umap's default).
+    pca_dims : int, optional
+        Reduce vectors with more columns than this to ``pca_dims`` principal components
+        first (:func:`reduce_dims`); ignored for precomputed distances.
+    n_neighbors : int, default 15
+        UMAP only; clamped to N − 1.
+    n_jobs : int, default 1
+        openTSNE threads. 1 keeps runs reproducible to the bit; more threads are faster on
+        large N.
+    negative_gradient_method : {"auto", "fft", "bh"}, default "auto"
+        openTSNE's approximation of the repulsive forces: "auto" is FFT interpolation
+        (Linderman et al. 2019) from 10,000 points and Barnes-Hut below, where FFT's fixed
+        grid cost dominates (300 points: 12 s with FFT, 0.6 s with Barnes-Hut here).
+    rescale_init : bool, default True
+        Rescale an array ``init`` to standard deviation 1e-4 (a fresh start). False
+        continues from the positions as given (e.g. a converged layout of similar data).
+    callback_every : int, default 25
+        Iterations between progress reports / cancel checks (each check also evaluates
+        the KL divergence, so smaller values cost a little time).
+    progress : callable(done, total), optional
+        Iterations done out of ``early_exaggeration_iter + n_iter`` (t-SNE) or 0/1, 1/1
+        (UMAP).
+    cancel : object with ``is_set()``, optional
+
+    Returns
+    -------
+    ndarray, (N, 2) float64. Fewer than 4 points are laid out exactly from their
+    distances (classical MDS): (0, 2) for none, the origin for one.
+
+    Raises
+    ------
+    InputError
+        Unknown method or metric, non-finite input, a non-square or negative distance
+        matrix, an init of the wrong shape, perplexity <= 0, negative iteration counts.
+    Cancelled
+        When ``cancel`` is set.
+    """
+    if method not in EMBED_METHODS:
+        raise InputError("unknown embedding method", expected=" or ".join(EMBED_METHODS), found=repr(method))
+    if not float(perplexity) > 0 or n_iter < 0 or early_exaggeration_iter < 0:
+        raise InputError("perplexity must be > 0 and iteration counts >= 0",
+                         expected="perplexity > 0, n_iter >= 0, early_exaggeration_iter >= 0",
+                         found=f"perplexity={perplexity}, n_iter={n_iter}, "
+                               f"early_exaggeration_iter={early_exaggeration_iter}")
+    x = _as_data(data, metric)
+    n = x.shape[0]
+    if isinstance(init, np.ndarray) or (init is not None and not isinstance(init, str)):
+        init = np.asarray(init, dtype=np.float64)
+        if init.shape != (n, 2) or not np.isfinite(init).all():
+            raise InputError("init must be finite (N, 2) positions", expected=f"shape ({n}, 2)",
+                             found=f"shape {init.shape}")
+    _check_cancel(cancel)
+    if n < _MIN_TSNE_POINTS:
+        d = x if metric == "precomputed" else np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1, dtype=np.float64))
+        points = _classical_mds(d)
+        if progress is not None:
+            progress(1, 1)
+        return points
+    if metric == "euclidean":
+        x = reduce_dims(x, pca_dims, seed)
+    if method == "umap":
+        return _umap(x, metric, seed, init, n_iter, n_neighbors, progress, cancel)
+    return _tsne(x, metric, perplexity, seed, init, n_iter, early_exaggeration_iter, n_jobs,
+                 negative_gradient_method, rescale_init, callback_every, progress, cancel)
+
+
+def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, rescale_init, every, progress,
+          cancel):
+    import logging
+
+    from openTSNE import TSNE
+    from openTSNE.initialization import rescale
+
+    n = x.shape[0]
+    total = int(ee_iter) + int(n_iter)
+    state = {"offset": 0}
+
+    def callback(iteration, _error, _embedding):
+        _check_cancel(cancel)
+        if progress is not None:
+            progress(min(state["offset"] + iteration, total), total)
+        return False
+
+    use_callbacks = progress is not None or cancel is not None
+    if init is None:
+        init = "spectral" if metric == "precomputed" else "pca"
+    if isinstance(init, str) and init == "pca" and not np.ptp(x, axis=0).any():
+        init = "random"  # identical vectors (e.g. a dead layer): PCA has no direction to offer
+    if isinstance(init, np.ndarray):
+        if not (init.std(axis=0) > 0).all():
+            init = "random"  # a collapsed layout cannot be rescaled, and t-SNE cannot split equal points
+        elif rescale_init:
+            init = rescale(init)
+    tsne = TSNE(n_components=2, perplexity=effective_perplexity(perplexity, n), metric=metric,
+                initialization=init, neighbors="exact" if metric == "precomputed" else "auto",
+                negative_gradient_method=gradient, n_jobs=n_jobs, random_state=seed,
+                callbacks=callback if use_callbacks else None, callbacks_every_iters=max(1, int(every)),
+                verbose=False)
+    logger = logging.getLogger("openTSNE")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the "std of the initialisation" warnings are expected here
+    try:
+        embedding = tsne.prepare_initial(x)
+        _check_cancel(cancel)
+        if ee_iter > 0:
+            embedding = embedding.optimize(n_iter=int(ee_iter), exaggeration=tsne.early_exaggeration,
+                                           momentum=tsne.initial_momentum, inplace=True)
+        state["offset"] = int(ee_iter)
+        if n_iter > 0:
+            embedding = embedding.optimize(n_iter=int(n_iter), exaggeration=tsne.exaggeration,
+                                           momentum=tsne.final_momentum, inplace=True)
+    finally:
+        logger.setLevel(level)
+    if progress is not None:
+        progress(total, total)
+    return np.array(embedding, dtype=np.float64)
+
+
+def _umap(x, metric, seed, init, n_iter, n_neighbors, progress, cancel):
+    import warnings
+
+    try:
+        import umap
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InputError("UMAP needs umap-learn", expected="pip install umap-learn", found=str(exc)) from None
+    n = x.shape[0]
+    if progress is not None:
+        progress(0, 1)
+    reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(int(n_neighbors), n - 1)), metric=metric,
+                        random_state=seed, init=init if init is not None else "spectral",
+                        n_epochs=int(n_iter) or None, transform_seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state", small-N spectral warnings
+        points = reducer.fit_transform(x)
+    _check_cancel(cancel)
+    if progress is not None:
+        progress(1, 1)
+    return np.asarray(points, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------
+# Neighbourhood hit
+# --------------------------------------------------------------------------------------
+
+
+def point_neighborhood_hits(points: np.ndarray, labels: np.ndarray, k: int = 6) -> np.ndarray:
+    """Per point, the fraction of its k nearest 2-D neighbours (itself excluded) with its label.
+
+    Parameters
+    ----------
+    points : ndarray, (N, 2) float
+    labels : ndarray, (N,) int
+    k : int, default 6
+        Clamped to N − 1. Ties in distance are broken by scikit-learn's neighbour search.
+
+    Returns
+    -------
+    ndarray, (N,) float64 in [0, 1]; empty for N < 2.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    points = np.asarray(points, dtype=np.float64)
+    labels = np.asarray(labels)
+    if points.ndim != 2 or labels.shape != (points.shape[0],):
+        raise InputError("one label per point", expected="points (N, d) and labels (N,)",
+                         found=f"points {points.shape}, labels {labels.shape}")
+    if k < 1:
+        raise InputError("k must be >= 1", expected="k >= 1", found=str(k))
+    n = points.shape[0]
+    if n < 2:
+        return np.zeros(0)
+    k = min(int(k), n - 1)
+    # kneighbors() without X leaves each point out of its own neighbour list, also with duplicates.
+    idx = NearestNeighbors(n_neighbors=k).fit(points).kneighbors(return_distance=False)  # (N, k)
+    return (labels[idx] == labels[:, None]).mean(axis=1)
+
+
+def neighborhood_hit(points: np.ndarray, labels: np.ndarray, k: int = 6) -> float:
+    """Neighbourhood hit (as in Rauber et al., TVCG 2017): mean of :func:`point_neighborhood_hits`.
+
+    Returns
+    -------
+    float in [0, 1]; NaN for fewer than 2 points.
+    """
+    hits = point_neighborhood_hits(points, labels, k)
+    return float(hits.mean()) if hits.size else float("nan")
+
+
+def neighborhood_hit_per_class(points: np.ndarray, labels: np.ndarray, k: int = 6,
+                               num_classes: int | None = None) -> np.ndarray:
+    """Neighbourhood hit averaged over the points of each class.
+
+    Returns
+    -------
+    ndarray, (C,) float64 in [0, 1], C = ``num_classes`` or max(label) + 1; NaN for a class
+    with no points.
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    hits = point_neighborhood_hits(points, labels, k)
+    c = int(num_classes) if num_classes is not None else (int(labels.max()) + 1 if labels.size else 0)
+    if hits.size == 0:
+        return np.full(c, np.nan)
+    sums = np.bincount(labels, weights=hits, minlength=c)
+    counts = np.bincount(labels, minlength=c)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)

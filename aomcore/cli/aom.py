@@ -1,0 +1,406 @@
+"""``train``, ``layers``, ``maps``, ``overview``, ``selectivity-experiment``, ``edit``, ``reproduce``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from ..aom.distributed import distributed_from_env
+from ..aom.experiment import summarize_experiment
+from ..aom.maps import compute_maps
+from ..aom.maps_npz import save_maps_npz
+from ..aom.overview import layer_overview
+from ..aom.reproduce import PAPER_MNIST, reproduce_mnist
+from ..aom.results import cached_experiment, cached_maps, load_cached_maps
+from ..aom.retrain import FREEZE_MODES, edit_and_retrain, initial_version
+from ..base.atomic import atomic_path, write_json
+from ..base.cache import DiskCache
+from ..base.devices import resolve_device
+from ..base.editing import parse_edit
+from ..base.errors import InputError
+from ..base.layers import list_layers
+from ..base.loaded import pretrained_zoo_model
+from ..base.models import ZOO_FOR_DATASET, save_state_dict
+from ..base.training import TrainConfig, check_model_fits, default_train_config, evaluate
+from ..deepeyes.reproduce import DEEPEYES_PAPER, reproduce_deepeyes
+from ..jobs.engine import run_inline
+from ._common import (
+    add_data_args,
+    add_model_args,
+    add_workspace_args,
+    given,
+    job_printer,
+    load_dataset,
+    load_for,
+    maps_for,
+    open_workspace,
+    preprocessing,
+    progress_printer,
+    read_edits,
+    read_maps,
+    train_printer,
+)
+
+
+def _cmd_train(args) -> int:
+    dataset = args.dataset or "digits"
+    arch = args.arch or f"zoo:{ZOO_FOR_DATASET.get(dataset.partition(':')[0], 'digits_net')}"
+    if not arch.startswith("zoo:"):
+        raise InputError("train builds zoo models", expected="--arch zoo:NAME", found=repr(arch))
+    if not args.out and not args.workspace:
+        raise InputError("nowhere to put the weights", expected="--out FILE and/or --workspace DIR", found="neither")
+    recipe = default_train_config(dataset)
+    config = TrainConfig(epochs=given(args.epochs, recipe.epochs), lr=given(args.lr, recipe.lr),
+                         batch_size=given(args.batch_size, recipe.batch_size), optimizer=args.optimizer,
+                         seed=args.seed)
+    start = time.perf_counter()
+    ws = open_workspace(args, create=True)
+    if ws is not None:
+        final = run_inline(ws, "train", {"arch": arch, "config": config.__dict__, "snapshots": args.snapshots,
+                                         "device": args.device}, echo=job_printer("train"))
+        vid = final["result"]["version"]
+        record = ws.version(vid)
+        if args.out:
+            save_state_dict(ws.load_version(vid), args.out)
+        print(f"{arch} on {dataset}: test accuracy {record['metrics']['accuracy']:.2%} "
+              f"({record['metrics']['params']:,} parameters, {time.perf_counter() - start:.1f}s) -> "
+              f"{ws.path} v{vid} (run {final['result']['run']})" + (f", {args.out}" if args.out else ""))
+        return 0
+    prep = preprocessing(args)
+    train_set = load_dataset(dataset, "train", args.data_root, prep, args.download)
+    test_set = load_dataset(dataset, "test", args.data_root, prep, args.download)
+    loaded = pretrained_zoo_model(arch, train_set, config, device=resolve_device(args.device),
+                                  cache=DiskCache(args.cache_dir), progress=train_printer("train"))
+    result = evaluate(loaded.model, test_set, device=resolve_device(args.device))
+    save_state_dict(loaded.model, args.out)
+    print(f"{arch} on {dataset}: test accuracy {result.accuracy:.2%} "
+          f"({loaded.num_params:,} parameters, {time.perf_counter() - start:.1f}s; {loaded.source}) -> {args.out}")
+    return 0
+
+
+def _print_before_after(note: str, b: dict, a: dict, seconds: float) -> None:
+    print(note)
+    print(f"{'':<14} {'before':>14} {'after':>14}")
+    print(f"{'test accuracy':<14} {b['accuracy']:>14.2%} {a['accuracy']:>14.2%}")
+    print(f"{'params':<14} {b['params']:>14,} {a['params']:>14,}")
+    print(f"{'FLOPs/image':<14} {b['flops']:>14,} {a['flops']:>14,}")
+    for layer in dict.fromkeys([*a["kernels"], *b["kernels"]]):
+        print(f"{'  ' + layer:<14} {b['kernels'].get(layer, '-'):>14} {a['kernels'].get(layer, '-'):>14}")
+    print(f"retrained in {seconds:.1f}s")
+
+
+def _cmd_edit(args) -> int:
+    for kind in ("remove", "reinit", "widen"):
+        if getattr(args, kind) is not None:
+            edit = parse_edit(getattr(args, kind), kind, args.seed)
+    if args.insert_after is not None:
+        edit = parse_edit(args.insert_after, "insert", args.seed)
+    if not args.workspace and not (args.out and args.log):
+        raise InputError("nowhere to put the edited model", expected="--out and --log, and/or --workspace DIR",
+                         found=f"--out {args.out!r}, --log {args.log!r}")
+    test_set, loaded, ws, vid = load_for(args, "test")
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=given(args.batch_size, 128), seed=args.seed)
+    if ws is not None:
+        final = run_inline(ws, "retrain", {"parent": vid, "edit": edit.to_dict(), "freeze": args.freeze,
+                                           "config": config.__dict__, "device": args.device,
+                                           "snapshots": args.snapshots}, echo=job_printer("retrain"))
+        parent, new = ws.version(vid), ws.version(final["result"]["version"])
+        before, after, model = parent["metrics"], new["metrics"], ws.load_version(new["id"])
+        edits, digest, note, seconds = new["edits"], new["digest"], new["note"], new["retrain_seconds"]
+        where = f"{ws.path} v{new['id']} (run {final['result']['run']})"
+    else:
+        train_set = load_dataset(args.dataset or "digits", "train", args.data_root, preprocessing(args),
+                                 args.download)
+        device = resolve_device(args.device)
+        v0 = initial_version(loaded.model, test_set, device)
+        v0.edits = read_edits(args.edits) if args.edits else []
+        v1 = edit_and_retrain(v0, edit, 1, train_set, test_set, args.freeze, config, device,
+                              progress=train_printer("retrain"))
+        before, after, model = v0.metrics, v1.metrics, v1.model
+        edits, digest, note, seconds = [e.to_dict() for e in v1.edits], v1.digest, v1.note, v1.retrain_seconds
+        where = ""
+    outputs = []
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            save_state_dict(model, tmp, fmt="safetensors" if str(args.out).endswith(".safetensors") else "pt")
+        outputs.append(args.out)
+    if args.log:
+        write_json(args.log, {"arch": loaded.arch, "base_weights": str(args.weights or loaded.source),
+                              "base_digest": loaded.digest, "edits": edits, "weights": str(args.out),
+                              "digest": digest, "before": before, "after": after, "retrain_seconds": seconds,
+                              "note": note})
+        outputs.append(args.log)
+    _print_before_after(note, before, after, seconds)
+    print("-> " + ", ".join([*([where] if where else []), *outputs]))
+    return 0
+
+
+def _reproduction(args, experiment: str, arch: str):
+    """MNIST's splits, the ``--workspace`` (or None) and a recorder that adds each step there as a version."""
+    train_set = load_dataset("mnist", "train", args.data_root)
+    test_set = load_dataset("mnist", "test", args.data_root)
+    ws = None
+    if args.workspace:
+        args.dataset, args.mean, args.std, args.channels, args.resize, args.download = ("mnist", None, None, None,
+                                                                                        None, False)
+        ws = open_workspace(args, create=True)
+
+    def record(version, parent_id):  # each step becomes a version of the workspace
+        rec = ws.add_version(version.model, parent=parent_id, edits=version.edits, metrics=version.metrics,
+                             note=f"reproduce {experiment}: {version.note or 'baseline'}", arch=arch,
+                             num_classes=train_set.num_classes, input_shape=train_set.input_shape,
+                             classes=train_set.classes, retrain_seconds=version.retrain_seconds)
+        return rec["id"]
+
+    return train_set, test_set, ws, record
+
+
+def _cmd_reproduce(args) -> int:
+    if args.experiment == "deepeyes":
+        return _cmd_reproduce_deepeyes(args)
+    start = time.perf_counter()
+    train_set, test_set, ws, record = _reproduction(args, "mnist", "zoo:paper_mnist")
+
+    rows = reproduce_mnist(train_set, test_set, device=resolve_device(args.device), cache=DiskCache(args.cache_dir),
+                           log=lambda line: print(line, file=sys.stderr), on_version=record if ws else None)
+    seconds = time.perf_counter() - start
+    results = {"experiment": "mnist", "steps": rows, "seconds": seconds, "paper": PAPER_MNIST}
+    write_json(args.out, results)
+    if ws is not None:
+        ws.record_result({"kind": "reproduce", "key": "mnist", "digest": None, "steps": rows})
+    paper = {"baseline": "96.96%", "conv1": "96.93% (16→5)", "conv2": "97.69%"}
+    print(f"{'step':<10} {'kernels':>9} {'params':>9} {'FLOPs':>11} {'accuracy':>9}   paper")
+    for r in rows:
+        kernels = "" if r["kernels_before"] is None else f"{r['kernels_before']}→{r['kernels_after']}"
+        print(f"{r['step']:<10} {kernels:>9} {r['params']:>9,} {r['flops']:>11,} {r['test_accuracy']:>9.2%}   "
+              f"{paper[r['step']]}")
+    print(f"{seconds:.0f}s -> {args.out}" + (f", {ws.path}" if ws else ""))
+    return 0
+
+
+def _cmd_reproduce_deepeyes(args) -> int:
+    start = time.perf_counter()
+    train_set, test_set, ws, record = _reproduction(args, "deepeyes", "zoo:deepeyes_mnist")
+
+    rows = reproduce_deepeyes(train_set, test_set, device=resolve_device(args.device),
+                              cache=DiskCache(args.cache_dir), log=lambda line: print(line, file=sys.stderr),
+                              on_version=record if ws else None)
+    seconds = time.perf_counter() - start
+    write_json(args.out, {"experiment": "deepeyes", "steps": rows, "seconds": seconds, "paper": DEEPEYES_PAPER})
+    if ws is not None:
+        ws.record_result({"kind": "reproduce", "key": "deepeyes", "digest": None, "steps": rows})
+    print(f"{'step':<10} {'conv1':>6} {'fc1':>5} {'params':>9} {'FLOPs':>11} {'accuracy':>9}")
+    for r in rows:
+        print(f"{r['step']:<10} {r['kernels']['conv1']:>6} {r['kernels']['fc1']:>5} {r['params']:>9,} "
+              f"{r['flops']:>11,} {r['accuracy']:>9.2%}")
+    print(f"DeepEyes: conv1 10, fc1 100, 98.2%. {seconds:.0f}s -> {args.out}" + (f", {ws.path}" if ws else ""))
+    return 0
+
+
+def _cmd_layers(args) -> int:
+    dataset, loaded, _, _ = load_for(args, "test")
+    print(f"{'name':<24} {'type':<14} {'kind':<6} {'output':<16} {'kernels':>7} {'params':>10}  tap")
+    for layer in list_layers(loaded.model, dataset.input_shape, include_all=args.all):
+        print(f"{layer.name:<24} {layer.type:<14} {layer.kind:<6} {str(layer.output_shape):<16} "
+              f"{layer.kernels:>7} {layer.params:>10,}  {layer.tap}"
+              + (f" ({layer.tap_note})" if layer.tap_note else ""))
+    return 0
+
+
+def _cmd_maps(args) -> int:
+    if not args.out and not args.workspace:
+        raise InputError("nowhere to put the maps", expected="--out FILE and/or --workspace DIR", found="neither")
+    dataset, loaded, ws, vid = load_for(args, args.split)
+    layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    start = time.perf_counter()
+    device = resolve_device(args.device)
+    run = distributed_from_env(device)
+    if run is None:
+        if ws is not None and not (args.amp or args.channels_last or args.max_resolution):
+            final = run_inline(ws, "maps", {"version": vid, "layers": layers, "split": args.split,
+                                            "threshold": args.threshold, "batch_size": given(args.batch_size, 256),
+                                            "device": args.device}, echo=job_printer("maps"))
+            maps = load_cached_maps(ws.results_cache, final["result"]["key"])
+            hit = next(r for r in ws.results("maps") if r["key"] == final["result"]["key"])["from_cache"]
+        else:
+            maps, hit = cached_maps(loaded, dataset, layers, args.threshold, given(args.batch_size, 256), device,
+                                    DiskCache(args.cache_dir), progress=progress_printer("maps"),
+                                    autocast=args.amp, channels_last=args.channels_last,
+                                    max_resolution=args.max_resolution)
+    else:  # torchrun: this rank's shard, counts summed over ranks, rank 0 writes
+        try:
+            progress = progress_printer(f"maps (rank 0 of {run.world})") if run.is_main else None
+            maps = compute_maps(loaded.model, dataset, layers, args.threshold, given(args.batch_size, 256), run.device,
+                                progress=progress, indices=run.shard(len(dataset)), reduce=run.reduce,
+                                autocast=args.amp, channels_last=args.channels_last,
+                                max_resolution=args.max_resolution)
+        finally:
+            run.close()
+        hit = False
+        if not run.is_main:
+            return 0
+    seconds = time.perf_counter() - start
+    meta = {"model_digest": loaded.digest, "arch": loaded.arch, "weights": loaded.source,
+            "dataset": dataset.identity(), "split": dataset.split,
+            "preprocessing": dataset.preprocessing.to_dict(), "seconds": seconds, "from_cache": hit,
+            "processes": 1 if run is None else run.world, "autocast": args.amp}
+    if args.out:
+        save_maps_npz(args.out, maps, meta)
+    for name, m in maps.items():
+        print(f"{name} (read at {m.tap}): {m.num_kernels} kernels × {len(m.classes)} classes × "
+              f"{m.counts.shape[2]}×{m.counts.shape[3]} positions; top selectivity "
+              f"k{int(m.selectivity.argmax())} = {m.selectivity.max():.3f}")
+    where = [*([f"{ws.path} v{vid}"] if ws is not None else []), *([args.out] if args.out else [])]
+    print(f"{len(dataset)} images in {seconds:.1f}s{' (from cache)' if hit else ''} -> {', '.join(where)}")
+    return 0
+
+
+_EDIT_FLAGS = {"remove": lambda e: f"--remove {e['layer']}:{','.join(map(str, e['kernels']))}",
+               "widen": lambda e: f"--widen {e['layer']}:+{e['n']}",
+               "insert": lambda e: f"--insert-after {e['layer']}"}
+
+
+def _cmd_overview(args) -> int:
+    dataset, loaded, ws, _ = load_for(args, args.split)
+    names = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    if args.maps:
+        maps = maps_for(args, loaded, *read_maps(args.maps), names)
+    else:
+        cache = ws.results_cache if ws is not None else DiskCache(args.cache_dir)
+        maps = cached_maps(loaded, dataset, names, args.threshold, given(args.batch_size, 256),
+                           resolve_device(args.device),
+                           cache, progress=progress_printer(f"maps ({args.split})"))[0]
+    infos = list_layers(loaded.model, dataset.input_shape, include_all=True)
+    forward = {layer.name: i for i, layer in enumerate(infos)}
+    maps = dict(sorted(maps.items(), key=lambda item: forward.get(item[0], len(forward))))
+    rows = layer_overview(maps, layer_kinds={layer.name: layer.kind for layer in infos})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'layer':<16} {'kernels':>7} {'dead':>5} {'on':>4} {'groups':>6} {'redundant':>9} {'mean s':>7}  "
+          f"{'least separated (E)':<26} {'multi-class':>11} {'NH':>5}")
+    for r in rows:
+        pair = f"{r['least_separated'][0][:10]!r}/{r['least_separated'][1][:10]!r} ({r['least_separated_e']:.3f})"
+        hit = "-" if r["neighborhood_hit"] is None else f"{r['neighborhood_hit']:.2f}"
+        print(f"{r['layer'][:16]:<16} {r['kernels']:>7} {r['dead']:>5} {r['always_on']:>4} {r['groups']:>6} "
+              f"{r['redundant_kernels']:>4} in {r['redundant_groups']:<2} {r['mean_selectivity']:>7.3f}  {pair:<26} "
+              f"{r['multi_class_share']:>11.0%} {hit:>5}")
+        for f in r["findings"]:
+            edit = f"  → {_EDIT_FLAGS[f['edit']['kind']](f['edit'])}" if f["edit"] else ""
+            print(f"  Task {f['task']}: {f['finding']}{edit}")
+    print("Findings are for you to judge (Garcia et al. 2019, Sec. III); `edit` applies one and retrains.")
+    return 0
+
+
+def _cmd_experiment(args) -> int:
+    if not args.out and not args.workspace:
+        raise InputError("nowhere to put the results", expected="--out FILE and/or --workspace DIR", found="neither")
+    test_set, loaded, ws, vid = load_for(args, "test")
+    check_model_fits(loaded.model, test_set)
+    if ws is not None and not args.maps:
+        final = run_inline(ws, "experiment", {"version": vid, "layer": args.layer, "device": args.device},
+                           echo=job_printer("experiment"))
+        rec = next(r for r in ws.results("experiment") if r["key"] == final["result"]["key"])
+        rows, tap = rec["rows"], rec["tap"]
+    else:
+        if args.maps:
+            maps = maps_for(args, loaded, *read_maps(args.maps), [args.layer])[args.layer]
+        else:
+            train_set = load_dataset(args.dataset or "digits", "train", args.data_root, preprocessing(args),
+                                     args.download)
+            maps = cached_maps(loaded, train_set, [args.layer], args.threshold, given(args.batch_size, 256),
+                               resolve_device(args.device), DiskCache(args.cache_dir),
+                               progress=progress_printer("maps (train)"))[0][args.layer]
+        rows, _ = cached_experiment(loaded, maps, test_set, resolve_device(args.device), DiskCache(args.cache_dir))
+        tap = maps.tap
+    if args.out:
+        write_json(args.out, {"layer": args.layer, "tap": tap, "model_digest": loaded.digest, "classes": rows})
+    print(f"{'class':<14} {'selective':>9} {'not sel.':>9} {'images':>7} {'all':>8} {'kept':>8} {'removed':>8}")
+    for r in rows:
+        print(f"{r['class'][:14]:<14} {r['n_selective']:>9} {r['n_not_selective']:>9} {r['n_images']:>7} "
+              f"{r['acc_all']:>8.2%} {r['acc_selective_kept']:>8.2%} {r['acc_selective_removed']:>8.2%}")
+    where = [*([f"{ws.path} v{vid}"] if ws is not None else []), *([args.out] if args.out else [])]
+    print(summarize_experiment(rows) + f" -> {', '.join(where)}")
+    return 0
+def add_parsers(sub) -> None:
+    """Add this group's commands to the ``python -m aomcore`` subparsers."""
+    p = sub.add_parser("train", help="train a zoo model; writes a state_dict and prints test accuracy")
+    p.set_defaults(func=_cmd_train)
+    p.add_argument("--arch", default=None, help="zoo:NAME (default: the zoo model for the dataset)")
+    add_data_args(p)
+    p.add_argument("--epochs", type=int, default=None, help="default: 1 (digits: 30)")
+    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 (digits: 3e-3)")
+    p.add_argument("--optimizer", default="adam", help="adam | sgd | adamw")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--snapshots", type=int, default=20, help="weights kept over the run (0: none; default 20)")
+    p.add_argument("--out", default=None, help="output weights (.pt or .safetensors)")
+    add_workspace_args(p)
+
+    p = sub.add_parser("layers", help="list the analysable layers of a model")
+    p.set_defaults(func=_cmd_layers)
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--all", action="store_true", help="also list pooling, activation and block modules")
+
+    p = sub.add_parser("maps", help="compute AOM, ODM, CSM and selectivity; writes maps.npz")
+    p.set_defaults(func=_cmd_maps)
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--split", default="train", choices=("train", "test"))
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
+    p.add_argument("--threshold", type=float, default=0.0, help="an activation occurs when > this (default 0)")
+    p.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="forward pass under autocast (GPU speed)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    p.add_argument("--max-resolution", type=int, default=None,
+                   help="pool maps larger than N×N into N×N cells while counting (huge layers)")
+    p.add_argument("--out", default=None, help="output .npz")
+
+    p = sub.add_parser("overview", help="one row per layer: the paper's three tasks, with findings and edits")
+    p.set_defaults(func=_cmd_overview)
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--split", default="train", choices=("train", "test"), help="split the maps are computed on")
+    p.add_argument("--maps", default=None, help="maps.npz of these weights (default: computed, or from the cache)")
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
+    p.add_argument("--threshold", type=float, default=0.0, help="threshold when the maps are computed here")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    p = sub.add_parser("selectivity-experiment",
+                       help="per-class test accuracy with only the selective kernels kept, and with them removed")
+    p.set_defaults(func=_cmd_experiment)
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--layer", required=True, help="layer name (e.g. conv2)")
+    p.add_argument("--maps", default=None, help="maps.npz holding the layer (default: computed on the train split)")
+    p.add_argument("--threshold", type=float, default=0.0, help="threshold when the maps are computed here")
+    p.add_argument("--out", default=None, help="output .json")
+
+    p = sub.add_parser("edit", help="edit a layer (remove/reinit/widen/insert), retrain, report before → after")
+    p.set_defaults(func=_cmd_edit)
+    add_model_args(p)
+    add_data_args(p)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--remove", metavar="LAYER:I,J", help="remove kernels, e.g. conv1:3,5,7")
+    what.add_argument("--reinit", metavar="LAYER:I,J", help="re-initialise kernels, e.g. conv1:2")
+    what.add_argument("--widen", metavar="LAYER:+N", help="add N kernels, e.g. conv2:+4")
+    what.add_argument("--insert-after", metavar="LAYER", help="insert an identity 3×3 conv + ReLU after LAYER")
+    p.add_argument("--freeze", default="auto", choices=FREEZE_MODES,
+                   help="auto (remove: upto; others: before) | upto (paper) | before | edited | none")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--snapshots", type=int, default=20, help="weights kept over the retraining (0: none)")
+    p.add_argument("--out", default=None, help="edited weights (.pt or .safetensors)")
+    p.add_argument("--log", default=None, help="edit list + results (.json); pass it as --edits later")
+
+    p = sub.add_parser("reproduce", help="reproduce a paper experiment end to end")
+    p.set_defaults(func=_cmd_reproduce)
+    p.add_argument("experiment", choices=["mnist", "deepeyes"],
+                   help="mnist: Garcia et al. Sec. V-A; deepeyes: DeepEyes' MNIST use case "
+                        "(conv1 20→10, fc1 500→100)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--out", required=True, help="results .json")
+    add_workspace_args(p)
