@@ -14,23 +14,23 @@ st.set_page_config(page_title="AOMscope", page_icon=":material/grid_view:", layo
 
 PAGES = {
     "AOM methodology": [
-        st.Page("app_pages/model_data.py", title="Model & data", icon=":material/database:", default=True),
-        st.Page("app_pages/compute_maps.py", title="Compute maps", icon=":material/calculate:"),
-        st.Page("app_pages/explore.py", title="Explore", icon=":material/grid_on:"),
-        st.Page("app_pages/layer_overview.py", title="Layer overview", icon=":material/view_list:"),
-        st.Page("app_pages/select_kernels.py", title="Select kernels", icon=":material/checklist:"),
-        st.Page("app_pages/edit_retrain.py", title="Edit & retrain", icon=":material/content_cut:"),
-        st.Page("app_pages/versions.py", title="Versions", icon=":material/history:"),
-        st.Page("app_pages/selectivity_experiment.py", title="Selectivity experiment", icon=":material/science:"),
+        st.Page("app_pages/workspace/model_data.py", title="Model & data", icon=":material/database:", default=True),
+        st.Page("app_pages/aom/compute_maps.py", title="Compute maps", icon=":material/calculate:"),
+        st.Page("app_pages/aom/explore.py", title="Explore", icon=":material/grid_on:"),
+        st.Page("app_pages/aom/layer_overview.py", title="Layer overview", icon=":material/view_list:"),
+        st.Page("app_pages/aom/select_kernels.py", title="Select kernels", icon=":material/checklist:"),
+        st.Page("app_pages/aom/edit_retrain.py", title="Edit & retrain", icon=":material/content_cut:"),
+        st.Page("app_pages/aom/versions.py", title="Versions", icon=":material/history:"),
+        st.Page("app_pages/aom/selectivity_experiment.py", title="Selectivity experiment", icon=":material/science:"),
     ],
     "DeepEyes · Rauber et al.": [
-        st.Page("app_pages/training_monitor.py", title="Training monitor", icon=":material/monitoring:"),
-        st.Page("app_pages/filter_map.py", title="Filter map", icon=":material/bubble_chart:"),
-        st.Page("app_pages/input_map.py", title="Input map", icon=":material/scatter_plot:"),
-        st.Page("app_pages/hidden_activity.py", title="Hidden activity", icon=":material/hub:"),
-        st.Page("app_pages/training_trails.py", title="Training trails", icon=":material/timeline:"),
+        st.Page("app_pages/deepeyes/training_monitor.py", title="Training monitor", icon=":material/monitoring:"),
+        st.Page("app_pages/deepeyes/filter_map.py", title="Filter map", icon=":material/bubble_chart:"),
+        st.Page("app_pages/deepeyes/input_map.py", title="Input map", icon=":material/scatter_plot:"),
+        st.Page("app_pages/rauber/hidden_activity.py", title="Hidden activity", icon=":material/hub:"),
+        st.Page("app_pages/rauber/training_trails.py", title="Training trails", icon=":material/timeline:"),
     ],
-    "Workspace": [st.Page("app_pages/workspaces.py", title="Workspaces", icon=":material/folder_open:")],
+    "Workspace": [st.Page("app_pages/workspace/workspaces.py", title="Workspaces", icon=":material/folder_open:")],
 }
 page = st.navigation(PAGES, expanded=True)
 sign_in_gate()
@@ -39,7 +39,7 @@ try:
     v = view()
 except InputError as exc:
     st.error(f"Could not open this workspace — {exc}")
-    st.page_link("app_pages/workspaces.py", label="Open or create a workspace", icon=":material/folder_open:")
+    st.page_link("app_pages/workspace/workspaces.py", label="Open or create a workspace", icon=":material/folder_open:")
     v = None
 
 with st.sidebar:

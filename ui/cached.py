@@ -103,7 +103,7 @@ def state_dict_bytes(digest: str, fmt: str, _model) -> bytes:
     return to_bytes(_model, fmt)
 
 
-# --- DeepEyes and Rauber et al. views (app_pages/filter_map.py, input_map.py, hidden_activity.py) ----------------
+# --- DeepEyes and Rauber et al. views (app_pages/deepeyes/filter_map.py, input_map.py, hidden_activity.py) ----------------
 @st.cache_resource(max_entries=32, show_spinner=False)
 def stored_arrays(workspace: str, kind: str, key: str) -> dict | None:
     """A content-keyed ``deepeyes``/``embed`` result's arrays, shared read-only (keyed by its content key)."""
@@ -121,7 +121,7 @@ def display_images(data_digest: str, indices: tuple, _dataset):
 @st.cache_data(max_entries=8, show_spinner="Drawing thumbnails…")
 def thumbnails(data_digest: str, indices: tuple, _dataset) -> list[str]:
     """PNG data URLs of the images at ``indices`` (hover tooltips), keyed by the dataset's digest."""
-    from ui.views_embviews import thumbnail_url
+    from ui.projections import thumbnail_url
 
     return [thumbnail_url(img, 56) for img in display_images(data_digest, indices, _dataset)]
 
@@ -145,7 +145,7 @@ def trails_arrays(workspace: str, key: str) -> dict | None:
 def trails_png(workspace: str, key: str, bundled: bool, highlight: int | None, misclassified: bool) -> bytes:
     """Rendered trails as PNG, keyed by the result's content key and the drawing options: changing an
     option re-draws (and re-bundles) but never re-embeds."""
-    from ui.views_trails import trails_png as draw
+    from ui.rauber.trails import trails_png as draw
 
     return draw(trails_arrays(workspace, key), bundled, highlight, misclassified)
 

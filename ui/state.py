@@ -268,7 +268,7 @@ def require_model(v: View) -> None:
     """The empty state of pages that need a model: say what to do first, then stop the page."""
     if v.model is None:
         st.info("This workspace has no model yet: train one or load weights on **Model & data**.")
-        st.page_link("app_pages/model_data.py", label="Model & data", icon=":material/database:")
+        st.page_link("app_pages/workspace/model_data.py", label="Model & data", icon=":material/database:")
         st.stop()
 
 
@@ -277,7 +277,7 @@ def require_maps(v: View) -> None:
     require_model(v)
     if not v.maps:
         st.info(f"No maps yet for v{v.version_id}: compute them on **Compute maps**.")
-        st.page_link("app_pages/compute_maps.py", label="Compute maps", icon=":material/calculate:")
+        st.page_link("app_pages/aom/compute_maps.py", label="Compute maps", icon=":material/calculate:")
         st.stop()
 
 

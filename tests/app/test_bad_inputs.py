@@ -97,9 +97,9 @@ def test_the_workspace_still_computes_after_a_bad_input(trained, files):
     at = _app()
     load_weights(at, files["truncated"])
     assert "truncated or corrupted checkpoint" in at.error[0].value
-    at.switch_page("app_pages/compute_maps.py").run()
+    at.switch_page("app_pages/aom/compute_maps.py").run()
     at.button(key="compute").click().run()
-    at = wait_jobs(at, "app_pages/compute_maps.py")
+    at = wait_jobs(at, "app_pages/aom/compute_maps.py")
     assert "Maps of 2 layer(s)" in at.success[0].value
 
 
@@ -139,16 +139,16 @@ def test_class_without_images_is_a_clear_maps_error(files):
     use_dataset(at, "npz upload", npz=files["npz_empty_class"])
     assert not at.exception and not at.error
     at.button(key="train").click().run()
-    at = wait_jobs(at, "app_pages/compute_maps.py")
+    at = wait_jobs(at, "app_pages/aom/compute_maps.py")
     at.button(key="compute").click().run()
-    at = wait_jobs(at, "app_pages/compute_maps.py")
+    at = wait_jobs(at, "app_pages/aom/compute_maps.py")
     assert "a class has no images: expected at least one image of every class, found no images of class 'c'" in \
         " ".join(e.value for e in at.error)
 
 
 def test_edit_removing_every_kernel(trained, files):
     at = _app()
-    at.switch_page("app_pages/edit_retrain.py").run()
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
     at.multiselect[0].set_value(list(range(8))).run()
     assert not at.exception and "cannot remove every kernel of conv1" in at.error[0].value
     assert sorted(trained.versions()) == [0] and trained.current_version == 0

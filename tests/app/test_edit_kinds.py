@@ -16,7 +16,7 @@ KINDS = [("Remove kernels", "kernels", [0, 1, 2]), ("Re-initialise kernels", "ke
 
 
 def _run_edit(at, layer, kind, field, value):
-    at.switch_page("app_pages/edit_retrain.py").run()
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
     assert not at.exception, at.exception
     at.selectbox[0].set_value(layer).run()
     at.radio[0].set_value(kind).run()
@@ -27,7 +27,7 @@ def _run_edit(at, layer, kind, field, value):
     epochs = [w for w in at.number_input if w.label == "Epochs"][0]
     epochs.set_value(1).run()
     at.button(key="apply").click().run()
-    at = wait_jobs(at, "app_pages/edit_retrain.py", timeout=900)
+    at = wait_jobs(at, "app_pages/aom/edit_retrain.py", timeout=900)
     ws = workspace(at)
     assert [j["status"] for j in aomcore.list_jobs(ws)][-1] == "done", aomcore.list_jobs(ws)[-1].get("message")
     return ws.version(ws.current_version)

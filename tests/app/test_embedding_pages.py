@@ -5,13 +5,13 @@ from tests.app.helpers import app, texts, wait_jobs
 
 def test_filter_map_computes_and_a_selection_prefills_edit_and_retrain(trained):
     at = app()
-    at.switch_page("app_pages/filter_map.py").run()
+    at.switch_page("app_pages/deepeyes/filter_map.py").run()
     assert not at.exception, at.exception
     assert "No filter map of **conv1**" in at.info[0].value  # the empty state says what to press
     at.number_input[0].set_value(50).run()  # t-SNE iterations: keep the test short
     at.button(key="compute").click().run()
     assert not at.exception, at.exception
-    at = wait_jobs(at, "app_pages/filter_map.py")
+    at = wait_jobs(at, "app_pages/deepeyes/filter_map.py")
     at.number_input[0].set_value(50).run()
     assert not at.exception, at.exception
     assert "8 filters" in texts(at) and "dead" in texts(at)
@@ -22,7 +22,7 @@ def test_filter_map_computes_and_a_selection_prefills_edit_and_retrain(trained):
     assert not at.exception, at.exception
     digest = trained.version(0)["digest"]
     assert trained.selection(digest)["conv1"] == [0, 2, 4, 5, 6, 7]
-    at.switch_page("app_pages/edit_retrain.py").run()
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
     assert not at.exception, at.exception
     assert at.multiselect[0].value == [1, 3]  # Edit & retrain is pre-filled with the dropped filters
     assert trained.results("deepeyes", digest)[-1]["layers"] == ["conv1", "conv2", "fc1", "fc2"]
@@ -30,13 +30,13 @@ def test_filter_map_computes_and_a_selection_prefills_edit_and_retrain(trained):
 
 def test_input_map_computes_and_shows_its_points(trained):
     at = app()
-    at.switch_page("app_pages/input_map.py").run()
+    at.switch_page("app_pages/deepeyes/input_map.py").run()
     assert not at.exception, at.exception
     assert "No input map of **conv1**" in at.info[0].value
     at.number_input[0].set_value(300).run()
     at.number_input[1].set_value(50).run()
     at.button(key="compute").click().run()
-    at = wait_jobs(at, "app_pages/input_map.py")
+    at = wait_jobs(at, "app_pages/deepeyes/input_map.py")
     at.number_input[0].set_value(300).run()
     at.number_input[1].set_value(50).run()
     assert not at.exception, at.exception
@@ -48,20 +48,20 @@ def test_input_map_computes_and_shows_its_points(trained):
 
 def test_hidden_activity_projects_two_layers_and_neurons(trained):
     at = app()
-    at.switch_page("app_pages/hidden_activity.py").run()
+    at.switch_page("app_pages/rauber/hidden_activity.py").run()
     assert not at.exception, at.exception
     assert at.multiselect[0].value == ["conv1", "fc1"]
     at.number_input[0].set_value(300).run()
     at.number_input[1].set_value(50).run()
     at.button(key="compute").click().run()
-    at = wait_jobs(at, "app_pages/hidden_activity.py")
+    at = wait_jobs(at, "app_pages/rauber/hidden_activity.py")
     at.number_input[0].set_value(300).run()
     at.number_input[1].set_value(50).run()
     assert not at.exception, at.exception
     shown = texts(at)
     assert "**conv1** · neighbourhood hit" in shown and "**fc1** · neighbourhood hit" in shown
     at.button(key="neurons").click().run()
-    at = wait_jobs(at, "app_pages/hidden_activity.py")
+    at = wait_jobs(at, "app_pages/rauber/hidden_activity.py")
     at.number_input[0].set_value(300).run()
     at.number_input[1].set_value(50).run()
     assert not at.exception, at.exception

@@ -6,17 +6,17 @@ from tests.app.helpers import app, texts, wait_jobs
 
 
 def _maps(at):
-    at.switch_page("app_pages/compute_maps.py").run()
+    at.switch_page("app_pages/aom/compute_maps.py").run()
     at.button(key="compute").click().run()
-    return wait_jobs(at, "app_pages/compute_maps.py")
+    return wait_jobs(at, "app_pages/aom/compute_maps.py")
 
 
 def test_overview_rows_and_a_prefilled_edit_reaches_edit_retrain(trained):
     at = app()
-    at.switch_page("app_pages/layer_overview.py").run()
+    at.switch_page("app_pages/aom/layer_overview.py").run()
     assert not at.exception and "compute them" in at.info[0].value  # empty state
     at = _maps(at)
-    at.switch_page("app_pages/layer_overview.py").run()
+    at.switch_page("app_pages/aom/layer_overview.py").run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert list(table["layer"]) == ["conv1", "conv2"] and list(table["kernels"]) == [8, 16]
@@ -42,7 +42,7 @@ def test_overview_rows_and_a_prefilled_edit_reaches_edit_retrain(trained):
 
 def test_explore_tabs_grid_pick_and_the_cut_in_step(trained):
     at = _maps(app())
-    at.switch_page("app_pages/explore.py").run()
+    at.switch_page("app_pages/aom/explore.py").run()
     assert not at.exception, at.exception
     assert [t.label for t in at.tabs] == ["AOM", "ODM", "CSM", "Class difference", "Multi-class kernels",
                                          "Inspect a kernel"]
@@ -57,7 +57,7 @@ def test_explore_tabs_grid_pick_and_the_cut_in_step(trained):
     assert not at.exception, at.exception
     assert ws.selection(digest)["conv1"] == [k for k in kept if k != kept[0]]  # the pick reached the selection
 
-    at.switch_page("app_pages/select_kernels.py").run()
+    at.switch_page("app_pages/aom/select_kernels.py").run()
     assert not at.exception, at.exception
     assert at.checkbox(key="keep_edits_conv1").value  # the user's edit is kept when the cut moves
     at.slider[0].set_value(8).run()
@@ -76,7 +76,7 @@ def test_versions_compared_side_by_side(trained):
     trained.add_version(trained.load_version(0), parent=0, edits=[], metrics=trained.version(0)["metrics"],
                         note="a copy", arch="zoo:digits_net", num_classes=10, input_shape=(1, 8, 8))
     at = app()
-    at.switch_page("app_pages/versions.py").run()
+    at.switch_page("app_pages/aom/versions.py").run()
     assert not at.exception, at.exception
     table = at.dataframe[1].value
     assert list(table.columns) == ["", "A: v0", "B: v1", "change"]
@@ -84,7 +84,7 @@ def test_versions_compared_side_by_side(trained):
     assert "kernels in conv1" in list(table[""])
     assert at.button(key="maps_A_0") and at.button(key="maps_B_1")
     at.button(key="maps_A_0").click().run()  # no maps for v0 yet: compute them as a job
-    at = wait_jobs(at, "app_pages/versions.py")
+    at = wait_jobs(at, "app_pages/aom/versions.py")
     assert not at.exception, at.exception
     # v1 is a copy of v0 (same weights digest): both grids are now shown, no compute button is left
     assert len(at.get("image")) == 2 and not [b for b in at.button if b.key and b.key.startswith("maps_")]

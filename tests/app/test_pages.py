@@ -30,23 +30,23 @@ def test_first_open_proposes_training_and_trains_only_when_asked(home):
 
 
 def _compute(at):
-    at.switch_page("app_pages/compute_maps.py").run()
+    at.switch_page("app_pages/aom/compute_maps.py").run()
     assert not at.exception, at.exception
     assert at.multiselect[0].value == ["conv1", "conv2"]
     at.button(key="compute").click().run()
-    at = wait_jobs(at, "app_pages/compute_maps.py")
+    at = wait_jobs(at, "app_pages/aom/compute_maps.py")
     assert "Maps of 2 layer(s) of v0 over 1,347 train images" in at.success[0].value
     return at
 
 
 def test_compute_explore_select_walk(trained):
     at = _compute(app())
-    at.switch_page("app_pages/explore.py").run()
+    at.switch_page("app_pages/aom/explore.py").run()
     assert not at.exception, at.exception
     assert "8 kernels × 10 classes × 8×8 positions" in texts(at)
     at.selectbox[0].set_value("conv2").run()
     assert not at.exception and "16 kernels" in texts(at)
-    at.switch_page("app_pages/select_kernels.py").run()
+    at.switch_page("app_pages/aom/select_kernels.py").run()
     assert not at.exception, at.exception
     assert "Kernels kept in conv1" in at.main.metric[-1].label
     assert sorted(at.dataframe[0].value["name"]) == sorted(f"k{k}" for k in range(8))  # one ranked row per kernel
@@ -59,15 +59,15 @@ def test_a_second_tab_sees_the_same_workspace(trained):
     first = _compute(app())
     second = app()
     assert second.query_params["ws"] == first.query_params["ws"]
-    second.switch_page("app_pages/explore.py").run()
+    second.switch_page("app_pages/aom/explore.py").run()
     assert not second.exception and "8 kernels × 10 classes" in texts(second)
 
 
 def test_empty_states_say_what_to_do_first(trained):
     at = app()
-    at.switch_page("app_pages/explore.py").run()
+    at.switch_page("app_pages/aom/explore.py").run()
     assert not at.exception and "compute them" in at.info[0].value
-    at.switch_page("app_pages/select_kernels.py").run()
+    at.switch_page("app_pages/aom/select_kernels.py").run()
     assert not at.exception and "compute them" in at.info[0].value
 
 
@@ -86,12 +86,12 @@ def test_bad_weights_upload_is_a_message_and_the_workspace_is_unchanged(trained)
 
 def test_selectivity_experiment_page(trained):
     at = app()
-    at.switch_page("app_pages/selectivity_experiment.py").run()
+    at.switch_page("app_pages/aom/selectivity_experiment.py").run()
     assert not at.exception, at.exception
     assert at.selectbox[0].value == "conv2"  # default: the last conv layer
     assert "press **Run**" in at.info[0].value
     at.button[0].click().run()
-    at = wait_jobs(at, "app_pages/selectivity_experiment.py")
+    at = wait_jobs(at, "app_pages/aom/selectivity_experiment.py")
     assert "Removing the selective kernels costs more accuracy than keeping only them for" in at.success[0].value
     table = at.dataframe[0].value
     assert len(table) == 10 and table["n_images"].sum() == 450
@@ -100,29 +100,29 @@ def test_selectivity_experiment_page(trained):
 
 def test_edit_retrain_versions_revert(trained):
     at = _compute(app())
-    at.switch_page("app_pages/select_kernels.py").run()
+    at.switch_page("app_pages/aom/select_kernels.py").run()
     kept = int(at.main.metric[-1].value.split(" of ")[0])
-    at.switch_page("app_pages/edit_retrain.py").run()
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
     assert not at.exception, at.exception
     selection = trained.selection(trained.version(0)["digest"])["conv1"]
     assert at.multiselect[0].value == [k for k in range(8) if k not in selection]
     assert at.main.metric[0].value == f"8 → {kept}"
     at.button(key="apply").click().run()
-    at = wait_jobs(at, "app_pages/edit_retrain.py")
+    at = wait_jobs(at, "app_pages/aom/edit_retrain.py")
     assert any(h.value == "v0 → v1" for h in at.subheader)
     assert trained.current_version == 1
     v1 = trained.version(1)
     assert v1["parent"] == 0 and v1["metrics"]["kernels"]["conv1"] == kept and v1["metrics"]["accuracy"] > 0.9
     assert v1["run"] and (trained.runs_dir / v1["run"] / "run.json").is_file()
 
-    at.switch_page("app_pages/versions.py").run()
+    at.switch_page("app_pages/aom/versions.py").run()
     assert not at.exception, at.exception
     assert list(at.dataframe[0].value["version"]) == ["v0", "v1"]
     at.selectbox(key="revert_version").set_value(0).run()
     at.button(key="revert").click().run()  # make v0 current
     assert not at.exception, at.exception
     assert trained.current_version == 0
-    at.switch_page("app_pages/explore.py").run()
+    at.switch_page("app_pages/aom/explore.py").run()
     assert "compute them" not in texts(at)  # v0's maps are still in the workspace
 
 
@@ -130,7 +130,7 @@ def test_revert_during_a_retrain_stays_reverted(trained):
     trained.add_version(trained.load_version(0), parent=0, edits=[], metrics=trained.version(0)["metrics"],
                         note="a copy", arch="zoo:digits_net", num_classes=10, input_shape=(1, 8, 8))
     at = app()
-    at.switch_page("app_pages/edit_retrain.py").run()
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
     at.radio[0].set_value("Widen").run()
     at.button(key="apply").click().run()  # retrain v1 → v2
     trained.set_current(0)  # the user reverts to v0 while v2 trains
@@ -141,7 +141,7 @@ def test_revert_during_a_retrain_stays_reverted(trained):
 
 def test_bad_edit_and_cancel_leave_the_workspace_intact(trained):
     at = app()
-    at.switch_page("app_pages/edit_retrain.py").run()
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
     assert not at.exception, at.exception
     at.multiselect[0].set_value(list(range(8))).run()  # remove every kernel of conv1
     assert not at.exception
@@ -152,7 +152,7 @@ def test_bad_edit_and_cancel_leave_the_workspace_intact(trained):
     at.button(key="apply").click().run()
     job = [j for j in list_jobs(trained) if j["kind"] == "retrain"][0]
     request_cancel(trained, job["id"])
-    at = wait_jobs(at, "app_pages/edit_retrain.py")
+    at = wait_jobs(at, "app_pages/aom/edit_retrain.py")
     assert [j["status"] for j in list_jobs(trained) if j["kind"] == "retrain"] == ["cancelled"]
     assert sorted(trained.versions()) == [0] and trained.current_version == 0
     assert all(r["kind"] == "train" for r in aomcore.list_runs(trained))  # the cancelled run left nothing
@@ -161,16 +161,16 @@ def test_bad_edit_and_cancel_leave_the_workspace_intact(trained):
 
 def test_a_downloaded_version_loads_back_with_its_edit_list(trained):
     at = app()
-    at.switch_page("app_pages/edit_retrain.py").run()
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
     at.multiselect[0].set_value([0, 1]).run()
     at.button(key="apply").click().run()
-    at = wait_jobs(at, "app_pages/versions.py")
+    at = wait_jobs(at, "app_pages/aom/versions.py")
     downloads = {b.label: b for b in at.get("download_button")}
     assert "Edit list (JSON)" in downloads
     v1 = trained.version(1)
     edits = json.dumps({"arch": "zoo:digits_net", "edits": v1["edits"]})
     weights = (trained.weights_path(1)).read_bytes()
-    at.switch_page("app_pages/model_data.py").run()
+    at.switch_page("app_pages/workspace/model_data.py").run()
     at.radio(key="model_source").set_value("Load weights").run()
     at.file_uploader(key="weights_upload").set_value(("v1.safetensors", weights, "application/octet-stream"))
     at.file_uploader(key="edits_upload").set_value(("v1_edits.json", edits.encode(), "application/json"))
@@ -208,7 +208,7 @@ def test_resnet18_upload_and_remove_through_a_residual_block(trained):
     assert not at.error, at.error[0].value
     ws = workspace(at)
     assert ws.state()["arch"] == "torchvision:resnet18"
-    at.switch_page("app_pages/edit_retrain.py").run()
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
     assert not at.exception, at.exception
     at.selectbox[0].set_value("layer1.0.conv2").run()
     at.multiselect[0].set_value([0, 1, 2]).run()
@@ -222,7 +222,7 @@ def test_resnet18_upload_and_remove_through_a_residual_block(trained):
 
 def test_workspaces_page_lists_renames_and_imports(trained):
     at = app()
-    at.switch_page("app_pages/workspaces.py").run()
+    at.switch_page("app_pages/workspace/workspaces.py").run()
     assert not at.exception, at.exception
     assert list(at.dataframe[0].value["id"]) == [trained.id]
     at.text_input(key=f"rename_{trained.id}").set_value("my digits").run()

@@ -9,7 +9,7 @@ def test_shared_mode_lists_nothing_and_a_new_tab_gets_its_own_workspace(trained,
     monkeypatch.setenv("AOMSCOPE_SHARED", "1")
     at = app()
     assert at.query_params["ws"] != trained.id  # nothing is opened by default, and nothing is listed
-    at.switch_page("app_pages/workspaces.py").run()
+    at.switch_page("app_pages/workspace/workspaces.py").run()
     assert not at.exception and "workspaces are not listed" in texts(at)
     assert trained.id not in texts(at)
 
@@ -19,13 +19,13 @@ def test_a_second_heavy_job_of_a_workspace_is_refused_with_a_message(trained, mo
     at = app()
     at.query_params["ws"] = trained.id  # the capability URL
     at.run()
-    at.switch_page("app_pages/edit_retrain.py").run()
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
     at.radio[0].set_value("Widen").run()
     epochs = [w for w in at.number_input if w.label == "Epochs"][0]
     epochs.set_value(100).run()
     at.button(key="apply").click().run()
     assert not at.exception
-    at.switch_page("app_pages/compute_maps.py").run()
+    at.switch_page("app_pages/aom/compute_maps.py").run()
     at.button(key="compute").click().run()
     assert "a job of yours is already queued or running" in " ".join(e.value for e in at.error)
     assert [j["kind"] for j in list_jobs(trained)] == ["train", "retrain"]
@@ -43,7 +43,7 @@ def test_a_full_disk_quota_refuses_a_new_result_and_keeps_the_old_ones(trained, 
     at = app()
     at.query_params["ws"] = trained.id
     at.run()
-    at.switch_page("app_pages/compute_maps.py").run()
+    at.switch_page("app_pages/aom/compute_maps.py").run()
     at.button(key="compute").click().run()
     assert "disk quota reached" in " ".join(e.value for e in at.error)
     assert (trained.versions(), list_jobs(trained)) == before

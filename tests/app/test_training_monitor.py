@@ -13,7 +13,7 @@ from aomcore.deepeyes import filter_flags
 from aomcore.store import read_run_view, request_cancel
 from tests.app.helpers import app, texts, wait_jobs
 
-PAGE = "app_pages/training_monitor.py"
+PAGE = "app_pages/deepeyes/training_monitor.py"
 
 
 def _charts(at) -> list:

@@ -3,7 +3,7 @@
 from aomcore import list_jobs, list_runs
 from tests.app.helpers import app, texts, wait_jobs, workspace
 
-PAGE = "app_pages/training_trails.py"
+PAGE = "app_pages/rauber/training_trails.py"
 
 
 def test_trails_page_computes_once_and_redraws_without_recomputing(trained):

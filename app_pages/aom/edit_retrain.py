@@ -5,7 +5,8 @@ import streamlit as st
 import torch
 
 import aomcore
-from ui import cached, views, views_overview
+from ui import cached, views
+from ui.aom import overview as views_overview
 from ui.jobs import job_outcome, job_panel
 from ui.state import reported, require_model, submit, view
 
@@ -118,4 +119,4 @@ if parent is not None:
                  width="stretch", column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
                                                  "params": st.column_config.NumberColumn(format="localized"),
                                                  "FLOPs": st.column_config.NumberColumn(format="localized")})
-    st.page_link("app_pages/versions.py", label="All versions: compare, revert, download", icon=":material/history:")
+    st.page_link("app_pages/aom/versions.py", label="All versions: compare, revert, download", icon=":material/history:")

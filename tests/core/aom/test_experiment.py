@@ -9,7 +9,7 @@ from torch import nn
 
 from aomcore import compute_maps, selectivity_experiment, silenced, summarize_experiment
 
-from .helpers import tiny_dataset
+from ..helpers import tiny_dataset
 
 
 def two_neuron_model() -> nn.Sequential:

@@ -33,7 +33,7 @@ from aomcore import (
 )
 from tests.conftest import DEVICES, REPO
 
-from .helpers import pixel_model, tiny_dataset
+from ..helpers import pixel_model, tiny_dataset
 
 # --------------------------------------------------------------------------------------
 # A slow, literal implementation of the definitions (loops over samples and kernels)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui import cached
-from ui import views_embviews as ev
+from ui import projections as ev
 from ui.jobs import job_outcome, job_panel
 from ui.state import require_model, submit, view
 
@@ -76,7 +76,7 @@ if picked:
     if b2.button(f"Drop these {len(picked)}", key="drop"):
         v.ws.set_selection(digest, layer, [f for f in range(k) if f not in picked])
         st.toast(f"Selection of {layer}: drop {len(picked)}, keep {k - len(picked)}. Edit & retrain is pre-filled.")
-    b3.page_link("app_pages/edit_retrain.py", label="Edit & retrain", icon=":material/content_cut:")
+    b3.page_link("app_pages/aom/edit_retrain.py", label="Edit & retrain", icon=":material/content_cut:")
     if layer in v.maps:
         m = v.maps[layer]
         st.image(cached.aom_rows(v.maps_info["key"], layer, tuple(picked), v.maps[layer]),

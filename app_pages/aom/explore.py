@@ -3,7 +3,9 @@
 import streamlit as st
 
 import aomcore
-from ui import cached, selection, views, views_overview
+from ui import cached, views
+from ui.aom import overview as views_overview
+from ui.aom import selection as selection
 from ui.state import require_maps, view
 
 ws = view()

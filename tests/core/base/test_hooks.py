@@ -7,7 +7,7 @@ from torch import nn
 
 from aomcore import InputError, compute_maps, forward_hooks
 
-from .helpers import pixel_model, tiny_dataset
+from ..helpers import pixel_model, tiny_dataset
 
 
 def _hook_count(model):

@@ -5,7 +5,7 @@ import streamlit as st
 
 from aomcore.base.receptive_field import receptive_boxes
 from ui import cached
-from ui import views_embviews as ev
+from ui import projections as ev
 from ui.jobs import job_outcome, job_panel
 from ui.state import require_model, submit, view
 

@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 import aomcore
-from ui import cached, views, views_overview
+from ui import cached, views
+from ui.aom import overview as views_overview
 from ui.jobs import job_panel
 from ui.state import require_model, submit, view
 
@@ -67,7 +68,7 @@ if chosen != v.version_id and c2.button(f"Make v{chosen} current (revert)", type
     v.ws.set_current(chosen)
     st.rerun()
 if chosen == v.version_id and not v.maps:
-    st.page_link("app_pages/compute_maps.py", label=f"Compute maps for v{chosen}", icon=":material/calculate:")
+    st.page_link("app_pages/aom/compute_maps.py", label=f"Compute maps for v{chosen}", icon=":material/calculate:")
 
 st.subheader(f"Download v{chosen}")
 model = cached.version_model(str(v.ws.path), chosen, record["digest"]).model

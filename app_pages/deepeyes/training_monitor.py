@@ -5,8 +5,8 @@ import streamlit as st
 
 from aomcore.deepeyes import filter_flags, stable_layers
 from aomcore.store import list_runs, read_run_view
-from ui import monitor
-from ui import views_deepeyes as vd
+from ui.deepeyes import monitor as monitor
+from ui.deepeyes import views as vd
 from ui.jobs import job_outcome, job_panel
 from ui.state import view
 
@@ -21,7 +21,7 @@ runs = list(reversed(list_runs(v.ws)))
 if not runs:
     st.info("No runs yet: train a model (**Model & data**) — runs are recorded with snapshots — or import "
             "checkpoint files below.")
-    st.page_link("app_pages/model_data.py", label="Model & data", icon=":material/database:")
+    st.page_link("app_pages/workspace/model_data.py", label="Model & data", icon=":material/database:")
     job_panel(v, ("run_import",))
     job_outcome(v, "run_import")
     monitor.import_expander(v, expanded=True)

@@ -21,7 +21,7 @@ from aomcore import (
 )
 from aomcore.aom.reproduce import choose_kernels
 
-from .helpers import literal_odm
+from ..helpers import literal_odm
 
 # Mean occurrence per (kernel, class), equal at both positions of a 1×2 map; 4 images per
 # class. Classes 2 and 3 are identical in every kernel.

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from ui import cached
-from ui import views_embviews as ev
+from ui import projections as ev
 from ui.jobs import job_outcome, job_panel
 from ui.state import require_model, submit, view
 

@@ -8,7 +8,7 @@ from torch import nn
 from aomcore import OccurrenceCounter, aom, compute_maps, csm, odm, selectivity
 from tests.conftest import DEVICES
 
-from .helpers import literal_aom, literal_csm, literal_odm, literal_selectivity, tiny_dataset
+from ..helpers import literal_aom, literal_csm, literal_odm, literal_selectivity, tiny_dataset
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -132,7 +132,7 @@ def test_the_four_tap_benchmark_model_matches_literal():
 
     from aomcore import build_model, forward_hooks
 
-    arch = str(Path(__file__).resolve().parents[2] / "benchmarks" / "tap_model.py") + ":TapNet"
+    arch = str(Path(__file__).resolve().parents[3] / "benchmarks" / "tap_model.py") + ":TapNet"
     torch.manual_seed(0)
     model = build_model(arch, 3, (1, 28, 28)).eval()
     with torch.no_grad():

@@ -5,8 +5,9 @@ import json
 import streamlit as st
 
 import aomcore
-from ui import cached, views_trails
+from ui import cached
 from ui.jobs import job_outcome, job_panel
+from ui.rauber import trails as views_trails
 from ui.state import submit, view
 
 v = view()

@@ -7,7 +7,7 @@ import torch
 from aomcore import InputError, OccurrenceCounter, aom, compute_maps, csm, odm, selectivity
 from tests.conftest import DEVICES
 
-from .helpers import pixel_model, tiny_dataset
+from ..helpers import pixel_model, tiny_dataset
 
 # class 0: two images, class 1: one image (2x2 pixels)
 IMAGES = [[[1, 0], [0, 0]], [[1, 1], [0, 0]], [[0, 0], [0, 1]]]

@@ -26,7 +26,7 @@ from tests.core.helpers import tiny_dataset
 
 pytestmark = pytest.mark.archmatrix
 
-HANDMADE = Path(__file__).with_name("handmade.py")
+HANDMADE = Path(__file__).resolve().parents[1] / "handmade.py"
 OK = "ok"
 GROUPED = "torch-pruning does not handle grouped convolutions that are not depthwise"
 SHUFFLE_TRACE = "torch-pruning cannot trace this model's channel dependencies"

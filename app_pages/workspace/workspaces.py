@@ -69,7 +69,7 @@ if listing:
                           index=ids.index(v.ws.id) if v is not None and v.ws.id in ids else 0)
     if c2.button("Open", type="primary", disabled=v is not None and picked == v.ws.id):
         switch_to(next(w for w in listing if w.id == picked))
-        st.switch_page("app_pages/model_data.py")
+        st.switch_page("app_pages/workspace/model_data.py")
     with c3.popover("Delete…", disabled=next(w for w in listing if w.id == picked).read_only):
         st.write(f"Delete **{views.plain(names[picked])}** and everything in it? This cannot be undone.")
         if st.button("Delete for good", type="primary", key=f"delete_{picked}"):
@@ -88,7 +88,7 @@ st.subheader("New workspace")
 if st.button("New digits workspace", help="scikit-learn's 8×8 digits; pick another dataset on Model & data"):
     with reported():
         switch_to(new_workspace())
-        st.switch_page("app_pages/model_data.py")
+        st.switch_page("app_pages/workspace/model_data.py")
 
 st.subheader("Import")
 upload = st.file_uploader("A workspace zip (from Export, or `python -m aomcore workspace export`)", type=["zip"],
@@ -99,4 +99,4 @@ if upload is not None and st.button("Import", key="do_import"):
         if user is not None:
             policy.check_workspace_count(len(aomcore.list_workspaces(aomcore.default_root(), owner=user)))
         switch_to(aomcore.import_zip(data, aomcore.default_root(), owner=user))
-        st.switch_page("app_pages/model_data.py")
+        st.switch_page("app_pages/workspace/model_data.py")

@@ -5,7 +5,8 @@ import json
 import streamlit as st
 
 import aomcore
-from ui import cached, views_overview
+from ui import cached
+from ui.aom import overview as views_overview
 from ui.state import require_maps, view
 
 v = view()
@@ -45,4 +46,4 @@ for row in rows:
         if finding["edit"] is not None and b.button("Prepare this edit", key=f"edit_{row['layer']}_{n}",
                                                     icon=":material/content_cut:"):
             st.session_state["proposed_edit"] = {**finding["edit"], "digest": digest}
-            st.switch_page("app_pages/edit_retrain.py")
+            st.switch_page("app_pages/aom/edit_retrain.py")

@@ -5,7 +5,8 @@ import json
 import streamlit as st
 
 import aomcore
-from ui import cached, selection, views
+from ui import cached, views
+from ui.aom import selection as selection
 from ui.state import require_maps, view
 
 ws = view()
