@@ -323,6 +323,8 @@ def _cmd_experiment(args) -> int:
     where = [*([f"{ws.path} v{vid}"] if ws is not None else []), *([args.out] if args.out else [])]
     print(summarize_experiment(rows) + f" -> {', '.join(where)}")
     return 0
+
+
 def add_parsers(sub) -> None:
     """Add this group's commands to the ``python -m aomcore`` subparsers."""
     p = sub.add_parser("train", help="train a zoo model; writes a state_dict and prints test accuracy")

@@ -54,6 +54,8 @@ def _cmd_deepeyes(args) -> int:
               f"perplexity mode {edges[mode]:.1f}–{edges[mode + 1]:.1f}; {dead} dead, {always} always active")
     print(f"{len(dataset)} images in {seconds:.1f}s -> {args.out}")
     return 0
+
+
 def add_parsers(sub) -> None:
     """Add this group's commands to the ``python -m aomcore`` subparsers."""
     p = sub.add_parser("deepeyes", help="DeepEyes statistics (perplexity histogram, activation heatmap, "

@@ -106,6 +106,8 @@ def _cmd_trails(args) -> int:
           f"{nh[-1]:.3f}; lowest final class {dataset.classes[worst]} ({lag[worst]:.3f}); {seconds:.1f}s -> "
           f"{args.out}" + (f", {args.png}" if args.png else ""))
     return 0
+
+
 def add_parsers(sub) -> None:
     """Add this group's commands to the ``python -m aomcore`` subparsers."""
     p = sub.add_parser("embed", help="2-D projection of a layer: images (activations), DeepEyes' input map, "

@@ -109,6 +109,8 @@ def _print_summary(s: dict) -> None:
         print(f"result {r['kind']} {r['key']} (v{r.get('version')})")
     for j in s["jobs"]:
         print(f"job {j['id']}: {j['kind']} {j['status']} {j.get('message') or j['progress'].get('text', '')}")
+
+
 def add_parsers(sub) -> None:
     """Add this group's commands to the ``python -m aomcore`` subparsers."""
     p = sub.add_parser("workspace", help="create, list, show, export or import workspaces")

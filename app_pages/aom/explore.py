@@ -8,27 +8,27 @@ from ui.aom import overview as views_overview
 from ui.aom import selection as selection
 from ui.state import require_maps, view
 
-ws = view()
+v = view()
 st.title("Explore")
-require_maps(ws)
+require_maps(v)
 
 c1, c2 = st.columns([1, 2])
-layer = c1.selectbox("Layer", list(ws.maps))
-m = ws.maps[layer]
-k, digest, key = m.num_kernels, ws.version["digest"], ws.maps_info["key"]
-saved = min(k, ws.ws.n_groups(layer, aomcore.default_n_groups(k)))
+layer = c1.selectbox("Layer", list(v.maps))
+m = v.maps[layer]
+k, digest, key = m.num_kernels, v.version["digest"], v.maps_info["key"]
+saved = min(k, v.ws.n_groups(layer, aomcore.default_n_groups(k)))
 n_groups = c2.slider("Kernel groups (cut of the clustering tree)", 1, k, saved, key=f"groups_{layer}_{saved}",
                      help="Rows are ordered by agglomerative clustering of the AOM rows (average linkage on the "
                           "ODM, optimal leaf ordering); red boxes outline the groups. The cut is shared with "
                           "Select kernels and kept in the workspace.")
 if n_groups != saved:
-    ws.ws.set_n_groups(layer, n_groups)
-v = cached.views(key, layer, n_groups, m)
-kept, _ = selection.sync(ws.ws, digest, layer, n_groups, v)
-dead, always = int(v["flags"]["dead"].sum()), int(v["flags"]["always_on"].sum())
+    v.ws.set_n_groups(layer, n_groups)
+lv = cached.views(key, layer, n_groups, m)
+kept, _ = selection.sync(v.ws, digest, layer, n_groups, lv)
+dead, always = int(lv["flags"]["dead"].sum()), int(lv["flags"]["always_on"].sum())
 st.caption(f"{k} kernels × {len(m.classes)} classes × {m.counts.shape[2]}×{m.counts.shape[3]} positions, read at "
            f"`{m.tap}` · {dead} dead (black mark) · {always} always on (orange mark) · "
-           f"{v['groups'].max() + 1} groups · {len(kept)} kept on Select kernels")
+           f"{lv['groups'].max() + 1} groups · {len(kept)} kept on Select kernels")
 
 tabs = st.tabs(["AOM", "ODM", "CSM", "Class difference", "Multi-class kernels", "Inspect a kernel"])
 GRIDS = [(tabs[0], "aom", views.AOM_COLORMAPS, "Fraction of each class's images whose activation at each position "
@@ -45,7 +45,7 @@ for tab, which, colormaps, caption in GRIDS:
         hover = c.toggle("Hover values", key=f"{which}_hover", help="An interactive grid with the value of every "
                          "position (averaged over blocks when the layer is large).")
         if hover:
-            chart, f = views.grid_chart(getattr(m, which), v["order"], m.classes, cmap)
+            chart, f = views.grid_chart(getattr(m, which), lv["order"], m.classes, cmap)
             st.altair_chart(chart, width="content")
             if f > 1:
                 st.caption(f"Each cell is the mean of a {f}×{f} block of positions; the image below is exact.")
@@ -55,9 +55,9 @@ with tabs[1]:
                "boxed in red: dark blue = similar kernels (candidates for redundancy), white = midway, "
                "dark red = the most different pair.")
     if k <= 300:
-        st.altair_chart(views.odm_heatmap(m.odm, v["order"], v["groups"]), width="content")
+        st.altair_chart(views.odm_heatmap(m.odm, lv["order"], lv["groups"]), width="content")
     else:
-        st.image(v["odm_image"], width="content")
+        st.image(lv["odm_image"], width="content")
 with tabs[3]:
     st.caption("Class difference E (the ODM's dual: mean |ΔAOM| between two classes over every kernel and "
                "position). Classes with small E produce similar AOMs in every kernel: the layer may be too small "
@@ -78,28 +78,28 @@ with tabs[4]:
                "classes (orange). Many such kernels in the last hidden layer: the model may need more layers "
                "(Task 3).")
     strong = m.aom.mean(axis=(2, 3)) > level
-    st.altair_chart(views_overview.classes_per_kernel_chart(per_kernel, v["order"], strong, m.classes),
+    st.altair_chart(views_overview.classes_per_kernel_chart(per_kernel, lv["order"], strong, m.classes),
                     width="stretch")
 with tabs[5]:
     measure = st.radio("Cell value", ["mean occurrence", "mean selectivity"], horizontal=True)
-    values, name = ((v["mean_occurrence"], "occurrence") if measure == "mean occurrence"
-                    else (v["class_selectivity"], "selectivity"))
+    values, name = ((lv["mean_occurrence"], "occurrence") if measure == "mean occurrence"
+                    else (lv["class_selectivity"], "selectivity"))
     st.caption("Click a cell to inspect that kernel and class, then keep or drop the kernel.")
-    event = st.altair_chart(views.kernel_class_heatmap(values, v["order"], m.classes, v["groups"], measure, name),
+    event = st.altair_chart(views.kernel_class_heatmap(values, lv["order"], m.classes, lv["groups"], measure, name),
                             on_select="rerun", key=f"cells_{layer}")
     picked = (event.selection.get("cell") or [{}])[0] if event and event.selection else {}
     c1, c2, c3 = st.columns([1, 1, 1])
-    order = [int(i) for i in v["order"]]
+    order = [int(i) for i in lv["order"]]
     kernel = c1.selectbox("Kernel", order, index=order.index(int(picked.get("kernel", order[0]))),
                           format_func=lambda i: f"k{i}", key=f"kernel_{layer}_{picked.get('kernel')}")
     cls = c2.selectbox("Class", list(range(len(m.classes))), format_func=m.classes.__getitem__,
                        index=m.classes.index(picked["class"]) if "class" in picked else 0)
     label = f"Drop k{kernel}" if kernel in kept else f"Keep k{kernel}"
     if c3.button(label, key="pick", help="Changes the keep/drop selection of Select kernels and Edit & retrain."):
-        kept = selection.toggle(ws.ws, digest, layer, kernel, kept)
+        kept = selection.toggle(v.ws, digest, layer, kernel, kept)
         st.toast(f"k{kernel} {'kept' if kernel in kept else 'dropped'}: {len(kept)} of {k} kernels kept")
         st.rerun()
-    st.caption(f"k{kernel}: group {v['groups'][kernel] + 1}, selectivity s(k) = {v['selectivity'][kernel]:.3f}, "
+    st.caption(f"k{kernel}: group {lv['groups'][kernel] + 1}, selectivity s(k) = {lv['selectivity'][kernel]:.3f}, "
                f"{'kept' if kernel in kept else 'dropped'} in the selection")
     a, b = st.columns(2)
     a.altair_chart(views.position_heatmap(m.aom[kernel, cls], "AOM", "occurrence"), width="content")

@@ -9,36 +9,36 @@ from ui import cached, views
 from ui.aom import selection as selection
 from ui.state import require_maps, view
 
-ws = view()
+v = view()
 st.title("Select kernels")
 st.caption("The paper's Task 1 (Sec. V-A): one representative per group — the kernel with the highest selectivity "
            "s(k) (eq. 4); dead, always-on and non-selective kernels (s(k) below "
            f"{aomcore.aom.overview.MIN_SELECTIVITY:.0%} of the layer's highest) dropped. Change the keep column to "
            "decide; your choice pre-fills Edit & retrain.")
-require_maps(ws)
+require_maps(v)
 
 c1, c2 = st.columns([1, 2])
-layer = c1.selectbox("Layer", list(ws.maps))
-m = ws.maps[layer]
-k, digest = m.num_kernels, ws.version["digest"]
-saved = min(k, ws.ws.n_groups(layer, aomcore.default_n_groups(k)))
+layer = c1.selectbox("Layer", list(v.maps))
+m = v.maps[layer]
+k, digest = m.num_kernels, v.version["digest"]
+saved = min(k, v.ws.n_groups(layer, aomcore.default_n_groups(k)))
 n_groups = c2.slider("Kernel groups (shared with Explore)", 1, k, saved, key=f"groups_{layer}_{saved}")
 if n_groups != saved:
-    ws.ws.set_n_groups(layer, n_groups)
-v = cached.views(ws.maps_info["key"], layer, n_groups, m)
-kept, edited_by_user = selection.sync(ws.ws, digest, layer, n_groups, v)
-suggested = selection.suggestion(v)
+    v.ws.set_n_groups(layer, n_groups)
+lv = cached.views(v.maps_info["key"], layer, n_groups, m)
+kept, edited_by_user = selection.sync(v.ws, digest, layer, n_groups, lv)
+suggested = selection.suggestion(lv)
 if edited_by_user and kept != suggested:
     if not st.checkbox("Keep my edits", value=True, key=f"keep_edits_{layer}",
                        help=f"Off: follow the suggestion at {n_groups} groups ({len(suggested)} kernels kept)."):
-        selection.store(ws.ws, digest, layer, suggested, {"n_groups": n_groups})
+        selection.store(v.ws, digest, layer, suggested, {"n_groups": n_groups})
         st.session_state.pop(f"keep_edits_{layer}", None)
         st.rerun()
 if st.button("Reset to the suggestion", key="reset", disabled=kept == suggested):
-    selection.store(ws.ws, digest, layer, suggested, {"n_groups": n_groups})
+    selection.store(v.ws, digest, layer, suggested, {"n_groups": n_groups})
     st.rerun()
 
-table = views.ranking_table(v["selectivity"], v["groups"], v["flags"], set(kept))
+table = views.ranking_table(lv["selectivity"], lv["groups"], lv["flags"], set(kept))
 table.insert(0, "name", "k" + table["kernel"].astype(str))
 edited = st.data_editor(
     table.drop(columns="kernel"), hide_index=True, width="stretch", height=36 + 35 * len(table),
@@ -46,23 +46,23 @@ edited = st.data_editor(
     disabled=[c for c in table.columns if c != "keep"],
     column_config={"name": st.column_config.TextColumn("kernel"),
                    "selectivity s(k)": st.column_config.ProgressColumn(
-                       format="%.3f", min_value=0.0, max_value=float(max(v["selectivity"].max(), 1e-9))),
+                       format="%.3f", min_value=0.0, max_value=float(max(lv["selectivity"].max(), 1e-9))),
                    "mean occurrence": st.column_config.NumberColumn(format="%.3f"),
                    "keep": st.column_config.CheckboxColumn(help="keep this kernel when the layer is edited")})
 chosen = sorted(int(name[1:]) for name in edited.loc[edited["keep"], "name"])
 if chosen != kept:
-    selection.store(ws.ws, digest, layer, chosen, "user")
+    selection.store(v.ws, digest, layer, chosen, "user")
     st.rerun()
 st.metric(f"Kernels kept in {layer}", f"{len(kept)} of {k}",
           delta=f"{k - len(kept)} dropped" if len(kept) < k else None, delta_color="off", delta_arrow="off")
 if not kept:
     st.warning("Every kernel is dropped: an edit needs at least one kernel to keep.")
 
-meta = {"model_digest": ws.model.digest, "arch": ws.model.arch, "dataset": ws.maps_info["dataset"],
-        "split": ws.maps_info["split"], "threshold": ws.maps_info["threshold"]}
+meta = {"model_digest": v.model.digest, "arch": v.model.arch, "dataset": v.maps_info["dataset"],
+        "split": v.maps_info["split"], "threshold": v.maps_info["threshold"]}
 export = {"layer": layer, "keep": kept, "drop": [i for i in range(k) if i not in kept], "n_groups": n_groups, **meta}
 d1, d2, d3 = st.columns(3)
 d1.download_button("Selection (JSON)", json.dumps(export, indent=2), f"selection_{layer}.json", "application/json")
 d2.download_button("Ranking (CSV)", edited.to_csv(index=False), f"ranking_{layer}.csv", "text/csv")
-d3.download_button("Maps (npz, as the CLI writes)", cached.maps_npz(ws.maps_info["key"], json.dumps(meta), ws.maps),
+d3.download_button("Maps (npz, as the CLI writes)", cached.maps_npz(v.maps_info["key"], json.dumps(meta), v.maps),
                    "maps.npz", "application/octet-stream")

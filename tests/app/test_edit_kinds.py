@@ -10,6 +10,7 @@ import torch
 import aomcore
 from aomcore import TrainConfig, Workspace, build_model, run_inline, save_state_dict
 from tests.app.helpers import app, wait_jobs, workspace
+from tests.conftest import missing
 
 KINDS = [("Remove kernels", "kernels", [0, 1, 2]), ("Re-initialise kernels", "kernels", [4]),
          ("Widen", "n", 4), ("Insert a layer after", None, None)]
@@ -43,7 +44,7 @@ def mnist_template(tmp_path_factory):
     """The paper's MNIST model trained once (1 epoch, as the paper) in a workspace copied into each test."""
     root = os.environ.get("AOMSCOPE_DATA_ROOT")
     if not root or not (Path(root) / "MNIST" / "raw").is_dir():
-        pytest.skip("real MNIST not found: set AOMSCOPE_DATA_ROOT to a folder holding MNIST/raw")
+        missing("real MNIST not found: set AOMSCOPE_DATA_ROOT to a folder holding MNIST/raw")
     ws = Workspace.create(tmp_path_factory.mktemp("mnist"), name="mnist", dataset="mnist", data_root=root)
     run_inline(ws, "train", {"arch": "zoo:paper_mnist", "config": TrainConfig().__dict__, "snapshots": 2,
                              "monitor": False})

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from aomcore import Workspace, default_train_config, list_jobs, run_inline
-from tests.conftest import REPO
+from tests.conftest import REPO, missing
 
-CHROMIUM = os.environ.get("AOMSCOPE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("AOMSCOPE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("AOMSCOPE_SCREENSHOTS", REPO / "artifacts" / "screenshots"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -148,7 +148,7 @@ def trained_workspace(server: Server, template: Path, name: str) -> Workspace:
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-        pytest.skip(f"Debian's Chromium not found at {CHROMIUM}: apt-get install -y chromium")
+        missing(f"Debian's Chromium not found at {CHROMIUM} or on PATH: apt-get install -y chromium")
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     with playwright.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -8,6 +8,7 @@ from PIL import Image
 from torchvision import transforms
 
 from aomcore import Preprocessing, load_dataset
+from tests.conftest import missing
 
 from .test_data import _write_cifar
 
@@ -29,7 +30,7 @@ def _theirs(tv_ds, index: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_mnist_inputs_equal_torchvision(data_root, kind, tv_class, split):
     if not (data_root / tv_class / "raw").is_dir():
-        pytest.skip(f"{tv_class} not under {data_root}")
+        missing(f"{tv_class} not under {data_root}")
     mean, std = MNIST_NORM
     ours = load_dataset(kind, split, data_root, Preprocessing(mean=mean, std=std))
     theirs = getattr(torchvision.datasets, tv_class)(
