@@ -17,6 +17,7 @@ Layout (lower floors never import higher ones)::
 """
 
 from .aom import (
+    MIN_SELECTIVITY,
     FREEZE_MODES,
     MULTI_CLASS_LEVEL,
     KernelOrdering,
@@ -172,6 +173,7 @@ from .store import (
 )
 
 __all__ = [
+    "MIN_SELECTIVITY",
     "activation_projection", "activation_vectors", "aligned_projections", "aom", "apply_colormap", "apply_edit",
     "apply_edits", "apply_state_dict", "build_edited", "build_model", "bundle_trails", "cached_experiment",
     "cached_maps", "Cancelled", "check_finite", "check_model_fits", "class_difference", "class_palette",

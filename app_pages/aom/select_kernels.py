@@ -13,7 +13,7 @@ v = view()
 st.title("Select kernels")
 st.caption("The paper's Task 1 (Sec. V-A): one representative per group — the kernel with the highest selectivity "
            "s(k) (eq. 4); dead, always-on and non-selective kernels (s(k) below "
-           f"{aomcore.aom.overview.MIN_SELECTIVITY:.0%} of the layer's highest) dropped. Change the keep column to "
+           f"{aomcore.MIN_SELECTIVITY:.0%} of the layer's highest) dropped. Change the keep column to "
            "decide; your choice pre-fills Edit & retrain.")
 require_maps(v)
 

@@ -82,6 +82,8 @@ def test_import_checkpoints_on_the_page(trained, tmp_path):
         ("iter330.pt", buf.getvalue(), "application/octet-stream")]).run()
     at.button(key="import_run").click().run()
     assert not at.exception, at.exception
+    at = wait_jobs(at, PAGE)  # the import is a job: the page reports it once it is done
+    assert not at.exception, at.exception
     imported = [r for r in list_runs(trained) if r["kind"] == "import"]
     assert len(imported) == 1 and [s["iteration"] for s in imported[0]["snapshots"]] == [660]
     assert at.selectbox(key="monitor_run").value == imported[0]["id"]

@@ -145,3 +145,28 @@ def test_job_kinds_come_from_the_registry_with_labels():
                 "trails"}
     assert set(aomcore.JOB_KINDS) == expected
     assert all(aomcore.job_label(k) != k for k in expected)
+
+
+def test_every_aomcore_name_the_app_and_benchmarks_use_exists():
+    """``aomcore.NAME`` (and ``aomcore.sub.NAME``) in the app, the pages, ui and benchmarks resolve."""
+    import aomcore
+
+    missing = []
+    for folder in ("ui", "app_pages", "benchmarks"):
+        for path in [*(REPO / folder).rglob("*.py"), REPO / "app.py"]:
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Attribute):
+                    continue
+                chain, inner = [node.attr], node.value
+                while isinstance(inner, ast.Attribute):
+                    chain.insert(0, inner.attr)
+                    inner = inner.value
+                if not (isinstance(inner, ast.Name) and inner.id == "aomcore"):
+                    continue
+                obj, where = aomcore, "aomcore"
+                for part in chain:
+                    if not hasattr(obj, part):
+                        missing.append(f"{path.relative_to(REPO)}:{node.lineno} {where}.{part}")
+                        break
+                    obj, where = getattr(obj, part), f"{where}.{part}"
+    assert missing == []

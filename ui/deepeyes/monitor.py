@@ -3,12 +3,15 @@ hand-off of flagged filters to the kernel selection, and the import of checkpoin
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import streamlit as st
 
 import aomcore
 from aomcore.store import CHECKPOINT_SUFFIXES, stage_checkpoints
 from ui import cached
+from ui.jobs import RECENT_SECONDS
 from ui.state import View, reported, submit
 
 
@@ -88,16 +91,18 @@ def import_expander(v: View, expanded: bool = False) -> None:
                 folder = stage_checkpoints(v.ws, [(f.name, f.getvalue()) for f in files])
                 if submit(v.ws, "run_import", {"folder": folder, "arch": arch.strip(),
                                                "edits": edited.get(edits_from, [])}) is not None:
-                    st.session_state["monitor_import_job"] = True
                     st.rerun()
 
 
 def imported_report(v: View) -> None:
-    """After an import job of this tab: say what was kept and what was left out (once), and show the new run."""
+    """After a recent import job: say what was kept and what was left out (once a tab), and show the new run."""
     job = v.last_job("run_import")
-    if not st.session_state.get("monitor_import_job") or job is None or job["status"] != "done":
+    if job is None or job["status"] != "done" or time.time() - job.get("finished", 0) > RECENT_SECONDS:
         return
-    st.session_state.pop("monitor_import_job")
+    seen = st.session_state.setdefault("monitor_imports_seen", [])
+    if job["id"] in seen:
+        return
+    seen.append(job["id"])
     done = job["result"]
     st.session_state["monitor_run"] = done["run"]  # before the run picker is drawn
     st.success(f"Imported {done['snapshots']} snapshot(s) as run {done['run']}.")
