@@ -1,10 +1,12 @@
 """Pruning criteria beside selectivity: each score against a literal implementation, silencing against
-structural removal, and the Torch-Pruning importance inside MetaPruner."""
+structural removal, the Torch-Pruning importance inside MetaPruner, and the ``criteria`` command."""
 
 from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -20,6 +22,7 @@ from aomcore import (
     InputError,
     MapsImportance,
     TrainConfig,
+    Workspace,
     apoz,
     apply_edit,
     compare_criteria,
@@ -33,6 +36,7 @@ from aomcore import (
     top_kernels,
 )
 from aomcore.aom.ordering import KernelOrdering, default_n_groups
+from tests.conftest import REPO
 
 from ..helpers import literal_aom, literal_csm, literal_selectivity, pixel_model, tiny_dataset
 
@@ -278,3 +282,34 @@ def test_maps_importance_refuses_a_second_step_on_stale_maps(digits):
     with pytest.raises(InputError, match="MapsImportance ranks by a maps criterion"):
         MapsImportance(model, maps, "l1")
 
+
+def test_criteria_command_writes_the_comparison(tmp_path):
+    ws, weights = tmp_path / "ws", tmp_path / "d.pt"
+
+    def run(*args, code=0):
+        out = subprocess.run([sys.executable, "-m", "aomcore", *args], cwd=REPO, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == code, out.stderr
+        return out
+
+    run("train", "--workspace", str(ws), "--epochs", "2", "--snapshots", "0", "--out", str(weights))
+    out = run("criteria", "--workspace", str(ws), "--layer", "conv1", "--keep", "3", "--user", "0,2,4",
+              "--out", str(tmp_path / "criteria.json"))
+    result = json.loads((tmp_path / "criteria.json").read_text())
+    assert set(result) == {"layer", "keep", "criteria"} and result["layer"] == "conv1" and result["keep"] == 3
+    assert list(result["criteria"]) == ["user", "selectivity", "keep_rule", "apoz", "l1", "l2", "taylor", "random"]
+    assert result["criteria"]["user"]["kept"] == [0, 2, 4]
+    for r in result["criteria"].values():
+        assert len(r["kept"]) == 3 and set(r["kept"]) <= set(range(8))
+        assert 0 <= r["accuracy"] <= 1 and len(r["per_class"]) == 10
+    assert "user" in out.stdout and "taylor" in out.stdout
+    recorded = Workspace(ws).results("criteria")
+    assert len(recorded) == 1 and recorded[0]["result"] == result and recorded[0]["tap"] == "relu1"
+
+    # without a workspace: the same weights and splits give the same comparison
+    run("criteria", "--arch", "zoo:digits_net", "--weights", str(weights), "--dataset", "digits", "--layer", "conv1",
+        "--keep", "3", "--user", "0,2,4", "--out", str(tmp_path / "direct.json"))
+    assert json.loads((tmp_path / "direct.json").read_text()) == result
+    bad = run("criteria", "--workspace", str(ws), "--layer", "conv1", "--keep", "8", "--out", str(tmp_path / "x.json"),
+              code=2)
+    assert bad.stderr.strip().count("\n") == 0 and "bad number of kernels to keep in conv1" in bad.stderr
