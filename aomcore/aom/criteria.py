@@ -491,7 +491,9 @@ class MapsImportance(tp.importance.Importance):
     pruning_ratio=...)``: MetaPruner calls it with the dependency group of each conv/FC
     layer's output channels, and it returns the layer's scores (higher = keep) from
     precomputed maps. A layer without maps gets ``None``, which MetaPruner skips, so only
-    the mapped layers are pruned.
+    the mapped layers are pruned. With ``global_pruning=True`` MetaPruner compares scores
+    across layers as they are (s(k) grows with the number of classes and differs in scale
+    from layer to layer); the default, per-layer ranking needs no common scale.
 
     Parameters
     ----------
@@ -593,8 +595,10 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
     Each criterion keeps its ``keep_n`` highest-scoring kernels (:func:`top_kernels`); the
     others are silenced — their activation at the maps' read point (the layer's tap,
     after its BatchNorm and ReLU) set to zero by a hook (:func:`~.experiment.silenced`),
-    weights untouched — which gives the network's function after removing them, before
-    any retraining.
+    weights untouched. Where no residual add or concatenation couples the layer's channels
+    to other layers' (a chain such as ``digits_net``), this is the function of the network
+    with those kernels removed (``Edit("remove", ...)``), before any retraining; a removal
+    through a coupling also removes the coupled channels, which silencing leaves alone.
 
     Parameters
     ----------

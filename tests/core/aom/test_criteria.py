@@ -32,11 +32,12 @@ from aomcore import (
     kernel_scores,
     load_dataset,
     pretrained_zoo_model,
+    silenced,
     suggest_keep,
     top_kernels,
 )
 from aomcore.aom.ordering import KernelOrdering, default_n_groups
-from tests.conftest import REPO
+from tests.conftest import DEVICES, REPO
 
 from ..helpers import literal_aom, literal_csm, literal_selectivity, pixel_model, tiny_dataset
 
@@ -85,20 +86,21 @@ def test_bn_scale_is_the_following_batchnorms_abs_gamma():
         kernel_scores("bn_scale", model=pixel_model(), layer="conv", input_shape=(1, 2, 2))
 
 
-def test_taylor_equals_an_explicit_autograd_computation():
+@pytest.mark.parametrize("device", DEVICES)
+def test_taylor_equals_an_explicit_autograd_computation(device):
     model = bn_model()
     model.train()  # the original keeps its mode and gets no gradient
     before = copy.deepcopy(model.state_dict())
-    scores = kernel_scores("taylor", model=model, layer="conv", data=DATA, device="cpu")
+    scores = kernel_scores("taylor", model=model, layer="conv", data=DATA, device=device)
     assert model.training and all(p.grad is None for p in model.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics unchanged
 
-    literal = copy.deepcopy(model).eval()
-    x, y = next(DATA.batches(len(DATA)))  # the batch (256 > 4 images) is the whole set
+    literal = copy.deepcopy(model).to(device).eval()
+    x, y = next(DATA.batches(len(DATA), device))  # the batch (256 > 4 images) is the whole set
     loss = F.cross_entropy(literal(x), y)
     (grad,) = torch.autograd.grad(loss, literal.conv.weight)
     expected = [abs(float((literal.conv.weight[k] * grad[k]).sum().detach())) for k in range(3)]
-    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5 if device == "cpu" else 1e-3)  # cuDNN may use TF32
     assert min(expected) > 0
 
 
@@ -184,6 +186,26 @@ def test_scores_say_what_is_missing():
         kernel_scores("taylor", model=bn_model(), layer="conv")
     with pytest.raises(InputError, match="not one"):
         kernel_scores("l1", model=bn_model(), layer="bn", data=DATA)
+
+
+def test_compare_criteria_on_a_layer_with_batchnorm_includes_its_scale():
+    model = bn_model()
+    maps = compute_maps(model, DATA, ["conv"])
+    assert maps["conv"].tap == "relu"
+    result = compare_criteria(model, maps, "conv", 2, DATA, train_set=DATA, device="cpu")
+    assert list(result["criteria"]) == ["selectivity", "keep_rule", "apoz", "l1", "l2", "bn_scale", "taylor",
+                                        "random"]
+    assert result["criteria"]["bn_scale"]["kept"] == [1, 2] and result["criteria"]["l1"]["kept"] == [0, 1]
+    x = next(DATA.batches(len(DATA)))[0]
+    for r in result["criteria"].values():  # the BatchNorm channel goes with the kernel: still removal
+        dropped = tuple(sorted({0, 1, 2} - set(r["kept"])))
+        removed = apply_edit(model, Edit("remove", "conv", dropped), (1, 3, 3))
+        assert r["accuracy"] == evaluate(removed, DATA).accuracy
+        with torch.inference_mode(), silenced(model, "relu", list(dropped)):
+            torch.testing.assert_close(model(x), removed(x))
+    plain = nn.Sequential(OrderedDict((n, m) for n, m in bn_model().named_children() if n != "bn"))
+    without = compare_criteria(plain, compute_maps(plain, DATA, ["conv"]), "conv", 1, DATA)
+    assert list(without["criteria"]) == ["selectivity", "keep_rule", "apoz", "l1", "l2", "random"]
 
 
 def test_top_kernels_ties_keep_the_lower_index_and_nan_ranks_last():
