@@ -3,9 +3,20 @@
 Maps (eqs. 1–4) and their streaming counter, kernel order and groups, the three tasks as
 findings per layer with the keep rule, the selectivity experiment (Sec. V-C), the edit →
 retrain loop with the paper's freezing, cached results, ``maps.npz``, and the paper's
-MNIST reproduction.
+MNIST reproduction; pruning criteria beside selectivity, a Torch-Pruning importance from the
+maps, and the ablation that compares them.
 """
 
+from .criteria import (
+    COMPARED_CRITERIA,
+    CRITERIA,
+    Criterion,
+    MapsImportance,
+    apoz,
+    compare_criteria,
+    kernel_scores,
+    top_kernels,
+)
 from .experiment import selectivity_experiment, silenced, summarize_experiment
 from .maps import (
     MULTI_CLASS_LEVEL,
@@ -40,8 +51,9 @@ from .retrain import (
     preview_edit,
 )
 
-__all__ = ["FREEZE_MODES", "MIN_SELECTIVITY", "MULTI_CLASS_LEVEL", "KernelOrdering", "LayerMaps",
-           "OccurrenceCounter", "Version", "aom", "cached_experiment", "cached_maps", "check_maps_options",
+__all__ = ["COMPARED_CRITERIA", "CRITERIA", "FREEZE_MODES", "MIN_SELECTIVITY", "MULTI_CLASS_LEVEL", "Criterion",
+           "KernelOrdering", "LayerMaps", "MapsImportance", "OccurrenceCounter", "Version", "aom", "apoz",
+           "compare_criteria", "kernel_scores", "top_kernels", "cached_experiment", "cached_maps", "check_maps_options",
            "class_difference", "class_selectivity", "classes_per_kernel", "compute_maps", "csm", "default_n_groups",
            "edit_and_retrain", "export_program", "flops_per_image", "frozen_modules", "initial_version",
            "kernel_flags", "layer_overview", "least_separated_pairs", "load_cached_maps", "load_maps_npz",

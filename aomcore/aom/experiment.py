@@ -25,7 +25,7 @@ from ..base.data import ImageDataset
 from ..base.devices import resolve_device
 from ..base.errors import InputError
 from ..base.hooks import forward_hooks
-from ..base.layers import list_layers
+from ..base.layers import LayerInfo, list_layers
 from ..base.training import evaluate
 from .maps import LayerMaps
 
@@ -56,6 +56,26 @@ def silenced(model: nn.Module, module_name: str, kernels: np.ndarray | list[int]
         yield
 
 
+def _layer_of_maps(model: nn.Module, maps: LayerMaps, test_set: ImageDataset) -> LayerInfo:
+    """The layer ``maps`` were counted on, checked against ``model`` and the test split's classes.
+
+    Raises
+    ------
+    InputError
+        If the test classes differ from the maps' classes, or the model has no such layer
+        read at the same tap with the same number of kernels.
+    """
+    if list(test_set.classes) != list(maps.classes):
+        raise InputError("the test split's classes differ from the maps' classes",
+                         expected=str(maps.classes[:10]), found=str(test_set.classes[:10]))
+    info = {la.name: la for la in list_layers(model, test_set.input_shape, include_all=True)}.get(maps.layer)
+    if info is None or info.tap != maps.tap or info.kernels != maps.num_kernels:
+        found = "no such layer" if info is None else f"{info.kernels} kernels read at {info.tap}"
+        raise InputError(f"the maps of {maps.layer} do not belong to this model",
+                         expected=f"{maps.num_kernels} kernels read at {maps.tap}", found=found)
+    return info
+
+
 def selectivity_experiment(model: nn.Module, maps: LayerMaps, test_set: ImageDataset, batch_size: int = 512,
                            device: str | torch.device = "auto",
                            progress: Callable[[int, int], None] | None = None) -> list[dict]:
@@ -83,14 +103,7 @@ def selectivity_experiment(model: nn.Module, maps: LayerMaps, test_set: ImageDat
     InputError
         If the test classes differ from the maps' classes.
     """
-    if list(test_set.classes) != list(maps.classes):
-        raise InputError("the test split's classes differ from the maps' classes",
-                         expected=str(maps.classes[:10]), found=str(test_set.classes[:10]))
-    info = {la.name: la for la in list_layers(model, test_set.input_shape, include_all=True)}.get(maps.layer)
-    if info is None or info.tap != maps.tap or info.kernels != maps.num_kernels:
-        found = "no such layer" if info is None else f"{info.kernels} kernels read at {info.tap}"
-        raise InputError(f"the maps of {maps.layer} do not belong to this model",
-                         expected=f"{maps.num_kernels} kernels read at {maps.tap}", found=found)
+    info = _layer_of_maps(model, maps, test_set)
     device = resolve_device(device)
     model = copy.deepcopy(model).to(device).eval()
     s = maps.class_selectivity  # (K, C)

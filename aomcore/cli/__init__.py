@@ -1,6 +1,6 @@
 """Command line: ``python -m aomcore COMMAND ...``, one module per command group.
 
-* :mod:`.aom` — train, layers, maps, overview, selectivity-experiment, edit, reproduce
+* :mod:`.aom` — train, layers, maps, overview, selectivity-experiment, criteria, edit, reproduce
   (Garcia et al. 2019, and the loop around it);
 * :mod:`.deepeyes` — deepeyes (Pezzotti et al. 2018);
 * :mod:`.rauber` — embed, trails (Rauber et al. 2017; DeepEyes' input and filter maps);

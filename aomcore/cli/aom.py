@@ -1,11 +1,14 @@
-"""``train``, ``layers``, ``maps``, ``overview``, ``selectivity-experiment``, ``edit``, ``reproduce``."""
+"""``train``, ``layers``, ``maps``, ``overview``, ``selectivity-experiment``, ``criteria``, ``edit``, ``reproduce``."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 import time
 
+from ..aom.criteria import COMPARED_CRITERIA, compare_criteria
 from ..aom.distributed import distributed_from_env
 from ..aom.experiment import summarize_experiment
 from ..aom.maps import compute_maps
@@ -325,6 +328,42 @@ def _cmd_experiment(args) -> int:
     return 0
 
 
+def _kernel_list(text: str) -> list[int]:
+    parts = [k.strip() for k in text.split(",") if k.strip()]
+    if not parts or not all(re.fullmatch(r"[0-9]+", k) for k in parts):
+        raise argparse.ArgumentTypeError(f"expected kernel indices such as 0,3,5, found {text!r}")
+    return [int(k) for k in parts]
+
+
+def _cmd_criteria(args) -> int:
+    if not args.out and not args.workspace:
+        raise InputError("nowhere to put the results", expected="--out FILE and/or --workspace DIR", found="neither")
+    test_set, loaded, ws, vid = load_for(args, "test")
+    check_model_fits(loaded.model, test_set)
+    if ws is not None:
+        final = run_inline(ws, "criteria", {"version": vid, "layer": args.layer, "keep": args.keep,
+                                            "user_keep": args.user, "seed": args.seed, "device": args.device},
+                           echo=job_printer("criteria"))
+        result = next(r for r in ws.results("criteria") if r["key"] == final["result"]["key"])["result"]
+    else:
+        device = resolve_device(args.device)
+        train_set = load_dataset(args.dataset or "digits", "train", args.data_root, preprocessing(args),
+                                 args.download)
+        maps = cached_maps(loaded, train_set, [args.layer], 0.0, given(args.batch_size, 256), device,
+                           DiskCache(args.cache_dir), progress=progress_printer("maps (train)"))[0]
+        result = compare_criteria(loaded.model, maps, args.layer, args.keep, test_set, user_keep=args.user,
+                                  seed=args.seed, device=device, train_set=train_set,
+                                  progress=progress_printer("evaluating", unit="criteria"))
+    if args.out:
+        write_json(args.out, result)
+    print(f"{'criterion':<16} {'accuracy':>9}  kept ({result['keep']} of {args.layer})")
+    for name, r in result["criteria"].items():
+        print(f"{name:<16} {r['accuracy']:>9.2%}  {','.join(map(str, r['kept']))}")
+    where = [*([f"{ws.path} v{vid}"] if ws is not None else []), *([args.out] if args.out else [])]
+    print(f"Test accuracy with only the kept kernels (the others silenced, before retraining) -> {', '.join(where)}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     """Add this group's commands to the ``python -m aomcore`` subparsers."""
     p = sub.add_parser("train", help="train a zoo model; writes a state_dict and prints test accuracy")
@@ -377,6 +416,21 @@ def add_parsers(sub) -> None:
     p.add_argument("--maps", default=None, help="maps.npz holding the layer (default: computed on the train split)")
     p.add_argument("--threshold", type=float, default=0.0, help="threshold when the maps are computed here")
     p.add_argument("--out", default=None, help="output .json")
+
+    p = sub.add_parser("criteria", help="test accuracy with only N kernels of a layer kept, chosen by each "
+                                        "pruning criterion (and by you); maps of the train split")
+    p.set_defaults(func=_cmd_criteria)
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--layer", required=True, help="layer name (e.g. conv2)")
+    p.add_argument("--keep", type=int, required=True, help="kernels kept (1 to K-1)")
+    p.add_argument("--user", type=_kernel_list, default=None, metavar="I,J,K",
+                   help="your selection of --keep kernels, compared as 'user'")
+    p.add_argument("--seed", type=int, default=0, help="seeds the random criterion and Taylor's batch")
+    p.add_argument("--out", default=None, help="output .json")
+    p.epilog = ("compares: user (with --user), " + ", ".join(COMPARED_CRITERIA)
+                + " (bn_scale only when a BatchNorm follows the layer); the maps and Taylor's batch come from the "
+                "train split, the accuracies from the test split")
 
     p = sub.add_parser("edit", help="edit a layer (remove/reinit/widen/insert), retrain, report before → after")
     p.set_defaults(func=_cmd_edit)

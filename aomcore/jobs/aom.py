@@ -1,5 +1,6 @@
 """Job kinds of the paper's loop (Garcia et al. 2019, Fig. 1): train, maps, retrain, the
-selectivity experiment, the maps of a training snapshot, and the import of a training run."""
+selectivity experiment, the comparison of a kernel selection with pruning criteria, the maps
+of a training snapshot, and the import of a training run."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from collections.abc import Callable
 
 import torch
 
+from ..aom.criteria import compare_criteria
 from ..aom.results import cached_experiment, cached_maps, maps_cache_key
 from ..aom.retrain import Version, edit_and_retrain, measure
+from ..base.cache import DiskCache
 from ..base.editing import Edit
 from ..base.models import build_model
 from ..base.paths import inside
@@ -142,6 +145,33 @@ def experiment_job(ws: Workspace, p: dict, ctx: JobContext) -> dict:
     key = f"{loaded.digest}:{p['layer']}:{test_set.digest}"
     ws.record_result({"kind": "experiment", "key": key, "digest": loaded.digest, "version": p["version"],
                       "layer": p["layer"], "tap": maps[p["layer"]].tap, "rows": rows})
+    return {"key": key}
+
+
+@job_kind("criteria", "Comparing criteria")
+def criteria_job(ws: Workspace, p: dict, ctx: JobContext) -> dict:
+    """Test accuracy with only ``keep`` kernels of a layer kept, chosen by each pruning criterion and by
+    the user (:func:`~aomcore.aom.criteria.compare_criteria`): maps and Taylor's batch from the train
+    split, accuracies on test.
+
+    Parameters (``p``): ``version``, ``layer``, ``keep``, ``user_keep`` (list of kernel indices,
+    optional), ``seed`` (default 0), ``device``. The result is indexed as a ``criteria`` result whose
+    ``result`` holds the comparison's JSON.
+    """
+    loaded = ws.loaded(p["version"])
+    train_set, test_set = ws.load_split("train"), ws.load_split("test")
+    device, seed, user = p.get("device", "auto"), p.get("seed", 0), p.get("user_keep")
+    maps, _ = cached_maps(loaded, train_set, [p["layer"]], 0.0, device=device, cache=ws.results_cache,
+                          progress=lambda d, t: ctx.progress(d, 2 * t, f"maps of the train split: {d:,}/{t:,}"))
+    result = compare_criteria(loaded.model, maps, p["layer"], p["keep"], test_set, user_keep=user, seed=seed,
+                              device=device, train_set=train_set,
+                              progress=lambda d, t: ctx.progress(t + d, 2 * t, f"evaluating: criterion {d} of {t}"))
+    key = DiskCache.key(kind="criteria", model=loaded.digest, layer=p["layer"], keep=result["keep"],
+                        user=None if user is None else sorted(int(i) for i in user), seed=seed,
+                        test=test_set.identity())
+    ws.record_result({"kind": "criteria", "key": key, "digest": loaded.digest, "version": p["version"],
+                      "layer": p["layer"], "tap": maps[p["layer"]].tap, "keep": result["keep"], "seed": seed,
+                      "result": result})
     return {"key": key}
 
 

@@ -141,8 +141,8 @@ def test_the_library_never_imports_streamlit():
 def test_job_kinds_come_from_the_registry_with_labels():
     import aomcore
 
-    expected = {"train", "maps", "retrain", "experiment", "maps_snapshot", "run_import", "deepeyes", "embed",
-                "trails"}
+    expected = {"train", "maps", "retrain", "experiment", "criteria", "maps_snapshot", "run_import", "deepeyes",
+                "embed", "trails"}
     assert set(aomcore.JOB_KINDS) == expected
     assert all(aomcore.job_label(k) != k for k in expected)
 
