@@ -19,8 +19,8 @@ Layout (lower floors never import higher ones)::
 from .aom import (
     COMPARED_CRITERIA,
     CRITERIA,
-    MIN_SELECTIVITY,
     FREEZE_MODES,
+    MIN_SELECTIVITY,
     MULTI_CLASS_LEVEL,
     Criterion,
     KernelOrdering,

@@ -51,7 +51,8 @@ from .receptive_field import receptive_box, receptive_boxes
 from .render import COLORMAPS, apply_colormap, colorbar_image, map_grid_image, matrix_image
 from .training import Evaluation, TrainConfig, check_model_fits, default_train_config, evaluate, train
 
-__all__ = ["AOMCORE_VERSION", "COLORMAPS", "Cancelled", "DATASET_NAMES", "DiskCache", "EDIT_KINDS", "EMBED_METHODS", "Edit",
+__all__ = ["AOMCORE_VERSION", "COLORMAPS", "Cancelled", "DATASET_NAMES", "DiskCache", "EDIT_KINDS", "EMBED_METHODS",
+           "Edit",
            "Evaluation", "ImageDataset", "InputError", "LayerInfo", "LoadedModel", "Policy", "Preprocessing",
            "TrainConfig", "VECTOR_MODES", "ZOO", "ZOO_FOR_DATASET", "activation_vectors", "apply_colormap",
            "apply_edit", "apply_edits", "apply_state_dict", "build_edited", "build_model", "check_finite",

@@ -52,7 +52,8 @@ def embed_job(ws: Workspace, p: dict, ctx: JobContext) -> dict:
     """A 2-D embedding of one layer of a version → ``results/embed/<key>.npz``.
 
     Parameters (``p``): ``version``, ``view`` (activations, neurons, input-map,
-    filter-map), ``layer`` (or ``layers``: several, one after the other), ``split`` (default test; train for the filter map's DeepEyes
+    filter-map), ``layer`` (or ``layers``: several, one after the other), ``split`` (default test;
+    train for the filter map's DeepEyes
     statistics), ``n`` (images; input-map: about this many points; default 2000),
     ``method`` (tsne, umap), ``seed``, ``n_iter`` (t-SNE iterations after early
     exaggeration, default 500), ``perplexity`` (default 30), ``mode`` (activations:

@@ -212,7 +212,8 @@ class JobRunner:
                                                 initializer=_init_worker, initargs=(self.memory_gb,))
         return self._pool
 
-    def submit(self, ws: Workspace, kind: str, params: dict, user: str | None = None, per_owner_limit: int | None = None,
+    def submit(self, ws: Workspace, kind: str, params: dict, user: str | None = None,
+               per_owner_limit: int | None = None,
                owner_key: str | None = None) -> dict:
         """Queue a job for ``ws``; returns its record.
 

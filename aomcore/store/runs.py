@@ -103,7 +103,8 @@ class RunWriter:
         return cls(ws.runs_dir / run_id, kind, info, schedule, **kwargs)
 
     def attach(self, monitor) -> None:
-        """Record ``monitor``'s statistics (a :class:`~aomcore.deepeyes.statistics.TrainingMonitor`) at each snapshot."""
+        """Record ``monitor``'s statistics (a :class:`~aomcore.deepeyes.statistics.TrainingMonitor`) at each
+        snapshot."""
         self.monitor = monitor
 
     def _save_monitor(self, step: int) -> None:
