@@ -194,3 +194,18 @@ def overview(maps_key: str, cuts_json: str, hits_json: str, _maps: dict) -> list
 
     return aomcore.layer_overview(_maps, n_groups=json.loads(cuts_json), neighborhood_hit=json.loads(hits_json)
                                   or None)
+
+
+@st.cache_data(max_entries=16, show_spinner="Scoring the kernels…")
+def criteria_scores(digest: str, maps_key: str, layer: str, names: tuple, _model: LoadedModel,
+                    _maps: aomcore.LayerMaps, input_shape: tuple) -> dict[str, list[float]]:
+    """Each kernel's score by each criterion of ``names`` that applies to the layer (keyed by the weights'
+    digest and the maps' key); a criterion that cannot apply (no BatchNorm after the layer) is left out."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = aomcore.kernel_scores(name, maps=_maps, model=_model.model, layer=layer,
+                                              input_shape=input_shape, device="cpu").tolist()
+        except aomcore.InputError:
+            continue
+    return out

@@ -15,6 +15,7 @@ from .criteria import (
     apoz,
     compare_criteria,
     kernel_scores,
+    summarize_criteria,
     top_kernels,
 )
 from .experiment import selectivity_experiment, silenced, summarize_experiment
@@ -59,4 +60,4 @@ __all__ = ["COMPARED_CRITERIA", "CRITERIA", "FREEZE_MODES", "MIN_SELECTIVITY", "
            "kernel_flags", "layer_overview", "least_separated_pairs", "load_cached_maps", "load_maps_npz",
            "maps_cache_key", "maps_key", "maps_npz_bytes", "measure", "multi_class_share", "odm", "preview_edit",
            "save_maps_npz", "selectivity", "selectivity_experiment", "silenced", "suggest_keep",
-           "summarize_experiment"]
+           "summarize_criteria", "summarize_experiment"]

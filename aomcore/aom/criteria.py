@@ -54,7 +54,7 @@ from .ordering import KernelOrdering, default_n_groups
 from .overview import suggest_keep
 
 __all__ = ["COMPARED_CRITERIA", "CRITERIA", "Criterion", "MapsImportance", "apoz", "compare_criteria",
-           "kernel_scores", "top_kernels"]
+           "kernel_scores", "summarize_criteria", "top_kernels"]
 
 
 @dataclass(frozen=True)
@@ -675,3 +675,39 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
         if progress is not None:
             progress(done, len(chosen))
     return {"layer": layer, "keep": keep_n, "criteria": results}
+
+
+def summarize_criteria(result: dict) -> str:
+    """One line that states what a :func:`compare_criteria` result says, whichever way it goes.
+
+    Ranks every compared selection by test accuracy (silenced, before retraining) and says
+    where ``user`` stands (when present), which criterion is best and which is worst, and how
+    far the selection made by looking (``user``, else ``selectivity``) is from the best.
+
+    Raises
+    ------
+    InputError
+        A result without criteria.
+    """
+    rows = result.get("criteria") or {}
+    if not rows:
+        raise InputError("no criteria in the result", expected="the output of compare_criteria", found="none")
+    ranked = sorted(rows, key=lambda n: -rows[n]["accuracy"])
+    short = {"user": "your selection", "selectivity": "s(k)", "keep_rule": "the keep rule", "apoz": "APoZ",
+             "l1": "L1", "l2": "L2", "bn_scale": "BN scale", "taylor": "Taylor", "random": "random"}
+    label = {n: short.get(n, CRITERIA[n].label if n in CRITERIA else n) for n in rows}
+    best, worst = ranked[0], ranked[-1]
+    mine = "user" if "user" in rows else "selectivity" if "selectivity" in rows else None
+    head = f"Keeping {result['keep']} kernels of {result['layer']}: "
+    if mine is None:
+        return head + (f"best {label[best]} {rows[best]['accuracy']:.1%}, worst {label[worst]} "
+                       f"{rows[worst]['accuracy']:.1%}.")
+    acc, place = rows[mine]["accuracy"], ranked.index(mine) + 1
+    ties = [n for n in rows if n != mine and rows[n]["accuracy"] == acc]
+    gap = rows[best]["accuracy"] - acc
+    verdict = (f"{label[mine]} is best ({acc:.1%})" + (f", tied with {', '.join(label[n] for n in ties)}" if ties
+                                                       else "") if gap <= 0 else
+               f"{label[mine]} ({acc:.1%}) ranks {place} of {len(rows)}, {100 * gap:.1f} points below the best, "
+               f"{label[best]} ({rows[best]['accuracy']:.1%})")
+    return head + verdict + f"; worst {label[worst]} ({rows[worst]['accuracy']:.1%}). Test accuracy with the " \
+        "other kernels silenced, before any retraining."

@@ -6,7 +6,7 @@ import streamlit as st
 
 import aomcore
 from ui import cached, views
-from ui.aom import selection as selection
+from ui.aom import criteria, selection
 from ui.state import require_maps, view
 
 v = view()
@@ -66,3 +66,5 @@ d1.download_button("Selection (JSON)", json.dumps(export, indent=2), f"selection
 d2.download_button("Ranking (CSV)", edited.to_csv(index=False), f"ranking_{layer}.csv", "text/csv")
 d3.download_button("Maps (npz, as the CLI writes)", cached.maps_npz(v.maps_info["key"], json.dumps(meta), v.maps),
                    "maps.npz", "application/octet-stream")
+
+criteria.section(v, layer, kept, k)

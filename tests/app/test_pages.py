@@ -234,3 +234,26 @@ def test_workspaces_page_lists_renames_and_imports(trained):
     assert len(list_workspaces(default_root())) == 2
     copy = [w for w in list_workspaces(default_root()) if w.id != trained.id][0]
     assert isinstance(copy, Workspace) and copy.version(0)["digest"] == trained.version(0)["digest"]
+
+
+def test_select_kernels_compares_the_selection_with_the_criteria(trained):
+    at = _compute(app())
+    at.switch_page("app_pages/aom/select_kernels.py").run()
+    assert not at.exception, at.exception
+    kept = sorted(trained.selection(trained.version(0)["digest"])["conv1"])
+    scores = at.dataframe[1].value  # the criteria's scores, one row per kernel
+    assert list(scores["kernel"]) == [f"k{i}" for i in range(8)] and {"s(k)", "1 − APoZ", "L1"} <= set(scores)
+    assert list(scores["yours"]) == [i in kept for i in range(8)]
+    at.button(key="compare_criteria").click().run()
+    assert not at.exception, at.exception
+    at = wait_jobs(at, "app_pages/aom/select_kernels.py")
+    assert not at.exception, at.exception
+    result = [r for r in trained.results("criteria") if r["layer"] == "conv1"][-1]["result"]
+    assert result["keep"] == len(kept) and result["criteria"]["user"]["kept"] == kept
+    assert {"user", "selectivity", "keep_rule", "apoz", "l1", "l2", "taylor", "random"} <= set(result["criteria"])
+    shown = [i.value for i in at.info]
+    assert aomcore.summarize_criteria(result) in shown  # the reading states the stored numbers
+    user = result["criteria"]["user"]["accuracy"]
+    assert f"your selection is best ({user:.1%})" in shown[-1] or f"your selection ({user:.1%}) ranks" in shown[-1]
+    table = at.dataframe[-1].value
+    assert list(table["selection"])[0] == "your selection" and table["test accuracy"][0] == user

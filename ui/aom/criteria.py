@@ -1,0 +1,114 @@
+"""Select kernels' "Does looking help?": the user's selection against the automated pruning criteria.
+
+Scores of the cheap criteria (maps and weights) are computed through :func:`ui.cached.criteria_scores`;
+the ablation (every criterion's top N silenced on the test split) is the ``criteria`` job.
+"""
+
+from __future__ import annotations
+
+import json
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import aomcore
+from ui import cached
+from ui.jobs import job_outcome, job_panel
+from ui.state import View, submit
+
+#: Criteria shown in the score table (cheap ones: no pass over data; Taylor and random are in the ablation
+#: only), with their column headers.
+NAMES = {"user": "your selection", "keep_rule": "the keep rule", "taylor": "Taylor", "random": "random"}
+TABLE = {"selectivity": "s(k)", "mean_occurrence": "mean occurrence", "apoz": "1 − APoZ", "l1": "L1",
+         "l2": "L2²", "bn_scale": "BN |γ|", "group_magnitude": "group L2 (TP default)", "fpgm": "FPGM"}
+
+
+def ranges(kernels: list[int]) -> str:
+    """Kernel indices as ranges, e.g. ``0-3,5,7-9``."""
+    out, run = [], []
+    for k in sorted(kernels):
+        if run and k == run[-1] + 1:
+            run.append(k)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [k]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+def _name(criterion: str) -> str:
+    return NAMES.get(criterion) or TABLE.get(criterion) or criterion
+
+
+def accuracy_chart(result: dict) -> alt.Chart:
+    """Test accuracy (other kernels silenced) of each selection, the user's highlighted."""
+    rows = [{"selection": _name(n), "accuracy": r["accuracy"], "you": n == "user"}
+            for n, r in result["criteria"].items()]
+    df = pd.DataFrame(rows).sort_values("accuracy", ascending=False)
+    low = max(0.0, float(df["accuracy"].min()) - 0.05)
+    return alt.Chart(df).mark_bar(clip=True).encode(
+        y=alt.Y("selection:N", sort=list(df["selection"]), title=None, axis=alt.Axis(labelLimit=200)),
+        x=alt.X("accuracy:Q", scale=alt.Scale(domain=[low, 1], zero=False), axis=alt.Axis(format="%"),
+                title=f"test accuracy with {result['keep']} kernels of {result['layer']} kept"),
+        color=alt.condition("datum.you", alt.value("#d62728"), alt.value("#7f7f7f")),
+        tooltip=["selection", alt.Tooltip("accuracy:Q", format=".2%")],
+    ).properties(height=28 * len(df) + 40)
+
+
+def score_table(scores: dict[str, list[float]], keep_n: int, kept: list[int]):
+    """One row per kernel, one column per criterion; each criterion's top ``keep_n`` highlighted (a Styler)."""
+    df = pd.DataFrame(scores).rename(columns=TABLE)
+    scores = [TABLE.get(c, c) for c in scores]
+    df.insert(0, "kernel", [f"k{i}" for i in range(len(df))])
+    df.insert(1, "yours", [i in set(kept) for i in range(len(df))])
+    top = {c: set(aomcore.top_kernels(df[c].to_numpy(), keep_n)) for c in scores}
+
+    def shade(column: pd.Series) -> list[str]:
+        if column.name not in top:
+            return [""] * len(column)
+        return ["background-color: rgba(214, 39, 40, 0.25)" if i in top[column.name] else ""
+                for i in range(len(column))]
+    return df.style.apply(shade).format({c: "{:.4g}" for c in scores})
+
+
+def section(v: View, layer: str, kept: list[int], n_kernels: int) -> None:
+    """Scores beside s(k), and the ablation of the user's selection against each criterion at the same N."""
+    st.subheader("Does looking help?")
+    st.caption("Your selection against the automated pruning criteria at the same number of kernels: weight "
+               "magnitude (L1/L2, Li et al. 2017), BatchNorm scale (Liu et al. 2017), first-order Taylor "
+               "(Molchanov et al. 2019), APoZ (Hu et al. 2016) from the same maps, s(k) and the keep rule, and "
+               "random. Each keeps its top N; the other kernels are silenced on the test split (weights "
+               "untouched, no retraining).")
+    digest = v.version["digest"]
+    scores = cached.criteria_scores(digest, v.maps_info["key"], layer, tuple(TABLE), v.model, v.maps[layer],
+                                    v.split("test").input_shape)
+    n = len(kept)
+    if 0 < n < n_kernels:
+        st.dataframe(score_table(scores, n, kept), hide_index=True, width="stretch",
+                     height=min(36 + 35 * n_kernels, 600))
+        st.caption(f"Shaded: each criterion's top {n} (your N). `yours`: your keep column above.")
+    running = bool(v.active_jobs(("criteria",)))
+    if st.button(f"Compare your {n} kernels with the criteria", key="compare_criteria",
+                 disabled=running or not 0 < n < n_kernels, help="A background job: maps of the train split "
+                 "(cached), Taylor on a train batch, accuracies on the test split."):
+        if submit(v.ws, "criteria", {"version": v.version_id, "layer": layer, "keep": n, "user_keep": kept}):
+            st.rerun()
+    job_panel(v, ("criteria",))
+    job_outcome(v, "criteria")
+    found = [r for r in v.ws.results("criteria", digest) if r["layer"] == layer]
+    if not found:
+        return
+    result = found[-1]["result"]
+    if sorted(result["criteria"].get("user", {}).get("kept", [])) != kept:
+        st.caption("The comparison below is of an earlier selection: press **Compare** to compare this one.")
+    st.info(aomcore.summarize_criteria(result))
+    st.altair_chart(accuracy_chart(result), width="stretch")
+    table = pd.DataFrame([{"selection": _name(name), "test accuracy": r["accuracy"], "kept kernels": ranges(r["kept"])}
+                          for name, r in result["criteria"].items()])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+    st.download_button("Comparison (JSON)", json.dumps(result, indent=2), f"criteria_{layer}.json",
+                       "application/json", key="criteria_json")
