@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .errors import InputError
+
 __all__ = ["COLORMAPS", "apply_colormap", "map_grid_image", "matrix_image", "colorbar_image"]
 
 _ANCHORS = {
@@ -131,8 +133,9 @@ def map_grid_image(maps: np.ndarray, name: str, order: np.ndarray | None = None,
     maps : ndarray, (K, C, H, W) float
         AOMs (``name`` ``"occurrence"``, ``"magma"`` or ``"gray"``) or CSMs (``"selectivity"``
         or ``"coolwarm"``).
-    order : ndarray, (K,) int, optional
-        Display order of the kernels (default 0..K-1).
+    order : ndarray, (R,) int, optional
+        The kernels to draw, in display order (default 0..K-1); a subset (R < K) draws
+        only those rows, labelled by their own indices.
     groups : ndarray, (K,) int, optional
         Group of each kernel; each contiguous run of one group in ``order`` is outlined
         in red, as the paper's kernel groups.
@@ -148,9 +151,18 @@ def map_grid_image(maps: np.ndarray, name: str, order: np.ndarray | None = None,
     Returns
     -------
     PIL.Image.Image, RGB.
+
+    Raises
+    ------
+    InputError
+        ``order`` empty or naming a kernel outside [0, K).
     """
     k, c, h, w = maps.shape
-    order = np.arange(k) if order is None else np.asarray(order)
+    order = np.arange(k) if order is None else np.asarray(order, dtype=np.int64).ravel()
+    if order.size == 0 or order.min() < 0 or order.max() >= k:
+        raise InputError("no such kernels to draw", expected=f"indices in [0, {k - 1}]",
+                         found=str(order.tolist())[:200])
+    k = len(order)  # rows drawn
     scale = max(1, cell // max(h, w))
     ch, cw = h * scale, w * scale
     font = _font(12)

@@ -66,3 +66,20 @@ def test_hidden_activity_projects_two_layers_and_neurons(trained):
     at.number_input[1].set_value(50).run()
     assert not at.exception, at.exception
     assert not [b for b in at.button if b.key == "neurons"]  # the neuron projection is shown
+
+
+def test_filter_map_shows_the_aom_rows_of_some_selected_filters(trained):
+    """Some (not all) filters selected while maps exist: their AOM rows, no IndexError (was a crash)."""
+    from aomcore import run_inline
+
+    run_inline(trained, "maps", {"version": 0, "layers": ["conv1", "conv2"], "split": "train", "threshold": 0.0})
+    run_inline(trained, "embed", {"version": 0, "view": "filter-map", "layer": "conv1", "n_iter": 50})
+    at = app()
+    at.switch_page("app_pages/deepeyes/filter_map.py").run()
+    at.number_input[0].set_value(50).run()
+    assert not at.exception, at.exception
+    at.multiselect[0].set_value([6, 1]).run()
+    assert not at.exception, at.exception
+    images = [e for e in at.main if type(e).__name__ == "Image"]
+    captions = [img.caption for e in images for img in e.proto.imgs]
+    assert any(c.startswith("AOM rows of the selected filters (k6, k1;") for c in captions), captions

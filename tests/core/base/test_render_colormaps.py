@@ -34,3 +34,22 @@ def test_grid_image_square_maps_full_names_and_a_colour_bar():
 def test_colorbar_has_room_for_its_values():
     bar = colorbar_image("selectivity", -1, 1, width=200)
     assert bar.size == (224, 34)
+
+
+def test_a_grid_of_some_kernels_draws_only_those_rows():
+    """A selection of kernels (the filter map's box selection) is drawn as its own rows."""
+    import pytest
+
+    from aomcore import InputError
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((8, 3, 4, 4))
+    whole = map_grid_image(maps, "occurrence", classes=["a", "b", "c"], colorbar=False)
+    some = map_grid_image(maps, "occurrence", order=np.array([6, 2]), groups=np.arange(8),
+                          flags={"dead": np.zeros(8, bool), "always_on": np.ones(8, bool)},
+                          classes=["a", "b", "c"], colorbar=False)
+    assert some.height < whole.height and some.width >= whole.width - 20
+    cell = 56 // 4 * 4
+    assert whole.height - some.height == 6 * (cell + 2)  # six rows fewer, same header
+    with pytest.raises(InputError, match="no such kernels"):
+        map_grid_image(maps, "occurrence", order=np.array([8]))
