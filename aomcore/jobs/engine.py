@@ -139,10 +139,29 @@ def _run(ws: str | Workspace, job_id: str, echo: Callable[[int, int, str], None]
     return record
 
 
-def _init_worker(gigabytes: float | None) -> None:
-    """Worker initializer: a lower CPU priority than the server (pages stay responsive while jobs
-    run), the process's data segment (heap and private mappings) bounded, and freed activation
-    memory kept for the next batch (:func:`~aomcore.base.allocator.reuse_freed_memory`)."""
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to end this process when its parent (the server) dies, however it dies
+    (Linux ``PR_SET_PDEATHSIG``; elsewhere a no-op). Without it a ``kill -9`` of the server left
+    its idle workers running, each holding its memory."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG = 1
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _init_worker(gigabytes: float | None, parent: int | None = None) -> None:
+    """Worker initializer: ends with the server (:func:`_die_with_parent`), a lower CPU priority than
+    the server (pages stay responsive while jobs run), the process's data segment (heap and private
+    mappings) bounded, and freed activation memory kept for the next batch
+    (:func:`~aomcore.base.allocator.reuse_freed_memory`)."""
+    if parent is not None:
+        _die_with_parent(parent)
     reuse_freed_memory()
     try:
         os.nice(10)
@@ -209,7 +228,7 @@ class JobRunner:
         if self._pool is None or getattr(self._pool, "_broken", False):
             self._pool = cf.ProcessPoolExecutor(max_workers=self.max_jobs,
                                                 mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(self.memory_gb,))
+                                                initializer=_init_worker, initargs=(self.memory_gb, os.getpid()))
         return self._pool
 
     def submit(self, ws: Workspace, kind: str, params: dict, user: str | None = None,

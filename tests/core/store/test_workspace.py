@@ -219,3 +219,59 @@ def test_sigkill_mid_training_leaves_a_workspace_that_opens(tmp_path):
     assert all(not p.name.startswith(".") or p.name == ".lock" for p in Path(w).rglob("*") if p.parent == w)
     show = _cli("workspace", "show", w)
     assert show.returncode == 0 and "interrupted" in show.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (dead, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_end_with_a_killed_server(tmp_path):
+    """kill -9 of the server (the process holding the JobRunner) ends its workers too."""
+    ws = Workspace.create(tmp_path, name="a", dataset="digits")
+    run_inline(ws, "train", FAST)
+    script = ("import sys, time\nfrom aomcore import Workspace\nfrom aomcore.jobs import JobRunner\n"
+              f"ws = Workspace({str(ws.path)!r})\nrunner = JobRunner(max_jobs=1)\n"
+              "runner.submit(ws, 'retrain', {'parent': 0, 'edit': {'kind': 'widen', 'layer': 'conv2', 'n': 2}, "
+              "'freeze': 'auto', 'config': {'epochs': 500, 'lr': 1e-3, 'batch_size': 64}})\ntime.sleep(600)\n")
+    server = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    try:
+        deadline, worker = time.time() + 120, None
+        while worker is None and time.time() < deadline:
+            jobs = [j for j in list_jobs(ws) if j["kind"] == "retrain" and j["status"] == "running"]
+            worker = jobs[0].get("worker_pid") if jobs else None
+            time.sleep(0.2)
+        assert worker is not None and _alive(worker)
+        server.kill()
+        server.wait()
+        deadline = time.time() + 15
+        while _alive(worker) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker), "the worker outlived the server"
+    finally:
+        server.kill()
+
+
+def test_cancel_never_kills_a_process_named_only_by_a_record(tmp_path):
+    """A job record (a file anyone could write) naming another process's pid: Cancel kills nothing."""
+    ws = Workspace.create(tmp_path, name="a", dataset="digits")
+    bystander = subprocess.Popen(["sleep", "60"])
+    runner = JobRunner(max_jobs=1, kill_after=0.2)
+    try:
+        record = submit_record(ws, "maps", {"version": 0, "layers": None, "split": "test", "threshold": 0.0})
+        forged = json.loads((ws.jobs_dir / f"{record['id']}.json").read_text())
+        forged.update(status="running", worker_pid=bystander.pid)
+        (ws.jobs_dir / f"{record['id']}.json").write_text(json.dumps(forged))
+        runner.cancel(ws, record["id"])
+        time.sleep(1.0)
+        assert bystander.poll() is None, "a process the runner did not start was killed"
+    finally:
+        bystander.kill()
+        runner.shutdown(wait=True)
