@@ -13,6 +13,7 @@ import time
 import streamlit as st
 
 from aomcore import job_label
+from aomcore.base.progress import timing_text
 from aomcore.store import ACTIVE, list_runs, read_job, read_metrics
 from ui import cached, views
 from ui.state import View, reported
@@ -31,7 +32,11 @@ def _line(job: dict) -> str:
     if job["status"] == "queued":
         place = cached.runner().queue_position(job["id"])
         return f"{label}: queued" + (f" (position {place} in the server's queue)" if place else "")
-    return f"{label}: {(job.get('progress') or {}).get('text') or 'starting…'}"
+    progress = job.get("progress") or {}
+    text = f"{label}: {progress.get('text') or 'starting…'}"
+    if job.get("started"):
+        text += f" · {timing_text(progress.get('done', 0), progress.get('total', 0), time.time() - job['started'])}"
+    return text
 
 
 def _curve(v: View, job: dict):

@@ -15,6 +15,7 @@ from ..base.data import Preprocessing
 from ..base.editing import Edit, load_edits
 from ..base.errors import InputError
 from ..base.loaded import load_model
+from ..base.progress import timing_text
 from ..store.runs import read_run, resolve_run, run_model, run_snapshots
 from ..store.workspace import Workspace
 
@@ -84,7 +85,7 @@ def progress_printer(label: str, unit: str | None = "images"):
         frac = done / max(total, 1)
         if frac >= state["next"] or done == total:
             count = f"{done}/{total} {unit} " if unit else ""
-            print(f"\r{label}: {count}({frac:5.1%}) {time.perf_counter() - state['start']:.1f}s",
+            print(f"\r{label}: {count}({frac:5.1%}; {timing_text(done, total, time.perf_counter() - state['start'])})",
                   end="" if done < total else "\n", file=sys.stderr, flush=True)
             state["next"] = frac + 0.1
     return report
@@ -99,12 +100,14 @@ def train_printer(label: str):
 
 
 def job_printer(label: str):
-    state = {"next": 0.0}
+    """A job's progress on stderr every 5%, with the time elapsed and an estimate from its own rate."""
+    state = {"next": 0.0, "start": time.perf_counter()}
 
     def echo(done: int, total: int, text: str):
         frac = done / max(total, 1)
         if frac >= state["next"] or done >= total:
-            print(f"\r{label}: {text}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+            timing = timing_text(done, total, time.perf_counter() - state["start"])
+            print(f"\r{label}: {text} ({timing})", end="" if done < total else "\n", file=sys.stderr, flush=True)
             state["next"] = frac + 0.05
     return echo
 
