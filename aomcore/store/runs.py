@@ -43,6 +43,7 @@ from ..base.paths import inside
 from ..base.training import evaluate
 from ..deepeyes.statistics import DeepEyesSeries, load_deepeyes_npz, save_deepeyes_npz, stack_deepeyes
 from .job_records import list_jobs
+from .schema import RunFile, short, validate
 
 __all__ = ["DEFAULT_SNAPSHOTS", "RunView", "RunWriter", "list_runs", "read_metrics", "read_run", "read_run_view",
            "resolve_run", "run_model", "run_snapshots", "snapshot_file", "snapshot_schedule"]
@@ -158,15 +159,18 @@ def read_run(folder: str | os.PathLike) -> dict:
     Raises
     ------
     InputError
-        Not a run folder.
+        Not a run folder, or a ``run.json`` that does not fit
+        :class:`~aomcore.store.schema.RunFile` (the message names the field).
     """
     folder = Path(folder)
+    name = f"{folder.parent.name}/{folder.name}/run.json"
     try:
         record = json.loads((folder / "run.json").read_text())
     except FileNotFoundError:
         raise InputError("not a run folder", expected="a folder holding run.json", found=str(folder)) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError("unreadable run.json", expected="JSON", found=f"{folder}: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{name}: unreadable", expected="JSON", found=short(f"{folder}: {exc}")) from None
+    validate(RunFile, record, name)
     return record | {"path": str(folder)}
 
 
@@ -188,16 +192,22 @@ def read_metrics(folder: str | os.PathLike) -> list[dict]:
 def list_runs(ws) -> list[dict]:
     """The runs of a workspace (oldest first): finished ones and those whose job still runs.
 
-    A run whose job died (server restart, SIGKILL, out of memory) is left out: like a
-    cancelled or failed one, it made nothing.
+    A run whose job died (server restart, SIGKILL, out of memory; marked ``interrupted``
+    by :meth:`Workspace.sweep`) is left out: like a cancelled or failed one, it made
+    nothing. A ``run.json`` that does not fit its schema is left out and reported by
+    ``ws.problems()``.
     """
     runs = []
     for folder in sorted(ws.runs_dir.iterdir()) if ws.runs_dir.is_dir() else []:
-        if folder.is_dir() and (folder / "run.json").is_file():
+        if folder.is_dir() and not folder.name.startswith(".") and (folder / "run.json").is_file():
+            rel = f"runs/{folder.name}/run.json"
             try:
                 runs.append(read_run(folder))
-            except InputError:
+            except InputError as exc:
+                ws.note_problem(rel, str(exc))
                 continue
+            ws.note_problem(rel, None)
+    runs = [r for r in runs if r.get("status") != "interrupted"]
     if any(r.get("status") == "running" for r in runs):
         live = {j["id"] for j in list_jobs(ws) if j["status"] in ("queued", "running")}
         runs = [r for r in runs if r.get("status") != "running" or r.get("job") in live]
