@@ -47,7 +47,8 @@ from ..base.models import apply_state_dict, load_state_dict, save_state_dict, we
 from ..base.training import check_model_fits
 from .schema import VersionFile, WorkspaceFile, short, validate
 
-__all__ = ["SCHEMA_VERSION", "Workspace", "default_home", "default_root", "list_workspaces", "open_by_id"]
+__all__ = ["SCHEMA_VERSION", "Workspace", "default_home", "default_root", "list_workspaces", "open_by_id",
+           "register_sweeper"]
 
 SCHEMA_VERSION = 1
 HOME_ENV = "AOMSCOPE_HOME"
@@ -59,6 +60,7 @@ STAGING_MAX_AGE = 3600.0  # seconds: a hidden staging folder older than this was
 UPLOADS_MAX_AGE = 86400.0  # seconds: staged uploads (checkpoints for a run import) are kept a day
 _SWEEP_EVERY = 600.0  # seconds between two sweeps of one workspace by one process
 _swept: dict[Path, float] = {}
+_SWEEPERS: dict[str, Callable[[Workspace], list[str]]] = {}
 _log = logging.getLogger(__name__)
 
 
@@ -212,11 +214,9 @@ class Workspace:
           :data:`STAGING_MAX_AGE`: a writer killed before its one rename (they never hold a
           finished version or run);
         - staged uploads (``uploads/*``) older than :data:`UPLOADS_MAX_AGE`;
-        - runs whose ``run.json`` says ``running`` but whose job (``job`` field) is no longer
-          queued or running are marked ``interrupted`` in ``run.json``. They are marked, not
-          removed: the snapshots and metrics up to the kill stay readable by path, a job on
-          another host that only looks dead loses nothing, and :func:`list_runs` leaves them
-          out as before. A running run without a ``job`` (written outside a job) is left alone.
+        - what the sweepers registered by higher floors clear (:func:`register_sweeper`):
+          runs still ``running`` whose job died are marked ``interrupted``
+          (:func:`aomcore.store.runs.mark_interrupted`).
 
         Parameters
         ----------
@@ -226,12 +226,12 @@ class Workspace:
         Returns
         -------
         dict : ``{"staging": [...], "uploads": [...], "interrupted": [...]}``, the paths
-        (relative to the workspace) removed or marked.
+        (relative to the workspace) removed or marked, one list per sweeper.
         """
+        done: dict[str, list[str]] = {"staging": [], "uploads": []} | {name: [] for name in _SWEEPERS}
         if self.read_only:
-            return {"staging": [], "uploads": [], "interrupted": []}
+            return done
         now = time.time() if now is None else now
-        done: dict[str, list[str]] = {"staging": [], "uploads": [], "interrupted": []}
         for pattern, age, what in (("versions/.staging-*", STAGING_MAX_AGE, "staging"),
                                    ("runs/.*.staging-*", STAGING_MAX_AGE, "staging"),
                                    ("uploads/*", UPLOADS_MAX_AGE, "uploads")):
@@ -243,35 +243,9 @@ class Workspace:
                 if old and not entry.is_symlink() and entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
                     done[what].append(entry.relative_to(self.path).as_posix())
-        done["interrupted"] = self._mark_interrupted()
+        for name, sweeper in _SWEEPERS.items():
+            done[name] = sweeper(self)
         return done
-
-    def _mark_interrupted(self) -> list[str]:
-        from .job_records import ACTIVE, list_jobs  # job records read workspaces: import when used
-
-        running = []
-        for run_json in self.runs_dir.glob("*/run.json") if self.runs_dir.is_dir() else []:
-            try:
-                record = json.loads(run_json.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                continue
-            if isinstance(record, dict) and record.get("status") == "running" and isinstance(record.get("job"), str):
-                running.append((run_json, record))
-        if not running:
-            return []
-        live = {j["id"] for j in list_jobs(self) if j.get("status") in ACTIVE}
-        marked = []
-        for run_json, record in running:
-            if record["job"] in live:
-                continue
-            record.update(status="interrupted", finished=time.time(),
-                          message="the job running it stopped (server restart, kill or out of memory)")
-            try:
-                write_json(run_json, record)
-            except OSError:
-                continue
-            marked.append(run_json.parent.relative_to(self.path).as_posix())
-        return marked
 
     def lock(self, timeout: float = 60.0) -> filelock.FileLock:
         """The workspace's lock (re-entrant within a thread): hold it for read-modify-write."""
@@ -583,6 +557,15 @@ class Workspace:
     @property
     def jobs_dir(self) -> Path:
         return self.path / "jobs"
+
+
+def register_sweeper(name: str, sweeper: Callable[[Workspace], list[str]]) -> None:
+    """Have :meth:`Workspace.sweep` also call ``sweeper(ws)``, which clears one kind of leftover.
+
+    For modules above this one (runs know about jobs; a workspace does not); ``sweeper``
+    returns the paths it removed or marked, relative to the workspace.
+    """
+    _SWEEPERS[name] = sweeper
 
 
 def list_workspaces(root: str | os.PathLike | None = None, owner: str | None = None,
