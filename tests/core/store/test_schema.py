@@ -6,14 +6,17 @@ kind of file gives one message naming the file and the field, and the rest still
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
 import time
+import zipfile
 
 import pytest
 import torch
 
-from aomcore import InputError, Workspace, build_model, list_workspaces
+from aomcore import InputError, Workspace, build_model, export_zip, import_zip, list_workspaces
 from aomcore.store import list_jobs, list_runs, read_job
 from aomcore.store import workspace as workspace_module
 from aomcore.store.job_records import new_job_record, write_job
@@ -158,6 +161,123 @@ def test_unknown_fields_are_kept_wrong_types_refused(ws):
     assert list(ws.versions()) == [0, 1] and len(list_runs(ws)) == 1 and len(list_jobs(ws)) == 1
     ws.set_n_groups("conv1", 3)
     assert ws.state()["added_later"] == future["added_later"] and ws.problems() == []
+
+
+# --- import: data, never authority ------------------------------------------------------
+
+def _zip(members: dict[str, bytes | dict | list], compression=zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name, data in members.items():
+            z.writestr(name, data if isinstance(data, bytes) else json.dumps(data))
+    return buf.getvalue()
+
+
+def _members(ws) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(export_zip(ws))) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def _state(members) -> dict:
+    return json.loads(members["workspace.json"])
+
+
+@pytest.fixture
+def root(tmp_path):
+    root = tmp_path / "imports"
+    root.mkdir()
+    return root
+
+
+def test_import_drops_jobs_and_authority(ws, root):
+    members = _members(ws)
+    members["workspace.json"] = _state(members) | {"owner": "mallory", "grants": [{"user": "eve", "mode": "read"}]}
+    members["jobs/abc123.json"] = {"id": "abc123", "kind": "train", "status": "running", "pid": 1, "host": "x"}
+    members["jobs/abc123.cancel"] = b""
+    members[".lock"] = b""
+    new = import_zip(_zip(members), root, owner="alice")
+    assert new.owner == "alice" and new.state()["grants"] == []
+    assert list(new.jobs_dir.iterdir()) == [] and list_jobs(new) == []
+    assert list(new.versions()) == [0, 1] and len(list_runs(new)) == 1
+
+
+def _lie_about_size(data: bytes, name: str, size: int) -> bytes:
+    """The zip with ``name``'s uncompressed size set to ``size`` in its central directory entry."""
+    at = data.index(b"PK\x01\x02")
+    while True:
+        name_len = struct.unpack("<H", data[at + 28:at + 30])[0]
+        if data[at + 46:at + 46 + name_len] == name.encode():
+            return data[:at + 24] + struct.pack("<I", size) + data[at + 28:]
+        at = data.index(b"PK\x01\x02", at + 4)
+
+
+def _corrupt(data: bytes, content: bytes) -> bytes:
+    return data.replace(content, content[:-1] + bytes([content[-1] ^ 1]))
+
+
+_ARCH_FILE = "/tmp/somewhere/evil.py:Net"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda m: m | {"results/a.npz": b"A" * 5000}, None),  # the good zip, for contrast
+    (lambda m: {k: v for k, v in m.items() if k != "workspace.json"}, "not a workspace zip"),
+    (lambda m: m | {"results/" + "a" * 300 + ".npz": b"x"}, "too long a name"),
+    (lambda m: m | {"results/a.py": b"x"}, "unexpected file"),
+    (lambda m: m | {"../a.npz": b"x"}, "unexpected file"),
+    (lambda m: m | {_VERSION: _set("digest", 5)(json.loads(m[_VERSION]))}, "versions/v1/version.json: digest"),
+    (lambda m: m | {_RUN: _set("snapshots", [{"iteration": 1e26, "file": "a"}])(json.loads(m[_RUN]))},
+     "runs/r1/run.json: snapshots[0].iteration"),
+    (lambda m: m | {"workspace.json": _state(m) | {"input_shape": [1, 2]}}, "workspace.json: input_shape"),
+    (lambda m: m | {"workspace.json": _state(m) | {"schema": 99}}, "unsupported workspace schema"),
+    (lambda m: m | {"workspace.json": b"{"}, "workspace.json: unreadable"),
+    (lambda m: m | {"workspace.json": _state(m) | {"arch": _ARCH_FILE}}, "--trust-code"),
+    (lambda m: m | {_RUN: json.loads(m[_RUN]) | {"arch": _ARCH_FILE}}, "--trust-code"),
+])
+def test_import_refuses_bad_members_and_leaves_nothing(ws, root, damage, message):
+    data = _zip(damage(_members(ws)))
+    if message is None:
+        assert list(import_zip(data, root).versions()) == [0, 1]
+        return
+    with pytest.raises(InputError, match=message.replace("[", r"\[")) as err:
+        import_zip(data, root)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400
+    assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: _corrupt(d, b"A" * 5000), "damaged workspace zip"),
+    (lambda d: _lie_about_size(d, "results/a.npz", 10), "damaged|more than it declares"),
+    (lambda d: _lie_about_size(d, "results/a.npz", 2**32 - 1), "too large"),
+    (lambda d: d[: len(d) // 2], "not a workspace zip"),
+])
+def test_import_refuses_a_damaged_zip_and_leaves_nothing(ws, root, damage, message):
+    data = damage(_zip(_members(ws) | {"results/a.npz": b"A" * 5000}))
+    with pytest.raises(InputError, match=message):
+        import_zip(data, root)
+    assert list(root.iterdir()) == []
+
+
+def test_import_counts_against_the_quota(ws, root):
+    data = _zip(_members(ws) | {"results/a.npz": b"\0" * 2**21}, zipfile.ZIP_DEFLATED)
+    assert len(data) < 2**20  # small upload, large unpacked
+    with pytest.raises(InputError, match="too large"):
+        import_zip(data, root, max_bytes=2**21)
+    assert list(root.iterdir()) == []
+    assert import_zip(data, root, max_bytes=2**23).disk_usage() > 2**21
+
+
+def test_architecture_files_need_trust_and_the_allow_list_in_shared_mode(ws, root, monkeypatch):
+    members = _members(ws)
+    data = _zip(members | {"workspace.json": _state(members) | {"arch": _ARCH_FILE}})
+    with pytest.raises(InputError, match="--trust-code"):
+        import_zip(data, root)
+    assert import_zip(data, root, trust_code=True).state()["arch"] == _ARCH_FILE  # nothing runs on import
+    monkeypatch.setenv("AOMSCOPE_SHARED", "1")
+    with pytest.raises(InputError, match="shared mode"):
+        import_zip(data, root / "shared", trust_code=True)
+    assert not (root / "shared").exists() or list((root / "shared").iterdir()) == []
+    monkeypatch.setenv("AOMSCOPE_ARCH_ALLOWLIST", _ARCH_FILE.rpartition(":")[0])
+    assert import_zip(data, root / "shared", trust_code=True).state()["arch"] == _ARCH_FILE
 
 
 # --- leftovers ----------------------------------------------------------------------------
