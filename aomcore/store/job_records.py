@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..base.atomic import write_json
 from ..base.errors import InputError
+from .schema import JobFile, short, validate
 from .workspace import Workspace
 
 __all__ = ["ACTIVE", "FINAL", "job_path", "list_jobs", "new_job_record", "read_job", "request_cancel",
@@ -71,27 +72,43 @@ def read_job(ws: Workspace, job_id: str) -> dict:
     Raises
     ------
     InputError
-        No such job in this workspace.
+        No such job in this workspace, or a record that does not fit
+        :class:`~aomcore.store.schema.JobFile` (the message names the field).
     """
     if not isinstance(job_id, str) or not job_id.isalnum():
         raise InputError("malformed job id", expected="letters and digits", found=repr(job_id))
+    return _effective(_load(job_path(ws, job_id)))
+
+
+def _load(path: Path) -> dict:
+    """A job record checked against :class:`~aomcore.store.schema.JobFile` (its ``id`` must be its file's)."""
+    name = f"jobs/{path.name}"
     try:
-        return _effective(json.loads(job_path(ws, job_id).read_text()))
+        record = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError("no such job in this workspace", expected="a job id from `workspace show`",
-                         found=job_id) from None
-    except json.JSONDecodeError as exc:
-        raise InputError("unreadable job record", expected="JSON", found=str(exc)) from None
+                         found=path.stem) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{name}: unreadable job record", expected="JSON", found=short(str(exc))) from None
+    validate(JobFile, record, name)
+    if record["id"] != path.stem:
+        raise InputError(f"{name}: id", expected=f"{path.stem!r}, its file's name", found=short(record["id"]))
+    return record
 
 
 def list_jobs(ws: Workspace) -> list[dict]:
-    """Every job of the workspace, oldest first, with effective statuses."""
+    """Every job of the workspace, oldest first, with effective statuses.
+
+    A record that does not fit its schema is left out and reported by ``ws.problems()``.
+    """
     jobs = []
     for path in ws.jobs_dir.glob("*.json") if ws.jobs_dir.is_dir() else []:
         try:
-            jobs.append(_effective(json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError):
+            jobs.append(_effective(_load(path)))
+        except InputError as exc:
+            ws.note_problem(f"jobs/{path.name}", str(exc))
             continue
+        ws.note_problem(f"jobs/{path.name}", None)
     return sorted(jobs, key=lambda j: j.get("created", 0))
 
 

@@ -43,9 +43,11 @@ from ..base.paths import inside
 from ..base.training import evaluate
 from ..deepeyes.statistics import DeepEyesSeries, load_deepeyes_npz, save_deepeyes_npz, stack_deepeyes
 from .job_records import list_jobs
+from .schema import RunFile, short, validate
+from .workspace import register_sweeper
 
-__all__ = ["DEFAULT_SNAPSHOTS", "RunView", "RunWriter", "list_runs", "read_metrics", "read_run", "read_run_view",
-           "resolve_run", "run_model", "run_snapshots", "snapshot_file", "snapshot_schedule"]
+__all__ = ["DEFAULT_SNAPSHOTS", "RunView", "RunWriter", "list_runs", "mark_interrupted", "read_metrics", "read_run",
+           "read_run_view", "resolve_run", "run_model", "run_snapshots", "snapshot_file", "snapshot_schedule"]
 
 DEFAULT_SNAPSHOTS = 20
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
@@ -158,15 +160,18 @@ def read_run(folder: str | os.PathLike) -> dict:
     Raises
     ------
     InputError
-        Not a run folder.
+        Not a run folder, or a ``run.json`` that does not fit
+        :class:`~aomcore.store.schema.RunFile` (the message names the field).
     """
     folder = Path(folder)
+    name = f"{folder.parent.name}/{folder.name}/run.json"
     try:
         record = json.loads((folder / "run.json").read_text())
     except FileNotFoundError:
         raise InputError("not a run folder", expected="a folder holding run.json", found=str(folder)) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError("unreadable run.json", expected="JSON", found=f"{folder}: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{name}: unreadable", expected="JSON", found=short(f"{folder}: {exc}")) from None
+    validate(RunFile, record, name)
     return record | {"path": str(folder)}
 
 
@@ -188,20 +193,69 @@ def read_metrics(folder: str | os.PathLike) -> list[dict]:
 def list_runs(ws) -> list[dict]:
     """The runs of a workspace (oldest first): finished ones and those whose job still runs.
 
-    A run whose job died (server restart, SIGKILL, out of memory) is left out: like a
-    cancelled or failed one, it made nothing.
+    A run whose job died (server restart, SIGKILL, out of memory; marked ``interrupted``
+    by :meth:`Workspace.sweep`) is left out: like a cancelled or failed one, it made
+    nothing. A ``run.json`` that does not fit its schema is left out and reported by
+    ``ws.problems()``.
     """
     runs = []
     for folder in sorted(ws.runs_dir.iterdir()) if ws.runs_dir.is_dir() else []:
-        if folder.is_dir() and (folder / "run.json").is_file():
+        if folder.is_dir() and not folder.name.startswith(".") and (folder / "run.json").is_file():
+            rel = f"runs/{folder.name}/run.json"
             try:
                 runs.append(read_run(folder))
-            except InputError:
+            except InputError as exc:
+                ws.note_problem(rel, str(exc))
                 continue
+            ws.note_problem(rel, None)
+    runs = [r for r in runs if r.get("status") != "interrupted"]
     if any(r.get("status") == "running" for r in runs):
         live = {j["id"] for j in list_jobs(ws) if j["status"] in ("queued", "running")}
         runs = [r for r in runs if r.get("status") != "running" or r.get("job") in live]
     return runs
+
+
+def mark_interrupted(ws) -> list[str]:
+    """Mark ``interrupted`` the runs whose ``run.json`` says ``running`` but whose job died.
+
+    A sweeper of :meth:`Workspace.sweep <aomcore.store.workspace.Workspace.sweep>` (run
+    when a workspace opens for writing). The job is the run's ``job`` field; it died when
+    its record is no longer queued or running (:func:`~aomcore.store.job_records.list_jobs`
+    tells a dead worker). Such runs are marked, not removed: their snapshots and metrics up
+    to the kill stay readable by path, a job on another host that only looks dead loses
+    nothing, and :func:`list_runs` leaves them out as before. A running run without a
+    ``job`` (written outside a job, e.g. by a script using :class:`RunWriter`) is left alone.
+
+    Returns
+    -------
+    list of str : the run folders marked, relative to the workspace.
+    """
+    running = []
+    for run_json in ws.runs_dir.glob("*/run.json") if ws.runs_dir.is_dir() else []:
+        try:
+            record = json.loads(run_json.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue  # list_runs reports it
+        if isinstance(record, dict) and record.get("status") == "running" and isinstance(record.get("job"), str):
+            running.append((run_json, record))
+    if not running:
+        return []
+    live = {j["id"] for j in list_jobs(ws) if j["status"] in ("queued", "running")}
+    marked = []
+    for run_json, record in running:
+        if record["job"] in live:
+            continue
+        record.update(status="interrupted", finished=time.time(),
+                      message="the job running it stopped (server restart, kill or out of memory)")
+        try:
+            write_json(run_json, record)
+        except OSError:
+            continue
+        marked.append(run_json.parent.relative_to(ws.path).as_posix())
+    return marked
+
+
+register_sweeper("interrupted", mark_interrupted)
 
 
 def resolve_run(ref: str, ws=None) -> Path:

@@ -24,6 +24,7 @@ every version finished before the kill. A workspace folder can be zipped
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -44,8 +45,10 @@ from ..base.errors import InputError
 from ..base.loaded import LoadedModel
 from ..base.models import apply_state_dict, load_state_dict, save_state_dict, weights_digest
 from ..base.training import check_model_fits
+from .schema import VersionFile, WorkspaceFile, short, validate
 
-__all__ = ["SCHEMA_VERSION", "Workspace", "default_home", "default_root", "list_workspaces", "open_by_id"]
+__all__ = ["SCHEMA_VERSION", "Workspace", "default_home", "default_root", "list_workspaces", "open_by_id",
+           "register_sweeper"]
 
 SCHEMA_VERSION = 1
 HOME_ENV = "AOMSCOPE_HOME"
@@ -53,6 +56,12 @@ WORKSPACE_FILE = "workspace.json"
 _FILE = WORKSPACE_FILE
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _VERSION_DIR = re.compile(r"^v(\d+)$")
+STAGING_MAX_AGE = 3600.0  # seconds: a hidden staging folder older than this was left by a killed writer
+UPLOADS_MAX_AGE = 86400.0  # seconds: staged uploads (checkpoints for a run import) are kept a day
+_SWEEP_EVERY = 600.0  # seconds between two sweeps of one workspace by one process
+_swept: dict[Path, float] = {}
+_SWEEPERS: dict[str, Callable[[Workspace], list[str]]] = {}
+_log = logging.getLogger(__name__)
 
 
 def default_home() -> Path:
@@ -82,21 +91,27 @@ class Workspace:
         Keep the splits and version models this object loads, so one command (the CLI)
         loads each once; off for long-lived processes such as the server.
 
+    Every file is checked against its schema when it is read (:mod:`aomcore.store.schema`).
+    A bad ``workspace.json`` refuses the workspace; a bad version, run or job record is left
+    out of the listings and reported by :meth:`problems`, so the rest still opens. Opened
+    for writing, the workspace is swept of what killed processes left (:meth:`sweep`).
+
     Raises
     ------
     InputError
-        Not a workspace folder, an unreadable ``workspace.json``, or a newer schema.
+        Not a workspace folder, an unreadable or invalid ``workspace.json`` (the message
+        names the field), or a newer schema.
     """
 
     def __init__(self, path: str | os.PathLike, read_only: bool = False, keep_loaded: bool = False):
         self.path = Path(path).expanduser().resolve()
         self.read_only = read_only
         self._kept: dict | None = {} if keep_loaded else None
-        state = self._read()
-        schema = state.get("schema")
-        if not isinstance(schema, int) or schema > SCHEMA_VERSION:
-            raise InputError("unsupported workspace schema", expected=f"schema <= {SCHEMA_VERSION}",
-                             found=f"{schema!r} in {self.path / _FILE}")
+        self._problems: dict[str, str] = {}
+        self._read()
+        if not read_only and time.monotonic() - _swept.get(self.path, -_SWEEP_EVERY) >= _SWEEP_EVERY:
+            _swept[self.path] = time.monotonic()
+            self.sweep()
 
     # --- creation -------------------------------------------------------------------
     @classmethod
@@ -148,13 +163,89 @@ class Workspace:
         return self.path.name
 
     def _read(self) -> dict:
+        """``workspace.json``, checked against :class:`~aomcore.store.schema.WorkspaceFile`.
+
+        A ``current_version`` whose folder is missing reads as None (noted in :meth:`problems`).
+        """
         try:
-            return json.loads((self.path / _FILE).read_text())
+            state = json.loads((self.path / _FILE).read_text())
         except FileNotFoundError:
             raise InputError("not a workspace folder", expected=f"a folder holding {_FILE}",
                              found=str(self.path)) from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError("unreadable workspace", expected=f"a JSON {_FILE}", found=f"{self.path}: {exc}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"unreadable {_FILE}", expected="JSON", found=short(f"{self.path}: {exc}")) from None
+        schema = state.get("schema") if isinstance(state, dict) else None
+        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
+            raise InputError("unsupported workspace schema", expected=f"schema <= {SCHEMA_VERSION}",
+                             found=f"{schema!r} in {self.path / _FILE}")
+        validate(WorkspaceFile, state, _FILE)
+        current = state.get("current_version")
+        if current is not None and not (self.path / "versions" / f"v{current}" / "version.json").is_file():
+            self.note_problem(_FILE, f"{_FILE}: current_version: no version {current}; none is current")
+            state["current_version"] = None
+        else:
+            self.note_problem(_FILE, None)
+        return state
+
+    def note_problem(self, file: str, message: str | None) -> None:
+        """Record that ``file`` (relative to the workspace) was left out, and why (see :meth:`problems`).
+
+        ``message=None`` clears a problem noted before (the file reads well now).
+        """
+        if message is None:
+            self._problems.pop(file, None)
+            return
+        if self._problems.get(file) != message:
+            _log.warning("%s: %s", self.path.name, message)
+        self._problems[file] = message
+
+    def problems(self) -> list[str]:
+        """Why files were left out when this object read them: one message each, naming file and field.
+
+        Filled by :meth:`state`, :meth:`versions`, :func:`~aomcore.store.runs.list_runs` and
+        :func:`~aomcore.store.job_records.list_jobs`; empty for a sound workspace.
+        """
+        return [self._problems[k] for k in sorted(self._problems)]
+
+    def sweep(self, now: float | None = None) -> dict[str, list[str]]:
+        """Clear what killed processes left behind; done when the workspace opens for writing.
+
+        - hidden staging folders (``versions/.staging-*``, ``runs/.*.staging-*``) older than
+          :data:`STAGING_MAX_AGE`: a writer killed before its one rename (they never hold a
+          finished version or run);
+        - staged uploads (``uploads/*``) older than :data:`UPLOADS_MAX_AGE`;
+        - what the sweepers registered by higher floors clear (:func:`register_sweeper`):
+          runs still ``running`` whose job died are marked ``interrupted``
+          (:func:`aomcore.store.runs.mark_interrupted`).
+
+        Parameters
+        ----------
+        now : float, optional
+            The time to age folders against (default: now).
+
+        Returns
+        -------
+        dict : ``{"staging": [...], "uploads": [...], "interrupted": [...]}``, the paths
+        (relative to the workspace) removed or marked, one list per sweeper.
+        """
+        done: dict[str, list[str]] = {"staging": [], "uploads": []} | {name: [] for name in _SWEEPERS}
+        if self.read_only:
+            return done
+        now = time.time() if now is None else now
+        for pattern, age, what in (("versions/.staging-*", STAGING_MAX_AGE, "staging"),
+                                   ("runs/.*.staging-*", STAGING_MAX_AGE, "staging"),
+                                   ("uploads/*", UPLOADS_MAX_AGE, "uploads")):
+            for entry in self.path.glob(pattern):
+                try:
+                    old = now - entry.lstat().st_mtime > age
+                except OSError:
+                    continue
+                if old and not entry.is_symlink() and entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                    done[what].append(entry.relative_to(self.path).as_posix())
+        for name, sweeper in _SWEEPERS.items():
+            done[name] = sweeper(self)
+        return done
 
     def lock(self, timeout: float = 60.0) -> filelock.FileLock:
         """The workspace's lock (re-entrant within a thread): hold it for read-modify-write."""
@@ -210,17 +301,33 @@ class Workspace:
 
     # --- versions -------------------------------------------------------------------
     def versions(self) -> dict[int, dict]:
-        """Every finished version's record, by id (ascending)."""
+        """Every finished version's record, by id (ascending).
+
+        A ``version.json`` that is unreadable or does not fit
+        :class:`~aomcore.store.schema.VersionFile` (or whose ``id`` is not its folder's) is
+        left out and reported by :meth:`problems`.
+        """
         out = {}
         folder = self.path / "versions"
         for entry in sorted(folder.iterdir(), key=lambda p: p.name) if folder.is_dir() else []:
             m = _VERSION_DIR.match(entry.name)
             if not m or not (entry / "version.json").is_file():
                 continue
+            rel = f"versions/{entry.name}/version.json"
             try:
-                out[int(m.group(1))] = json.loads((entry / "version.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                continue  # never half-written (atomic), but a user may have damaged it
+                try:
+                    record = json.loads((entry / "version.json").read_text())
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    raise InputError(f"{rel}: unreadable", expected="JSON", found=short(str(exc))) from None
+                validate(VersionFile, record, rel)
+                if record["id"] != int(m.group(1)):
+                    raise InputError(f"{rel}: id", expected=f"{int(m.group(1))}, its folder's number",
+                                     found=short(record["id"]))
+            except InputError as exc:  # never half-written (atomic), but damaged or crafted
+                self.note_problem(rel, str(exc))
+                continue
+            self.note_problem(rel, None)
+            out[int(m.group(1))] = record
         return dict(sorted(out.items()))
 
     def version(self, version_id: int) -> dict:
@@ -450,6 +557,15 @@ class Workspace:
     @property
     def jobs_dir(self) -> Path:
         return self.path / "jobs"
+
+
+def register_sweeper(name: str, sweeper: Callable[[Workspace], list[str]]) -> None:
+    """Have :meth:`Workspace.sweep` also call ``sweeper(ws)``, which clears one kind of leftover.
+
+    For modules above this one (runs know about jobs; a workspace does not); ``sweeper``
+    returns the paths it removed or marked, relative to the workspace.
+    """
+    _SWEEPERS[name] = sweeper
 
 
 def list_workspaces(root: str | os.PathLike | None = None, owner: str | None = None,
