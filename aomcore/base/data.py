@@ -22,7 +22,8 @@ A dataset is named by a *spec* string:
     {1, 3, 4}, ``y`` (N,) integer labels and optional ``classes`` (C,) str; or
     ``x_train``/``y_train``/``x_test``/``y_test``. Loaded with ``allow_pickle=False``.
     Pixels: uint8 (/255), uint16 (/65535), floats in [0, 1], or values in [0, 255] of any
-    dtype (/255); anything else is refused rather than used unscaled.
+    dtype (/255, with a note: uint16 pixels that never exceed 255 are 8-bit values);
+    anything else is refused rather than used unscaled.
 
 Every file a loader opens is confined to ``AOMSCOPE_DATA_DIRS`` in shared mode (see
 :mod:`aomcore.base.policy`), and declared sizes (``.npz`` headers, image sizes) are checked
@@ -597,15 +598,15 @@ def _load_imagefolder(path: Path, split: str):
             raise InputError("unreadable image file", expected="an image PIL can read",
                              found=f"{file}: {exc}") from None
     notes = []
-    sizes = {a.shape[:2]: f for a, (f, _) in zip(arrays, samples)}
+    sizes = {a.shape[:2]: f for a, (f, _) in zip(arrays, samples, strict=True)}
     if len(sizes) > 1:
         raise InputError("images differ in size", expected="one height × width for all images",
                          found=", ".join(f"{h}×{w} ({f.name})" for (h, w), f in list(sizes.items())[:4]))
     depths = {a.dtype for a in arrays}
     if len(depths) > 1:
+        first = {d: next(f.name for a, (f, _) in zip(arrays, samples, strict=True) if a.dtype == d) for d in depths}
         raise InputError("8-bit and 16-bit images mixed", expected="one bit depth for all images",
-                         found=", ".join(f"{next(f.name for a, (f, _) in zip(arrays, samples) if a.dtype == d)} "
-                                         f"is {d.itemsize * 8}-bit" for d in sorted(depths, key=str)))
+                         found=", ".join(f"{first[d]} is {d.itemsize * 8}-bit" for d in sorted(depths, key=str)))
     rgb = any(a.ndim == 3 for a in arrays)
     if rgb and any(a.ndim == 2 for a in arrays):
         gray = sum(a.ndim == 2 for a in arrays)
@@ -613,6 +614,10 @@ def _load_imagefolder(path: Path, split: str):
     stack = np.stack([np.repeat(a[..., None], 3, -1) if rgb and a.ndim == 2 else
                       (a[..., None] if a.ndim == 2 else a) for a in arrays])
     labels = torch.tensor([t for _, t in samples], dtype=torch.int64)
+    if stack.dtype == np.uint16 and stack.size and int(stack.max()) <= 255:  # 8-bit values in 16-bit files
+        notes.append(f"16-bit images with values in [{int(stack.min())}, {int(stack.max())}]: read as 8-bit pixels "
+                     "(divided by 255, not 65535)")
+        stack = stack.astype(np.uint8)
     if stack.dtype == np.uint16:
         notes.append("16-bit images: pixels divided by 65535")
         images = torch.from_numpy(stack.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
@@ -755,6 +760,13 @@ def _npz_pixels(x: np.ndarray, key: str, notes: list[str]) -> tuple[torch.Tensor
     Values that fit another range are scaled (and the note says so) or refused, never used
     unscaled: floats in [0, 255] are 8-bit values (/255); signed or wide integers in
     0..255 are 8-bit; anything else (negative values, already normalised data) is refused.
+
+    uint16 pixels that all lie in 0..255 are 8-bit values stored in a wider type (a common
+    result of ``astype`` or of a 16-bit PNG written from 8-bit data), so they are divided by
+    255 and a note says so. The alternative, refusing, would reject data whose reading is
+    all but certain: genuine 16-bit images using under 0.4% of their range would be
+    black to the eye, and divided by 65535 they give near-black inputs and chance accuracy.
+    The note leaves the choice visible.
     """
     if x.dtype == np.uint8:
         return torch.from_numpy(np.ascontiguousarray(x)), 1.0 / 255.0
@@ -764,7 +776,7 @@ def _npz_pixels(x: np.ndarray, key: str, notes: list[str]) -> tuple[torch.Tensor
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise InputError("x must be numeric", expected="uint8, uint16 or float pixels", found=f"dtype {x.dtype}")
     lo, hi = (x.min().item(), x.max().item()) if x.size else (0, 0)
-    if x.dtype == np.uint16:
+    if x.dtype == np.uint16 and hi > 255:
         return torch.from_numpy(np.ascontiguousarray(x.astype(np.float32))), 1.0 / 65535.0
     if np.issubdtype(x.dtype, np.floating) and 0 <= lo and hi <= 1:
         return torch.from_numpy(np.ascontiguousarray(x.astype(np.float32))), 1.0

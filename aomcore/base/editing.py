@@ -39,6 +39,7 @@ from torch import nn
 from .errors import InputError
 from .hooks import get_module
 from .layers import list_layers
+from .limits import SEED_MAX, SEED_MIN, check_int, check_layer_name
 from .models import build_model
 from .policy import current_policy
 
@@ -64,9 +65,18 @@ class Edit:
     n : int
         Kernels to add (``widen``).
     seed : int
-        Seeds the random weights of ``reinit`` and ``widen``.
+        Seeds the random weights of ``reinit`` and ``widen``; in [0, 2**32 - 1]
+        (:data:`~aomcore.base.limits.SEED_MAX`).
     name : str
-        Name of the inserted conv (``insert``); default ``LAYER_ins``.
+        Name of the inserted conv (``insert``); default ``LAYER_ins``. A Python identifier
+        (no ``.`` or ``/``).
+
+    Raises
+    ------
+    InputError
+        A field of the wrong type or range (a seed outside [0, 2**32 - 1], a name that is
+        not an identifier), or a ``remove``/``reinit`` edit without kernels (a no-op that
+        would be recorded as an edit).
     """
 
     kind: str
@@ -96,6 +106,12 @@ class Edit:
         for label, value in (("n", self.n), ("seed", self.seed)):
             if not _is_index(value):
                 raise InputError(f"bad edit field {label!r}", expected="an integer", found=_short(value))
+        check_int("edit field 'seed'", self.seed, SEED_MIN, SEED_MAX)  # the range every generator accepts
+        if self.name:
+            check_layer_name("edit field 'name'", self.name)
+        if self.kind in ("remove", "reinit") and not self.kernels:
+            raise InputError(f"an empty {self.kind} edit", expected="at least one kernel index",
+                             found=f"{self.layer}: no kernels")
         object.__setattr__(self, "kernels", tuple(int(k) for k in self.kernels))
 
     def to_dict(self) -> dict:

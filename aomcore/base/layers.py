@@ -105,7 +105,10 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
     Raises
     ------
     InputError
-        If the dry forward pass fails (wrong input size or channels for the model).
+        If the dry forward pass fails (wrong input size or channels for the model), or the
+        model's own code raises anything, ``SystemExit`` and ``GeneratorExit`` included
+        (only ``KeyboardInterrupt`` passes through): a model that exits must not look
+        like one without layers.
     """
     events: list[tuple[str, nn.Module, object, object]] = []
     calls: dict[str, int] = {}
@@ -132,8 +135,11 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
         raise InputError("the model cannot take this input",
                          expected=f"a model accepting images of shape {tuple(input_shape)}",
                          found=(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]) from None
-    except Exception as exc:  # the architecture's own forward code failed
-        raise InputError("the model's forward pass raised an exception", expected="a forward that runs",
+    except KeyboardInterrupt:  # the user's Ctrl-C stays theirs
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the architecture's own forward code failed, even by SystemExit
+        raise InputError(f"the forward pass of {type(model).__name__} raised an exception", expected="a forward "
+                         "that runs (and returns logits, not exits)",
                          found=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
     finally:
         for h in handles:

@@ -52,6 +52,7 @@ from torch import nn
 
 from .atomic import atomic_path
 from .errors import InputError
+from .files import read_regular_file
 from .policy import current_policy
 
 __all__ = [
@@ -264,7 +265,9 @@ def _sized_build(build, what: str) -> nn.Module:
             probe = build()
     except InputError:
         raise
-    except Exception:  # noqa: BLE001 - the real build below reports the builder's own error
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # noqa: BLE001 - the real build below reports the builder's own error (sys.exit() too)
         probe = None
     if isinstance(probe, nn.Module):
         tensors = [*probe.parameters(), *probe.buffers()]
@@ -283,7 +286,10 @@ def _build_from_file(path: Path, cls_name: str, num_classes: int) -> nn.Module:
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        sys.modules.pop(mod_name, None)
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the file's own code, sys.exit() included, is an input error
         sys.modules.pop(mod_name, None)
         raise InputError("architecture file failed to import", expected="a Python file defining an nn.Module",
                          found=f"{type(exc).__name__}: {exc}") from None
@@ -301,7 +307,9 @@ def _build_from_file(path: Path, cls_name: str, num_classes: int) -> nn.Module:
     except TypeError as exc:
         raise InputError(f"cannot build {cls_name}", expected="a constructor with no required arguments",
                          found=str(exc)) from None
-    except Exception as exc:  # the user's own code failed: say so in one line, no traceback
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the user's own code failed (even by sys.exit()): one line
         raise InputError(f"{cls_name}.__init__ raised an exception", expected="an architecture that builds",
                          found=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
 
@@ -339,19 +347,20 @@ def load_checkpoint(source: str | os.PathLike | bytes,
     Raises
     ------
     InputError
-        Empty, truncated, corrupted (CRC) or unreadable file, a pickle that is not plain
-        weights, non-string keys, or entries that are not dense tensors with data (sparse,
-        meta, quantized, non-tensors).
+        A path that is not a regular file (a folder, FIFO, device or socket: refused without
+        blocking), a file too large to hold in memory twice (checked before reading), an
+        empty, truncated, corrupted (CRC) or unreadable file, a pickle that is not plain
+        weights, non-string keys, entries that are not dense tensors with data (sparse,
+        meta, quantized, non-tensors), or of a dtype the analyses cannot compute with
+        (float8, uint16/32/64, ...: named in the message).
     """
     if isinstance(source, bytes):
         data, name = source, name or "upload"
     else:
         path = Path(source)
         name = name or path.name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise InputError("weights file does not exist", expected="an existing file", found=str(path)) from None
+        # a regular file that fits in memory twice over (its bytes and the tensors decoded from them)
+        data = read_regular_file(path, "weights file", "a state_dict (.pt or .safetensors)", copies=2)
     if not data:
         raise InputError("weights file is empty", expected="a state_dict (.pt or .safetensors)",
                          found=f"{name}: 0 bytes")
@@ -371,6 +380,13 @@ def load_checkpoint(source: str | os.PathLike | bytes,
 
 #: Checkpoint entries that hold the model's state_dict (training scripts, Lightning, timm, ...).
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "network")
+
+
+#: dtypes a state_dict entry may have: float weights, and the int/bool/complex buffers models keep
+#: (BatchNorm's num_batches_tracked, masks). float8, the new unsigned ints and bit types have
+#: no arithmetic on the CPU (``isfinite``, matmul), so they are refused by name.
+_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128,
+                     torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
 
 
 def _unwrap_checkpoint(obj, name: str) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -400,6 +416,11 @@ def _unwrap_checkpoint(obj, name: str) -> tuple[dict[str, torch.Tensor], list[st
             raise InputError(f"state_dict holds {label} tensors", expected="dense float tensors with data "
                              "(save model.state_dict() of a float, non-quantized model)",
                              found=f"{len(odd)} entries, e.g. {odd[:3]}")
+    odd = [f"{k} ({str(v.dtype).removeprefix('torch.')})" for k, v in obj.items() if v.dtype not in _DTYPES]
+    if odd:
+        raise InputError("state_dict holds tensors of an unsupported dtype", expected="float16, bfloat16, float32 or "
+                         "float64 weights (convert float8 and other low-precision formats with .float() before "
+                         "saving)", found=f"{len(odd)} entries, e.g. {', '.join(odd[:3])}")
     return dict(obj), notes
 
 
@@ -465,8 +486,11 @@ def _load_safetensors(data: bytes, name: str) -> dict[str, torch.Tensor]:
 
 def check_finite(state_dict: dict[str, torch.Tensor]) -> None:
     """Raise :class:`InputError` naming every floating tensor that holds NaN or Inf."""
-    bad = [f"{k} ({int((~torch.isfinite(v)).sum())} values)" for k, v in state_dict.items()
-           if v.is_floating_point() and not torch.isfinite(v).all()]
+    def finite(v: torch.Tensor) -> torch.Tensor:  # float8 has no isfinite: widen it first
+        return torch.isfinite(v if v.dtype in _DTYPES else v.float())
+
+    bad = [f"{k} ({int((~finite(v)).sum())} values)" for k, v in state_dict.items()
+           if v.is_floating_point() and not finite(v).all()]
     if bad:
         raise InputError("weights contain NaN or Inf", expected="finite weights", found="; ".join(bad[:5]))
 

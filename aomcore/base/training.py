@@ -112,8 +112,11 @@ def check_model_fits(model: nn.Module, dataset: ImageDataset) -> None:
         raise InputError("the model cannot take this dataset's images",
                          expected=f"a model accepting inputs of shape {dataset.input_shape}",
                          found=(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]) from None
-    except Exception as exc:  # the architecture's own forward code failed
-        raise InputError("the model's forward pass raised an exception", expected="a forward that runs",
+    except KeyboardInterrupt:  # the user's Ctrl-C stays theirs
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the architecture's own forward code failed, even by SystemExit
+        raise InputError(f"the forward pass of {type(model).__name__} raised an exception", expected="a forward "
+                         "that runs (and returns logits, not exits)",
                          found=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
     finally:
         model.train(was_training)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..aom.maps_npz import load_maps_npz
 from ..base import data as _data
+from ..base import limits
 from ..base.data import Preprocessing
 from ..base.editing import Edit, load_edits
 from ..base.errors import InputError
@@ -27,18 +28,6 @@ def floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, found {text!r}") from None
 
 
-def positions(text: str) -> int | str:
-    if text == "all":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', found {text!r}")
-    return value
-
-
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None,
                    help="digits | mnist | fashion-mnist | cifar10 | imagefolder:PATH | npz:PATH (default: digits)")
@@ -46,9 +35,10 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true", help="let torchvision download MNIST/FashionMNIST/CIFAR-10")
     p.add_argument("--mean", type=floats, default=None, help="per-channel mean, e.g. 0.1307")
     p.add_argument("--std", type=floats, default=None, help="per-channel std, e.g. 0.3081")
-    p.add_argument("--channels", type=int, default=None, help="repeat grayscale images to N channels")
-    p.add_argument("--resize", type=int, default=None, help="resize images to N×N pixels")
-    p.add_argument("--batch-size", type=int, default=None, help="images per batch (maps: 256; train: the recipe's)")
+    p.add_argument("--channels", type=limits.channels, default=None, help="repeat grayscale images to N channels")
+    p.add_argument("--resize", type=limits.resize, default=None, help="resize images to N×N pixels")
+    p.add_argument("--batch-size", type=limits.batch_size, default=None,
+                   help="images per batch (maps: 256; train: the recipe's)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--cache-dir", default=None, help="disk cache (default: $AOMSCOPE_CACHE_DIR or ~/.cache/aomscope)")
 
@@ -65,7 +55,8 @@ def add_workspace_args(p: argparse.ArgumentParser, version: bool = False) -> Non
                    help="record what this command does in the workspace DIR (created if missing); with it, "
                         "the model is the workspace's current version unless --version or --arch/--weights")
     if version:
-        p.add_argument("--version", type=int, default=None, help="the workspace version to use (default: current)")
+        p.add_argument("--version", type=limits.version, default=None,
+                       help="the workspace version to use (default: current)")
 
 
 def given(value, default):

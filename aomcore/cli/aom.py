@@ -17,6 +17,7 @@ from ..aom.overview import layer_overview
 from ..aom.reproduce import PAPER_MNIST, reproduce_mnist
 from ..aom.results import cached_experiment, cached_maps, load_cached_maps
 from ..aom.retrain import FREEZE_MODES, edit_and_retrain, initial_version
+from ..base import limits
 from ..base.atomic import atomic_path, write_json
 from ..base.cache import DiskCache
 from ..base.devices import resolve_device
@@ -370,11 +371,12 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=_cmd_train)
     p.add_argument("--arch", default=None, help="zoo:NAME (default: the zoo model for the dataset)")
     add_data_args(p)
-    p.add_argument("--epochs", type=int, default=None, help="default: 1 (digits: 30)")
+    p.add_argument("--epochs", type=limits.epochs, default=None, help="default: 1 (digits: 30)")
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3 (digits: 3e-3)")
     p.add_argument("--optimizer", default="adam", help="adam | sgd | adamw")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--snapshots", type=int, default=20, help="weights kept over the run (0: none; default 20)")
+    p.add_argument("--seed", type=limits.seed, default=0)
+    p.add_argument("--snapshots", type=limits.snapshots, default=20,
+                   help="weights kept over the run (0: none; default 20)")
     p.add_argument("--out", default=None, help="output weights (.pt or .safetensors)")
     add_workspace_args(p)
 
@@ -393,7 +395,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--threshold", type=float, default=0.0, help="an activation occurs when > this (default 0)")
     p.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="forward pass under autocast (GPU speed)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
-    p.add_argument("--max-resolution", type=int, default=None,
+    p.add_argument("--max-resolution", type=limits.max_resolution, default=None,
                    help="pool maps larger than N×N into N×N cells while counting (huge layers)")
     p.add_argument("--out", default=None, help="output .npz")
 
@@ -423,10 +425,10 @@ def add_parsers(sub) -> None:
     add_model_args(p)
     add_data_args(p)
     p.add_argument("--layer", required=True, help="layer name (e.g. conv2)")
-    p.add_argument("--keep", type=int, required=True, help="kernels kept (1 to K-1)")
+    p.add_argument("--keep", type=limits.keep, required=True, help="kernels kept (1 to K-1)")
     p.add_argument("--user", type=_kernel_list, default=None, metavar="I,J,K",
                    help="your selection of --keep kernels, compared as 'user'")
-    p.add_argument("--seed", type=int, default=0, help="seeds the random criterion and Taylor's batch")
+    p.add_argument("--seed", type=limits.seed, default=0, help="seeds the random criterion and Taylor's batch")
     p.add_argument("--out", default=None, help="output .json")
     p.epilog = ("compares: user (with --user), " + ", ".join(COMPARED_CRITERIA)
                 + " (bn_scale only when a BatchNorm follows the layer); the maps and Taylor's batch come from the "
@@ -443,10 +445,10 @@ def add_parsers(sub) -> None:
     what.add_argument("--insert-after", metavar="LAYER", help="insert an identity 3×3 conv + ReLU after LAYER")
     p.add_argument("--freeze", default="auto", choices=FREEZE_MODES,
                    help="auto (remove: upto; others: before) | upto (paper) | before | edited | none")
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=limits.epochs, default=1)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--snapshots", type=int, default=20, help="weights kept over the retraining (0: none)")
+    p.add_argument("--seed", type=limits.seed, default=0)
+    p.add_argument("--snapshots", type=limits.snapshots, default=20, help="weights kept over the retraining (0: none)")
     p.add_argument("--out", default=None, help="edited weights (.pt or .safetensors)")
     p.add_argument("--log", default=None, help="edit list + results (.json); pass it as --edits later")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
+from ..base import limits
 from ..base.devices import resolve_device
-from ..base.errors import InputError
 from ..base.loaded import LoadedModel
 from ..deepeyes.statistics import compute_deepeyes, deepeyes_over_snapshots, save_deepeyes_npz
-from ._common import add_data_args, add_model_args, given, load_for, positions, progress_printer, run_target
+from ._common import add_data_args, add_model_args, given, load_for, progress_printer, run_target
 
 
 def _cmd_deepeyes(args) -> int:
@@ -18,8 +18,6 @@ def _cmd_deepeyes(args) -> int:
     else:
         dataset, loaded, _, _ = load_for(args, args.split)
     layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
-    if args.bins < 1:
-        raise InputError("--bins must be positive", expected="an integer >= 1 such as 30", found=str(args.bins))
     start = time.perf_counter()
     options = dict(positions=args.positions, seed=args.seed, bins=args.bins, batch_size=given(args.batch_size, 256),
                    device=resolve_device(args.device), similarity=not args.no_similarity)
@@ -65,10 +63,10 @@ def add_parsers(sub) -> None:
     add_data_args(p)
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv and FC layer)")
-    p.add_argument("--positions", type=positions, default=10,
+    p.add_argument("--positions", type=limits.positions, default=10,
                    help="positions sampled per image (without replacement), or 'all' (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the position sampler (default 0)")
-    p.add_argument("--bins", type=int, default=30, help="perplexity histogram bins (default 30)")
+    p.add_argument("--seed", type=limits.seed, default=0, help="seed of the position sampler (default 0)")
+    p.add_argument("--bins", type=limits.bins, default=30, help="perplexity histogram bins (default 30)")
     p.add_argument("--no-similarity", action="store_true", help="skip the (K, K) filter similarity")
     p.add_argument("--run", default=None, help="a run folder (or, with --workspace, a run id or 'latest'): one pass "
                                               "per snapshot, stacked on a leading snapshot axis")

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from ..base import limits
 from ..base.activations import activation_vectors, stratified_sample
 from ..base.atomic import atomic_path, write_bytes
 from ..base.devices import resolve_device
@@ -120,17 +121,18 @@ def add_parsers(sub) -> None:
     p.add_argument("--view", required=True, choices=("activations", "input-map", "neurons"),
                    help="activations: images by their activations (Rauber et al. 2017); input-map: sampled "
                         "receptive fields by their input patch (DeepEyes); neurons: kernels by 1 - |Pearson r|")
-    p.add_argument("--n", type=int, default=5000,
+    p.add_argument("--n", type=limits.sample, default=5000,
                    help="images in the stratified sample (input-map: about this many points) (default 5000)")
     p.add_argument("--mode", choices=("flatten", "mean"), default="flatten",
                    help="activations view: whole map or per-kernel spatial mean (default flatten)")
-    p.add_argument("--positions", type=int, default=10, help="input-map: positions sampled per image (default 10)")
+    p.add_argument("--positions", type=limits.positions_count, default=10,
+                   help="input-map: positions sampled per image (default 10)")
     p.add_argument("--use", choices=("patch", "activations"), default="patch",
                    help="input-map: embed the input patch (DeepEyes) or the K activations (default patch)")
     p.add_argument("--method", choices=("tsne", "umap"), default="tsne")
     p.add_argument("--perplexity", type=float, default=30.0)
-    p.add_argument("--n-iter", type=int, default=500, help="t-SNE iterations after early exaggeration")
-    p.add_argument("--seed", type=int, default=0, help="seeds the sample and the embedding")
+    p.add_argument("--n-iter", type=limits.n_iter, default=500, help="t-SNE iterations after early exaggeration")
+    p.add_argument("--seed", type=limits.seed, default=0, help="seeds the sample and the embedding")
     p.add_argument("--out", required=True, help="output .npz")
 
     p = sub.add_parser("trails", help="training trails of a run (Rauber et al. 2017): one aligned projection of "
@@ -142,11 +144,12 @@ def add_parsers(sub) -> None:
     add_data_args(p)
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--layer", required=True, help="layer name (e.g. fc1); read at its tap")
-    p.add_argument("--n", type=int, default=2000, help="images in the stratified sample (default 2000)")
+    p.add_argument("--n", type=limits.sample, default=2000, help="images in the stratified sample (default 2000)")
     p.add_argument("--method", choices=("tsne", "umap"), default="tsne")
     p.add_argument("--stability", type=float, default=0.5,
                    help="0..1: higher keeps each snapshot's layout closer to the previous one (default 0.5)")
-    p.add_argument("--n-iter", type=int, default=500, help="t-SNE iterations of the first snapshot (default 500)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the sample and the embedding")
+    p.add_argument("--n-iter", type=limits.n_iter, default=500,
+                   help="t-SNE iterations of the first snapshot (default 500)")
+    p.add_argument("--seed", type=limits.seed, default=0, help="seeds the sample and the embedding")
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--png", default=None, help="also draw the bundled trails into this PNG")

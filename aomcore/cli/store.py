@@ -57,7 +57,8 @@ def _cmd_workspace(args) -> int:
         try:
             data = Path(args.zip).read_bytes()
         except OSError as exc:
-            raise InputError("cannot read the zip", expected="a workspace zip", found=f"{args.zip}: {exc.strerror}")
+            raise InputError("cannot read the zip", expected="a workspace zip",
+                             found=f"{args.zip}: {exc.strerror}") from None
         print(import_zip(data, path=args.dir).path)
     return 0
 

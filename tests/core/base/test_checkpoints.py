@@ -76,8 +76,8 @@ class Named(Pair):
 
 
 @pytest.mark.parametrize("cls,message", [
-    ("BadForward", "the model's forward pass raised an exception: expected a forward that runs, "
-                   "found KeyError: 'todo'"),
+    ("BadForward", "the forward pass of BadForward raised an exception: expected a forward that runs (and returns "
+                   "logits, not exits), found KeyError: 'todo'"),
     ("Pair", "forward must return one tensor of logits: expected a tensor (batch, classes), found a tuple of 2"),
     ("Named", "found a dict with keys ['out']"),
 ])

@@ -1,17 +1,34 @@
 """The bad-input corpus through the CLI: exit code 2 and a one-line `error: ...`."""
 
+import contextlib
+import io
+import json
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
 
+from aomcore import build_model
+from aomcore.base import limits
+from aomcore.cli import _parser, main
 from tests.conftest import REPO
 from tests.corpus import make_corpus
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("corpus"))
+    f = make_corpus(tmp_path_factory.mktemp("corpus"))
+    f["fifo"] = f["secret"] / "weights.pt"  # a reader that opened it would wait for a writer forever
+    os.mkfifo(f["fifo"])
+    sd = build_model("zoo:digits_net", 10, (1, 8, 8)).state_dict()
+    sd["fc1.weight"] = sd["fc1.weight"].to(torch.float8_e4m3fn)
+    f["float8"] = f["secret"] / "float8.pt"
+    torch.save(sd, f["float8"])
+    f["edits_empty"] = f["secret"] / "empty_remove.json"
+    f["edits_empty"].write_text(json.dumps([{"kind": "remove", "layer": "conv1", "kernels": []}]))
+    return f
 
 
 def maps(weights, arch="zoo:digits_net", *extra):
@@ -85,15 +102,15 @@ CASES = [
     ("Inf std", lambda f: maps(f["good"], "zoo:digits_net", "--mean", "0", "--std", "inf"),
      "std must be finite numbers"),
     ("batch size 0", lambda f: maps(f["good"], "zoo:digits_net", "--batch-size", "0"),
-     "bad batch size: expected an integer >= 1, found 0"),
+     "argument --batch-size: expected an integer in [1, 65536], found '0'"),
     ("max resolution 0", lambda f: maps(f["good"], "zoo:digits_net", "--max-resolution", "0"),
-     "bad max_resolution"),
+     "argument --max-resolution: expected an integer in [1, 4096], found '0'"),
     ("diverging training", lambda f: ["train", "--dataset", "digits", "--epochs", "1", "--lr", "1e12",
                                       "--cache-dir", str(f["secret"] / "cache")], "training diverged"),
     ("epochs 0", lambda f: ["train", "--dataset", "digits", "--epochs", "0"],
-     "epochs, batch size and learning rate must be positive"),
+     "argument --epochs: expected an integer in [1, 10000], found '0'"),
     ("train batch size 0", lambda f: ["train", "--dataset", "digits", "--batch-size", "0"],
-     "found epochs=30, batch_size=0"),
+     "argument --batch-size: expected an integer in [1, 65536], found '0'"),
     ("fractional kernel index", lambda f: edit(f, "--remove", "conv1:1.7"), "bad --remove value"),
     ("fractional kernel index in an edit list", lambda f: maps(f["good"], "zoo:digits_net", "--edits",
                                                                str(f["edits_float_index"])),
@@ -134,6 +151,16 @@ CASES = [
     ("empty --insert-after", lambda f: edit(f, "--insert-after", ""), "bad --insert-after value: no layer name"),
     ("optical-flow model", lambda f: maps(f["good"], "torchvision:raft_small"),
      "torchvision:raft_small is not an image classifier"),
+    # issue #22: weights paths that are not regular files, numbers out of range, edit lists
+    ("weights that are a FIFO", lambda f: maps(f["fifo"]), "the weights file is a FIFO (named pipe)"),
+    ("weights that are a folder", lambda f: maps(f["secret"]), "the weights file is a folder"),
+    ("weights that are /dev/zero", lambda f: maps("/dev/zero"), "the weights file is a character device"),
+    ("float8 weights", lambda f: maps(f["float8"]), "found 1 entries, e.g. fc1.weight (float8_e4m3fn)"),
+    ("deepeyes --bins 1e9", lambda f: ["deepeyes", "--arch", "zoo:digits_net", "--weights", str(f["good"]),
+                                       "--bins", "1000000000"], "argument --bins: expected an integer in [1, 1000]"),
+    ("edit seed 2**63", lambda f: edit(f, "--widen", "conv1:+1", "--seed", str(2**63)), "argument --seed"),
+    ("empty remove in an edit list", lambda f: maps(f["good"], "zoo:digits_net", "--edits", str(f["edits_empty"])),
+     "an empty remove edit: expected at least one kernel index, found conv1: no kernels"),
 ]
 
 
@@ -150,3 +177,50 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path, case, args, message):
     assert message in errors[0], errors[0]
     assert "Traceback" not in out.stderr
     assert not files["pwned"].exists()
+
+
+#: Every command's number options, with values just outside their range (issue #22): each is refused by argparse
+#: before any file is read or any memory allocated.
+MODEL = ["--arch", "zoo:digits_net", "--weights", "w.pt"]
+NUMBERS = [
+    (cmd, option, value)
+    for cmd, options in {
+        "train": {"--seed": ["-1", str(2**32), str(2**63)], "--epochs": ["0", "-2"], "--snapshots": ["-3", "1001"],
+                  "--batch-size": ["0", "65537"], "--channels": ["0"], "--resize": ["0"]},
+        "maps": {"--max-resolution": ["0", "-1"], "--batch-size": ["0"], "--version": ["-1"]},
+        "criteria": {"--keep": ["0"], "--seed": ["-1", str(2**63)]},
+        "edit": {"--seed": ["-1", str(2**63)], "--epochs": ["0"], "--snapshots": ["-3"]},
+        "deepeyes": {"--bins": ["0", "1000000000", "1e9"], "--positions": ["0", "-1", "none"],
+                     "--seed": ["-5", str(2**63)]},
+        "embed": {"--positions": ["0", "all"], "--n": ["0"], "--n-iter": ["0"], "--seed": ["-1", str(2**63)]},
+        "trails": {"--n": ["0"], "--n-iter": ["0"], "--seed": [str(2**32)]},
+    }.items()
+    for option, values in options.items() for value in values
+]
+REQUIRED = {"train": [], "maps": MODEL, "criteria": [*MODEL, "--layer", "conv1", "--keep", "1"],
+            "edit": [*MODEL, "--widen", "conv1:+1"], "deepeyes": [*MODEL, "--out", "x.npz"],
+            "embed": [*MODEL, "--layer", "fc1", "--view", "input-map", "--out", "x.npz"],
+            "trails": ["--run", "r", "--layer", "fc1", "--out", "x.npz"]}
+
+
+@pytest.mark.parametrize("cmd,option,value", NUMBERS, ids=[f"{c} {o} {v}" for c, o, v in NUMBERS])
+def test_every_number_is_checked_at_the_boundary(cmd, option, value):
+    """Exit 2 with one ``error:`` line naming the option and its range, from :mod:`aomcore.base.limits`."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as info:
+        main([cmd, *REQUIRED[cmd], option, value])
+    assert info.value.code == 2
+    lines = err.getvalue().strip().splitlines()
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1 and errors[0] == lines[-1], err.getvalue()
+    assert f"error: argument {option}: expected an integer in [" in errors[0], errors[0]
+    assert "Traceback" not in err.getvalue()
+
+
+def test_the_bounds_themselves_are_accepted():
+    parser = _parser()
+    args = parser.parse_args(["deepeyes", *MODEL, "--out", "x.npz", "--seed", str(limits.SEED_MAX),
+                              "--bins", str(limits.BINS_MAX), "--positions", "all"])
+    assert (args.seed, args.bins, args.positions) == (limits.SEED_MAX, limits.BINS_MAX, "all")
+    args = parser.parse_args(["train", "--snapshots", "0", "--seed", "0", "--epochs", "1"])
+    assert (args.snapshots, args.seed, args.epochs) == (0, 0, 1)
