@@ -55,6 +55,8 @@ with st.sidebar:
             st.caption(f"**Model** · {plain(v.model.arch)} · {v.version['metrics']['params']:,} params  \n"
                        f"v{v.version_id} of {len(v.versions)} · `{v.version['digest'][:12]}`")
             st.metric("Test accuracy", f"{v.version['metrics']['accuracy']:.2%}")
+        elif v.model_problem:
+            st.caption(f"**Model** · {plain(v.model_problem)}")
         else:
             st.caption("**Model** · none yet")
         if v.maps_info:

@@ -188,11 +188,19 @@ class View:
 
     @cached_property
     def model(self) -> LoadedModel | None:
-        """The current version's model (shared read-only by digest), or None before the first."""
+        """The current version's model (shared read-only by digest), or None before the first — or when
+        it cannot be built (a missing architecture file, weights that do not fit): then
+        :attr:`model_problem` says why, and no page shows a traceback."""
         v = self.version
         if v is None:
             return None
-        return cached.version_model(str(self.ws.path), v["id"], v["digest"])
+        try:
+            return cached.version_model(str(self.ws.path), v["id"], v["digest"])
+        except InputError as exc:
+            self.model_problem = f"v{v['id']} cannot be loaded: {exc}"
+            return None
+
+    model_problem: str | None = None
 
     @cached_property
     def maps_info(self) -> dict:
@@ -266,6 +274,9 @@ def reported() -> Iterator[None]:
 
 def require_model(v: View) -> None:
     """The empty state of pages that need a model: say what to do first, then stop the page."""
+    if v.model is None and v.model_problem:
+        st.error(v.model_problem, icon=":material/error:")
+        st.stop()
     if v.model is None:
         st.info("This workspace has no model yet: train one or load weights on **Model & data**.")
         st.page_link("app_pages/workspace/model_data.py", label="Model & data", icon=":material/database:")

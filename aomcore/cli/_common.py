@@ -15,6 +15,7 @@ from ..base import limits
 from ..base.data import Preprocessing
 from ..base.editing import Edit, load_edits
 from ..base.errors import InputError
+from ..base.files import read_regular_file
 from ..base.loaded import load_model
 from ..base.progress import timing_text
 from ..store.runs import read_run, resolve_run, run_model, run_snapshots
@@ -186,12 +187,8 @@ def load_for(args, split: str):
 
 
 def read_edits(path: str) -> list[Edit]:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise InputError("cannot read the edit list", expected="a JSON file from `edit --log`",
-                         found=f"{path}: {exc.strerror}") from None
-    return load_edits(text)
+    data = read_regular_file(path, "edit list", "a JSON file from `edit --log`")
+    return load_edits(data.decode("utf-8", "replace"))
 
 
 def read_maps(path: str):

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..base.atomic import write_bytes
 from ..base.devices import resolve_device
 from ..base.errors import InputError
+from ..base.files import read_regular_file
 from ..store.archive import export_zip, import_zip
 from ..store.job_records import list_jobs
 from ..store.run_import import import_run, new_run_dir
@@ -54,12 +55,8 @@ def _cmd_workspace(args) -> int:
         write_bytes(args.out, export_zip(Workspace(args.dir)))
         print(args.out)
     elif args.action == "import":
-        try:
-            data = Path(args.zip).read_bytes()
-        except OSError as exc:
-            raise InputError("cannot read the zip", expected="a workspace zip",
-                             found=f"{args.zip}: {exc.strerror}") from None
-        print(import_zip(data, path=args.dir).path)
+        data = read_regular_file(args.zip, "workspace zip", "a zip made by `workspace export`", copies=2)
+        print(import_zip(data, path=args.dir, trust_code=args.trust_code).path)
     return 0
 
 
@@ -132,6 +129,9 @@ def add_parsers(sub) -> None:
     w = wsub.add_parser("import", help="open a workspace zip as a new workspace; prints its folder")
     w.add_argument("zip")
     w.add_argument("dir", nargs="?", default=None, help="folder (default: a new one under $AOMSCOPE_HOME/workspaces)")
+    w.add_argument("--trust-code", action="store_true",
+                   help="accept a workspace whose architecture is a FILE.py:CLASS (that file runs when the "
+                        "workspace is used): only for code you trust")
 
     p = sub.add_parser("run", help="training runs: import a folder of checkpoints as a run")
     p.set_defaults(func=_cmd_run)

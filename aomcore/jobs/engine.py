@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..base.allocator import release_freed_memory, reuse_freed_memory
 from ..base.errors import Cancelled, InputError
-from ..store.job_records import ACTIVE, job_path, new_job_record, read_job, request_cancel, write_job
+from ..store.job_records import ACTIVE, load_record, new_job_record, read_job, request_cancel, write_job
 from ..store.workspace import Workspace
 from .registry import get_kind
 
@@ -106,7 +106,7 @@ def _run(ws: str | Workspace, job_id: str, echo: Callable[[int, int, str], None]
     whose models and splits loaded before the job are then not loaded again).
     """
     ws = ws if isinstance(ws, Workspace) else Workspace(ws)
-    record = json.loads(job_path(ws, job_id).read_text())
+    record = load_record(ws, job_id)
     if record["status"] != "queued" or (ws.jobs_dir / f"{job_id}.cancel").exists():
         record.update(status="cancelled", finished=time.time())
         write_job(ws, record)
@@ -184,7 +184,7 @@ def run_inline(ws: Workspace, kind: str, params: dict, echo: Callable[[int, int,
     try:
         final = _run(ws, record["id"], echo)
     except KeyboardInterrupt:
-        rec = json.loads(job_path(ws, record["id"]).read_text())
+        rec = load_record(ws, record["id"])
         rec.update(status="cancelled", message="interrupted (Ctrl-C)", finished=time.time())
         write_job(ws, rec)
         raise
@@ -261,7 +261,10 @@ class JobRunner:
     def _finished(self, ws: Workspace, job_id: str, future: cf.Future) -> None:
         """When a worker died (out of memory, killed), write a final status for its job."""
         if future.cancelled():
-            rec = json.loads(job_path(ws, job_id).read_text())
+            try:
+                rec = load_record(ws, job_id)
+            except InputError:
+                return
             rec.update(status="cancelled", message="cancelled before it started", finished=time.time())
             write_job(ws, rec)
             return
@@ -269,8 +272,8 @@ class JobRunner:
         if exc is None:
             return
         try:
-            rec = json.loads(job_path(ws, job_id).read_text())
-        except (OSError, json.JSONDecodeError):
+            rec = load_record(ws, job_id)
+        except InputError:  # the record is gone or damaged: nothing to mark
             return
         if rec.get("status") in ACTIVE:
             retried = self._retried.get(job_id, 0)

@@ -29,7 +29,7 @@ from ..base.errors import InputError
 from .schema import JobFile, short, validate
 from .workspace import Workspace
 
-__all__ = ["ACTIVE", "FINAL", "job_path", "list_jobs", "new_job_record", "read_job", "request_cancel",
+__all__ = ["ACTIVE", "FINAL", "job_path", "list_jobs", "load_record", "new_job_record", "read_job", "request_cancel",
            "write_job"]
 
 ACTIVE = ("queued", "running")
@@ -78,6 +78,19 @@ def read_job(ws: Workspace, job_id: str) -> dict:
     if not isinstance(job_id, str) or not job_id.isalnum():
         raise InputError("malformed job id", expected="letters and digits", found=repr(job_id))
     return _effective(_load(job_path(ws, job_id)))
+
+
+def load_record(ws: Workspace, job_id: str) -> dict:
+    """A job's record as stored (no effective status), checked against the schema (for the engine).
+
+    Raises
+    ------
+    InputError
+        No such job, or a record that is not valid.
+    """
+    if not isinstance(job_id, str) or not job_id.isalnum():
+        raise InputError("malformed job id", expected="letters and digits", found=repr(job_id)[:100])
+    return _load(job_path(ws, job_id))
 
 
 def _load(path: Path) -> dict:

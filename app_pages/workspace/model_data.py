@@ -123,6 +123,9 @@ else:
             switch_to(target)
             st.rerun()
 
+if v.model is None and v.model_problem:
+    st.error(v.model_problem, icon=":material/error:")
+    st.stop()
 if v.model is None:
     if not training:
         st.info("No model yet: train a zoo model (press **Train**) or load weights above.")

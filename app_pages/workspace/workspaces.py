@@ -93,10 +93,28 @@ if st.button("New digits workspace", help="scikit-learn's 8×8 digits; pick anot
 st.subheader("Import")
 upload = st.file_uploader("A workspace zip (from Export, or `python -m aomcore workspace export`)", type=["zip"],
                           key="import_zip")
+names_code = st.session_state.get("import_names_code")  # an architecture file the zip names, to confirm
+if upload is not None and names_code:
+    st.warning(f"This workspace builds its model from the file **{names_code}**: opening it runs that code on "
+               "this server. Import it only if you trust the file.")
+trusted = bool(names_code) and upload is not None and st.checkbox(f"I trust {names_code}", key="import_trust")
 if upload is not None and st.button("Import", key="do_import"):
     with reported():
         data = views.check_upload(upload.getvalue(), upload.name, "a workspace zip")
         if user is not None:
             policy.check_workspace_count(len(aomcore.list_workspaces(aomcore.default_root(), owner=user)))
-        switch_to(aomcore.import_zip(data, aomcore.default_root(), owner=user))
+        left = None
+        if policy.max_disk_gb is not None:  # the import counts against the owner's quota
+            spaces = aomcore.list_workspaces(aomcore.default_root(), owner=user) if user is not None else []
+            left = max(0, int(policy.max_disk_gb * 2**30) - sum(w.disk_usage() for w in spaces))
+        try:
+            imported = aomcore.import_zip(data, aomcore.default_root(), owner=user, trust_code=trusted,
+                                          max_bytes=left)
+        except aomcore.InputError as exc:
+            if "--trust-code" in str(exc) and not policy.shared:
+                st.session_state["import_names_code"] = exc.found
+                st.rerun()
+            raise
+        st.session_state.pop("import_names_code", None)
+        switch_to(imported)
         st.switch_page("app_pages/workspace/model_data.py")

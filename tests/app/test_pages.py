@@ -257,3 +257,57 @@ def test_select_kernels_compares_the_selection_with_the_criteria(trained):
     assert f"your selection is best ({user:.1%})" in shown[-1] or f"your selection ({user:.1%}) ranks" in shown[-1]
     table = at.dataframe[-1].value
     assert list(table["selection"])[0] == "your selection" and table["test accuracy"][0] == user
+
+
+def _naming_code(ws) -> bytes:
+    """``ws`` exported, with its workspace.json naming an architecture file (as a crafted zip would)."""
+    import io
+    import json as _json
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(export_zip(ws)))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "workspace.json":
+                state = _json.loads(data)
+                state["arch"] = "/tmp/evil_model.py:Net"
+                data = _json.dumps(state).encode()
+            dst.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def test_importing_a_workspace_that_names_code_asks_first(trained):
+    at = app()
+    at.switch_page("app_pages/workspace/workspaces.py").run()
+    at.file_uploader(key="import_zip").set_value(("crafted.zip", _naming_code(trained), "application/zip"))
+    at.run()
+    at.button(key="do_import").click().run()
+    assert not at.exception, at.exception
+    assert len(list_workspaces(default_root())) == 1  # nothing imported yet
+    assert any("/tmp/evil_model.py" in w.value for w in at.warning)  # the file is named
+    at.checkbox(key="import_trust").check().run()
+    at.button(key="do_import").click().run()
+    assert not at.exception, at.exception
+    assert len(list_workspaces(default_root())) == 2  # imported once the user trusts it
+    # the file does not exist here: every page says so instead of a traceback
+    assert any("/tmp/evil_model.py" in e.value for e in at.error), [e.value for e in at.error]
+    at.switch_page("app_pages/aom/explore.py").run()
+    assert not at.exception and any("cannot be loaded" in e.value for e in at.error)
+
+
+def test_cli_import_refuses_code_without_trust_code(trained, tmp_path):
+    import subprocess
+    import sys
+
+    crafted = tmp_path / "crafted.zip"
+    crafted.write_bytes(_naming_code(trained))
+    refused = subprocess.run([sys.executable, "-m", "aomcore", "workspace", "import", str(crafted),
+                              str(tmp_path / "a")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--trust-code" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "a").exists()
+    accepted = subprocess.run([sys.executable, "-m", "aomcore", "workspace", "import", str(crafted),
+                               str(tmp_path / "b"), "--trust-code"], capture_output=True, text=True)
+    assert accepted.returncode == 0, accepted.stderr
+    assert Workspace(tmp_path / "b").state()["arch"] == "/tmp/evil_model.py:Net"
