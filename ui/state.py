@@ -162,6 +162,10 @@ class View:
 
     def __init__(self, ws: Workspace):
         self.ws = ws
+        # Jobs before the state: a job records its result and only then its status, so a job read
+        # here as done has its result in the state read next, and one read as running is polled.
+        # (State first, a job ending in between showed neither its result nor a progress bar.)
+        self.jobs = list_jobs(ws)
         self.state = ws.state()
 
     @property
@@ -218,10 +222,6 @@ class View:
     @property
     def selection(self) -> dict[str, list[int]]:
         return self.ws.selection(self.version["digest"]) if self.version else {}
-
-    @cached_property
-    def jobs(self) -> list[dict]:
-        return list_jobs(self.ws)
 
     def active_jobs(self, kinds: tuple[str, ...] | None = None) -> list[dict]:
         return [j for j in self.jobs if j["status"] in ACTIVE and (kinds is None or j["kind"] in kinds)]

@@ -50,7 +50,11 @@ def test_walk_every_page(server, page):
 
     go(page, "Compute maps")
     page.locator(".st-key-compute button").click()
-    page.get_by_text("Maps of 2 layer(s)").wait_for(timeout=120_000)  # drawn without a reload
+    try:
+        page.get_by_text("Maps of 2 layer(s)").wait_for(timeout=120_000)  # drawn without a reload
+    except Exception:
+        shot(page, "failed_compute_maps_redraw")
+        raise
     wait_idle(page)
     no_exception(page)
     shot(page, "2_compute_maps")

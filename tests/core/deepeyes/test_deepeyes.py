@@ -516,7 +516,7 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
 
 def test_cli_positions_must_be_positive_or_all():
     out = _run("deepeyes", "--arch", "zoo:digits_net", "--weights", "x.pt", "--positions", "0", "--out", "x.npz")
-    assert out.returncode == 2 and "expected a positive integer or 'all', found '0'" in out.stderr
+    assert out.returncode == 2 and "expected an integer in [1, 1000000] or 'all', found '0'" in out.stderr
 
 
 @pytest.mark.mnist
