@@ -13,6 +13,8 @@ A Linear applied to a channels-last tensor (N, ..., K) has its kernels on the la
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -88,6 +90,27 @@ def _positions(shape: tuple[int, ...]) -> tuple[int, int] | None:
     return None
 
 
+
+@contextmanager
+def forward_errors(model: nn.Module, cannot: str, expected: str) -> Iterator[None]:
+    """Run a user model's forward: what its code raises becomes one :class:`InputError`.
+
+    A shape or type error says ``cannot`` (what the model could not take) and ``expected``;
+    anything else the architecture's own code raises, even ``SystemExit``, names the model's
+    class. ``KeyboardInterrupt`` (the user's Ctrl-C) passes through.
+    """
+    try:
+        yield
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise InputError(cannot, expected=expected,
+                         found=(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]) from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the architecture's own forward code failed, even by SystemExit
+        raise InputError(f"the forward pass of {type(model).__name__} raised an exception", expected="a forward "
+                         "that runs (and returns logits, not exits)",
+                         found=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
+
 def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
                 include_all: bool = False) -> list[LayerInfo]:
     """List the analysable layers of ``model`` in forward order.
@@ -129,18 +152,9 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
                 handles.append(module.register_forward_hook(record(name)))
         param = next(model.parameters(), None)
         dtype = param.dtype if param is not None else torch.float32
-        with torch.inference_mode():
+        with torch.inference_mode(), forward_errors(model, "the model cannot take this input",
+                                                    f"a model accepting images of shape {tuple(input_shape)}"):
             output = model(torch.zeros((1, *input_shape), device=device, dtype=dtype))
-    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        raise InputError("the model cannot take this input",
-                         expected=f"a model accepting images of shape {tuple(input_shape)}",
-                         found=(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]) from None
-    except KeyboardInterrupt:  # the user's Ctrl-C stays theirs
-        raise
-    except BaseException as exc:  # noqa: BLE001 - the architecture's own forward code failed, even by SystemExit
-        raise InputError(f"the forward pass of {type(model).__name__} raised an exception", expected="a forward "
-                         "that runs (and returns logits, not exits)",
-                         found=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
     finally:
         for h in handles:
             h.remove()

@@ -16,7 +16,7 @@ from torch import nn
 from .data import ImageDataset
 from .devices import resolve_device
 from .errors import Cancelled, InputError
-from .layers import _describe_output
+from .layers import _describe_output, forward_errors
 
 __all__ = ["Cancelled", "Evaluation", "TrainConfig", "check_model_fits", "default_train_config", "evaluate",
            "train"]
@@ -106,18 +106,9 @@ def check_model_fits(model: nn.Module, dataset: ImageDataset) -> None:
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), forward_errors(model, "the model cannot take this dataset's images",
+                                                    f"a model accepting inputs of shape {dataset.input_shape}"):
             logits = model(x.to(next(model.parameters()).device))
-    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        raise InputError("the model cannot take this dataset's images",
-                         expected=f"a model accepting inputs of shape {dataset.input_shape}",
-                         found=(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]) from None
-    except KeyboardInterrupt:  # the user's Ctrl-C stays theirs
-        raise
-    except BaseException as exc:  # noqa: BLE001 - the architecture's own forward code failed, even by SystemExit
-        raise InputError(f"the forward pass of {type(model).__name__} raised an exception", expected="a forward "
-                         "that runs (and returns logits, not exits)",
-                         found=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
     finally:
         model.train(was_training)
     _check_output(logits, dataset.num_classes)
