@@ -24,13 +24,9 @@ from .deepeyes import _ensure_deepeyes, _model_parts, _resolve, deepeyes_arrays
 from .engine import JobContext
 from .registry import job_kind
 
-__all__ = ["EMBED_VIEWS", "embed_job", "embed_key"]
+__all__ = ["EMBED_VIEWS", "embed_job"]
 
 EMBED_VIEWS = ("activations", "neurons", "input-map", "filter-map")
-
-
-def embed_key(parts: dict) -> str:
-    return embedding_key(**parts)
 
 
 class _Share:
@@ -94,7 +90,7 @@ def _embed_one(ws: Workspace, p: dict, ctx) -> str:
         parts |= {"n": int(p.get("n", 2000)), "positions": int(p.get("positions", 10))}
     else:
         parts |= {"n": int(p.get("n", 2000))}
-    key = embed_key(parts)
+    key = embedding_key(**parts)
     start = time.perf_counter()
     hit = ws.results_cache.lookup("embed", key, ".npz") is not None
     if not hit:
