@@ -276,7 +276,12 @@ def revert_to(page, version: str):
     box.fill(version)
     page.keyboard.press("Enter")
     wait_idle(page)
-    page.get_by_role("button", name=f"Make {version} current (revert)").click()
+    button = page.get_by_role("button", name=f"Make {version} current (revert)")
+    button.click()
+    # The button is drawn only while the chosen version is not the current one: its going is the
+    # revert's effect. (While a job runs the sidebar's fragment reruns every second, and wait_idle
+    # alone can take the end of one of those runs for the end of the revert's.)
+    button.wait_for(state="detached", timeout=60_000)
     wait_idle(page)
 
 
