@@ -201,11 +201,4 @@ def criteria_scores(digest: str, maps_key: str, layer: str, names: tuple, _model
                     _maps: aomcore.LayerMaps, input_shape: tuple) -> dict[str, list[float]]:
     """Each kernel's score by each criterion of ``names`` that applies to the layer (keyed by the weights'
     digest and the maps' key); a criterion that cannot apply (no BatchNorm after the layer) is left out."""
-    out = {}
-    for name in names:
-        try:
-            out[name] = aomcore.kernel_scores(name, maps=_maps, model=_model.model, layer=layer,
-                                              input_shape=input_shape, device="cpu").tolist()
-        except aomcore.InputError:
-            continue
-    return out
+    return aomcore.layer_scores(_model.model, _maps, input_shape=input_shape, names=names, device="cpu")

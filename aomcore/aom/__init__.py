@@ -15,6 +15,7 @@ from .criteria import (
     apoz,
     compare_criteria,
     kernel_scores,
+    layer_scores,
     summarize_criteria,
     top_kernels,
 )
@@ -54,7 +55,8 @@ from .retrain import (
 
 __all__ = ["COMPARED_CRITERIA", "CRITERIA", "FREEZE_MODES", "MIN_SELECTIVITY", "MULTI_CLASS_LEVEL", "Criterion",
            "KernelOrdering", "LayerMaps", "MapsImportance", "OccurrenceCounter", "Version", "aom", "apoz",
-           "compare_criteria", "kernel_scores", "top_kernels", "cached_experiment", "cached_maps", "check_maps_options",
+           "compare_criteria", "kernel_scores", "layer_scores",
+           "top_kernels", "cached_experiment", "cached_maps", "check_maps_options",
            "class_difference", "class_selectivity", "classes_per_kernel", "compute_maps", "csm", "default_n_groups",
            "edit_and_retrain", "export_program", "flops_per_image", "frozen_modules", "initial_version",
            "kernel_flags", "layer_overview", "least_separated_pairs", "load_cached_maps", "load_maps_npz",

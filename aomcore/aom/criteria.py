@@ -45,13 +45,15 @@ from torch import nn
 
 from ..base.data import ImageDataset
 from ..base.devices import resolve_device
+from ..base.editing import Edit
 from ..base.errors import InputError
 from ..base.hooks import get_module
-from ..base.training import evaluate
+from ..base.training import TrainConfig, evaluate
 from .experiment import _layer_of_maps, silenced
 from .maps import LayerMaps, kernel_flags
 from .ordering import KernelOrdering, default_n_groups
 from .overview import suggest_keep
+from .retrain import flops_per_image, retrain_edited
 
 __all__ = ["COMPARED_CRITERIA", "CRITERIA", "Criterion", "MapsImportance", "apoz", "compare_criteria",
            "kernel_scores", "summarize_criteria", "top_kernels"]
@@ -466,6 +468,42 @@ def kernel_scores(criterion: str, *, maps: LayerMaps | None = None, model: nn.Mo
     return np.asarray(entry.score(inputs), dtype=np.float64)
 
 
+def layer_scores(model: nn.Module, maps: LayerMaps, *, data: ImageDataset | None = None,
+                 input_shape: tuple[int, ...] | None = None, names: tuple[str, ...] | None = None,
+                 seed: int = 0, device: str | torch.device = "auto") -> dict[str, list[float | None]]:
+    """Every kernel of ``maps.layer`` scored by each criterion that applies (issue #23's table).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The weights the maps were computed from (never touched).
+    maps : LayerMaps
+        The layer's maps (the train split, as in the paper).
+    data : ImageDataset, optional
+        Taylor's batch is drawn from it (seeded by ``seed``); without it Taylor is left out.
+    input_shape : tuple of int, optional
+        For tracing; default ``data.input_shape``.
+    names : tuple of str, optional
+        Criteria in :data:`CRITERIA` (default: all, in registry order).
+
+    Returns
+    -------
+    dict
+        Criterion name → K scores (higher = more important; None where not finite). A
+        criterion that cannot apply to the layer (``bn_scale`` with no BatchNorm after it,
+        ``taylor`` without data, a weight criterion on a layer that is not conv or FC) is left out.
+    """
+    out = {}
+    for name in names or tuple(CRITERIA):
+        try:
+            scores = kernel_scores(name, maps=maps, model=model, layer=maps.layer, data=data,
+                                   input_shape=input_shape, seed=seed, device=device)
+        except InputError:
+            continue
+        out[name] = _json_floats(scores)
+    return out
+
+
 def top_kernels(scores: np.ndarray, n: int) -> list[int]:
     """The ``n`` kernels with the highest scores, as sorted indices.
 
@@ -588,8 +626,9 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
                      test_set: ImageDataset, user_keep: list[int] | None = None, seed: int = 0,
                      device: str | torch.device = "auto", *, train_set: ImageDataset | None = None,
                      criteria: tuple[str, ...] | None = None, n_groups: int | None = None,
-                     batch_size: int = 512, taylor_batch: int = 256,
-                     progress: Callable[[int, int], None] | None = None) -> dict:
+                     batch_size: int = 512, taylor_batch: int = 256, retrain_epochs: int = 0,
+                     config: TrainConfig | None = None, freeze: str = "auto",
+                     progress: Callable[[int, int], None] | None = None, cancel=None) -> dict:
     """Test accuracy with only ``keep_n`` kernels of ``layer`` kept, the selection of each criterion.
 
     Each criterion keeps its ``keep_n`` highest-scoring kernels (:func:`top_kernels`); the
@@ -627,21 +666,33 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
         The keep rule's cut of the kernel tree.
     batch_size : int, default 512
         Evaluation batch.
+    retrain_epochs : int, default 0
+        When > 0, each selection is also applied structurally (``Edit("remove", layer, the
+        other kernels)``) and retrained for this many epochs on ``train_set`` with the paper's
+        freezing (``freeze``, default ``"auto"``: the layers up to the edited one frozen;
+        :func:`~.retrain.retrain_edited`), with ``config``'s optimiser, rate, batch and seed
+        (default :class:`~aomcore.base.training.TrainConfig`); every selection is retrained from
+        the same weights with the same seed.
     progress : callable(done, total), optional
-        One step per criterion evaluated.
+        One step per criterion evaluated (and retrained).
+    cancel : threading.Event, optional
+        Stops a retraining at its next step (:class:`~aomcore.base.errors.Cancelled`).
 
     Returns
     -------
     dict
         ``{"layer": str, "keep": int, "criteria": {name: {"kept": [int, ...] (ascending),
         "accuracy": float in [0, 1], "per_class": [float in [0, 1] or None (a class without
-        test images), ...] (C,)}}}``, names in the order compared.
+        test images), ...] (C,)}}}``, names in the order compared. With retraining each entry
+        also has ``"retrained": {"epochs": int, "accuracy", "per_class" (as above), "params": int,
+        "flops": int (per image)}``, and the result ``"retrain_epochs"`` and ``"freeze"``.
 
     Raises
     ------
     InputError
         ``keep_n`` not in [1, K - 1]; a bad ``user_keep``; maps of another layer, model or
-        classes; an unknown criterion, or one that cannot apply (see ``criteria``).
+        classes; an unknown criterion, or one that cannot apply (see ``criteria``); retraining
+        asked for without a ``train_set``, or a bad epoch count.
     """
     maps = maps_train[layer] if isinstance(maps_train, dict) and layer in maps_train else maps_train
     if not isinstance(maps, LayerMaps) or maps.layer != layer:
@@ -650,6 +701,16 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
     info = _layer_of_maps(model, maps, test_set)
     k = info.kernels
     keep_n = _check_keep(keep_n, k, layer)
+    if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, (int, np.integer)) or retrain_epochs < 0:
+        raise InputError("bad number of retraining epochs", expected="an integer >= 0 (0: no retraining)",
+                         found=repr(retrain_epochs))
+    if retrain_epochs and train_set is None:
+        raise InputError("retraining needs the training split", expected="train_set with retrain_epochs > 0",
+                         found="no train_set")
+    if retrain_epochs:
+        base = config or TrainConfig()
+        config = TrainConfig(epochs=int(retrain_epochs), lr=base.lr, batch_size=base.batch_size,
+                             optimizer=base.optimizer, seed=base.seed)
     chosen = {} if user_keep is None else {"user": _check_user(user_keep, keep_n, k)}
     names = list(criteria) if criteria is not None else list(COMPARED_CRITERIA)
     for name in names:
@@ -672,17 +733,34 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
         with silenced(private, info.tap, dropped, info.channel_dim):
             result = evaluate(private, test_set, batch_size, device)
         results[name] = {"kept": kept, "accuracy": float(result.accuracy), "per_class": _json_floats(result.per_class)}
+        if retrain_epochs:
+            results[name]["retrained"] = _retrained(model, Edit("remove", layer, [int(i) for i in dropped]),
+                                                    train_set, test_set, freeze, config, device, batch_size, cancel)
         if progress is not None:
             progress(done, len(chosen))
-    return {"layer": layer, "keep": keep_n, "criteria": results}
+    out = {"layer": layer, "keep": keep_n, "criteria": results}
+    if retrain_epochs:
+        out.update(retrain_epochs=int(retrain_epochs), freeze=freeze)
+    return out
+
+
+def _retrained(model: nn.Module, edit: Edit, train_set: ImageDataset, test_set: ImageDataset, freeze: str,
+               config: TrainConfig, device: torch.device, batch_size: int, cancel) -> dict:
+    """Accuracy, size and cost of ``model`` with ``edit`` applied and retrained (one selection)."""
+    retrained, _, _ = retrain_edited(model, edit, train_set, freeze, config, device, cancel=cancel)
+    result = evaluate(retrained, test_set, batch_size, device)
+    return {"epochs": config.epochs, "accuracy": float(result.accuracy), "per_class": _json_floats(result.per_class),
+            "params": int(sum(p.numel() for p in retrained.parameters())),
+            "flops": flops_per_image(retrained, test_set.input_shape)}
 
 
 def summarize_criteria(result: dict) -> str:
-    """One line that states what a :func:`compare_criteria` result says, whichever way it goes.
+    """What a :func:`compare_criteria` result says, whichever way it goes, in a sentence or two.
 
-    Ranks every compared selection by test accuracy (silenced, before retraining) and says
-    where ``user`` stands (when present), which criterion is best and which is worst, and how
-    far the selection made by looking (``user``, else ``selectivity``) is from the best.
+    Ranks every compared selection by test accuracy with the other kernels silenced (and,
+    when the result holds retrained entries, again after retraining) and says where ``user``
+    stands (when present), which criterion is best and which is worst, and how far the
+    selection made by looking (``user``, else ``selectivity``) is from the best.
 
     Raises
     ------
@@ -692,22 +770,31 @@ def summarize_criteria(result: dict) -> str:
     rows = result.get("criteria") or {}
     if not rows:
         raise InputError("no criteria in the result", expected="the output of compare_criteria", found="none")
-    ranked = sorted(rows, key=lambda n: -rows[n]["accuracy"])
     short = {"user": "your selection", "selectivity": "s(k)", "keep_rule": "the keep rule", "apoz": "APoZ",
              "l1": "L1", "l2": "L2", "bn_scale": "BN scale", "taylor": "Taylor", "random": "random"}
     label = {n: short.get(n, CRITERIA[n].label if n in CRITERIA else n) for n in rows}
-    best, worst = ranked[0], ranked[-1]
     mine = "user" if "user" in rows else "selectivity" if "selectivity" in rows else None
     head = f"Keeping {result['keep']} kernels of {result['layer']}: "
+    text = head + _ranking({n: r["accuracy"] for n, r in rows.items()}, mine, label) + \
+        ". Test accuracy with the other kernels silenced, before any retraining."
+    if all("retrained" in r for r in rows.values()):
+        after = _ranking({n: r["retrained"]["accuracy"] for n, r in rows.items()}, mine, label)
+        text += f" After removing them and retraining {result.get('retrain_epochs', '?')} epoch(s): {after}."
+    return text
+
+
+def _ranking(acc: dict[str, float], mine: str | None, label: dict[str, str]) -> str:
+    ranked = sorted(acc, key=lambda n: -acc[n])
+    best, worst = ranked[0], ranked[-1]
     if mine is None:
-        return head + (f"best {label[best]} {rows[best]['accuracy']:.1%}, worst {label[worst]} "
-                       f"{rows[worst]['accuracy']:.1%}.")
-    acc, place = rows[mine]["accuracy"], ranked.index(mine) + 1
-    ties = [n for n in rows if n != mine and rows[n]["accuracy"] == acc]
-    gap = rows[best]["accuracy"] - acc
-    verdict = (f"{label[mine]} is best ({acc:.1%})" + (f", tied with {', '.join(label[n] for n in ties)}" if ties
-                                                       else "") if gap <= 0 else
-               f"{label[mine]} ({acc:.1%}) ranks {place} of {len(rows)}, {100 * gap:.1f} points below the best, "
-               f"{label[best]} ({rows[best]['accuracy']:.1%})")
-    return head + verdict + f"; worst {label[worst]} ({rows[worst]['accuracy']:.1%}). Test accuracy with the " \
-        "other kernels silenced, before any retraining."
+        return f"best {label[best]} {acc[best]:.1%}, worst {label[worst]} {acc[worst]:.1%}"
+    place = ranked.index(mine) + 1
+    ties = [n for n in acc if n != mine and acc[n] == acc[mine]]
+    gap = acc[best] - acc[mine]
+    if gap <= 0:
+        verdict = f"{label[mine]} is best ({acc[mine]:.1%})" + (
+            f", tied with {', '.join(label[n] for n in ties)}" if ties else "")
+    else:
+        verdict = (f"{label[mine]} ({acc[mine]:.1%}) ranks {place} of {len(acc)}, {100 * gap:.1f} points below the "
+                   f"best, {label[best]} ({acc[best]:.1%})")
+    return verdict + f"; worst {label[worst]} ({acc[worst]:.1%})"

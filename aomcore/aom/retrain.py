@@ -175,20 +175,43 @@ def edit_and_retrain(parent: Version, edit: Edit, new_id: int, train_set: ImageD
     :class:`~aomcore.deepeyes.statistics.TrainingMonitor` for the edited model (see :func:`train`).
     """
     config = config or TrainConfig()
-    shape = train_set.input_shape
-    model = apply_edit(parent.model, edit, shape)
-    mode = default_freeze(edit) if freeze == "auto" else freeze
-    frozen = set(frozen_modules(model, shape, edit.layer, mode))
     start = time.perf_counter()
-    curve = train(model, train_set, config, device=device, progress=progress, cancel=cancel, on_step=on_step,
-                  monitor=monitor(model) if monitor is not None else None,
-                  trainable=lambda name: name.rpartition(".")[0] not in frozen)
+    model, mode, curve = retrain_edited(parent.model, edit, train_set, freeze, config, device, progress=progress,
+                                        cancel=cancel, on_step=on_step, monitor=monitor)
     seconds = time.perf_counter() - start
-    model = model.cpu().eval()
     note = f"{edit.describe()}; retrained {config.epochs} epoch(s), frozen: {mode}"
     return Version(id=new_id, parent=parent.id, edits=[*parent.edits, edit], model=model,
                    digest=weights_digest(model), metrics=measure(model, test_set, device), retrain_seconds=seconds,
                    note=note, curve=curve)
+
+
+def retrain_edited(model: nn.Module, edit: Edit, train_set: ImageDataset, freeze: str = "auto",
+                   config: TrainConfig | None = None, device: str | torch.device = "auto", *,
+                   progress: Callable[[dict], None] | None = None, cancel: threading.Event | None = None,
+                   on_step: Callable[[int, nn.Module], None] | None = None,
+                   monitor: Callable[[nn.Module], object] | None = None) -> tuple[nn.Module, str, list[dict]]:
+    """The paper's step 6 (Sec. III): ``edit`` applied to a copy of ``model``, retrained with the
+    layers given by ``freeze`` frozen (``"auto"``: :func:`default_freeze`).
+
+    Returns
+    -------
+    (model, mode, curve)
+        The retrained copy (CPU, eval mode), the freezing mode used and the training steps.
+
+    Raises
+    ------
+    InputError
+        The edit cannot apply.
+    """
+    config = config or TrainConfig()
+    shape = train_set.input_shape
+    edited = apply_edit(model, edit, shape)
+    mode = default_freeze(edit) if freeze == "auto" else freeze
+    frozen = set(frozen_modules(edited, shape, edit.layer, mode))
+    curve = train(edited, train_set, config, device=device, progress=progress, cancel=cancel, on_step=on_step,
+                  monitor=monitor(edited) if monitor is not None else None,
+                  trainable=lambda name: name.rpartition(".")[0] not in frozen)
+    return edited.cpu().eval(), mode, curve
 
 
 def preview_edit(model: nn.Module, edit: Edit, input_shape) -> dict:

@@ -18,6 +18,7 @@ range                  bounds               why
 ``MAX_RESOLUTION``     1 .. 4096            cells per side of pooled maps
 ``BATCH_SIZE``         1 .. 65536           images per batch
 ``EPOCHS``             1 .. 10000           training epochs
+``RETRAIN_EPOCHS``     0 .. 10000           retraining epochs of a comparison (0: none)
 ``SAMPLE``             1 .. 10_000_000      images in an embedding's sample (``--n``)
 ``N_ITER``             1 .. 100_000         t-SNE iterations
 ``KEEP``               1 .. 1_000_000       kernels kept (``criteria --keep``)
@@ -42,10 +43,12 @@ from .errors import InputError
 __all__ = [
     "SEED_MIN", "SEED_MAX", "BINS_MIN", "BINS_MAX", "POSITIONS_MIN", "POSITIONS_MAX", "SNAPSHOTS_MIN",
     "SNAPSHOTS_MAX", "MAX_RESOLUTION_MIN", "MAX_RESOLUTION_MAX", "BATCH_SIZE_MIN", "BATCH_SIZE_MAX",
-    "EPOCHS_MIN", "EPOCHS_MAX", "SAMPLE_MIN", "SAMPLE_MAX", "N_ITER_MIN", "N_ITER_MAX", "KEEP_MIN", "KEEP_MAX",
+    "EPOCHS_MIN", "EPOCHS_MAX", "RETRAIN_EPOCHS_MIN", "RETRAIN_EPOCHS_MAX", "SAMPLE_MIN", "SAMPLE_MAX",
+    "N_ITER_MIN", "N_ITER_MAX", "KEEP_MIN", "KEEP_MAX",
     "CHANNELS_MIN", "CHANNELS_MAX", "RESIZE_MIN", "RESIZE_MAX", "VERSION_MIN", "VERSION_MAX",
     "check_int", "check_layer_name",
     "seed", "bins", "positions", "positions_count", "snapshots", "max_resolution", "batch_size", "epochs",
+    "retrain_epochs",
     "sample", "n_iter", "keep", "channels", "resize", "version", "layer_name",
 ]
 
@@ -56,6 +59,7 @@ SNAPSHOTS_MIN, SNAPSHOTS_MAX = 0, 1000
 MAX_RESOLUTION_MIN, MAX_RESOLUTION_MAX = 1, 4096
 BATCH_SIZE_MIN, BATCH_SIZE_MAX = 1, 65536
 EPOCHS_MIN, EPOCHS_MAX = 1, 10_000
+RETRAIN_EPOCHS_MIN, RETRAIN_EPOCHS_MAX = 0, EPOCHS_MAX
 SAMPLE_MIN, SAMPLE_MAX = 1, 10_000_000
 N_ITER_MIN, N_ITER_MAX = 1, 100_000
 KEEP_MIN, KEEP_MAX = 1, 1_000_000
@@ -118,6 +122,7 @@ snapshots = _int_type("snapshots", SNAPSHOTS_MIN, SNAPSHOTS_MAX)
 max_resolution = _int_type("max_resolution", MAX_RESOLUTION_MIN, MAX_RESOLUTION_MAX)
 batch_size = _int_type("batch_size", BATCH_SIZE_MIN, BATCH_SIZE_MAX)
 epochs = _int_type("epochs", EPOCHS_MIN, EPOCHS_MAX)
+retrain_epochs = _int_type("retrain_epochs", RETRAIN_EPOCHS_MIN, RETRAIN_EPOCHS_MAX)
 sample = _int_type("sample", SAMPLE_MIN, SAMPLE_MAX)
 n_iter = _int_type("n_iter", N_ITER_MIN, N_ITER_MAX)
 keep = _int_type("keep", KEEP_MIN, KEEP_MAX)

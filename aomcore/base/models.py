@@ -15,6 +15,11 @@ An architecture is named by a spec string:
 ``zoo:deepeyes_mnist``
     DeepEyes' MNIST network (Pezzotti et al. 2018): conv 5×5×20, ReLU, max pool 2, conv
     5×5×50, ReLU, max pool 2, FC 500, ReLU, FC C. 1×28×28 inputs (DeepEyes: 98.2%).
+``zoo:resnet8``
+    A small ResNet (He et al. 2016, the CIFAR variant): conv 3×3×16 + BN + ReLU, then three
+    stages of one torchvision ``BasicBlock`` each (16, 32, 64 kernels; stride 1, 2, 2, a
+    1×1 conv + BN shortcut where the shape changes), global average pool, FC C. Any input
+    size; module names as in torchvision's ResNets (``layer2.0.conv1``, ``layer2.0`` ...).
 ``torchvision:NAME`` or ``torchvision:NAME(option=value, ...)``
     ``torchvision.models.get_model(NAME, weights=None, num_classes=C, **options)``; the
     options are Python literals (read with ``ast.literal_eval``, never ``eval``), e.g.
@@ -145,8 +150,39 @@ def digits_net(num_classes: int = 10, in_channels: int = 1, image_size: int | tu
     ]))
 
 
+class ResNet8(nn.Module):
+    """The small ResNet ``zoo:resnet8``: (N, C_in, H, W) → (N, num_classes) logits."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock
+
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        stages, c_in = [], 16
+        for c_out, stride in ((16, 1), (32, 2), (64, 2)):
+            down = None if stride == 1 and c_in == c_out else nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+            stages.append(nn.Sequential(BasicBlock(c_in, c_out, stride, down)))
+            c_in = c_out
+        self.layer1, self.layer2, self.layer3 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet8(num_classes: int = 10, in_channels: int = 3, image_size: int | tuple[int, int] = 32) -> nn.Module:
+    """``zoo:resnet8`` (any ``image_size``: the pool is global)."""
+    return ResNet8(num_classes, in_channels)
+
+
 ZOO = {"paper_mnist": paper_mnist, "paper_cifar10": paper_cifar10, "digits_net": digits_net,
-       "deepeyes_mnist": deepeyes_mnist}
+       "deepeyes_mnist": deepeyes_mnist, "resnet8": resnet8}
 #: The zoo model that fits each built-in dataset.
 ZOO_FOR_DATASET = {"digits": "digits_net", "mnist": "paper_mnist", "fashion-mnist": "paper_mnist",
                    "cifar10": "paper_cifar10"}

@@ -8,7 +8,7 @@ import re
 import sys
 import time
 
-from ..aom.criteria import COMPARED_CRITERIA, compare_criteria
+from ..aom.criteria import COMPARED_CRITERIA, compare_criteria, layer_scores, summarize_criteria
 from ..aom.distributed import distributed_from_env
 from ..aom.experiment import summarize_experiment
 from ..aom.maps import compute_maps
@@ -280,6 +280,8 @@ def _cmd_overview(args) -> int:
     maps = dict(sorted(maps.items(), key=lambda item: forward.get(item[0], len(forward))))
     rows = layer_overview(maps, layer_kinds={layer.name: layer.kind for layer in infos})
     if args.json:
+        for r in rows:  # every kernel scored by each pruning criterion that applies (Taylor on this split)
+            r["scores"] = layer_scores(loaded.model, maps[r["layer"]], data=dataset, device=args.device)
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'layer':<16} {'kernels':>7} {'dead':>5} {'on':>4} {'groups':>6} {'redundant':>9} {'mean s':>7}  "
@@ -343,7 +345,8 @@ def _cmd_criteria(args) -> int:
     check_model_fits(loaded.model, test_set)
     if ws is not None:
         final = run_inline(ws, "criteria", {"version": vid, "layer": args.layer, "keep": args.keep,
-                                            "user_keep": args.user, "seed": args.seed, "device": args.device},
+                                            "user_keep": args.user, "seed": args.seed, "device": args.device,
+                                            "retrain_epochs": args.retrain_epochs},
                            echo=job_printer("criteria"))
         result = next(r for r in ws.results("criteria") if r["key"] == final["result"]["key"])["result"]
     else:
@@ -354,14 +357,26 @@ def _cmd_criteria(args) -> int:
                            DiskCache(args.cache_dir), progress=progress_printer("maps (train)"))[0]
         result = compare_criteria(loaded.model, maps, args.layer, args.keep, test_set, user_keep=args.user,
                                   seed=args.seed, device=device, train_set=train_set,
+                                  retrain_epochs=args.retrain_epochs,
+                                  config=default_train_config(args.dataset or "digits"),
                                   progress=progress_printer("evaluating", unit="criteria"))
     if args.out:
         write_json(args.out, result)
-    print(f"{'criterion':<16} {'accuracy':>9}  kept ({result['keep']} of {args.layer})")
+    retrained = bool(result.get("retrain_epochs"))
+    print(f"{'criterion':<16} {'silenced':>9}" + (f" {'retrained':>10} {'params':>9} {'MFLOPs':>8}" if retrained
+                                                    else "") + f"  kept ({result['keep']} of {args.layer})")
     for name, r in result["criteria"].items():
-        print(f"{name:<16} {r['accuracy']:>9.2%}  {','.join(map(str, r['kept']))}")
+        extra = ""
+        if retrained:
+            t = r["retrained"]
+            extra = f" {t['accuracy']:>10.2%} {t['params']:>9,} {t['flops'] / 1e6:>8.2f}"
+        print(f"{name:<16} {r['accuracy']:>9.2%}{extra}  {','.join(map(str, r['kept']))}")
     where = [*([f"{ws.path} v{vid}"] if ws is not None else []), *([args.out] if args.out else [])]
-    print(f"Test accuracy with only the kept kernels (the others silenced, before retraining) -> {', '.join(where)}")
+    after = (f"; retrained: the others removed, {result['retrain_epochs']} epoch(s), frozen: {result['freeze']}"
+             if retrained else "")
+    print(f"Test accuracy with only the kept kernels (silenced: the others zeroed, before retraining{after}) "
+          f"-> {', '.join(where)}")
+    print(summarize_criteria(result))
     return 0
 
 
@@ -407,7 +422,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--maps", default=None, help="maps.npz of these weights (default: computed, or from the cache)")
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
     p.add_argument("--threshold", type=float, default=0.0, help="threshold when the maps are computed here")
-    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON, each with every kernel's score by "
+                   "each pruning criterion that applies ('scores'; Taylor on a batch of --split)")
 
     p = sub.add_parser("selectivity-experiment",
                        help="per-class test accuracy with only the selective kernels kept, and with them removed")
@@ -429,6 +445,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--user", type=_kernel_list, default=None, metavar="I,J,K",
                    help="your selection of --keep kernels, compared as 'user'")
     p.add_argument("--seed", type=limits.seed, default=0, help="seeds the random criterion and Taylor's batch")
+    p.add_argument("--retrain-epochs", type=limits.retrain_epochs, default=0,
+                   help="also remove the other kernels and retrain this many epochs with the paper's freezing "
+                        "(adds 'retrained' entries; default 0: silencing only)")
     p.add_argument("--out", default=None, help="output .json")
     p.epilog = ("compares: user (with --user), " + ", ".join(COMPARED_CRITERIA)
                 + " (bn_scale only when a BatchNorm follows the layer); the maps and Taylor's batch come from the "

@@ -16,9 +16,10 @@ from ..aom.results import cached_experiment, cached_maps, maps_cache_key
 from ..aom.retrain import Version, edit_and_retrain, measure
 from ..base.cache import DiskCache
 from ..base.editing import Edit
+from ..base.limits import RETRAIN_EPOCHS_MAX, RETRAIN_EPOCHS_MIN, check_int
 from ..base.models import build_model
 from ..base.paths import inside
-from ..base.training import TrainConfig, train
+from ..base.training import TrainConfig, default_train_config, train
 from ..deepeyes.statistics import TrainingMonitor
 from ..store.run_import import import_run, new_run_dir
 from ..store.runs import RunWriter, read_run, resolve_run, run_model, snapshot_schedule
@@ -155,20 +156,25 @@ def criteria_job(ws: Workspace, p: dict, ctx: JobContext) -> dict:
     split, accuracies on test.
 
     Parameters (``p``): ``version``, ``layer``, ``keep``, ``user_keep`` (list of kernel indices,
-    optional), ``seed`` (default 0), ``device``. The result is indexed as a ``criteria`` result whose
-    ``result`` holds the comparison's JSON.
+    optional), ``seed`` (default 0), ``retrain_epochs`` (default 0: silencing only), ``device``.
+    Retraining uses the dataset's training recipe (:func:`~aomcore.base.training.default_train_config`)
+    with ``retrain_epochs`` epochs. The result is indexed as a ``criteria`` result whose ``result``
+    holds the comparison's JSON.
     """
     loaded = ws.loaded(p["version"])
     train_set, test_set = ws.load_split("train"), ws.load_split("test")
     device, seed, user = p.get("device", "auto"), p.get("seed", 0), p.get("user_keep")
+    epochs = check_int("retraining epochs", p.get("retrain_epochs", 0), RETRAIN_EPOCHS_MIN, RETRAIN_EPOCHS_MAX)
     maps, _ = cached_maps(loaded, train_set, [p["layer"]], 0.0, device=device, cache=ws.results_cache,
                           progress=lambda d, t: ctx.progress(d, 2 * t, f"maps of the train split: {d:,}/{t:,}"))
+    step = "evaluating and retraining" if epochs else "evaluating"
     result = compare_criteria(loaded.model, maps, p["layer"], p["keep"], test_set, user_keep=user, seed=seed,
-                              device=device, train_set=train_set,
-                              progress=lambda d, t: ctx.progress(t + d, 2 * t, f"evaluating: criterion {d} of {t}"))
+                              device=device, train_set=train_set, retrain_epochs=epochs,
+                              config=default_train_config(ws.state()["dataset"]["spec"]), cancel=ctx,
+                              progress=lambda d, t: ctx.progress(t + d, 2 * t, f"{step}: criterion {d} of {t}"))
     key = DiskCache.key(kind="criteria", model=loaded.digest, layer=p["layer"], keep=result["keep"],
                         user=None if user is None else sorted(int(i) for i in user), seed=seed,
-                        test=test_set.identity())
+                        test=test_set.identity(), retrain_epochs=epochs)
     ws.record_result({"kind": "criteria", "key": key, "digest": loaded.digest, "version": p["version"],
                       "layer": p["layer"], "tap": maps[p["layer"]].tap, "keep": result["keep"], "seed": seed,
                       "result": result})

@@ -256,7 +256,19 @@ def test_select_kernels_compares_the_selection_with_the_criteria(trained):
     user = result["criteria"]["user"]["accuracy"]
     assert f"your selection is best ({user:.1%})" in shown[-1] or f"your selection ({user:.1%}) ranks" in shown[-1]
     table = at.dataframe[-1].value
-    assert list(table["selection"])[0] == "your selection" and table["test accuracy"][0] == user
+    assert list(table["selection"])[0] == "your selection" and table["silenced"][0] == user
+    assert "retrained" not in table
+
+    at.number_input(key="criteria_epochs").set_value(1).run()  # the same, removed and retrained one epoch
+    at.button(key="compare_criteria").click().run()
+    at = wait_jobs(at, "app_pages/aom/select_kernels.py")
+    assert not at.exception, at.exception
+    result = [r for r in trained.results("criteria") if r["layer"] == "conv1"][-1]["result"]
+    assert result["retrain_epochs"] == 1 and all("retrained" in r for r in result["criteria"].values())
+    assert "After removing them and retraining 1 epoch(s)" in at.info[-1].value
+    table = at.dataframe[-1].value
+    assert table["retrained"][0] == result["criteria"]["user"]["retrained"]["accuracy"]
+    assert table["params"][0] == result["criteria"]["user"]["retrained"]["params"]
 
 
 def _naming_code(ws) -> bytes:

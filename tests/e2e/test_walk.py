@@ -148,6 +148,20 @@ def test_mnist_end_to_end(server, page, data_root):
     go(page, "Select kernels")
     page.get_by_text("Kernels kept in conv1").wait_for()
     shot(page, "mnist_4_select")
+    # Does looking help? The selection against the pruning criteria: silenced, then also retrained
+    page.get_by_text("Does looking help?").scroll_into_view_if_needed()
+    wait_idle(page)
+    button = page.locator(".st-key-compare_criteria button").first
+    kept = button.inner_text().split()[2]  # "Compare your N kernels with the criteria"
+    button.click()
+    page.get_by_text(f"Keeping {kept} kernels of conv1:").wait_for(timeout=300_000)
+    wait_idle(page)
+    no_exception(page)
+    reading = page.get_by_text(f"Keeping {kept} kernels of conv1:").inner_text()
+    assert "your selection" in reading and "silenced, before any retraining" in reading
+    page.locator('[data-testid="stVegaLiteChart"]').last.wait_for()
+    page.get_by_text("Does looking help?").scroll_into_view_if_needed()
+    shot(page, "mnist_4_select_criteria")
 
     go(page, "Selectivity experiment")
     page.get_by_role("button", name="Run", exact=True).click()

@@ -1,7 +1,8 @@
 """Select kernels' "Does looking help?": the user's selection against the automated pruning criteria.
 
 Scores of the cheap criteria (maps and weights) are computed through :func:`ui.cached.criteria_scores`;
-the ablation (every criterion's top N silenced on the test split) is the ``criteria`` job.
+the ablation (every criterion's top N silenced on the test split, optionally removed and retrained) is
+the ``criteria`` job.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 import aomcore
+from aomcore.base import limits
 from ui import cached
 from ui.jobs import job_outcome, job_panel
 from ui.state import View, submit
@@ -44,18 +46,31 @@ def _name(criterion: str) -> str:
 
 
 def accuracy_chart(result: dict) -> alt.Chart:
-    """Test accuracy (other kernels silenced) of each selection, the user's highlighted."""
-    rows = [{"selection": _name(n), "accuracy": r["accuracy"], "you": n == "user"}
-            for n, r in result["criteria"].items()]
-    df = pd.DataFrame(rows).sort_values("accuracy", ascending=False)
+    """Test accuracy of each selection with the other kernels silenced (and, when the comparison was
+    retrained, after removing them and retraining), the user's selection in red."""
+    retrained = bool(result.get("retrain_epochs"))
+    rows = []
+    for n, r in result["criteria"].items():
+        rows.append({"selection": _name(n), "measure": "silenced", "accuracy": r["accuracy"], "you": n == "user"})
+        if retrained:
+            rows.append({"selection": _name(n), "measure": f"retrained {result['retrain_epochs']} epoch(s)",
+                         "accuracy": r["retrained"]["accuracy"], "you": n == "user"})
+    df = pd.DataFrame(rows)
+    key = df[df["measure"] != "silenced"] if retrained else df
+    order = list(key.sort_values("accuracy", ascending=False)["selection"])
     low = max(0.0, float(df["accuracy"].min()) - 0.05)
-    return alt.Chart(df).mark_bar(clip=True).encode(
-        y=alt.Y("selection:N", sort=list(df["selection"]), title=None, axis=alt.Axis(labelLimit=200)),
+    chart = alt.Chart(df).mark_bar(clip=True).encode(
+        y=alt.Y("selection:N", sort=order, title=None, axis=alt.Axis(labelLimit=200)),
         x=alt.X("accuracy:Q", scale=alt.Scale(domain=[low, 1], zero=False), axis=alt.Axis(format="%"),
                 title=f"test accuracy with {result['keep']} kernels of {result['layer']} kept"),
         color=alt.condition("datum.you", alt.value("#d62728"), alt.value("#7f7f7f")),
-        tooltip=["selection", alt.Tooltip("accuracy:Q", format=".2%")],
-    ).properties(height=28 * len(df) + 40)
+        tooltip=["selection", "measure", alt.Tooltip("accuracy:Q", format=".2%")],
+    )
+    if retrained:  # two bars a selection: silenced (light), retrained (dark)
+        chart = chart.encode(yOffset=alt.YOffset("measure:N", sort="descending"),
+                             opacity=alt.Opacity("measure:N", sort="descending", scale=alt.Scale(range=[1, 0.45]),
+                                                 legend=alt.Legend(title=None, orient="bottom")))
+    return chart.properties(height=(48 if retrained else 28) * len(order) + 40)
 
 
 def score_table(scores: dict[str, list[float]], keep_n: int, kept: list[int]):
@@ -81,7 +96,8 @@ def section(v: View, layer: str, kept: list[int], n_kernels: int) -> None:
                "magnitude (L1/L2, Li et al. 2017), BatchNorm scale (Liu et al. 2017), first-order Taylor "
                "(Molchanov et al. 2019), APoZ (Hu et al. 2016) from the same maps, s(k) and the keep rule, and "
                "random. Each keeps its top N; the other kernels are silenced on the test split (weights "
-               "untouched, no retraining).")
+               "untouched: seconds) and, if you ask for retraining epochs, also removed and the network "
+               "retrained with the paper's freezing (each selection from the same weights and seed).")
     digest = v.version["digest"]
     scores = cached.criteria_scores(digest, v.maps_info["key"], layer, tuple(TABLE), v.model, v.maps[layer],
                                     v.split("test").input_shape)
@@ -91,10 +107,15 @@ def section(v: View, layer: str, kept: list[int], n_kernels: int) -> None:
                      height=min(36 + 35 * n_kernels, 600))
         st.caption(f"Shaded: each criterion's top {n} (your N). `yours`: your keep column above.")
     running = bool(v.active_jobs(("criteria",)))
-    if st.button(f"Compare your {n} kernels with the criteria", key="compare_criteria",
-                 disabled=running or not 0 < n < n_kernels, help="A background job: maps of the train split "
-                 "(cached), Taylor on a train batch, accuracies on the test split."):
-        if submit(v.ws, "criteria", {"version": v.version_id, "layer": layer, "keep": n, "user_keep": kept}):
+    a, b = st.columns([1, 2], vertical_alignment="bottom")
+    epochs = a.number_input("Retraining epochs", limits.RETRAIN_EPOCHS_MIN, limits.RETRAIN_EPOCHS_MAX, 0,
+                            key="criteria_epochs", help="0: silencing only (seconds). N: each selection is also "
+                            "removed and retrained N epochs (minutes per selection).")
+    if b.button(f"Compare your {n} kernels with the criteria", key="compare_criteria", type="primary",
+                disabled=running or not 0 < n < n_kernels, help="A background job: maps of the train split "
+                "(cached), Taylor on a train batch, accuracies on the test split."):
+        if submit(v.ws, "criteria", {"version": v.version_id, "layer": layer, "keep": n, "user_keep": kept,
+                                     "retrain_epochs": int(epochs)}):
             st.rerun()
     job_panel(v, ("criteria",))
     job_outcome(v, "criteria")
@@ -106,9 +127,15 @@ def section(v: View, layer: str, kept: list[int], n_kernels: int) -> None:
         st.caption("The comparison below is of an earlier selection: press **Compare** to compare this one.")
     st.info(aomcore.summarize_criteria(result))
     st.altair_chart(accuracy_chart(result), width="stretch")
-    table = pd.DataFrame([{"selection": _name(name), "test accuracy": r["accuracy"], "kept kernels": ranges(r["kept"])}
+    table = pd.DataFrame([{"selection": _name(name), "silenced": r["accuracy"],
+                           **({"retrained": r["retrained"]["accuracy"], "params": r["retrained"]["params"],
+                               "MFLOPs": r["retrained"]["flops"] / 1e6} if "retrained" in r else {}),
+                           "kept kernels": ranges(r["kept"])}
                           for name, r in result["criteria"].items()])
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+                 column_config={"silenced": st.column_config.NumberColumn("test accuracy, silenced", format="percent"),
+                                "retrained": st.column_config.NumberColumn(
+                                    f"after removal + {result.get('retrain_epochs')} epoch(s)", format="percent"),
+                                "MFLOPs": st.column_config.NumberColumn(format="%.2f")})
     st.download_button("Comparison (JSON)", json.dumps(result, indent=2), f"criteria_{layer}.json",
                        "application/json", key="criteria_json")

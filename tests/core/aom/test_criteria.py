@@ -34,9 +34,12 @@ from aomcore import (
     pretrained_zoo_model,
     silenced,
     suggest_keep,
+    summarize_criteria,
     top_kernels,
+    train,
 )
 from aomcore.aom.ordering import KernelOrdering, default_n_groups
+from aomcore.aom.retrain import flops_per_image
 from tests.conftest import DEVICES, REPO
 
 from ..helpers import literal_aom, literal_csm, literal_selectivity, pixel_model, tiny_dataset
@@ -335,3 +338,92 @@ def test_criteria_command_writes_the_comparison(tmp_path):
     bad = run("criteria", "--workspace", str(ws), "--layer", "conv1", "--keep", "8", "--out", str(tmp_path / "x.json"),
               code=2)
     assert bad.stderr.strip().count("\n") == 0 and "bad number of kernels to keep in conv1" in bad.stderr
+
+    out = run("criteria", "--workspace", str(ws), "--layer", "conv1", "--keep", "3", "--retrain-epochs", "1",
+              "--out", str(tmp_path / "retrained.json"))
+    retrained = json.loads((tmp_path / "retrained.json").read_text())
+    assert retrained["retrain_epochs"] == 1 and retrained["freeze"] == "auto"
+    for name, r in retrained["criteria"].items():
+        assert r["accuracy"] == result["criteria"][name]["accuracy"]  # the same silenced numbers
+        t = r["retrained"]
+        assert t["epochs"] == 1 and 0 <= t["accuracy"] <= 1 and len(t["per_class"]) == 10
+        assert t["params"] < Workspace(ws).versions()[0]["metrics"]["params"]
+    assert "retrained" in out.stdout and "After removing them and retraining 1 epoch(s)" in out.stdout
+    assert len(Workspace(ws).results("criteria")) == 2  # kept beside the silenced-only comparison
+    bad = run("criteria", "--workspace", str(ws), "--layer", "conv1", "--keep", "3", "--retrain-epochs", "-1",
+              "--out", str(tmp_path / "x.json"), code=2)
+    assert "expected an integer in [0, 10000]" in bad.stderr
+
+
+def test_retrained_entries_equal_removing_and_retraining_by_hand(digits):
+    model, maps, train_set, test_set = digits
+    config = TrainConfig(epochs=1, lr=3e-3, batch_size=64, seed=3)
+    result = compare_criteria(model, maps, "conv2", 6, test_set, train_set=train_set, device="cpu",
+                              criteria=("l1", "random"), retrain_epochs=1, config=TrainConfig(epochs=7, lr=3e-3,
+                                                                                                batch_size=64, seed=3))
+    assert result["retrain_epochs"] == 1 and result["freeze"] == "auto"
+    for name, r in result["criteria"].items():
+        dropped = tuple(sorted(set(range(16)) - set(r["kept"])))
+        edited = apply_edit(model, Edit("remove", "conv2", dropped), test_set.input_shape)
+        # the paper's freezing after a removal: the layers up to the edited one
+        train(edited, train_set, config, device="cpu", trainable=lambda n: n.rpartition(".")[0] not in FROZEN)
+        truth = evaluate(edited, test_set, device="cpu")
+        t = r["retrained"]
+        assert t["epochs"] == 1 and t["accuracy"] == truth.accuracy, name
+        np.testing.assert_array_equal(t["per_class"], truth.per_class)
+        assert t["params"] == sum(p.numel() for p in edited.parameters())
+        assert t["flops"] == flops_per_image(edited, test_set.input_shape)
+        assert torch.equal(edited.conv1.weight, model.conv1.weight)  # frozen, as in the paper
+    assert "After removing them and retraining 1 epoch(s)" in summarize_criteria(result)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(InputError, match="bad number of retraining epochs"):
+            compare_criteria(model, maps, "conv2", 6, test_set, train_set=train_set, retrain_epochs=bad)
+    with pytest.raises(InputError, match="retraining needs the training split"):
+        compare_criteria(model, maps, "conv2", 6, test_set, retrain_epochs=1)
+
+
+FROZEN = {"conv1", "conv2"}
+
+
+@pytest.fixture(scope="module")
+def resnet8_digits():
+    train_set, test_set = load_dataset("digits", "train"), load_dataset("digits", "test")
+    model = pretrained_zoo_model("zoo:resnet8", train_set, TrainConfig(epochs=3, lr=3e-3, batch_size=64)).model
+    return model, train_set, test_set
+
+
+def test_silencing_is_removal_inside_a_residual_block_and_not_through_its_shortcut(resnet8_digits):
+    model, train_set, test_set = resnet8_digits
+    x = torch.stack([test_set[i][0] for i in range(64)])
+    maps = compute_maps(model, train_set, ["layer2.0.conv1", "conv1"])
+    result = compare_criteria(model, maps, "layer2.0.conv1", 16, test_set, device="cpu", criteria=("l1", "random"))
+    for r in result["criteria"].values():  # the block's first conv: nothing else is coupled to its channels
+        dropped = tuple(sorted(set(range(32)) - set(r["kept"])))
+        removed = apply_edit(model, Edit("remove", "layer2.0.conv1", dropped), test_set.input_shape)
+        truth = evaluate(removed, test_set, device="cpu")
+        assert r["accuracy"] == truth.accuracy
+        np.testing.assert_array_equal(r["per_class"], truth.per_class)
+        with torch.inference_mode(), silenced(model, "layer2.0.bn1", list(dropped)):
+            torch.testing.assert_close(model(x), removed(x), rtol=1e-5, atol=1e-5)
+    # The stem's channels are added to layer1's output: removing them removes those too; silencing
+    # zeroes the stem's only, as the docstring says, and the two differ.
+    removed = apply_edit(model, Edit("remove", "conv1", tuple(range(8))), test_set.input_shape)
+    assert removed.layer1[0].conv2.out_channels == 8
+    with torch.inference_mode(), silenced(model, "relu", list(range(8))):
+        assert not torch.allclose(model(x), removed(x), atol=1e-4)
+
+
+@pytest.mark.mnist
+def test_silencing_gives_the_accuracy_of_removal_on_paper_mnist(data_root):
+    train_set, test_set = load_dataset("mnist", "train", data_root), load_dataset("mnist", "test", data_root)
+    model = pretrained_zoo_model("zoo:paper_mnist", train_set, TrainConfig(epochs=1)).model
+    maps = compute_maps(model, train_set, ["conv1", "conv2"])
+    for layer, keep in (("conv1", 4), ("conv2", 8)):
+        result = compare_criteria(model, maps, layer, keep, test_set, device="cpu",
+                                  criteria=("selectivity", "apoz", "l1", "random"))
+        for name, r in result["criteria"].items():
+            dropped = tuple(sorted(set(range(16)) - set(r["kept"])))
+            truth = evaluate(apply_edit(model, Edit("remove", layer, dropped), test_set.input_shape), test_set,
+                             device="cpu")
+            assert r["accuracy"] == truth.accuracy, (layer, name)  # all 10,000 test images
+            np.testing.assert_array_equal(r["per_class"], truth.per_class)

@@ -4,9 +4,10 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from aomcore import Edit
+from aomcore import CRITERIA, Edit, kernel_scores, load_dataset, load_maps_npz, load_model
 from tests.conftest import REPO
 
 
@@ -55,6 +56,23 @@ def test_overview_json_from_maps_matches_computed(digits):
     computed = _overview(digits / "d0.pt", "--layers", "conv1,fc1", "--json")
     assert computed.returncode == 0, computed.stderr
     assert json.loads(computed.stdout) == rows
+
+
+def test_overview_json_scores_every_kernel_by_every_criterion_that_applies(digits):
+    out = _overview(digits / "d0.pt", "--maps", str(digits / "m.npz"), "--layers", "conv1,fc1", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["layer"]: r for r in json.loads(out.stdout)}
+    train_set = load_dataset("digits", "train")  # --split's default: the maps' split and Taylor's batch
+    model = load_model("zoo:digits_net", str(digits / "d0.pt"), 10, train_set.input_shape).model
+    maps = load_maps_npz(digits / "m.npz")[0]
+    for layer, k in (("conv1", 8), ("fc1", 64)):
+        scores = rows[layer]["scores"]
+        # no BatchNorm in digits_net: bn_scale cannot apply and is left out, every other criterion is there
+        assert set(scores) == set(CRITERIA) - {"bn_scale"}, layer
+        for name, values in scores.items():
+            assert len(values) == k
+            truth = kernel_scores(name, maps=maps[layer], model=model, layer=layer, data=train_set)
+            np.testing.assert_allclose(values, truth, rtol=1e-12, err_msg=f"{layer} {name}")
 
 
 def test_overview_table(digits):
