@@ -17,6 +17,7 @@ import sys
 
 from ..base.allocator import reuse_freed_memory
 from ..base.errors import InputError
+from ._common import end_status_line
 from . import aom, deepeyes, rauber, store
 
 __all__ = ["main"]
@@ -38,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except InputError as exc:
+        end_status_line()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        end_status_line()
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -69,6 +69,22 @@ def preprocessing(args) -> Preprocessing:
     return Preprocessing(mean=args.mean, std=args.std, channels=args.channels, resize=args.resize)
 
 
+_LINE = {"open": False}  # a progress line on stderr not yet ended by a newline
+
+
+def status_line(text: str, final: bool) -> None:
+    """Rewrite the progress line on stderr (``\\r``); ``final`` ends it with a newline."""
+    print(f"\r{text}", end="\n" if final else "", file=sys.stderr, flush=True)
+    _LINE["open"] = not final
+
+
+def end_status_line() -> None:
+    """End an open progress line, so what is printed next (an error) starts a line of its own."""
+    if _LINE["open"]:
+        print(file=sys.stderr, flush=True)
+        _LINE["open"] = False
+
+
 def progress_printer(label: str, unit: str | None = "images"):
     """A progress callback printing to stderr every 10% (``done/total unit`` unless ``unit`` is None)."""
     state = {"next": 0.0, "start": time.perf_counter()}
@@ -77,8 +93,8 @@ def progress_printer(label: str, unit: str | None = "images"):
         frac = done / max(total, 1)
         if frac >= state["next"] or done == total:
             count = f"{done}/{total} {unit} " if unit else ""
-            print(f"\r{label}: {count}({frac:5.1%}; {timing_text(done, total, time.perf_counter() - state['start'])})",
-                  end="" if done < total else "\n", file=sys.stderr, flush=True)
+            status_line(f"{label}: {count}({frac:5.1%}; {timing_text(done, total, time.perf_counter() - state['start'])})",
+                        done >= total)
             state["next"] = frac + 0.1
     return report
 
@@ -86,8 +102,8 @@ def progress_printer(label: str, unit: str | None = "images"):
 def train_printer(label: str):
     def progress(m):
         if m["step"] % 50 == 0 or m["step"] == m["steps"]:
-            print(f"\r{label}: epoch {m['epoch']} step {m['step']}/{m['steps']} loss {m['loss']:.4f}",
-                  end="" if m["step"] < m["steps"] else "\n", file=sys.stderr, flush=True)
+            status_line(f"{label}: epoch {m['epoch']} step {m['step']}/{m['steps']} loss {m['loss']:.4f}",
+                        m["step"] >= m["steps"])
     return progress
 
 
@@ -99,7 +115,7 @@ def job_printer(label: str):
         frac = done / max(total, 1)
         if frac >= state["next"] or done >= total:
             timing = timing_text(done, total, time.perf_counter() - state["start"])
-            print(f"\r{label}: {text} ({timing})", end="" if done < total else "\n", file=sys.stderr, flush=True)
+            status_line(f"{label}: {text} ({timing})", done >= total)
             state["next"] = frac + 0.05
     return echo
 

@@ -64,8 +64,12 @@ def _cmd_run(args) -> int:
     ws = open_workspace(args, create=False)
     if ws is None and not args.out:
         raise InputError("nowhere to put the run", expected="--out DIR and/or --workspace DIR", found="neither")
+    if ws is None and args.dataset is None:  # never a guess: digits' accuracy of an MNIST checkpoint is noise
+        raise InputError("which data are the checkpoints for?", expected="--dataset NAME (its test split gives the "
+                         "input shape, the classes and each snapshot's accuracy) or --workspace DIR",
+                         found="neither")
     test_set = ws.load_split("test") if ws is not None else load_dataset(
-        args.dataset or "digits", "test", args.data_root, preprocessing(args), args.download)
+        args.dataset, "test", args.data_root, preprocessing(args), args.download)
     out = Path(args.out) if args.out else new_run_dir(ws.runs_dir)
     edits = read_edits(args.edits) if args.edits else []
     imported = import_run(args.dir, args.arch, test_set.num_classes, test_set.input_shape, edits, out,

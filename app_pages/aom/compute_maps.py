@@ -3,6 +3,7 @@
 import streamlit as st
 import torch
 
+from aomcore.base import limits
 from ui import cached, views
 from ui.jobs import job_outcome, job_panel
 from ui.state import require_model, submit, view
@@ -27,7 +28,7 @@ split = c1.radio("Split", ["train", "test"], horizontal=True, help="The paper us
 threshold = c2.number_input("Threshold", value=0.0, step=0.01, format="%.4f",
                             help="An activation occurs when it is strictly greater than this.")
 device = c3.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-batch_size = c4.number_input("Batch size", 1, 8192, 256)
+batch_size = c4.number_input("Batch size", limits.BATCH_SIZE_MIN, limits.BATCH_SIZE_MAX, 256)
 
 running = bool(v.active_jobs(("maps",)))
 if st.button("Compute", type="primary", disabled=not layers or running, key="compute"):

@@ -5,6 +5,7 @@ import streamlit as st
 import torch
 
 import aomcore
+from aomcore.base import limits
 from ui import cached, views
 from ui.aom import overview as views_overview
 from ui.jobs import job_outcome, job_panel
@@ -70,9 +71,9 @@ with st.container(border=True):
                                                  "one", "only the edited layer", "nothing: every layer trains"])
     r2, r3, r4, r5 = st.columns(4)
     recipe = aomcore.default_train_config(v.dataset)  # MNIST: 1 epoch as the paper; digits: 30 short epochs
-    epochs = r2.number_input("Epochs", 1, 100, recipe.epochs)
+    epochs = r2.number_input("Epochs", limits.EPOCHS_MIN, limits.EPOCHS_MAX, recipe.epochs)
     lr = r3.number_input("Learning rate", 1e-5, 1.0, recipe.lr, format="%.4f")
-    batch = r4.number_input("Batch size", 1, 4096, recipe.batch_size)
+    batch = r4.number_input("Batch size", limits.BATCH_SIZE_MIN, limits.BATCH_SIZE_MAX, recipe.batch_size)
     device = r5.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 
 if edit is not None:

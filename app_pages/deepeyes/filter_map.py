@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from aomcore.base import limits
 from ui import cached
 from ui import projections as ev
 from ui.jobs import job_outcome, job_panel
@@ -28,7 +29,7 @@ layer = c1.selectbox("Layer", [r["name"] for r in layers],
                      format_func=lambda n: next(f"{n} · {r['type']} · {r['kernels']} filters" for r in layers
                                                 if r["name"] == n))
 n_iter = c2.number_input("t-SNE iterations", 50, 2000, 500, step=50, help="after 250 of early exaggeration")
-seed = c3.number_input("Seed", 0, 10_000, 0)
+seed = c3.number_input("Seed", limits.SEED_MIN, limits.SEED_MAX, 0)
 digest = v.version["digest"]
 found = [r for r in v.ws.results("embed", digest) if r["view"] == "filter-map" and r["layer"] == layer
          and r["n_iter"] == n_iter and r["seed"] == seed]

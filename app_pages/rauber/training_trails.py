@@ -5,6 +5,7 @@ import json
 import streamlit as st
 
 import aomcore
+from aomcore.base import limits
 from ui import cached
 from ui.jobs import job_outcome, job_panel
 from ui.rauber import trails as views_trails
@@ -38,7 +39,7 @@ stability = c2.slider("Stability", 0.0, 1.0, 0.5, 0.05, help="Higher keeps each 
                       "the previous one: smoother trails, less faithful layouts.")
 n_iter = c3.number_input("t-SNE iterations", 10, 2000, 500, step=50, help="Of the first snapshot; later ones "
                          "continue from the previous layout for (1 − stability) of these.")
-seed = c4.number_input("Seed", 0, 2**31 - 1, 0)
+seed = c4.number_input("Seed", limits.SEED_MIN, limits.SEED_MAX, 0)
 params = {"run": run_id, "layer": layer, "n": int(n), "method": method, "seed": int(seed),
           "stability": float(stability), "split": "test", "n_iter": int(n_iter)}
 

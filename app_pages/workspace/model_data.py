@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import aomcore
+from aomcore.base import limits
 from aomcore.base.policy import current_policy
 from ui import cached, views
 from ui.jobs import job_outcome, job_panel
@@ -45,8 +46,8 @@ with st.expander("Analyse another dataset: starts a new workspace (this one is k
     p1, p2, p3, p4 = st.columns(4)
     mean = p1.text_input("mean (per channel, comma-separated)", key="prep_mean")
     std = p2.text_input("std", key="prep_std")
-    channels = p3.number_input("repeat to channels", 0, 4, 0, help="0 = keep", key="prep_channels")
-    resize = p4.number_input("resize to N×N", 0, 512, 0, help="0 = keep", key="prep_resize")
+    channels = p3.number_input("repeat to channels", 0, limits.CHANNELS_MAX, 0, help="0 = keep", key="prep_channels")
+    resize = p4.number_input("resize to N×N", 0, limits.RESIZE_MAX, 0, help="0 = keep", key="prep_resize")
     if st.button("Create a workspace for this dataset", type="primary", disabled=spec is None, key="use_dataset"):
         with reported():
             policy = current_policy()
@@ -74,10 +75,10 @@ if source == "Train a zoo model here":
     names = list(aomcore.ZOO)
     arch = c1.selectbox("Architecture", names, index=names.index(zoo_default), format_func=lambda n: f"zoo:{n}")
     recipe = aomcore.default_train_config(v.dataset)
-    epochs = c2.number_input("Epochs", 1, 200, recipe.epochs)
+    epochs = c2.number_input("Epochs", limits.EPOCHS_MIN, limits.EPOCHS_MAX, recipe.epochs)
     lr = c3.number_input("Learning rate", 1e-5, 1.0, recipe.lr, format="%.4f")
-    snapshots = c4.number_input("Snapshots", 0, 200, aomcore.store.runs.DEFAULT_SNAPSHOTS,
-                                help="Weights kept over the run (first and last included) for the training views.")
+    snapshots = c4.number_input("Snapshots", limits.SNAPSHOTS_MIN, limits.SNAPSHOTS_MAX,
+                                aomcore.store.runs.DEFAULT_SNAPSHOTS, help="Weights kept over the run (first and last included) for the training views.")
     st.caption(views.expected_training_time(f"zoo:{arch}", v.dataset, len(train_set), int(epochs)))
     other_arch = v.state.get("arch") not in (None, f"zoo:{arch}")
     if other_arch:

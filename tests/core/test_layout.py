@@ -170,3 +170,21 @@ def test_every_aomcore_name_the_app_and_benchmarks_use_exists():
                         break
                     obj, where = getattr(obj, part), f"{where}.{part}"
     assert missing == []
+
+
+def test_the_dashboards_numbers_take_their_ranges_from_limits():
+    """Seeds, batch sizes, epochs and snapshots: a widget's bounds are ``limits`` constants, never literals,
+    so the dashboard accepts what the CLI accepts (issue #22: numbers validated at the boundary, one place)."""
+    ranged = {"Seed": "SEED", "Batch size": "BATCH_SIZE", "Epochs": "EPOCHS", "Snapshots": "SNAPSHOTS",
+              "Retraining epochs": "RETRAIN_EPOCHS"}
+    seen = []
+    for path in [*(REPO / "app_pages").rglob("*.py"), *(REPO / "ui").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "number_input"
+                    and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in ranged):
+                continue
+            name = ranged[node.args[0].value]
+            bounds = [ast.unparse(a) for a in node.args[1:3]]
+            assert bounds == [f"limits.{name}_MIN", f"limits.{name}_MAX"], (path.name, node.args[0].value, bounds)
+            seen.append(node.args[0].value)
+    assert {"Seed", "Batch size", "Epochs", "Snapshots", "Retraining epochs"} <= set(seen)

@@ -224,3 +224,16 @@ def test_the_bounds_themselves_are_accepted():
     assert (args.seed, args.bins, args.positions) == (limits.SEED_MAX, limits.BINS_MAX, "all")
     args = parser.parse_args(["train", "--snapshots", "0", "--seed", "0", "--epochs", "1"])
     assert (args.snapshots, args.seed, args.epochs) == (0, 0, 1)
+
+
+def test_an_error_after_progress_starts_a_line_of_its_own(capsys):
+    from aomcore.cli import main
+    from aomcore.cli._common import progress_printer
+
+    progress_printer("maps (train)")(300, 1000)  # a progress line left open, as a pass that fails midway leaves it
+    code = main(["criteria", "--layer", "conv1", "--keep", "3"])  # fails: nowhere to put the results
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.rstrip("\n").split("\n")  # not splitlines: it would split at the \r too
+    assert lines[-1].startswith("error: nowhere to put the results")
+    assert lines[-2].startswith("\rmaps (train): 300/1000 images")

@@ -114,8 +114,14 @@ def test_cli_run_import_into_a_workspace(small_ws, tmp_path):
     record = json.loads((tmp_path / made / "run.json").read_text())
     assert [s["iteration"] for s in record["snapshots"]] == [s["iteration"] for s in run["snapshots"]]
     assert [s["test_accuracy"] for s in record["snapshots"]] == [s["test_accuracy"] for s in run["snapshots"]]
-    bad = _cli("run", "import", str(folder), "--arch", "zoo:nope", "--out", str(tmp_path / "r2"), home=tmp_path)
+    bad = _cli("run", "import", str(folder), "--arch", "zoo:nope", "--out", str(tmp_path / "r2"), "--dataset",
+               "digits", home=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
+    assert "unknown zoo model" in bad.stderr
+    # no workspace and no dataset: never evaluated on a guessed one (digits for an MNIST model)
+    bad = _cli("run", "import", str(folder), "--arch", "zoo:digits_net", "--out", str(tmp_path / "r3"), home=tmp_path)
+    assert bad.returncode == 2 and "which data are the checkpoints for?" in bad.stderr
+    assert "--dataset NAME" in bad.stderr and not (tmp_path / "r3").exists()
 
 
 def test_cli_deepeyes_on_a_workspace_run(small_ws, tmp_path):
