@@ -17,8 +17,8 @@ import sys
 
 from ..base.allocator import reuse_freed_memory
 from ..base.errors import InputError
-from ._common import end_status_line
 from . import aom, deepeyes, rauber, store
+from ._common import end_status_line
 
 __all__ = ["main"]
 

@@ -93,8 +93,8 @@ def progress_printer(label: str, unit: str | None = "images"):
         frac = done / max(total, 1)
         if frac >= state["next"] or done == total:
             count = f"{done}/{total} {unit} " if unit else ""
-            status_line(f"{label}: {count}({frac:5.1%}; {timing_text(done, total, time.perf_counter() - state['start'])})",
-                        done >= total)
+            timing = timing_text(done, total, time.perf_counter() - state["start"])
+            status_line(f"{label}: {count}({frac:5.1%}; {timing})", done >= total)
             state["next"] = frac + 0.1
     return report
 

@@ -78,7 +78,8 @@ if source == "Train a zoo model here":
     epochs = c2.number_input("Epochs", limits.EPOCHS_MIN, limits.EPOCHS_MAX, recipe.epochs)
     lr = c3.number_input("Learning rate", 1e-5, 1.0, recipe.lr, format="%.4f")
     snapshots = c4.number_input("Snapshots", limits.SNAPSHOTS_MIN, limits.SNAPSHOTS_MAX,
-                                aomcore.store.runs.DEFAULT_SNAPSHOTS, help="Weights kept over the run (first and last included) for the training views.")
+                                aomcore.store.runs.DEFAULT_SNAPSHOTS,
+                                help="Weights kept over the run (first and last included) for the training views.")
     st.caption(views.expected_training_time(f"zoo:{arch}", v.dataset, len(train_set), int(epochs)))
     other_arch = v.state.get("arch") not in (None, f"zoo:{arch}")
     if other_arch:
