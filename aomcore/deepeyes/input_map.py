@@ -22,6 +22,7 @@ from ..base.data import ImageDataset
 from ..base.embedding import _check_cancel, _Event, embed, neighborhood_hit, neighborhood_hit_per_class
 from ..base.errors import InputError
 from ..base.hooks import forward_hooks, forward_input_hooks, get_module
+from ..base.limits import POSITIONS_MAX, POSITIONS_MIN, check_int
 
 __all__ = ["INPUT_MAP_USES", "InputMap", "InputMapSamples", "filter_map", "input_map", "input_map_vectors",
            "sample_perplexity"]
@@ -174,8 +175,7 @@ def input_map_vectors(model: nn.Module, dataset: ImageDataset, layer: str, indic
     """
     if use not in INPUT_MAP_USES:
         raise InputError("unknown input-map vector", expected=" or ".join(INPUT_MAP_USES), found=repr(use))
-    if positions < 1:
-        raise InputError("positions must be >= 1", expected=">= 1", found=str(positions))
+    positions = check_int("positions per image", positions, POSITIONS_MIN, POSITIONS_MAX)
     idx = _as_indices(indices, len(dataset))
     private, info = _private_model(model, dataset, layer, device)
     if info.kind not in ("conv", "fc"):

@@ -66,6 +66,7 @@ from ..base.devices import resolve_device
 from ..base.errors import InputError
 from ..base.hooks import forward_hooks
 from ..base.layers import LayerInfo, list_layers, resolve_layers
+from ..base.limits import BINS_MAX, BINS_MIN, POSITIONS_MAX, POSITIONS_MIN, check_int
 from ..base.models import apply_state_dict, load_state_dict
 from ..base.npzfile import library_versions
 
@@ -153,9 +154,10 @@ def perplexity_bin_edges(k: int, bins: int = 30) -> np.ndarray:
 def _check_positions(positions) -> int | str:
     if isinstance(positions, str) and positions == "all":
         return positions
-    if isinstance(positions, (int, np.integer)) and not isinstance(positions, bool) and positions >= 1:
-        return int(positions)
-    raise InputError("unknown positions option", expected="a positive integer or 'all'", found=repr(positions))
+    if isinstance(positions, (int, np.integer)) and not isinstance(positions, bool):
+        return check_int("positions per image", positions, POSITIONS_MIN, POSITIONS_MAX)
+    raise InputError("unknown positions option", expected=f"an integer in [{POSITIONS_MIN}, {POSITIONS_MAX}] or "
+                     "'all'", found=repr(positions)[:80])
 
 
 class DeepEyesStats:
@@ -222,9 +224,7 @@ class DeepEyesStats:
         self.seed = seed
         self.similarity = similarity
         self._positions = _check_positions(positions)
-        if not isinstance(bins, (int, np.integer)) or isinstance(bins, bool) or bins < 1:
-            raise InputError("bins must be a positive integer", expected="an integer >= 1 such as 30",
-                             found=repr(bins))
+        check_int("number of perplexity bins", bins, BINS_MIN, BINS_MAX)  # before anything is allocated
         if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
             raise InputError("num_classes must be a positive integer", expected="an integer >= 1",
                              found=repr(num_classes))

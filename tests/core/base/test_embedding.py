@@ -244,6 +244,9 @@ def test_input_map_fc_patch_is_the_whole_input():
     samples = input_map_vectors(model, tiny_dataset(images, [0, 1, 0]), "fc", [0, 2], positions=10)
     np.testing.assert_array_equal(samples.vectors, images[[0, 2]].reshape(2, 4))
     np.testing.assert_array_equal(samples.position, [0, 0])
+    for bad in (0, -1, 10**7, 2.5, True):  # the CLI's range, checked in the library too
+        with pytest.raises(InputError, match=r"bad positions per image.*\[1, 1000000\]"):
+            input_map_vectors(model, tiny_dataset(images, [0, 1, 0]), "fc", [0, 2], positions=bad)
 
 
 # --------------------------------------------------------------------------------------

@@ -199,12 +199,18 @@ def test_fc_layer_has_one_position_and_positions_beyond_the_map_take_all():
     assert stats.n_samples_ == 2 * 9
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.5, "some", True])
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "some", True, 10**7])
 def test_bad_options_name_the_valid_ones(bad):
-    with pytest.raises(InputError, match="positive integer or 'all'"):
+    with pytest.raises(InputError, match=r"bad positions per image|unknown positions option"):
         DeepEyesStats(num_classes=2, positions=bad)
-    with pytest.raises(InputError, match="bins must be a positive integer"):
-        DeepEyesStats(num_classes=2, bins=0)
+    with pytest.raises(InputError, match=r"in \[1, 1000000\]"):
+        DeepEyesStats(num_classes=2, positions=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 10**9, 2.0, True])
+def test_bins_are_refused_outside_the_limits_before_allocating(bad):
+    with pytest.raises(InputError, match=r"bad number of perplexity bins.*an integer in \[1, 1000\]"):
+        DeepEyesStats(num_classes=2, bins=bad)
 
 
 def test_bad_shapes():
