@@ -6,6 +6,8 @@ show the job's product without a reload (a page that goes blank after a job is a
 
 import pytest
 
+from aomcore.aom.experiment import summarize_experiment
+
 from .conftest import (
     go,
     main_text,
@@ -32,6 +34,14 @@ def _train(page, server, epochs=None, timeout=300_000):
     wait_progress_gone(page, timeout)
     no_exception(page)
 
+
+
+def _reading_states_the_stored_numbers(page, server) -> None:
+    """The experiment's reading is printed for any outcome: check it is the one of the stored rows."""
+    ws = server.workspace(url_ws(page))
+    rows = ws.results("experiment")[-1]["rows"]
+    expected = summarize_experiment(rows)
+    page.get_by_text(expected).wait_for(timeout=30_000)
 
 def test_walk_every_page(server, page):
     page.goto(server.url)
@@ -104,6 +114,7 @@ def test_walk_every_page(server, page):
     page.get_by_text("Removing the selective kernels costs more accuracy").wait_for(timeout=120_000)
     wait_idle(page)
     no_exception(page)
+    _reading_states_the_stored_numbers(page, server)
     shot(page, "7_selectivity_experiment")
 
     go(page, "Workspaces")
@@ -168,4 +179,5 @@ def test_mnist_end_to_end(server, page, data_root):
     page.get_by_text("Removing the selective kernels costs more accuracy").wait_for(timeout=600_000)
     wait_idle(page)
     no_exception(page)
+    _reading_states_the_stored_numbers(page, server)
     shot(page, "mnist_5_selectivity_experiment")

@@ -25,9 +25,11 @@ from aomcore import (
     Workspace,
     apoz,
     apply_edit,
+    build_model,
     compare_criteria,
     compute_maps,
     evaluate,
+    get_module,
     kernel_flags,
     kernel_scores,
     load_dataset,
@@ -38,6 +40,7 @@ from aomcore import (
     top_kernels,
     train,
 )
+from aomcore.aom.criteria import _out_channels
 from aomcore.aom.ordering import KernelOrdering, default_n_groups
 from aomcore.aom.retrain import flops_per_image
 from tests.conftest import DEVICES, REPO
@@ -427,3 +430,32 @@ def test_silencing_gives_the_accuracy_of_removal_on_paper_mnist(data_root):
                              device="cpu")
             assert r["accuracy"] == truth.accuracy, (layer, name)  # all 10,000 test images
             np.testing.assert_array_equal(r["per_class"], truth.per_class)
+
+
+@pytest.mark.parametrize("arch,shape,layers,ignored", [
+    ("zoo:paper_mnist", (1, 28, 28), ["conv1", "conv2", "fc1"], ["fc2"]),
+    ("torchvision:resnet18", (3, 32, 32), ["layer1.0.conv1", "layer2.1.conv1", "layer4.0.conv1"], ["fc"]),
+])
+def test_maps_importance_prunes_paper_mnist_and_resnet18_to_the_ratio(arch, shape, layers, ignored):
+    """MetaPruner with MapsImportance at ratio 0.5: each mapped layer (a block's first conv in resnet18: its
+    channels are its own) keeps exactly its half with the highest s(k); unmapped layers stay whole."""
+    torch.manual_seed(0)
+    model = build_model(arch, 10, shape).eval()
+    gen = torch.Generator().manual_seed(1)
+    data = tiny_dataset(torch.rand(40, *shape, generator=gen).numpy() * 2 - 0.5, [i % 10 for i in range(40)])
+    maps = compute_maps(model, data, layers)
+    pruned = copy.deepcopy(model)
+    pruner = tp.pruner.MetaPruner(pruned, torch.zeros(1, *shape), importance=MapsImportance(pruned, maps),
+                                  pruning_ratio=0.5, ignored_layers=[get_module(pruned, n) for n in ignored])
+    pruner.step()
+    removed = {name: idxs for name, is_out, idxs in pruner.pruning_history() if is_out}
+    modules = dict(pruned.named_modules())
+    for layer in layers:
+        k = maps[layer].num_kernels
+        kept = sorted(set(range(k)) - set(removed[layer]))
+        scores = kernel_scores("selectivity", maps=maps[layer])
+        assert len(kept) == k // 2 == _out_channels(modules[layer]), layer
+        assert scores[kept].min() >= np.delete(scores, kept).max(), layer
+    assert set(removed) == set(layers)  # nothing without maps was pruned
+    with torch.inference_mode():
+        assert pruned(torch.zeros(2, *shape)).shape == (2, 10)
