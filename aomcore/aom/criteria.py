@@ -251,6 +251,10 @@ def _out_group(model: nn.Module, layer: str, input_shape: tuple[int, ...]):
     module = _weight_layer(model, layer)
     fn = tp.prune_conv_out_channels if isinstance(module, nn.modules.conv._ConvNd) else tp.prune_linear_out_channels
     graph = _graph(model, input_shape)
+    if module not in graph.module2node:  # the tracer follows the autograd graph: a detach or no_grad hides it
+        raise InputError(f"torch-pruning cannot trace {layer} in this model",
+                         expected="a forward whose output depends on the layer through autograd (no "
+                         "torch.no_grad or detach inside it)", found=f"{layer} outside the traced graph")
     return graph.get_pruning_group(module, fn, idxs=list(range(_out_channels(module))))
 
 
@@ -363,7 +367,16 @@ def _taylor(x: _Inputs) -> np.ndarray:
     order = torch.randperm(len(x.data), generator=torch.Generator().manual_seed(x.seed))[: x.batch_size]
     images, labels = next(x.data.batches(x.batch_size, x.device, order))
     model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(images), labels).backward()
+    loss = F.cross_entropy(model(images), labels)
+    if not loss.requires_grad:
+        raise InputError(f"the Taylor criterion gets no gradient from this model at {x.layer}",
+                         expected="a forward whose loss depends on the layer's weights (no torch.no_grad or "
+                         "detach inside it)", found="a loss without a gradient")
+    loss.backward()
+    if _weight_layer(model, x.layer).weight.grad is None:
+        raise InputError(f"the Taylor criterion gets no gradient from this model at {x.layer}",
+                         expected="a forward whose loss depends on the layer's weights (no torch.no_grad or "
+                         "detach inside it)", found=f"no gradient reached {x.layer}.weight")
     return _scored(tp.importance.TaylorImportance(multivariable=True, group_reduction="first", normalizer=None),
                    group)
 

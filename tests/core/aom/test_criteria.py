@@ -459,3 +459,27 @@ def test_maps_importance_prunes_paper_mnist_and_resnet18_to_the_ratio(arch, shap
     assert set(removed) == set(layers)  # nothing without maps was pruned
     with torch.inference_mode():
         assert pruned(torch.zeros(2, *shape)).shape == (2, 10)
+
+
+class _Detached(nn.Module):
+    """conv → (detached) → fc: the loss has a gradient, but none reaches the conv."""
+
+    def __init__(self, no_grad: bool = False):
+        super().__init__()
+        self.conv, self.fc, self.no_grad = nn.Conv2d(1, 3, 2), nn.Linear(12, 2), no_grad
+
+    def forward(self, x):
+        if self.no_grad:
+            with torch.no_grad():
+                return self.fc(F.relu(self.conv(x)).flatten(1))
+        return self.fc(F.relu(self.conv(x)).detach().flatten(1))
+
+
+@pytest.mark.parametrize("no_grad", [False, True])
+def test_taylor_on_a_model_that_gives_no_gradient_says_so(no_grad):
+    model = _Detached(no_grad)
+    with pytest.raises(InputError, match="cannot trace conv in this model.*no torch.no_grad or detach"):
+        kernel_scores("taylor", model=model, layer="conv", data=DATA)
+    for name in ("group_magnitude", "fpgm", "lamp"):  # the other traced criteria: the same message
+        with pytest.raises(InputError, match="cannot trace conv in this model"):
+            kernel_scores(name, model=model, layer="conv", input_shape=(1, 3, 3))
