@@ -303,3 +303,26 @@ def shot(page, name: str) -> Path:
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
     return path
+
+
+def choose_option(page, key: str, option: str, attempts: int = 3) -> None:
+    """Choose ``option`` in the selectbox with widget key ``key``: typed into its box, then clicked.
+
+    A rerun of the page (a fragment's poll, the app's first run) can redraw an open dropdown
+    away; then the box is opened again, up to ``attempts`` times.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(attempts):
+        box = page.locator(f".st-key-{key} input")
+        box.click()
+        box.fill(option)
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+            wait_idle(page)
+    wait_idle(page)

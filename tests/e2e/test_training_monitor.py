@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import shot, wait_idle
+from .conftest import shot, wait_app, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -10,7 +10,7 @@ pytestmark = pytest.mark.e2e
 def test_training_monitor_opens(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(server.url)
-    wait_idle(page)
+    wait_app(page)
     page.locator('[data-testid="stSidebarNav"] a', has_text="Training monitor").first.click()
     page.get_by_role("heading", name="Training monitor").wait_for()
     wait_idle(page)
