@@ -48,6 +48,7 @@ from ..base.devices import resolve_device
 from ..base.editing import Edit
 from ..base.errors import InputError
 from ..base.hooks import get_module
+from ..base.limits import RETRAIN_EPOCHS_MAX, RETRAIN_EPOCHS_MIN, check_int
 from ..base.training import TrainConfig, evaluate
 from .experiment import _layer_of_maps, silenced
 from .maps import LayerMaps, kernel_flags
@@ -56,7 +57,7 @@ from .overview import suggest_keep
 from .retrain import flops_per_image, retrain_edited
 
 __all__ = ["COMPARED_CRITERIA", "CRITERIA", "Criterion", "MapsImportance", "apoz", "compare_criteria",
-           "kernel_scores", "summarize_criteria", "top_kernels"]
+           "kernel_scores", "layer_scores", "summarize_criteria", "top_kernels"]
 
 
 @dataclass(frozen=True)
@@ -368,11 +369,8 @@ def _taylor(x: _Inputs) -> np.ndarray:
     images, labels = next(x.data.batches(x.batch_size, x.device, order))
     model.zero_grad(set_to_none=True)
     loss = F.cross_entropy(model(images), labels)
-    if not loss.requires_grad:
-        raise InputError(f"the Taylor criterion gets no gradient from this model at {x.layer}",
-                         expected="a forward whose loss depends on the layer's weights (no torch.no_grad or "
-                         "detach inside it)", found="a loss without a gradient")
-    loss.backward()
+    if loss.requires_grad:
+        loss.backward()
     if _weight_layer(model, x.layer).weight.grad is None:
         raise InputError(f"the Taylor criterion gets no gradient from this model at {x.layer}",
                          expected="a forward whose loss depends on the layer's weights (no torch.no_grad or "
@@ -714,9 +712,7 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
     info = _layer_of_maps(model, maps, test_set)
     k = info.kernels
     keep_n = _check_keep(keep_n, k, layer)
-    if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, (int, np.integer)) or retrain_epochs < 0:
-        raise InputError("bad number of retraining epochs", expected="an integer >= 0 (0: no retraining)",
-                         found=repr(retrain_epochs))
+    retrain_epochs = check_int("number of retraining epochs", retrain_epochs, RETRAIN_EPOCHS_MIN, RETRAIN_EPOCHS_MAX)
     if retrain_epochs and train_set is None:
         raise InputError("retraining needs the training split", expected="train_set with retrain_epochs > 0",
                          found="no train_set")

@@ -16,7 +16,6 @@ from ..aom.results import cached_experiment, cached_maps, maps_cache_key
 from ..aom.retrain import Version, edit_and_retrain, measure
 from ..base.cache import DiskCache
 from ..base.editing import Edit
-from ..base.limits import RETRAIN_EPOCHS_MAX, RETRAIN_EPOCHS_MIN, check_int
 from ..base.models import build_model
 from ..base.paths import inside
 from ..base.training import TrainConfig, default_train_config, train
@@ -164,7 +163,7 @@ def criteria_job(ws: Workspace, p: dict, ctx: JobContext) -> dict:
     loaded = ws.loaded(p["version"])
     train_set, test_set = ws.load_split("train"), ws.load_split("test")
     device, seed, user = p.get("device", "auto"), p.get("seed", 0), p.get("user_keep")
-    epochs = check_int("retraining epochs", p.get("retrain_epochs", 0), RETRAIN_EPOCHS_MIN, RETRAIN_EPOCHS_MAX)
+    epochs = p.get("retrain_epochs", 0)  # checked by compare_criteria (limits.RETRAIN_EPOCHS)
     maps, _ = cached_maps(loaded, train_set, [p["layer"]], 0.0, device=device, cache=ws.results_cache,
                           progress=lambda d, t: ctx.progress(d, 2 * t, f"maps of the train split: {d:,}/{t:,}"))
     step = "evaluating and retraining" if epochs else "evaluating"
@@ -174,7 +173,7 @@ def criteria_job(ws: Workspace, p: dict, ctx: JobContext) -> dict:
                               progress=lambda d, t: ctx.progress(t + d, 2 * t, f"{step}: criterion {d} of {t}"))
     key = DiskCache.key(kind="criteria", model=loaded.digest, layer=p["layer"], keep=result["keep"],
                         user=None if user is None else sorted(int(i) for i in user), seed=seed,
-                        test=test_set.identity(), retrain_epochs=epochs)
+                        test=test_set.identity(), retrain_epochs=result.get("retrain_epochs", 0))
     ws.record_result({"kind": "criteria", "key": key, "digest": loaded.digest, "version": p["version"],
                       "layer": p["layer"], "tap": maps[p["layer"]].tap, "keep": result["keep"], "seed": seed,
                       "result": result})
