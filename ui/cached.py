@@ -23,9 +23,9 @@ from aomcore import ImageDataset, LoadedModel, Preprocessing
 
 
 def _prep(prep: tuple) -> Preprocessing:
-    mean, std, channels, resize = prep
+    mean, std, channels, resize, transform, per_class = prep
     return Preprocessing(mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
-                         channels=channels, resize=resize)
+                         channels=channels, resize=resize, transform=transform, per_class=per_class)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the dataset…")
@@ -68,6 +68,7 @@ def views(maps_key: str, layer: str, n_groups: int, _maps: aomcore.LayerMaps) ->
     flags = aomcore.kernel_flags(m.aom)
     return {
         "order": ordering.order_, "groups": ordering.labels_, "flags": flags,
+        "members": aomcore.group_means(m.aom, ordering.order_, ordering.labels_)[1],
         "odm_image": aomcore.matrix_image(m.odm, order=ordering.order_, cell=max(2, min(24, 480 // m.num_kernels))),
         "mean_occurrence": m.aom.mean(axis=(2, 3)),
         "class_selectivity": m.class_selectivity,
@@ -161,10 +162,13 @@ def trails_npz(workspace: str, key: str, meta_json: str) -> bytes:
 @st.cache_data(max_entries=8, show_spinner=False)
 def sample_images(dataset_digest: str, index: tuple, _dataset: ImageDataset):
     """The sample's images scaled to [0, 1], (N, C, H, W) float32 (keyed by the split's digest and the indices)."""
-    import torch
+    return _dataset.display(index).transpose(0, 3, 1, 2)  # the split's own scaling to [0, 1]
 
-    idx = torch.as_tensor(index, dtype=torch.int64)
-    return _dataset._unit(_dataset.images[idx]).clamp(0, 1).numpy()  # the split's own scaling to [0, 1]
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def examples(dataset_digest: str, prep: tuple, per_class: int, _dataset: ImageDataset):
+    """``_dataset.examples(per_class)``: a folder decodes them, so once per split and preprocessing."""
+    return _dataset.examples(per_class)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -178,13 +182,23 @@ def run_layers(run_path: str, arch: str, edits_json: str, num_classes: int, inpu
 
 @st.cache_data(max_entries=64, show_spinner="Drawing the maps…")
 def grid_image(maps_key: str, layer: str, n_groups: int, which: str, colormap: str, cell: int,
-               _maps: aomcore.LayerMaps):
-    """The AOM or CSM grid of one layer as an image, at one cut, colormap and zoom (keyed by the maps' key)."""
+               _maps: aomcore.LayerMaps, rows: str | int = "kernels"):
+    """The AOM or CSM grid of one layer as an image, at one cut, colormap and zoom (keyed by the maps' key).
+
+    ``rows``: ``"kernels"`` (one row per kernel), ``"groups"`` (one row per group of the cut, its mean
+    map) or a group's position in the grid (that group's kernels)."""
     m = _maps
     ordering = aomcore.KernelOrdering(n_groups=n_groups).fit(m.odm)
     values = m.aom if which == "aom" else m.csm
-    return aomcore.map_grid_image(values, colormap, ordering.order_, ordering.labels_, m.classes,
-                                  aomcore.kernel_flags(m.aom), cell=cell)
+    if rows == "kernels":
+        return aomcore.map_grid_image(values, colormap, ordering.order_, ordering.labels_, m.classes,
+                                      aomcore.kernel_flags(m.aom), cell=cell)
+    means, members = aomcore.group_means(values, ordering.order_, ordering.labels_)
+    if rows == "groups":
+        labels = [f"g{i + 1} ({len(k)})" for i, k in enumerate(members)]
+        return aomcore.map_grid_image(means, colormap, classes=m.classes, cell=cell, row_labels=labels)
+    return aomcore.map_grid_image(values, colormap, members[int(rows)], classes=m.classes,
+                                  flags=aomcore.kernel_flags(m.aom), cell=cell)
 
 
 @st.cache_data(max_entries=16, show_spinner="Summarising the layers…")

@@ -176,7 +176,7 @@ class View:
         d = self.state["dataset"]
         prep = self.ws.preprocessing(self.state)
         return cached.dataset(d["spec"], split, d.get("data_root"),
-                              (prep.mean, prep.std, prep.channels, prep.resize))
+                              prep.key())
 
     @cached_property
     def versions(self) -> dict[int, dict]:

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
 from scipy.spatial.distance import squareform
 
-__all__ = ["KernelOrdering", "default_n_groups"]
+__all__ = ["KernelOrdering", "default_n_groups", "group_means"]
 
 _METHODS = ("average", "complete", "single", "weighted")
 #: Above this many kernels the leaves keep the dendrogram's own order (still grouped).
@@ -94,3 +94,31 @@ class KernelOrdering:
         self.labels_ = np.array([first_seen[int(g)] for g in raw], dtype=np.int64)
         self.n_groups_ = len(first_seen)
         return self
+
+
+def group_means(maps: np.ndarray, order: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each kernel group's mean map, for a grid with one row per group (a large layer at a glance).
+
+    Parameters
+    ----------
+    maps : ndarray, (K, C, H, W) float
+        AOMs or CSMs of one layer.
+    order : ndarray, (K,) int
+        Display order of the kernels (:attr:`KernelOrdering.order_`).
+    groups : ndarray, (K,) int
+        Group of each kernel (:attr:`KernelOrdering.labels_`).
+
+    Returns
+    -------
+    means : ndarray, (G, C, H, W) float64
+        Mean over each group's kernels, groups in the order they first appear in ``order``.
+    members : list of ndarray of int
+        Each group's kernels, in display order.
+    """
+    order, groups = np.asarray(order), np.asarray(groups)
+    seen: dict[int, list[int]] = {}
+    for kernel in order.tolist():
+        seen.setdefault(int(groups[kernel]), []).append(kernel)
+    members = [np.asarray(kernels, dtype=np.int64) for kernels in seen.values()]
+    means = np.stack([np.asarray(maps, dtype=np.float64)[kernels].mean(axis=0) for kernels in members])
+    return means, members

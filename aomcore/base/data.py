@@ -43,19 +43,21 @@ import os
 import pickle
 import zipfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from . import transforms as _transforms
 from .errors import InputError
-from .policy import current_policy
+from .folder import load_folder
+from .splits import LabelledImages, Preprocessing, check_size, confined, stratified_subset
 
 __all__ = [
     "DATASET_NAMES",
     "ImageDataset",
+    "LabelledImages",
     "Preprocessing",
     "default_data_root",
     "load_dataset",
@@ -72,49 +74,9 @@ def default_data_root() -> Path | None:
     return Path(root) if root else None
 
 
-@dataclass(frozen=True)
-class Preprocessing:
-    """Per-batch preprocessing applied after scaling raw pixels to [0, 1].
-
-    Parameters
-    ----------
-    mean, std : tuple of float, optional
-        Per-channel normalisation ``(x - mean) / std`` (one value broadcasts to every
-        channel). Both or neither.
-    channels : int, optional
-        Repeat a 1-channel image to this many channels (e.g. 3 for ImageNet-style
-        architectures on MNIST).
-    resize : int, optional
-        Bilinear (antialiased) resize to ``resize × resize`` pixels.
-    """
-
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    channels: int | None = None
-    resize: int | None = None
-
-    def __post_init__(self):
-        if (self.mean is None) != (self.std is None):
-            raise InputError("normalisation needs both mean and std", expected="both or neither",
-                             found=f"mean={self.mean}, std={self.std}")
-        for label, values in (("mean", self.mean), ("std", self.std)):
-            if values is not None and (not len(values) or not all(math.isfinite(float(v)) for v in values)):
-                raise InputError(f"{label} must be finite numbers", expected="finite per-channel values",
-                                 found=str(tuple(values)))
-        if self.std is not None and any(s <= 0 for s in self.std):
-            raise InputError("std must be positive", expected="std > 0", found=str(self.std))
-        if self.channels is not None and self.channels < 1:
-            raise InputError("channels must be >= 1", expected=">= 1", found=str(self.channels))
-        if self.resize is not None and self.resize < 1:
-            raise InputError("resize must be >= 1 pixel", expected=">= 1", found=str(self.resize))
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-
 @dataclass(eq=False)
-class ImageDataset(torch.utils.data.Dataset):
-    """An in-memory labelled image split.
+class ImageDataset(LabelledImages):
+    """An in-memory labelled image split (the fast path for MNIST, CIFAR-10, npz, digits).
 
     Attributes
     ----------
@@ -155,21 +117,8 @@ class ImageDataset(torch.utils.data.Dataset):
             raise InputError("one label per image", expected=f"labels of shape ({self.images.shape[0]},)",
                              found=f"shape {tuple(self.labels.shape)}")
         self._digest: str | None = None
-        p = self.preprocessing
-        channels = p.channels or self.images.shape[1]
-        if p.channels and self.images.shape[1] not in (1, p.channels):
-            raise InputError(f"cannot repeat {self.images.shape[1]} channels to {p.channels}",
-                             expected="1-channel images", found=f"{self.images.shape[1]} channels")
-        if p.mean is not None and len(p.mean) not in (1, channels):
-            raise InputError("mean/std need one value or one per channel",
-                             expected=f"1 or {channels} values", found=f"{len(p.mean)} values")
-        c, h, w = self.input_shape
-        current_policy().check_allocation(4 * c * h * w, f"one {c}×{h}×{w} float32 input image",
-                                          "a smaller --resize")
-
-    # --- torch Dataset protocol -------------------------------------------------------
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
+        self._steps = _transforms.build(self.preprocessing.steps) if self.preprocessing.steps else None
+        self._check_preprocessing(int(self.images.shape[1]))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         x = self.transform(self.images[index : index + 1])[0]
@@ -199,20 +148,11 @@ class ImageDataset(torch.utils.data.Dataset):
         tensor path of ``Resize`` (bilinear, antialiased, on the float image), and
         ``sub(mean).div(std)`` with float32 mean/std. Not identical to a ``Resize`` placed
         *before* ``ToTensor``: that one resizes the PIL image with PIL's filter and rounds
-        it to uint8.
+        it to uint8. A ``transform`` spec runs first, on the stored (uint8) pixels.
         """
-        x = self._unit(raw)
-        p = self.preprocessing
-        if p.channels and x.shape[1] != p.channels:
-            x = x.expand(-1, p.channels, -1, -1)
-        if p.resize and x.shape[-2:] != (p.resize, p.resize):
-            x = F.interpolate(x, size=(p.resize, p.resize), mode="bilinear", antialias=True,
-                              align_corners=False)
-        if p.mean is not None:  # transforms.Normalize: tensor.sub_(mean).div_(std), mean/std in x's dtype
-            mean = torch.tensor(p.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-            std = torch.tensor(p.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-            x = x.sub(mean).div(std)
-        return x
+        if self._steps is not None:
+            raw = self._steps(raw)
+        return self._after_unit(self._unit(raw))
 
     def batches(self, batch_size: int = 256, device: str | torch.device = "cpu",
                 indices: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -222,14 +162,10 @@ class ImageDataset(torch.utils.data.Dataset):
         traffic is 1 byte per pixel. ``indices`` (int64, (M,)) restricts and orders the
         images (e.g. one shard of a distributed run, or one class).
         """
-        if batch_size < 1:
-            raise InputError("batch size must be >= 1", expected=">= 1", found=str(batch_size))
         device = torch.device(device)
         pin = device.type == "cuda"
         n = len(self) if indices is None else int(indices.numel())
-        c, h, w = self.input_shape
-        current_policy().check_allocation(4 * c * h * w * min(batch_size, n), f"a batch of {min(batch_size, n)} "
-                                          f"{c}×{h}×{w} float32 images", "a smaller --batch-size or --resize")
+        self._check_batch(batch_size, n)
         for start in range(0, n, batch_size):
             if indices is None:
                 raw = self.images[start : start + batch_size]
@@ -245,22 +181,10 @@ class ImageDataset(torch.utils.data.Dataset):
 
     # --- facts ------------------------------------------------------------------------
     @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
     def input_shape(self) -> tuple[int, int, int]:
         """Shape (C, H, W) of one preprocessed image."""
         c, h, w = self.images.shape[1:]
-        p = self.preprocessing
-        c = p.channels or c
-        if p.resize:
-            h = w = p.resize
-        return int(c), int(h), int(w)
-
-    def class_sizes(self) -> np.ndarray:
-        """Images per class, (C,) int64."""
-        return np.bincount(self.labels.numpy(), minlength=self.num_classes).astype(np.int64)
+        return self.preprocessing.output_shape((int(c), int(h), int(w)))
 
     @property
     def digest(self) -> str:
@@ -274,27 +198,10 @@ class ImageDataset(torch.utils.data.Dataset):
             self._digest = h.hexdigest()
         return self._digest
 
-    def identity(self) -> dict:
-        """What identifies this split for caching and provenance (JSON-serialisable)."""
-        identity = {"dataset": self.name, "split": self.split, "digest": self.digest,
-                    "scale": self.scale, "preprocessing": self.preprocessing.to_dict(),
-                    "n_images": len(self), "classes": list(self.classes)}
-        if self.notes:  # only when there are any, so the cache keys of plain datasets stay as they were
-            identity["notes"] = list(self.notes)
-        return identity
-
-    def examples(self, per_class: int = 4) -> tuple[np.ndarray, np.ndarray]:
-        """The first ``per_class`` images of each class, scaled to [0, 1].
-
-        Returns ``(images, labels)``: float32 (M, H, W, C) and int64 (M,).
-        """
-        idx = []
-        labels = self.labels.numpy()
-        for c in range(self.num_classes):
-            idx.extend(np.flatnonzero(labels == c)[:per_class].tolist())
-        idx_t = torch.as_tensor(idx, dtype=torch.int64)
-        x = self._unit(self.images[idx_t]).clamp(0, 1)
-        return x.permute(0, 2, 3, 1).numpy(), labels[idx]
+    def display(self, indices) -> np.ndarray:
+        """Images at ``indices`` as stored, scaled to [0, 1]: float32 (N, H, W, C)."""
+        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64)).reshape(-1)
+        return self._unit(self.images[idx]).clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
 # --------------------------------------------------------------------------------------
@@ -303,7 +210,8 @@ class ImageDataset(torch.utils.data.Dataset):
 
 
 def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike | None = None,
-                 preprocessing: Preprocessing | None = None, download: bool = False) -> ImageDataset:
+                 preprocessing: Preprocessing | None = None, download: bool = False,
+                 workers: int | None = None) -> LabelledImages:
     """Load one split of a dataset named by ``spec`` (see the module docstring).
 
     Parameters
@@ -318,6 +226,13 @@ def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike |
         Defaults to scaling only.
     download : bool, default False
         Let torchvision download MNIST/FashionMNIST/CIFAR-10 into ``data_root``.
+    workers : int, optional
+        DataLoader worker processes that decode a streamed image folder (0 = in this
+        process; default ``min(4, cores)``). Ignored by the in-memory datasets.
+
+    Returns
+    -------
+    ImageDataset (in memory) or FolderDataset (``imagefolder:``, streamed from disk).
 
     Raises
     ------
@@ -335,7 +250,7 @@ def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike |
     elif kind == "cifar10" and not arg:
         images, labels, classes, scale, notes = _load_cifar10(split, _require_root(data_root, kind), download)
     elif kind == "imagefolder" and arg:
-        images, labels, classes, scale, notes = _load_imagefolder(Path(arg), split)
+        return load_folder(Path(arg), split, spec, preprocessing, workers)
     elif kind == "npz" and arg:
         images, labels, classes, scale, notes = _load_npz(Path(arg), split)
     else:
@@ -345,25 +260,13 @@ def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike |
     if len(classes) < 2:
         raise InputError("the dataset has a single class", expected="at least two classes (maps compare classes)",
                          found=f"classes {classes}")
+    if preprocessing.per_class:
+        keep = torch.from_numpy(stratified_subset(labels.numpy(), preprocessing.per_class, len(classes)))
+        notes.append(f"a stratified sample of {len(keep):,} of {len(labels):,} images (at most "
+                     f"{preprocessing.per_class} per class)")
+        images, labels = images[keep], labels[keep]
     return ImageDataset(images=images, labels=labels, classes=classes, name=spec, split=split,
                         scale=scale, preprocessing=preprocessing, notes=tuple(notes))
-
-
-def _confined(path: str | os.PathLike, policy=None) -> Path:
-    """The path a loader opens, symlinks followed; in shared mode it must lie inside ``AOMSCOPE_DATA_DIRS``.
-
-    Every file and folder a loader opens goes through here, so a link *inside* an allowed
-    folder that points outside it (an image, a ``train/`` folder, ``MNIST/``, a CIFAR
-    batch) is refused like a path that starts outside.
-
-    Raises
-    ------
-    InputError
-        "path outside the allowed data folders" (shared mode only).
-    """
-    policy = policy or current_policy()
-    resolved = policy.check_data_path(path)  # refuses a NUL in the path in either mode
-    return resolved if policy.shared else Path(path)
 
 
 def _require_root(data_root, name: str) -> Path:
@@ -371,7 +274,7 @@ def _require_root(data_root, name: str) -> Path:
     if root is None:
         raise InputError(f"{name} needs a data root", expected=f"--data-root DIR or ${DATA_ROOT_ENV}",
                          found="neither was given")
-    root = _confined(root)
+    root = confined(root)
     if not root.is_dir():
         raise InputError("data root does not exist", expected="an existing folder", found=str(root))
     return root
@@ -409,8 +312,8 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
         A file that is not a ubyte IDX file of ``ndim`` dimensions, or whose length does
         not match its header.
     """
-    path = _confined(path)
-    _check_size(path.name, path.stat().st_size, "a file of")
+    path = confined(path)
+    check_size(path.name, path.stat().st_size, "a file of")
     data = path.read_bytes()
     header = 4 * (ndim + 1)
     if len(data) < header:
@@ -437,7 +340,7 @@ def _load_mnist(kind: str, split: str, root: Path, download: bool):
     """
     folder = "MNIST" if kind == "mnist" else "FashionMNIST"
     prefix = "train" if split == "train" else "t10k"
-    raw = _confined(root / folder / "raw")
+    raw = confined(root / folder / "raw")
     images_file, labels_file = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
     if not download and images_file.is_file() and labels_file.is_file():
         images, labels = _read_idx(images_file, 3), _read_idx(labels_file, 1)
@@ -455,7 +358,7 @@ def _load_mnist(kind: str, split: str, root: Path, download: bool):
     files += [root / cls.__name__ / "processed" / name for name in ("training.pt", "test.pt")]  # processed files
     for file in files:
         if os.path.lexists(file):
-            _confined(file)
+            confined(file)
     try:
         ds = cls(str(root), train=split == "train", download=download)
     except RuntimeError as exc:
@@ -484,7 +387,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _read_cifar_pickle(path: Path) -> dict:
     try:
-        with open(_confined(path), "rb") as f:
+        with open(confined(path), "rb") as f:
             return _ArrayUnpickler(f, encoding="latin1").load()
     except FileNotFoundError:
         raise InputError("CIFAR-10 file missing", expected=f"{path.name} in {path.parent}",
@@ -495,7 +398,7 @@ def _read_cifar_pickle(path: Path) -> dict:
 
 
 def _load_cifar10(split: str, root: Path, download: bool):
-    folder = _confined(root / "cifar-10-batches-py")
+    folder = confined(root / "cifar-10-batches-py")
     if download and not folder.is_dir():
         from torchvision import datasets
 
@@ -525,145 +428,6 @@ def _load_cifar10(split: str, root: Path, download: bool):
     return torch.from_numpy(np.concatenate(xs)), labels, classes, 1.0 / 255.0, []
 
 
-def _hidden(name: str) -> bool:
-    """Hidden entries (``.git``, ``.ipynb_checkpoints``, AppleDouble ``._x.png``) and ``__MACOSX``."""
-    return name.startswith(".") or name == "__MACOSX"
-
-
-def _class_folders(path: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(path) if not _hidden(e.name) and e.is_dir())
-
-
-def _scan_imagefolder(path: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Class names and ``(file, label)`` samples, every folder and file checked by :func:`_confined`.
-
-    Hidden entries are skipped; a folder or file reached twice (a symlink loop, two links
-    to one folder) is refused rather than counted twice.
-    """
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
-    classes = _class_folders(path)
-    if not classes:
-        raise InputError("no images found", expected="one sub-folder of images per class",
-                         found=f"no class folders in {path}")
-    samples, seen, policy = [], {}, current_policy()
-    for label, name in enumerate(classes):
-        count = len(samples)
-        for folder, subfolders, files in os.walk(path / name, followlinks=True):
-            real = _confined(folder, policy).resolve()
-            if real in seen:
-                raise InputError("a folder is reached twice (symlink loop?)", expected="each folder reached once",
-                                 found=f"{folder} and {seen[real]} are both {real}")
-            seen[real] = folder
-            subfolders[:] = sorted(d for d in subfolders if not _hidden(d))
-            for file in sorted(files):
-                if not _hidden(file) and file.lower().endswith(IMG_EXTENSIONS):
-                    real = _confined(Path(folder) / file, policy).resolve()
-                    if real in seen:
-                        raise InputError("an image is reached twice (a symlink)", expected="each image once",
-                                         found=f"{Path(folder) / file} and {seen[real]} are both {real}")
-                    seen[real] = Path(folder) / file
-                    samples.append((real, label))
-        if len(samples) == count:
-            raise InputError("no images found", expected="one sub-folder of images per class",
-                             found=f"class folder {name!r} holds no {'/'.join(IMG_EXTENSIONS)} files")
-    return classes, samples
-
-
-def _load_imagefolder(path: Path, split: str):
-    from PIL import Image, UnidentifiedImageError
-
-    path = _confined(path)
-    if not path.is_dir():
-        raise InputError("image folder does not exist", expected="an existing folder", found=str(path))
-    if (path / "train").is_dir() and (path / "test").is_dir():
-        train, test = _class_folders(_confined(path / "train")), _class_folders(_confined(path / "test"))
-        if train != test:
-            raise InputError("train/ and test/ have different classes", expected="the same class folders in both",
-                             found=f"train {train}, test {test}")
-        path = _confined(path / split)
-    classes, samples = _scan_imagefolder(path)
-    arrays, total = [], 0
-    for file, _ in samples:
-        try:
-            with Image.open(file) as im:
-                (w, h), bands = im.size, len(im.getbands())
-                depth = 4 if im.mode in ("I", "F") else 2 if im.mode.startswith("I;16") else 1
-                total = _check_size(file.name, w * h * bands * depth, f"{w}×{h} {im.mode}", total)
-                arrays.append(_image_pixels(im, file))
-        except Image.DecompressionBombError as exc:
-            raise InputError("image too large to decode", expected="an image under PIL's decompression-bomb limit",
-                             found=f"{file}: {exc}") from None
-        except (UnidentifiedImageError, OSError) as exc:
-            raise InputError("unreadable image file", expected="an image PIL can read",
-                             found=f"{file}: {exc}") from None
-    notes = []
-    sizes = {a.shape[:2]: f for a, (f, _) in zip(arrays, samples, strict=True)}
-    if len(sizes) > 1:
-        raise InputError("images differ in size", expected="one height × width for all images",
-                         found=", ".join(f"{h}×{w} ({f.name})" for (h, w), f in list(sizes.items())[:4]))
-    depths = {a.dtype for a in arrays}
-    if len(depths) > 1:
-        first = {d: next(f.name for a, (f, _) in zip(arrays, samples, strict=True) if a.dtype == d) for d in depths}
-        raise InputError("8-bit and 16-bit images mixed", expected="one bit depth for all images",
-                         found=", ".join(f"{first[d]} is {d.itemsize * 8}-bit" for d in sorted(depths, key=str)))
-    rgb = any(a.ndim == 3 for a in arrays)
-    if rgb and any(a.ndim == 2 for a in arrays):
-        gray = sum(a.ndim == 2 for a in arrays)
-        notes.append(f"grayscale and RGB images mixed: {gray} grayscale images repeated to 3 channels")
-    stack = np.stack([np.repeat(a[..., None], 3, -1) if rgb and a.ndim == 2 else
-                      (a[..., None] if a.ndim == 2 else a) for a in arrays])
-    labels = torch.tensor([t for _, t in samples], dtype=torch.int64)
-    if stack.dtype == np.uint16 and stack.size and int(stack.max()) <= 255:  # 8-bit values in 16-bit files
-        notes.append(f"16-bit images with values in [{int(stack.min())}, {int(stack.max())}]: read as 8-bit pixels "
-                     "(divided by 255, not 65535)")
-        stack = stack.astype(np.uint8)
-    if stack.dtype == np.uint16:
-        notes.append("16-bit images: pixels divided by 65535")
-        images = torch.from_numpy(stack.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
-        return images, labels, list(classes), 1.0 / 65535.0, notes
-    images = torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()
-    return images, labels, list(classes), 1.0 / 255.0, notes
-
-
-def _image_pixels(im, file: Path) -> np.ndarray:
-    """One PIL image → (H, W) uint8/uint16 grayscale or (H, W, 3) uint8 RGB; 16-bit stays 16-bit."""
-    if im.mode in ("1", "L", "LA"):
-        return np.asarray(im.convert("L"))
-    if im.mode.startswith("I;16") or im.mode == "I":
-        a = np.asarray(im)
-        if a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
-            raise InputError("32-bit integer image", expected="8-bit or 16-bit pixels",
-                             found=f"{file}: values {int(a.min())}..{int(a.max())}")
-        return a.astype(np.uint16)
-    if im.mode == "F":
-        raise InputError("floating-point image", expected="8-bit or 16-bit pixels (PNG, JPEG, integer TIFF)",
-                         found=f"{file}: mode F (32-bit float)")
-    return np.asarray(im.convert("RGB"))
-
-
-def _data_limit() -> int:
-    """Bytes a dataset may declare before it is decoded (``AOMSCOPE_MAX_DATA_GB``)."""
-    return int(current_policy().max_data_gb * 2**30)
-
-
-def _size(nbytes: int) -> str:
-    for unit, factor in (("GB", 2**30), ("MB", 2**20)):
-        if nbytes >= factor / 10:
-            return f"{nbytes / factor:.2f} {unit}"
-    return f"{nbytes / 2**10:.1f} KB"
-
-
-def _check_size(what: str, nbytes: int, declared: str, total: int = 0) -> int:
-    """Refuse ``nbytes`` (plus ``total`` already read) over the data limit; returns the new total."""
-    limit = _data_limit()
-    if total + nbytes > limit:
-        raise InputError("the dataset is too large to load", expected=f"at most {_size(limit)} of decoded data "
-                         "(AOMSCOPE_MAX_DATA_GB)", found=f"{what} declares {declared} = {_size(nbytes)}"
-                         + (f" after {_size(total)} of other files" if total else ""))
-    return total + nbytes
-
-
 def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shape and dtype of every array in an ``.npz``, read from the headers without decoding."""
     with open(path, "rb") as f:
@@ -686,7 +450,7 @@ def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
 
 
 def _load_npz(path: Path, split: str):
-    path = _confined(path)
+    path = confined(path)
     try:
         headers = _npz_headers(path)
     except FileNotFoundError:
@@ -703,7 +467,7 @@ def _load_npz(path: Path, split: str):
     total = 0
     for key in wanted:
         shape, dtype = headers[key]
-        total = _check_size(repr(key), math.prod(shape) * dtype.itemsize,
+        total = check_size(repr(key), math.prod(shape) * dtype.itemsize,
                             f"{'×'.join(map(str, shape)) or 'a scalar'} {dtype}", total)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -799,7 +563,4 @@ def _check_labels(y: np.ndarray, n_classes: int) -> None:
 
 def display_images(dataset, indices) -> np.ndarray:
     """Images of ``dataset`` at ``indices`` as displayed: float32 (N, H, W, C) in [0, 1]."""
-    import torch
-
-    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-    return dataset._unit(dataset.images[idx]).clamp(0, 1).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+    return dataset.display(indices)

@@ -26,6 +26,8 @@ range                  bounds               why
 ``RESIZE``             1 .. 65535           image side after resizing (memory is checked
                                             separately, against the machine)
 ``VERSION``            0 .. 2**31 - 1       a workspace version id
+``PER_CLASS``          1 .. 10_000_000      images per class of a quick look (``--per-class``)
+``WORKERS``            0 .. 64              processes decoding an image folder (0: none)
 =====================  ===================  ==================================================
 
 A new layer's name (an inserted conv) is a Python identifier: no ``.`` (PyTorch's module
@@ -46,10 +48,11 @@ __all__ = [
     "EPOCHS_MIN", "EPOCHS_MAX", "RETRAIN_EPOCHS_MIN", "RETRAIN_EPOCHS_MAX", "SAMPLE_MIN", "SAMPLE_MAX",
     "N_ITER_MIN", "N_ITER_MAX", "KEEP_MIN", "KEEP_MAX",
     "CHANNELS_MIN", "CHANNELS_MAX", "RESIZE_MIN", "RESIZE_MAX", "VERSION_MIN", "VERSION_MAX",
+    "WORKERS_MIN", "WORKERS_MAX", "PER_CLASS_MIN", "PER_CLASS_MAX",
     "check_int", "check_layer_name",
     "seed", "bins", "positions", "positions_count", "snapshots", "max_resolution", "batch_size", "epochs",
     "retrain_epochs",
-    "sample", "n_iter", "keep", "channels", "resize", "version", "layer_name",
+    "sample", "n_iter", "keep", "channels", "resize", "version", "workers", "per_class", "layer_name",
 ]
 
 SEED_MIN, SEED_MAX = 0, 2**32 - 1
@@ -66,6 +69,8 @@ KEEP_MIN, KEEP_MAX = 1, 1_000_000
 CHANNELS_MIN, CHANNELS_MAX = 1, 64
 RESIZE_MIN, RESIZE_MAX = 1, 65535
 VERSION_MIN, VERSION_MAX = 0, 2**31 - 1
+WORKERS_MIN, WORKERS_MAX = 0, 64
+PER_CLASS_MIN, PER_CLASS_MAX = 1, 10_000_000
 
 
 def check_int(label: str, value, lo: int, hi: int) -> int:
@@ -129,6 +134,8 @@ keep = _int_type("keep", KEEP_MIN, KEEP_MAX)
 channels = _int_type("channels", CHANNELS_MIN, CHANNELS_MAX)
 resize = _int_type("resize", RESIZE_MIN, RESIZE_MAX)
 version = _int_type("version", VERSION_MIN, VERSION_MAX)
+workers = _int_type("workers", WORKERS_MIN, WORKERS_MAX)
+per_class = _int_type("per_class", PER_CLASS_MIN, PER_CLASS_MAX)
 
 
 def layer_name(text: str) -> str:

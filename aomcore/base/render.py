@@ -122,7 +122,7 @@ def _headers(labels: list[str], width: int, font) -> tuple[list[Image.Image], in
 def map_grid_image(maps: np.ndarray, name: str, order: np.ndarray | None = None,
                    groups: np.ndarray | None = None, classes: list[str] | None = None,
                    flags: dict[str, np.ndarray] | None = None, cell: int = 56, gap: int = 2,
-                   colorbar: bool = True) -> Image.Image:
+                   colorbar: bool = True, row_labels: list[str] | None = None) -> Image.Image:
     """A grid of per-(kernel, class) maps: rows = kernels in ``order``, columns = classes.
 
     Every map is drawn with square pixels; class names are written in full (wrapped, or
@@ -147,6 +147,8 @@ def map_grid_image(maps: np.ndarray, name: str, order: np.ndarray | None = None,
         Target pixel size of one map's longer side (nearest-neighbour upscaling).
     colorbar : bool, default True
         Add a colour bar with its values under the grid.
+    row_labels : list of str, optional
+        One label per drawn row instead of ``k<index>`` (e.g. group means).
 
     Returns
     -------
@@ -167,7 +169,10 @@ def map_grid_image(maps: np.ndarray, name: str, order: np.ndarray | None = None,
     ch, cw = h * scale, w * scale
     font = _font(12)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label_w = max(_text_size(probe, f"k{i}", font)[0] for i in order) + 8
+    labels = list(row_labels) if row_labels is not None else [f"k{i}" for i in order]
+    if len(labels) != len(order):
+        raise InputError("one label per row", expected=f"{len(order)} labels", found=f"{len(labels)}")
+    label_w = max(_text_size(probe, text, font)[0] for text in labels) + 8
     left = label_w + (14 if flags is not None else 0)
     headers, top = _headers(list(classes) if classes else [str(i) for i in range(c)], cw, font)
     top += 4
@@ -189,7 +194,7 @@ def map_grid_image(maps: np.ndarray, name: str, order: np.ndarray | None = None,
     draw = ImageDraw.Draw(canvas)
     for r, kernel in enumerate(order):
         y0 = top + gap + r * (ch + gap)
-        draw.text((4, y0 + max(0, ch // 2 - 7)), f"k{kernel}", fill="black", font=font)
+        draw.text((4, y0 + max(0, ch // 2 - 7)), labels[r], fill="black", font=font)
         if flags is not None:
             colour = "black" if flags["dead"][kernel] else "orange" if flags["always_on"][kernel] else None
             if colour:

@@ -13,10 +13,12 @@ was found.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..base.allocator import reuse_freed_memory
 from ..base.errors import InputError
+from ..base.folder import WORKERS_ENV
 from . import aom, deepeyes, rauber, store
 from ._common import end_status_line
 
@@ -35,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 with a one-line message on bad input)."""
     args = _parser().parse_args(argv)
+    if getattr(args, "workers", None) is not None:  # read by every image folder this command (or its jobs) opens
+        os.environ[WORKERS_ENV] = str(args.workers)
     reuse_freed_memory()  # a batch loop per command: keep freed activations for the next batch
     try:
         return args.func(args)

@@ -38,6 +38,15 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--std", type=floats, default=None, help="per-channel std, e.g. 0.3081")
     p.add_argument("--channels", type=limits.channels, default=None, help="repeat grayscale images to N channels")
     p.add_argument("--resize", type=limits.resize, default=None, help="resize images to N×N pixels")
+    p.add_argument("--transform", default=None, metavar="STEPS",
+                   help='torchvision v2 steps before scaling, e.g. "Resize(40), CenterCrop(32)" '
+                        "(Resize, CenterCrop, Pad, Grayscale; literal arguments), or a weights preset, "
+                        "torchvision:ResNet50_Weights.IMAGENET1K_V2 (sets --mean/--std)")
+    p.add_argument("--per-class", type=limits.per_class, default=None, metavar="N",
+                   help="a quick look: a stratified sample of at most N images per class of each split "
+                        "(seeded; default: every image, as the paper does)")
+    p.add_argument("--workers", type=limits.workers, default=None,
+                   help="processes decoding an image folder (default: min(4, cores); 0 = in this process)")
     p.add_argument("--batch-size", type=limits.batch_size, default=None,
                    help="images per batch (maps: 256; train: the recipe's)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
@@ -66,7 +75,8 @@ def given(value, default):
 
 
 def preprocessing(args) -> Preprocessing:
-    return Preprocessing(mean=args.mean, std=args.std, channels=args.channels, resize=args.resize)
+    return Preprocessing(mean=args.mean, std=args.std, channels=args.channels, resize=args.resize,
+                         transform=args.transform, per_class=args.per_class)
 
 
 _LINE = {"open": False}  # a progress line on stderr not yet ended by a newline

@@ -62,6 +62,8 @@ class Prep(_File):
     std: Channels | None = None
     channels: Annotated[int, Field(ge=1, le=4)] | None = None
     resize: Annotated[int, Field(ge=1, le=4096)] | None = None
+    transform: Annotated[str, Field(max_length=1000)] | None = None
+    per_class: Annotated[int, Field(ge=1)] | None = None
 
 
 class DatasetSpec(_File):

@@ -286,7 +286,8 @@ class Workspace:
         p = (state or self.state())["dataset"]["prep"]
         return Preprocessing(mean=tuple(p["mean"]) if p.get("mean") else None,
                              std=tuple(p["std"]) if p.get("std") else None,
-                             channels=p.get("channels"), resize=p.get("resize"))
+                             channels=p.get("channels"), resize=p.get("resize"), transform=p.get("transform"),
+                             per_class=p.get("per_class"))
 
     def load_split(self, split: str) -> ImageDataset:
         """One split of the workspace's dataset, preprocessed as recorded."""

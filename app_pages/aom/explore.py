@@ -30,6 +30,7 @@ st.caption(f"{k} kernels × {len(m.classes)} classes × {m.counts.shape[2]}×{m.
            f"`{m.tap}` · {dead} dead (black mark) · {always} always on (orange mark) · "
            f"{lv['groups'].max() + 1} groups · {len(kept)} kept on Select kernels")
 
+GROUP_ROWS_FROM = 64  # kernels above which the grids open one row per group
 tabs = st.tabs(["AOM", "ODM", "CSM", "Class difference", "Multi-class kernels", "Inspect a kernel"])
 GRIDS = [(tabs[0], "aom", views.AOM_COLORMAPS, "Fraction of each class's images whose activation at each position "
           "is > threshold (eq. 1)."),
@@ -39,17 +40,28 @@ GRIDS = [(tabs[0], "aom", views.AOM_COLORMAPS, "Fraction of each class's images 
 for tab, which, colormaps, caption in GRIDS:
     with tab:
         st.caption(caption + " Red boxes: groups at the cut. Colour bar under the grid.")
-        a, b, c = st.columns([2, 2, 1])
+        a, b, c, d = st.columns([2, 2, 2, 1.5])
         cmap = colormaps[a.selectbox("Colormap", list(colormaps), key=f"{which}_cmap")]
         zoom = b.slider("Zoom (pixels per map)", 28, 224, 56, step=14, key=f"{which}_zoom")
-        hover = c.toggle("Hover values", key=f"{which}_hover", help="An interactive grid with the value of every "
+        rows = c.radio("Rows", ["each kernel", "each group"], index=int(k > GROUP_ROWS_FROM), horizontal=True,
+                       key=f"{which}_rows_{k > GROUP_ROWS_FROM}",
+                       help="Each group: one row per group of the cut, its kernels' mean map (the number of kernels "
+                            "in brackets); pick a group below to see its kernels.")
+        hover = d.toggle("Hover values", key=f"{which}_hover", help="An interactive grid with the value of every "
                          "position (averaged over blocks when the layer is large).")
         if hover:
             chart, f = views.grid_chart(getattr(m, which), lv["order"], m.classes, cmap)
             st.altair_chart(chart, width="content")
             if f > 1:
                 st.caption(f"Each cell is the mean of a {f}×{f} block of positions; the image below is exact.")
-        st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m), width="content")
+        if rows == "each kernel":
+            st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m), width="content")
+            continue
+        st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, "groups"), width="content")
+        members = lv["members"]
+        g = st.selectbox("Expand a group", range(len(members)), key=f"{which}_group",
+                         format_func=lambda i: f"g{i + 1}: {len(members[i])} kernels")
+        st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, g), width="content")
 with tabs[1]:
     st.caption("Mean absolute difference between two kernels' AOMs (eq. 2), in the grid's order with its groups "
                "boxed in red: dark blue = similar kernels (candidates for redundancy), white = midway, "

@@ -20,10 +20,13 @@ st.caption("A workspace holds one dataset and the versions of one model trained 
 # --- dataset ----------------------------------------------------------------------------
 train_set, test_set = v.split("train"), v.split("test")
 prep = v.state["dataset"]["prep"]
-prep_text = ", ".join(f"{k} {val}" for k, val in prep.items() if val) or "scaled to [0, 1]"
+prep_text = ", ".join(f"{k.replace('_', ' ')} {val}" for k, val in prep.items() if val) or "scaled to [0, 1]"
 st.subheader("Dataset")
 st.caption(f"**{views.plain(v.dataset)}** · {len(train_set):,} train / {len(test_set):,} test images · "
            f"{train_set.num_classes} classes · input {train_set.input_shape} · {prep_text}")
+for split, notes in (("train", train_set.notes), ("test", test_set.notes)):
+    if notes:
+        st.caption(f"How the {split} images were read: " + " · ".join(views.plain(n) for n in notes))
 with st.expander("Analyse another dataset: starts a new workspace (this one is kept, under **Workspaces**)"):
     choices = ["digits", "mnist", "fashion-mnist", "cifar10", "npz upload", "image folder"]
     c1, c2 = st.columns([1, 2])
@@ -43,11 +46,19 @@ with st.expander("Analyse another dataset: starts a new workspace (this one is k
         folder = st.text_input("Folder with one sub-folder per class (optionally train/ and test/)",
                                key="image_folder")
         spec = f"imagefolder:{folder}" if folder else None
-    p1, p2, p3, p4 = st.columns(4)
+    transform = st.text_input(
+        "Transform (torchvision v2 steps on each image, before scaling)", key="prep_transform",
+        placeholder="Resize(40), CenterCrop(32)   or   torchvision:ResNet18_Weights.IMAGENET1K_V1",
+        help="Resize, CenterCrop, Pad, Grayscale with literal arguments; images of many sizes need a Resize and a "
+             "CenterCrop. A torchvision weights preset is its resize, crop, mean and std.")
+    p1, p2, p3, p4, p5 = st.columns(5)
     mean = p1.text_input("mean (per channel, comma-separated)", key="prep_mean")
     std = p2.text_input("std", key="prep_std")
     channels = p3.number_input("repeat to channels", 0, limits.CHANNELS_MAX, 0, help="0 = keep", key="prep_channels")
     resize = p4.number_input("resize to N×N", 0, limits.RESIZE_MAX, 0, help="0 = keep", key="prep_resize")
+    per_class = p5.number_input("images per class", 0, limits.PER_CLASS_MAX, 0, key="prep_per_class",
+                                help="0 = all (the paper's maps). N = a quick look at a large folder: a stratified "
+                                     "sample of at most N images per class of each split, the same every time.")
     if st.button("Create a workspace for this dataset", type="primary", disabled=spec is None, key="use_dataset"):
         with reported():
             policy = current_policy()
@@ -56,8 +67,9 @@ with st.expander("Analyse another dataset: starts a new workspace (this one is k
             if kind == "image folder":
                 policy.check_data_path(spec.partition(":")[2])
             prep_new = aomcore.Preprocessing(views.numbers(mean, "mean"), views.numbers(std, "std"),
-                                             channels or None, resize or None)
-            key = (prep_new.mean, prep_new.std, prep_new.channels, prep_new.resize)
+                                             channels or None, resize or None, transform or None,
+                                             per_class or None)
+            key = prep_new.key()
             cached.dataset(spec, "train", root or None, key)  # validate both splits before creating anything
             cached.dataset(spec, "test", root or None, key)
             switch_to(new_workspace(spec, root or None, prep_new, name=kind))
@@ -146,7 +158,7 @@ st.subheader(f"Test accuracy of v{v.version_id}: {metrics['accuracy']:.2%}")
 st.altair_chart(views.per_class_accuracy_chart(test_set.classes, metrics["per_class"]), width="stretch")
 
 st.subheader("Examples per class")
-images, labels = test_set.examples(per_class=4)
+images, labels = cached.examples(test_set.digest, tuple(sorted(prep.items())), 4, test_set)
 st.image(views.examples_strip(images, labels, test_set.classes, 4), clamp=True,
          caption="columns, left to right: " + " · ".join(map(views.plain, test_set.classes)),
          width=min(900, 90 * len(test_set.classes)))

@@ -327,3 +327,33 @@ def test_cli_import_refuses_code_without_trust_code(trained, tmp_path):
                                str(tmp_path / "b"), "--trust-code"], capture_output=True, text=True)
     assert accepted.returncode == 0, accepted.stderr
     assert Workspace(tmp_path / "b").state()["arch"] == "/tmp/evil_model.py:Net"
+
+
+def test_an_image_folder_of_many_sizes_with_a_transform_trains_and_maps(trained, tmp_path):
+    """A photo-style folder (mixed sizes, grayscale and RGB JPEGs): refused without a transform, with a message
+    saying what to add; with one, the workspace records it, notes say how the images were read, a model trains
+    and maps are computed, all through the dashboard."""
+    from tests.core.base.test_folder import _mixed_folder
+
+    folder = _mixed_folder(tmp_path / "photos", n_per_class=6)
+    at = app()
+    at.selectbox(key="dataset_kind").set_value("image folder").run()
+    at.text_input(key="image_folder").set_value(str(folder)).run()
+    at.button(key="use_dataset").click().run()
+    assert "images differ in size" in at.error[0].value and "CenterCrop" in at.error[0].value
+    at.text_input(key="prep_transform").set_value("Resize(20),CenterCrop(16)").run()
+    at.button(key="use_dataset").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    ws = workspace(at)
+    assert ws.state()["dataset"]["prep"]["transform"] == "Resize(20), CenterCrop(16)"
+    shown = texts(at)
+    assert "input (3, 16, 16)" in shown and "composited on white" in shown and "grayscale and RGB images mixed" in shown
+    next(n for n in at.number_input if n.label == "Epochs").set_value(1).run()
+    at.button(key="train").click().run()
+    at = wait_jobs(at, timeout=600)
+    assert ws.current_version == 0 and not at.exception
+    assert at.image, "the examples per class are drawn"
+    at.switch_page("app_pages/aom/compute_maps.py").run()
+    at.button(key="compute").click().run()
+    at = wait_jobs(at, "app_pages/aom/explore.py")
+    assert not at.exception and "No maps yet" not in texts(at)

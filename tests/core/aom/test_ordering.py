@@ -30,3 +30,15 @@ def test_bad_options_name_the_valid_ones():
         KernelOrdering(method="ward").fit(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="not both"):
         KernelOrdering(n_groups=2, distance_threshold=0.1).fit(np.zeros((2, 2)))
+
+
+def test_group_means_are_each_groups_mean_map_in_display_order():
+    from aomcore import group_means, map_grid_image
+
+    maps = (np.array([0, 3, 1, 7, 5, 9], dtype=np.float64)[:, None] * np.array([1, 2])).reshape(6, 2, 1, 1) / 16
+    order, groups = np.array([4, 1, 0, 5, 3, 2]), np.array([1, 0, 2, 2, 0, 1])
+    means, members = group_means(maps, order, groups)
+    assert [m.tolist() for m in members] == [[4, 1], [0, 5], [3, 2]]  # groups 0, 1, 2 as they first appear
+    np.testing.assert_array_equal(means[:, :, 0, 0], [[4 / 16, 8 / 16], [4.5 / 16, 9 / 16], [4 / 16, 8 / 16]])
+    image = map_grid_image(means, "occurrence", row_labels=["g1 (2)", "g2 (2)", "g3 (2)"])
+    assert image.height > 3 * 28

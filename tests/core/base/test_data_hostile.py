@@ -75,8 +75,8 @@ def test_declared_sizes_are_checked_before_decoding(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"'x' declares 640000×28×28 uint8 = 0.47 GB"):
         load_dataset(f"npz:{tmp_path / 'bomb.npz'}")
     folder = two_classes(tmp_path / "images", size=(64, 64))
-    monkeypatch.setenv("AOMSCOPE_MAX_DATA_GB", str(3 * 64 * 64 / 2**30))
-    with pytest.raises(InputError, match=r"1.png declares 64×64 L = 4.0 KB after 12.0 KB of other files"):
+    monkeypatch.setenv("AOMSCOPE_MAX_DATA_GB", str(64 * 64 / 2 / 2**30))  # a folder streams: each image is checked
+    with pytest.raises(InputError, match=r"a/0.png declares 64×64 L = 4.0 KB"):
         load_dataset(f"imagefolder:{folder}")
     monkeypatch.delenv("AOMSCOPE_MAX_DATA_GB")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
@@ -132,12 +132,14 @@ def test_image_folders_read_what_a_person_sees(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.full((4, 6), 1000 * (2 * i + j + 1), np.uint16)).save(path)
     data = load_dataset(f"imagefolder:{deep}")
-    assert data.images.shape == (4, 1, 4, 6) and data.images.amax((1, 2, 3)).tolist() == [1000, 2000, 3000, 4000]
-    assert data.scale == 1 / 65535 and data.notes == ("16-bit images: pixels divided by 65535",)
+    x, _ = next(data.batches(8))
+    assert x.shape == (4, 1, 4, 6) and x.amax((1, 2, 3)).tolist() == pytest.approx(
+        [v / 65535 for v in (1000, 2000, 3000, 4000)])
+    assert data.notes == ("16-bit images: pixels divided by 65535",)
     mixed = two_classes(tmp_path / "m")
     png(mixed / "b" / "rgb.png", np.zeros((8, 8, 3), np.uint8))
     data = load_dataset(f"imagefolder:{mixed}")
-    assert data.images.shape == (5, 3, 8, 8) and "grayscale and RGB images mixed" in data.notes[0]
+    assert data.input_shape == (3, 8, 8) and len(data) == 5 and "grayscale and RGB images mixed" in data.notes[0]
     split = tmp_path / "s"
     two_classes(split / "train")
     two_classes(split / "test")
