@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 TRANSFORM = "Resize(40), CenterCrop(32)"
 BATCH = 256
 
@@ -84,14 +85,14 @@ def _one(kind: str, folder: Path, split: str, workers: int) -> dict:
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers) if workers else (os.cpu_count() or 1))
     if kind == "scan":
-        from aomcore import load_dataset
+        from aomcore import Preprocessing, load_dataset
         from aomcore.base.folder import scan_folder
 
         started = time.perf_counter()
         n = sum(len(scan_folder(folder / s).files) for s in ("train", "test"))
         scanned = time.perf_counter() - started
         for s in ("train", "test"):
-            load_dataset(f"imagefolder:{folder}", s)
+            load_dataset(f"imagefolder:{folder}", s, preprocessing=Preprocessing(transform=TRANSFORM))
         return {"files": n, "scan_s": round(scanned, 2), "scan_and_survey_s": round(time.perf_counter() - started, 2)}
     model = _model()
     if kind == "maps":

@@ -122,24 +122,28 @@ def scan_folder(path: str | os.PathLike) -> FolderIndex:
     h = hashlib.sha256("\x00".join(classes).encode())
     for label, name in enumerate(classes):
         count = len(files)
-        for folder, subfolders, entries in os.walk(path / name, followlinks=True):
-            real = confined(folder, policy).resolve()
-            if real in seen:
+        for folder, subfolders, _ in os.walk(path / name, followlinks=True):
+            real_folder = confined(folder, policy).resolve()
+            if real_folder in seen:
                 raise InputError("a folder is reached twice (symlink loop?)", expected="each folder reached once",
-                                 found=f"{folder} and {seen[real]} are both {real}")
-            seen[real] = folder
+                                 found=f"{folder} and {seen[real_folder]} are both {real_folder}")
+            seen[real_folder] = folder
             subfolders[:] = sorted(d for d in subfolders if not _hidden(d))
-            for entry in sorted(entries):
-                if _hidden(entry) or not entry.lower().endswith(IMG_EXTENSIONS):
-                    continue
-                shown = Path(folder) / entry
-                real = confined(shown, policy).resolve()
+            with os.scandir(folder) as it:
+                entries = sorted((e for e in it if not _hidden(e.name) and e.name.lower().endswith(IMG_EXTENSIONS)
+                                  and not e.is_dir()), key=lambda e: e.name)
+            for entry in entries:
+                shown = Path(folder) / entry.name
+                if entry.is_symlink():  # only a link can lead outside the folders already checked
+                    real = confined(shown, policy).resolve()
+                    st = os.stat(real)
+                else:
+                    real, st = real_folder / entry.name, entry.stat()
                 if real in seen:
                     raise InputError("an image is reached twice (a symlink)", expected="each image once",
                                      found=f"{shown} and {seen[real]} are both {real}")
                 seen[real] = shown
-                st = os.stat(real)
-                relative = str(shown.relative_to(path))
+                relative = os.path.relpath(shown, path)
                 files.append(str(real))
                 names.append(relative)
                 labels.append(label)
@@ -166,7 +170,7 @@ class _Survey:
 
 def _survey(index: FolderIndex) -> _Survey:
     """Read every header once (size, mode), and the range of 16-bit files; cached by the index key."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     key = (index.key, os.fspath(index.root), current_policy().max_data_gb, Image.MAX_IMAGE_PIXELS)  # what it checked
     if key in _SURVEYS:
@@ -176,25 +180,26 @@ def _survey(index: FolderIndex) -> _Survey:
     modes: Counter = Counter()
     first_mode: dict[str, int] = {}
     transparent = 0
-    for i, file in enumerate(index.files):
-        try:
-            with Image.open(file) as im:
-                (w, h), mode = im.size, im.mode
-                depth = 4 if mode in ("I", "F") else 2 if mode.startswith("I;16") else 1
-                check_size(index.names[i], w * h * len(im.getbands()) * depth, f"{w}×{h} {mode}")
-                transparent += mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info)
-        except Image.DecompressionBombError as exc:
-            raise InputError("image too large to decode", expected="an image under PIL's decompression-bomb limit",
-                             found=f"{index.names[i]}: {exc}") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise InputError("unreadable image file", expected="an image PIL can read",
-                             found=f"{index.root / index.names[i]}: {exc}") from None
-        if mode == "F":
-            raise InputError("floating-point image", expected="8-bit or 16-bit pixels (PNG, JPEG, integer TIFF)",
-                             found=f"{index.names[i]}: mode F (32-bit float)")
-        shapes.setdefault((h, w), i)
-        modes[mode] += 1
-        first_mode.setdefault(mode, i)
+    chunks = [(index.files[i:i + _CHUNK], index.names[i:i + _CHUNK], os.fspath(index.root), i)
+              for i in range(0, len(index.files), _CHUNK)]
+    workers = min(default_workers(), len(chunks))
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = list(pool.map(_survey_chunk, chunks))
+    else:
+        parts = [_survey_chunk(chunk) for chunk in chunks]
+    for part in parts:  # in index order: the first bad file is the one named
+        if part["error"] is not None:
+            raise InputError(*part["error"])
+        for shape, i in part["shapes"].items():
+            shapes.setdefault(shape, i)
+        for mode, i in part["first_mode"].items():
+            first_mode.setdefault(mode, i)
+        modes.update(part["modes"])
+        transparent += part["transparent"]
     notes = []
     colour = sum(n for m, n in modes.items() if m in _COLOUR_MODES)
     sixteen = sum(n for m, n in modes.items() if m in _SIXTEEN_BIT)
@@ -224,6 +229,47 @@ def _survey(index: FolderIndex) -> _Survey:
         _SURVEYS.pop(next(iter(_SURVEYS)))
     _SURVEYS[key] = survey
     return survey
+
+
+_CHUNK = 2000  # headers per survey task
+
+
+def _survey_chunk(chunk) -> dict:
+    """Headers of ``files[start:start + len(files)]``: sizes, modes, transparency, or the first error's parts."""
+    from PIL import Image, UnidentifiedImageError
+
+    files, names, root, start = chunk
+    shapes: dict[tuple[int, int], int] = {}
+    modes: Counter = Counter()
+    first_mode: dict[str, int] = {}
+    transparent = 0
+    result = {"shapes": shapes, "modes": modes, "first_mode": first_mode, "error": None}
+    for j, file in enumerate(files):
+        i = start + j
+        try:
+            with Image.open(file) as im:
+                (w, h), mode = im.size, im.mode
+                depth = 4 if mode in ("I", "F") else 2 if mode.startswith("I;16") else 1
+                check_size(names[j], w * h * len(im.getbands()) * depth, f"{w}×{h} {mode}")
+                transparent += mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info)
+        except InputError as exc:
+            result["error"] = (exc.message, exc.expected, exc.found)
+        except Image.DecompressionBombError as exc:
+            result["error"] = ("image too large to decode", "an image under PIL's decompression-bomb limit",
+                               f"{names[j]}: {exc}")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            result["error"] = ("unreadable image file", "an image PIL can read", f"{Path(root) / names[j]}: {exc}")
+        else:
+            if mode == "F":
+                result["error"] = ("floating-point image", "8-bit or 16-bit pixels (PNG, JPEG, integer TIFF)",
+                                   f"{names[j]}: mode F (32-bit float)")
+        if result["error"] is not None:
+            break
+        shapes.setdefault((h, w), i)
+        modes[mode] += 1
+        first_mode.setdefault(mode, i)
+    result["transparent"] = transparent
+    return result
 
 
 def _sixteen_bit_range(index: FolderIndex) -> tuple[int, int]:

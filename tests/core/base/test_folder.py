@@ -177,3 +177,20 @@ def test_per_class_reads_the_same_stratified_sample_of_any_dataset(tmp_path):
     assert torch.equal(x, torch.stack([whole[i][0] for i in rows])) and y.tolist() == whole.labels[rows].tolist()
     digits = load_dataset("digits", "test", preprocessing=Preprocessing(per_class=4))
     assert digits.class_sizes().tolist() == [4] * 10 and digits.identity()["preprocessing"]["per_class"] == 4
+
+
+def test_the_survey_in_worker_processes_reads_the_same_and_names_the_first_bad_file(tmp_path, monkeypatch):
+    import aomcore.base.folder as folder_module
+
+    folder = _mixed_folder(tmp_path / "f", n_per_class=7)
+    prep = Preprocessing(transform="Resize(20), CenterCrop(16)")
+    alone = load_dataset(f"imagefolder:{folder}", "train", preprocessing=prep, workers=0)
+    monkeypatch.setattr(folder_module, "_CHUNK", 4)
+    monkeypatch.setenv("AOMSCOPE_WORKERS", "2")
+    folder_module._SURVEYS.clear()
+    pooled = load_dataset(f"imagefolder:{folder}", "train", preprocessing=prep, workers=0)
+    assert pooled.notes == alone.notes and pooled.input_shape == alone.input_shape
+    for name in ("bee/3.png", "cow/0.png"):
+        (folder / name).write_bytes(b"broken")
+    with pytest.raises(InputError, match=r"unreadable image file.*bee/3.png"):
+        load_dataset(f"imagefolder:{folder}", "train", preprocessing=prep)
