@@ -69,7 +69,8 @@ def views(maps_key: str, layer: str, n_groups: int, _maps: aomcore.LayerMaps) ->
     return {
         "order": ordering.order_, "groups": ordering.labels_, "flags": flags,
         "members": aomcore.group_means(m.aom, ordering.order_, ordering.labels_)[1],
-        "odm_image": aomcore.matrix_image(m.odm, order=ordering.order_, cell=max(2, min(24, 480 // m.num_kernels))),
+        "odm_image": aomcore.matrix_image(m.odm, order=ordering.order_, cell=max(2, min(24, 480 // m.num_kernels)),
+                                          groups=ordering.labels_),
         "mean_occurrence": m.aom.mean(axis=(2, 3)),
         "class_selectivity": m.class_selectivity,
         "selectivity": m.selectivity,

@@ -216,14 +216,24 @@ def map_grid_image(maps: np.ndarray, name: str, order: np.ndarray | None = None,
 
 
 def matrix_image(matrix: np.ndarray, name: str = "difference", order: np.ndarray | None = None,
-                 cell: int = 12, vmax: float | None = None) -> Image.Image:
-    """A (K, K) matrix (the ODM) as an image, rows and columns in ``order``."""
+                 cell: int = 12, vmax: float | None = None, groups: np.ndarray | None = None) -> Image.Image:
+    """A (K, K) matrix (the ODM) as an image, rows and columns in ``order``.
+
+    ``groups`` ((K,) int, optional): each contiguous run of one group in ``order`` is
+    outlined in red on the diagonal, as in the grids.
+    """
     m = np.asarray(matrix)
-    if order is not None:
-        m = m[np.ix_(order, order)]
+    order = np.arange(m.shape[0]) if order is None else np.asarray(order)
+    m = m[np.ix_(order, order)]
     scale = max(1, cell)
-    rgb = apply_colormap(m, name, vmax=vmax).repeat(scale, axis=0).repeat(scale, axis=1)
-    return Image.fromarray(rgb)
+    image = Image.fromarray(apply_colormap(m, name, vmax=vmax).repeat(scale, axis=0).repeat(scale, axis=1))
+    if groups is not None:
+        g = np.asarray(groups)[order]
+        draw = ImageDraw.Draw(image)
+        bounds = [0, *(np.flatnonzero(g[1:] != g[:-1]) + 1).tolist(), len(g)]
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=False):
+            draw.rectangle((start * scale, start * scale, stop * scale - 1, stop * scale - 1), outline="red")
+    return image
 
 
 def colorbar_image(name: str, lo: float, hi: float, width: int = 256, height: int = 14,

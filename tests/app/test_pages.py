@@ -6,7 +6,7 @@ import json
 import torch
 
 import aomcore
-from aomcore import Workspace, build_model, default_root, export_zip, list_jobs, list_workspaces
+from aomcore import Workspace, build_model, default_root, export_zip, list_jobs, list_workspaces, run_inline
 from aomcore.store import request_cancel
 from tests.app.helpers import app, texts, wait_jobs, workspace
 
@@ -357,3 +357,33 @@ def test_an_image_folder_of_many_sizes_with_a_transform_trains_and_maps(trained,
     at.button(key="compute").click().run()
     at = wait_jobs(at, "app_pages/aom/explore.py")
     assert not at.exception and "No maps yet" not in texts(at)
+
+
+def test_a_512_kernel_layer_reads_as_groups_on_explore_and_select_kernels(trained):
+    """torchvision:resnet18's layer4.1.conv2 (512 kernels): Explore opens one row per kernel group and
+    expands a chosen group; the ODM is an image; Select kernels works on the layer."""
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.save(build_model("torchvision:resnet18", 10, (3, 32, 32)).state_dict(), buf)
+    at = app()
+    at.number_input(key="prep_channels").set_value(3).run()
+    at.number_input(key="prep_resize").set_value(32).run()
+    at.button(key="use_dataset").click().run()
+    at.radio(key="model_source").set_value("Load weights").run()
+    at.text_input(key="arch").set_value("torchvision:resnet18").run()
+    at.file_uploader(key="weights_upload").set_value(("resnet18.pt", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    at.button(key="load_weights").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    ws = workspace(at)
+    run_inline(ws, "maps", {"version": 0, "layers": ["layer4.1.conv2"], "split": "train", "threshold": 0.0})
+    at.switch_page("app_pages/aom/explore.py").run()
+    assert not at.exception, at.exception
+    assert "512 kernels" in texts(at)
+    assert at.radio(key="aom_rows_True").value == "each group"
+    groups = at.selectbox(key="aom_group")
+    assert len(groups.options) == aomcore.default_n_groups(512) and len(at.main.get("imgs")) >= 3
+    groups.set_value(1).run()
+    assert not at.exception, at.exception
+    at.switch_page("app_pages/aom/select_kernels.py").run()
+    assert not at.exception, at.exception

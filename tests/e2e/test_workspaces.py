@@ -231,6 +231,9 @@ def test_another_dataset_starts_a_new_workspace(server, page, edited_template):
     open_ws(page, server, ws.id)
     page.get_by_text("Analyse another dataset").click()
     page.locator(".st-key-use_dataset button").click()
+    # The click's run ends in st.rerun: between the two runs the app is briefly idle with the old URL
+    # (seen once under a full suite's load), so wait for the URL to name another workspace.
+    page.wait_for_function(f"() => !location.search.includes({ws.id!r})", timeout=60_000)
     wait_idle(page)
     no_exception(page)
     new_id = url_ws(page)
