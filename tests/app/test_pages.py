@@ -382,7 +382,7 @@ def test_a_512_kernel_layer_reads_as_groups_on_explore_and_select_kernels(traine
     assert "512 kernels" in texts(at)
     assert at.radio(key="aom_rows_True").value == "each group"
     groups = at.selectbox(key="aom_group")
-    assert len(groups.options) == aomcore.default_n_groups(512) and len(at.main.get("imgs")) >= 3
+    assert len(groups.options) == aomcore.default_n_groups(512) and len(at.image) >= 3  # groups, a group, the CSM
     groups.set_value(1).run()
     assert not at.exception, at.exception
     at.switch_page("app_pages/aom/select_kernels.py").run()
