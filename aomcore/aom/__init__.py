@@ -54,7 +54,8 @@ from .retrain import (
 )
 
 __all__ = ["COMPARED_CRITERIA", "CRITERIA", "FREEZE_MODES", "MIN_SELECTIVITY", "MULTI_CLASS_LEVEL", "Criterion",
-           "KernelOrdering", "LayerMaps", "group_means", "MapsImportance", "OccurrenceCounter", "Version", "aom", "apoz",
+           "KernelOrdering", "LayerMaps",
+           "group_means", "MapsImportance", "OccurrenceCounter", "Version", "aom", "apoz",
            "compare_criteria", "kernel_scores", "layer_scores",
            "top_kernels", "cached_experiment", "cached_maps", "check_maps_options",
            "class_difference", "class_selectivity", "classes_per_kernel", "compute_maps", "csm", "default_n_groups",

@@ -81,7 +81,8 @@ def parse_transform(text: str) -> tuple[Step, ...]:
     for node in tree.elts:
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
             raise InputError("each transform step is a call",
-                             expected=f"Name(args) with Name one of {', '.join(ALLOWED)}", found=repr(ast.unparse(node)))
+                             expected=f"Name(args) with Name one of {', '.join(ALLOWED)}",
+                             found=repr(ast.unparse(node)))
         name = node.func.id
         if name not in ALLOWED:
             hint = " (normalise with --mean/--std)" if name == "Normalize" else ""

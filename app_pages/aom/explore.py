@@ -60,7 +60,7 @@ for tab, which, colormaps, caption in GRIDS:
         st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, "groups"), width="content")
         members = lv["members"]
         g = st.selectbox("Expand a group", range(len(members)), key=f"{which}_group",
-                         format_func=lambda i: f"g{i + 1}: {len(members[i])} kernels")
+                         format_func=lambda i, members=members: f"g{i + 1}: {len(members[i])} kernels")
         st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, g), width="content")
 with tabs[1]:
     st.caption("Mean absolute difference between two kernels' AOMs (eq. 2), in the grid's order with its groups "
