@@ -32,22 +32,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench_load import _tree_rss  # noqa: E402  (resident bytes of a process and its children)
+
 TRANSFORM = "Resize(40), CenterCrop(32)"
 BATCH = 256
-
-
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of a process and its children (the DataLoader workers)."""
-    total = 0
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    for p in [pid, *map(int, children)]:
-        try:
-            for line in open(f"/proc/{p}/status"):
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
 
 
 def _measure(args: list[str]) -> dict:

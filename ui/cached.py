@@ -68,7 +68,7 @@ def views(maps_key: str, layer: str, n_groups: int, _maps: aomcore.LayerMaps) ->
     flags = aomcore.kernel_flags(m.aom)
     return {
         "order": ordering.order_, "groups": ordering.labels_, "flags": flags,
-        "members": aomcore.group_means(m.aom, ordering.order_, ordering.labels_)[1],
+        "members": aomcore.group_members(ordering.order_, ordering.labels_),
         "odm_image": aomcore.matrix_image(m.odm, order=ordering.order_, cell=max(2, min(24, 480 // m.num_kernels)),
                                           groups=ordering.labels_),
         "mean_occurrence": m.aom.mean(axis=(2, 3)),

@@ -38,7 +38,7 @@ from .maps import (
     selectivity,
 )
 from .maps_npz import load_maps_npz, maps_npz_bytes, save_maps_npz
-from .ordering import KernelOrdering, default_n_groups, group_means
+from .ordering import KernelOrdering, default_n_groups, group_means, group_members
 from .overview import MIN_SELECTIVITY, layer_overview, suggest_keep
 from .results import cached_experiment, cached_maps, load_cached_maps, maps_cache_key, maps_key
 from .retrain import (
@@ -55,7 +55,7 @@ from .retrain import (
 
 __all__ = ["COMPARED_CRITERIA", "CRITERIA", "FREEZE_MODES", "MIN_SELECTIVITY", "MULTI_CLASS_LEVEL", "Criterion",
            "KernelOrdering", "LayerMaps",
-           "group_means", "MapsImportance", "OccurrenceCounter", "Version", "aom", "apoz",
+           "group_means", "group_members", "MapsImportance", "OccurrenceCounter", "Version", "aom", "apoz",
            "compare_criteria", "kernel_scores", "layer_scores",
            "top_kernels", "cached_experiment", "cached_maps", "check_maps_options",
            "class_difference", "class_selectivity", "classes_per_kernel", "compute_maps", "csm", "default_n_groups",

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
 from scipy.spatial.distance import squareform
 
-__all__ = ["KernelOrdering", "default_n_groups", "group_means"]
+__all__ = ["KernelOrdering", "default_n_groups", "group_means", "group_members"]
 
 _METHODS = ("average", "complete", "single", "weighted")
 #: Above this many kernels the leaves keep the dendrogram's own order (still grouped).
@@ -96,6 +96,15 @@ class KernelOrdering:
         return self
 
 
+def group_members(order: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
+    """Each group's kernels (int64 arrays) in display order, groups in the order they first appear in ``order``."""
+    groups = np.asarray(groups)
+    seen: dict[int, list[int]] = {}
+    for kernel in np.asarray(order).tolist():
+        seen.setdefault(int(groups[kernel]), []).append(kernel)
+    return [np.asarray(kernels, dtype=np.int64) for kernels in seen.values()]
+
+
 def group_means(maps: np.ndarray, order: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Each kernel group's mean map, for a grid with one row per group (a large layer at a glance).
 
@@ -115,10 +124,6 @@ def group_means(maps: np.ndarray, order: np.ndarray, groups: np.ndarray) -> tupl
     members : list of ndarray of int
         Each group's kernels, in display order.
     """
-    order, groups = np.asarray(order), np.asarray(groups)
-    seen: dict[int, list[int]] = {}
-    for kernel in order.tolist():
-        seen.setdefault(int(groups[kernel]), []).append(kernel)
-    members = [np.asarray(kernels, dtype=np.int64) for kernels in seen.values()]
+    members = group_members(order, groups)
     means = np.stack([np.asarray(maps, dtype=np.float64)[kernels].mean(axis=0) for kernels in members])
     return means, members

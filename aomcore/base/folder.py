@@ -404,24 +404,21 @@ class FolderDataset(LabelledImages):
         1/255: the stored 8-bit range (16-bit images arrive already in [0, 1]).
     """
 
-    scale = 1.0 / 255.0
-
     def __init__(self, index: FolderIndex, name: str, split: str, preprocessing: Preprocessing | None = None,
                  workers: int | None = None):
-        self.index = index
-        self.labels = torch.from_numpy(index.labels)
-        self.classes = list(index.classes)
-        self.name, self.split = name, split
         self.preprocessing = preprocessing or Preprocessing()
-        self.workers = default_workers() if workers is None else limits.check_int(
-            "workers", workers, limits.WORKERS_MIN, limits.WORKERS_MAX)
         notes = []
-        if self.preprocessing.per_class:
+        if self.preprocessing.per_class:  # only the sample is surveyed and read
             full = len(index.files)
             index = _subset(index, stratified_subset(index.labels, self.preprocessing.per_class, len(index.classes)))
             notes.append(f"a stratified sample of {len(index.files):,} of {full:,} images (at most "
                          f"{self.preprocessing.per_class} per class)")
-            self.index, self.labels = index, torch.from_numpy(index.labels)
+        self.index = index
+        self.labels = torch.from_numpy(index.labels)
+        self.classes = list(index.classes)
+        self.name, self.split = name, split
+        self.workers = default_workers() if workers is None else limits.check_int(
+            "workers", workers, limits.WORKERS_MIN, limits.WORKERS_MAX)
         survey = _survey(index)
         self._shape = self._common_shape(survey)
         notes = list(survey.notes) + notes

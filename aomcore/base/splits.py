@@ -157,8 +157,11 @@ class LabelledImages(torch.utils.data.Dataset):
     preprocessing : Preprocessing
     notes : tuple of str
         How the stored data was read when that is not obvious; shown with the dataset.
+    scale : float
+        Factor from stored values to [0, 1] (1/255 for 8-bit pixels).
     """
 
+    scale: float = 1.0 / 255.0
     labels: torch.Tensor
     classes: list[str]
     name: str
@@ -197,7 +200,7 @@ class LabelledImages(torch.utils.data.Dataset):
     def identity(self) -> dict:
         """What identifies this split for caching and provenance (JSON-serialisable)."""
         identity = {"dataset": self.name, "split": self.split, "digest": self.digest,
-                    "scale": getattr(self, "scale", 1 / 255), "preprocessing": self.preprocessing.to_dict(),
+                    "scale": self.scale, "preprocessing": self.preprocessing.to_dict(),
                     "n_images": len(self), "classes": list(self.classes)}
         if self.notes:  # only when there are any, so the cache keys of plain datasets stay as they were
             identity["notes"] = list(self.notes)

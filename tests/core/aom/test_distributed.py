@@ -11,6 +11,17 @@ from aomcore import build_model, load_dataset, save_state_dict
 from tests.conftest import REPO
 
 
+def _one_and_two_processes(common: list[str], tmp_path) -> None:
+    """``python -m aomcore *common`` to one.npz, then under torchrun with 2 processes to two.npz."""
+    single = subprocess.run([sys.executable, "-m", "aomcore", *common, "--out", str(tmp_path / "one.npz")],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr
+    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                            "-m", "aomcore", *common, "--out", str(tmp_path / "two.npz")],
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+
+
 @pytest.mark.mnist
 def test_two_gloo_processes_match_one(tmp_path, data_root):
     mnist = load_dataset("mnist", "train", data_root)
@@ -22,13 +33,7 @@ def test_two_gloo_processes_match_one(tmp_path, data_root):
     common = ["maps", "--arch", "zoo:paper_mnist", "--weights", str(tmp_path / "w.pt"), "--dataset",
               f"npz:{tmp_path / 'subset.npz'}", "--device", "cpu", "--batch-size", "128",
               "--cache-dir", str(tmp_path / "cache")]
-    single = subprocess.run([sys.executable, "-m", "aomcore", *common, "--out", str(tmp_path / "one.npz")],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert single.returncode == 0, single.stderr
-    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                            "-m", "aomcore", *common, "--out", str(tmp_path / "two.npz")],
-                           cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert multi.returncode == 0, multi.stderr[-3000:]
+    _one_and_two_processes(common, tmp_path)
     with np.load(tmp_path / "one.npz") as one, np.load(tmp_path / "two.npz") as two:
         assert two["class_sizes"].sum() == n
         np.testing.assert_array_equal(one["class_sizes"], two["class_sizes"])
@@ -48,13 +53,7 @@ def test_an_image_folder_streamed_by_two_gloo_processes_matches_one(tmp_path):
               f"imagefolder:{folder}", "--transform", "Resize(40), CenterCrop(32)", "--workers", "1",
               "--device", "cpu", "--batch-size", "4", "--cache-dir", str(tmp_path / "cache"),
               "--layers", "conv1,conv6"]
-    single = subprocess.run([sys.executable, "-m", "aomcore", *common, "--out", str(tmp_path / "one.npz")],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert single.returncode == 0, single.stderr
-    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                            "-m", "aomcore", *common, "--out", str(tmp_path / "two.npz")],
-                           cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert multi.returncode == 0, multi.stderr[-3000:]
+    _one_and_two_processes(common, tmp_path)
     with np.load(tmp_path / "one.npz") as one, np.load(tmp_path / "two.npz") as two:
         assert two["class_sizes"].tolist() == [7, 7, 7]
         for layer in ("conv1", "conv6"):
