@@ -94,6 +94,8 @@ def sidebar_jobs(v: View) -> None:
                 st.rerun()
             p = job.get("progress") or {}
             done = f" · {p['done']:,}/{p['total']:,}" if p.get("total") else ""
+            if job["status"] == "running" and job.get("started"):  # elapsed, and left at the job's own rate
+                done += f" · {timing_text(p.get('done', 0), p.get('total', 0), time.time() - job['started'])}"
             st.caption(f"**{job_label(job['kind'])}** · {job['status']}{done}")
 
     lines()

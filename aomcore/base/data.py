@@ -228,7 +228,8 @@ def load_dataset(spec: str, split: str = "train", data_root: str | os.PathLike |
         Let torchvision download MNIST/FashionMNIST/CIFAR-10 into ``data_root``.
     workers : int, optional
         DataLoader worker processes that decode a streamed image folder (0 = in this
-        process; default ``min(4, cores)``). Ignored by the in-memory datasets.
+        process; default ``min(4, threads)``, :func:`aomcore.base.folder.default_workers`).
+        Ignored by the in-memory datasets.
 
     Returns
     -------

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import limits
+from . import limits, threads
 from . import transforms as _transforms
 from .errors import InputError
 from .policy import current_policy
@@ -51,12 +51,13 @@ _SURVEYS: dict[tuple, _Survey] = {}
 
 
 def default_workers() -> int:
-    """DataLoader workers that decode images: ``$AOMSCOPE_WORKERS`` (CLI ``--workers``), else ``min(4, cores)``."""
+    """DataLoader workers that decode images: ``$AOMSCOPE_WORKERS`` (CLI ``--workers``), else ``min(4, threads)``
+    with ``threads`` this process's share of the cores (:func:`aomcore.base.threads.current`)."""
     value = os.environ.get(WORKERS_ENV)
     if value:
         number = int(value) if value.strip().isdigit() else value
         return limits.check_int(WORKERS_ENV, number, limits.WORKERS_MIN, limits.WORKERS_MAX)
-    return min(4, os.cpu_count() or 1)
+    return min(4, threads.current())
 
 
 @dataclass(frozen=True, eq=False)

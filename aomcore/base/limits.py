@@ -48,7 +48,7 @@ __all__ = [
     "EPOCHS_MIN", "EPOCHS_MAX", "RETRAIN_EPOCHS_MIN", "RETRAIN_EPOCHS_MAX", "SAMPLE_MIN", "SAMPLE_MAX",
     "N_ITER_MIN", "N_ITER_MAX", "KEEP_MIN", "KEEP_MAX",
     "CHANNELS_MIN", "CHANNELS_MAX", "RESIZE_MIN", "RESIZE_MAX", "VERSION_MIN", "VERSION_MAX",
-    "WORKERS_MIN", "WORKERS_MAX", "PER_CLASS_MIN", "PER_CLASS_MAX",
+    "WORKERS_MIN", "WORKERS_MAX", "THREADS_MIN", "THREADS_MAX", "PER_CLASS_MIN", "PER_CLASS_MAX",
     "check_int", "check_layer_name",
     "seed", "bins", "positions", "positions_count", "snapshots", "max_resolution", "batch_size", "epochs",
     "retrain_epochs",
@@ -70,6 +70,7 @@ CHANNELS_MIN, CHANNELS_MAX = 1, 64
 RESIZE_MIN, RESIZE_MAX = 1, 65535
 VERSION_MIN, VERSION_MAX = 0, 2**31 - 1
 WORKERS_MIN, WORKERS_MAX = 0, 64
+THREADS_MIN, THREADS_MAX = 1, 1024
 PER_CLASS_MIN, PER_CLASS_MAX = 1, 10_000_000
 
 

@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 
+from ..base import threads
 from ..base.allocator import reuse_freed_memory
 from ..base.errors import InputError
 from ..base.folder import WORKERS_ENV
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[WORKERS_ENV] = str(args.workers)
     reuse_freed_memory()  # a batch loop per command: keep freed activations for the next batch
     try:
-        return args.func(args)
+        with threads.running():  # this command's share of the cores, shared with our other jobs
+            return args.func(args)
     except InputError as exc:
         end_status_line()
         print(f"error: {exc}", file=sys.stderr)

@@ -46,7 +46,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
                    help="a quick look: a stratified sample of at most N images per class of each split "
                         "(seeded; default: every image, as the paper does)")
     p.add_argument("--workers", type=limits.workers, default=None,
-                   help="processes decoding an image folder (default: min(4, cores); 0 = in this process)")
+                   help="processes decoding an image folder (default: min(4, this command's share of the "
+                        "cores); 0 = in this process)")
     p.add_argument("--batch-size", type=limits.batch_size, default=None,
                    help="images per batch (maps: 256; train: the recipe's)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")

@@ -14,7 +14,8 @@ from ..base.embedding import embedding_key
 from ..base.layers import list_layers, resolve_layers
 from ..base.npzfile import save_embedding_npz
 from ..base.training import check_model_fits
-from ..deepeyes.input_map import input_map
+from ..deepeyes.input_map import filter_map, input_map
+from ..deepeyes.statistics import compute_deepeyes
 from ..jobs.engine import run_inline
 from ..rauber.projections import activation_projection, neuron_projection
 from ..rauber.run_trails import compute_trails, trails_key, trails_npz_bytes
@@ -31,6 +32,7 @@ from ._common import (
 
 
 def _cmd_embed(args) -> int:
+    args.split = args.split or ("train" if args.view == "filter-map" else "test")  # the page's filter map: train
     dataset, loaded, _ws, _vid = load_for(args, args.split)
     check_model_fits(loaded.model, dataset)
     device = resolve_device(args.device)
@@ -56,6 +58,16 @@ def _cmd_embed(args) -> int:
         options |= {"positions": args.positions, "use": args.use, "map_shape": list(sm.map_shape)}
         summary = (f"{len(imap.points)} receptive fields of {len(np.unique(sm.index))} images, "
                    f"neighbourhood hit {imap.neighborhood_hit:.3f}")
+    elif args.view == "filter-map":  # what the page's embed job does: DeepEyes statistics, then t-SNE
+        stats = compute_deepeyes(loaded.model, dataset, [args.layer], positions=args.positions, seed=args.seed,
+                                 batch_size=args.batch_size or 256, device=device, similarity=True,
+                                 progress=progress_printer("deepeyes (two passes)"))[args.layer]
+        arrays |= {f"deepeyes_{k}": v for k, v in stats.arrays.items()}
+        arrays["points"] = filter_map(stats.filter_similarity, args.perplexity, args.seed, args.method, args.n_iter,
+                                      progress=progress)
+        options |= {"positions": args.positions}
+        dead = int((stats.max_activation == 0).sum())
+        summary = f"{stats.num_kernels} filters placed by similarity ({stats.n_samples:,} samples; {dead} dead)"
     else:
         idx = stratified_sample(dataset.labels.numpy(), args.n, args.seed)
         acts, _ = activation_vectors(loaded.model, dataset, args.layer, idx, "mean", args.batch_size or 256, device)
@@ -111,22 +123,24 @@ def _cmd_trails(args) -> int:
 
 def add_parsers(sub) -> None:
     """Add this group's commands to the ``python -m aomcore`` subparsers."""
-    p = sub.add_parser("embed", help="2-D projection of a layer: images (activations), DeepEyes' input map, "
-                                     "or neurons; writes embed.npz")
+    p = sub.add_parser("embed", help="2-D projection of a layer: images (activations), DeepEyes' input map "
+                                     "or filter map, or neurons; writes embed.npz")
     p.set_defaults(func=_cmd_embed)
     add_model_args(p)
     add_data_args(p)
-    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--split", default=None, choices=("train", "test"),
+                   help="default: test (filter-map: train, as the dashboard)")
     p.add_argument("--layer", required=True, help="layer name (e.g. fc1); read at its tap")
-    p.add_argument("--view", required=True, choices=("activations", "input-map", "neurons"),
+    p.add_argument("--view", required=True, choices=("activations", "input-map", "filter-map", "neurons"),
                    help="activations: images by their activations (Rauber et al. 2017); input-map: sampled "
-                        "receptive fields by their input patch (DeepEyes); neurons: kernels by 1 - |Pearson r|")
+                        "receptive fields by their input patch (DeepEyes); filter-map: kernels by (1 - weighted "
+                        "Jaccard similarity)^2 (DeepEyes); neurons: kernels by 1 - |Pearson r|")
     p.add_argument("--n", type=limits.sample, default=5000,
                    help="images in the stratified sample (input-map: about this many points) (default 5000)")
     p.add_argument("--mode", choices=("flatten", "mean"), default="flatten",
                    help="activations view: whole map or per-kernel spatial mean (default flatten)")
     p.add_argument("--positions", type=limits.positions_count, default=10,
-                   help="input-map: positions sampled per image (default 10)")
+                   help="input-map, filter-map: positions sampled per image (default 10)")
     p.add_argument("--use", choices=("patch", "activations"), default="patch",
                    help="input-map: embed the input patch (DeepEyes) or the K activations (default patch)")
     p.add_argument("--method", choices=("tsne", "umap"), default="tsne")

@@ -31,6 +31,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+from ..base import threads
 from ..base.allocator import release_freed_memory, reuse_freed_memory
 from ..base.errors import Cancelled, InputError
 from ..store.job_records import ACTIVE, load_record, new_job_record, read_job, request_cancel, write_job
@@ -38,6 +39,10 @@ from ..store.workspace import Workspace
 from .registry import get_kind
 
 __all__ = ["JobContext", "JobRunner", "run_inline", "submit_record"]
+
+
+#: Cores a job worker leaves to the dashboard server (set by :func:`_init_worker`; 0 in the CLI).
+_reserve = 0
 
 
 class Interrupted(Exception):
@@ -90,6 +95,7 @@ class JobContext:
     def progress(self, done: int, total: int, text: str = "") -> None:
         """Record progress (written at most ~3 times a second); raises Cancelled on request."""
         self.check()
+        threads.rebalance()  # give threads back when other jobs start, take them when they end
         if self.echo is not None:
             self.echo(done, total, text)
         now = time.monotonic()
@@ -115,7 +121,8 @@ def _run(ws: str | Workspace, job_id: str, echo: Callable[[int, int, str], None]
     write_job(ws, record)
     ctx = JobContext(ws, record, echo)
     try:
-        result = get_kind(record["kind"]).run(ws, record["params"], ctx)
+        with threads.running(_reserve):
+            result = get_kind(record["kind"]).run(ws, record["params"], ctx)
         record.update(status="done", result=result, message=None)
     except Cancelled:
         record.update(status="cancelled", message="cancelled; the workspace is as it was")
@@ -160,8 +167,10 @@ def _init_worker(gigabytes: float | None, parent: int | None = None) -> None:
     the server (pages stay responsive while jobs run), the process's data segment (heap and private
     mappings) bounded, and freed activation memory kept for the next batch
     (:func:`~aomcore.base.allocator.reuse_freed_memory`)."""
+    global _reserve
     if parent is not None:
         _die_with_parent(parent)
+    _reserve = 1 if threads.available_cores() >= 4 else 0  # page renders keep a core (fewer: nice 10 below)
     reuse_freed_memory()
     try:
         os.nice(10)

@@ -88,6 +88,29 @@ def test_embed_separates_clusters_and_reports_progress():
     assert calls[-1] == (210, 210) and [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
+def test_embed_stops_each_phase_when_the_kl_divergence_stops_falling():
+    x, y = _clusters(n_per=150)
+    runs = {}
+    for converge in (True, False):
+        calls: list[int] = []
+        points = embed(x, converge=converge, progress=lambda done, total, seen=calls: seen.append(done),
+                       callback_every=25)
+        runs[converge] = (points, max(calls[:-1]))  # the iterations reached before the final (total, total)
+    (early, stopped), (full, ran) = runs[True], runs[False]
+    assert ran == 750 and stopped < 600  # 250 + 500 iterations in full
+    assert neighborhood_hit(early, y) == pytest.approx(neighborhood_hit(full, y), abs=0.01)
+
+
+def test_embed_uses_this_process_thread_share_and_is_reproducible_for_a_thread_count(monkeypatch):
+    from aomcore.base import threads
+
+    x, _ = _clusters()
+    two = embed(x, n_jobs=2, **FAST)
+    np.testing.assert_array_equal(two, embed(x, n_jobs=2, **FAST))
+    monkeypatch.setattr(threads, "current", lambda: 2)
+    np.testing.assert_array_equal(embed(x, **FAST), two)
+
+
 def test_embed_cancel_raises_cancelled():
     x, _ = _clusters()
     event = threading.Event()
@@ -390,3 +413,29 @@ def test_embed_cli_on_digits_writes_the_keys(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary file
     bad = _cli("embed", *common, "--layer", "conv9", "--view", "neurons", "--out", str(tmp_path / "x.npz"))
     assert bad.returncode == 2 and "conv9" in bad.stderr
+
+
+def test_embed_cli_filter_map_is_the_library_computation(tmp_path, monkeypatch):
+    """``embed --view filter-map`` (#25): DeepEyes statistics of the train split, then filter_map, as the page's job."""
+    from aomcore import build_model, load_dataset
+    from aomcore.base import threads
+    from aomcore.deepeyes import compute_deepeyes
+
+    weights = tmp_path / "d.pt"
+    assert _cli("train", "--dataset", "digits", "--epochs", "2", "--out", str(weights)).returncode == 0
+    monkeypatch.setenv(threads.THREADS_ENV, "1")  # the same thread count in the CLI and here: the same points
+    monkeypatch.setattr(threads, "current", lambda: 1)
+    out = tmp_path / "fm.npz"
+    run = _cli("embed", "--arch", "zoo:digits_net", "--weights", str(weights), "--dataset", "digits", "--layer",
+               "conv2", "--view", "filter-map", "--n-iter", "100", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    data = load_dataset("digits", "train")
+    model = build_model("zoo:digits_net", data.num_classes, data.input_shape)
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    stats = compute_deepeyes(model, data, ["conv2"], positions=10, seed=0, similarity=True, device="cpu")["conv2"]
+    with np.load(out, allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+        assert meta["view"] == "filter-map" and meta["split"] == "train" and meta["positions"] == 10
+        np.testing.assert_array_equal(npz["deepeyes_filter_similarity"], stats.filter_similarity)
+        np.testing.assert_array_equal(npz["points"], filter_map(stats.filter_similarity, n_iter=100))
+        assert npz["points"].shape == (stats.num_kernels, 2)
