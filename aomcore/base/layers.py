@@ -6,7 +6,8 @@ output the maps are computed on — is the activation as the next layer sees it:
 layer's output goes straight into a BatchNorm and/or an activation module, the output of
 the last of these (Garcia et al. 2019, Sec. IV-A: the kernel's "output activation"). The tap
 never goes past a gate (Sigmoid, Hardsigmoid, Tanh, Softplus, ...: squeeze-and-excitation's
-``fc2``), whose output is positive whatever the kernel did; ``LayerInfo.tap_note`` says so.
+``fc2``), whose output is positive whatever the kernel did, nor into a module called more than
+once per forward (torchvision's ResNet blocks share one ReLU); ``LayerInfo.tap_note`` says so.
 A Linear applied to a channels-last tensor (N, ..., K) has its kernels on the last axis
 (``LayerInfo.channel_dim = -1``). Any other module can be analysed by naming it.
 """
@@ -31,6 +32,9 @@ _FOLLOWERS = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
     nn.Mish, nn.Hardswish, nn.Hardtanh,
 )
+#: Activations with act(x) > 0 exactly when x > 0: a count before one equals the count after it.
+_SIGN_KEEPING = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
+                 nn.Hardtanh)
 #: Gates squash every value into (0, 1) or (-1, 1) (squeeze-and-excitation's scale, LSTM-like
 #: gates): after one, "the activation is positive" no longer means the kernel fired, so the
 #: default read point stops before them.
@@ -137,22 +141,39 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
     calls: dict[str, int] = {}
     handles = []
 
+    # Tensor version counters (bumped by every in-place op) tell a residual ``out += identity`` between a
+    # module's output and the next module's input: the input is the same tensor, its version higher.
+    versions: dict[int, int] = {}  # event index -> the output's version when it was produced
+    pending: dict[str, list[int | None]] = {}  # module -> its input's version just before it ran
+
+    def before(name):
+        def pre_hook(module, inputs):
+            first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+            pending.setdefault(name, []).append(first._version if first is not None else None)
+        return pre_hook
+
     def record(name):
         def hook(module, inputs, output):
             calls[name] = calls.get(name, 0) + 1
             first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+            if isinstance(output, torch.Tensor):
+                versions[len(events)] = output._version
+            input_versions[len(events)] = pending.get(name, [None]).pop() if pending.get(name) else None
             events.append((name, module, first, output))
         return hook
+
+    input_versions: dict[int, int | None] = {}
 
     was_training = model.training
     model.eval()
     try:
         for name, module in model.named_modules():
             if name:
+                handles.append(module.register_forward_pre_hook(before(name)))
                 handles.append(module.register_forward_hook(record(name)))
         param = next(model.parameters(), None)
         dtype = param.dtype if param is not None else torch.float32
-        with torch.inference_mode(), forward_errors(model, "the model cannot take this input",
+        with torch.no_grad(), forward_errors(model, "the model cannot take this input",
                                                     f"a model accepting images of shape {tuple(input_shape)}"):
             output = model(torch.zeros((1, *input_shape), device=device, dtype=dtype))
     finally:
@@ -176,7 +197,7 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
             continue
         if kind == "other" and not include_all:
             continue
-        tap, note = _default_tap(events, calls, i) if kind != "other" else (name, "")
+        tap, note = _default_tap(events, calls, versions, input_versions, output, i) if kind != "other" else (name, "")
         layers.append(LayerInfo(name=name, type=type(module).__name__, kind=kind, output_shape=shape,
                                 kernels=int(kernel_first[0]), positions=positions,
                                 params=sum(p.numel() for p in module.parameters(recurse=False)), tap=tap,
@@ -194,18 +215,36 @@ def _describe_output(output) -> str:
     return type(output).__name__
 
 
-def _default_tap(events, calls, i: int) -> tuple[str, str]:
-    """The default read point of layer ``events[i]`` and a note when it stops before a gate."""
-    name, _, _, current = events[i]
-    for next_name, module, inp, out in events[i + 1:]:
+def _default_tap(events, calls, versions, input_versions, final, i: int) -> tuple[str, str]:
+    """The default read point of layer ``events[i]`` and a note when it stops before a gate, or before a
+    shared module whose input is not simply this layer's output."""
+    name, tap_module, _, current = events[i]
+    produced, consumed = versions.get(i), False
+    for j, (next_name, module, inp, out) in enumerate(events[i + 1:], start=i + 1):
         if inp is not current:
             continue
+        consumed = True
         if isinstance(module, _GATES):
             return name, f"stops before the {type(module).__name__} gate {next_name} (its output's sign means nothing)"
         if isinstance(module, _FOLLOWERS) and calls[next_name] == 1 and isinstance(out, torch.Tensor):
-            name, current = next_name, out
+            name, tap_module, current, produced = next_name, module, out, versions.get(j)
+        elif isinstance(module, _FOLLOWERS) and calls[next_name] > 1:
+            # A shared module (torchvision's BasicBlock runs one ReLU twice) cannot be read per call by name,
+            # so the read stops before it. Its input is this output unless an in-place op came between.
+            changed = input_versions.get(j) is not None and produced is not None and input_versions[j] > produced
+            if changed:
+                return name, (f"stops at {name}: {name}'s output is changed in place (e.g. a residual "
+                              f"'+= identity') before the shared {next_name}; counts are of {name} > 0, while the "
+                              f"next layer sees {next_name}({name} + ...): read the enclosing block for that")
+            if isinstance(module, _SIGN_KEEPING):
+                return name, ""  # act(x) > 0 exactly when x > 0: the counts are those after the activation
+            return name, f"stops at {name}, before the shared {next_name} ({calls[next_name]} calls per forward)"
         else:
             break
+        consumed = False  # followed into a BatchNorm or activation: look for what reads its output
+    if not consumed and current is not final and not isinstance(tap_module, _SIGN_KEEPING):
+        return name, (f"stops at {name}: its output goes into an operation that is not a module (e.g. a residual "
+                      f"'x + identity' or a functional activation); counts are of {name} > 0")
     return name, ""
 
 

@@ -148,10 +148,13 @@ if v.model is None:
 # --- what the model is ------------------------------------------------------------------
 st.subheader("Layers")
 rows = cached.layer_table(v.model.digest, train_set.input_shape, False, v.model)
-st.dataframe(pd.DataFrame(rows)[["name", "type", "kind", "output_shape", "kernels", "params", "tap"]],
+noted = any(r["tap_note"] for r in rows)  # e.g. a read stopped before a residual add (ResNet blocks)
+st.dataframe(pd.DataFrame(rows)[["name", "type", "kind", "output_shape", "kernels", "params", "tap"]
+                                + (["tap_note"] if noted else [])],
              hide_index=True, width="stretch",
              column_config={"tap": st.column_config.TextColumn("maps read at",
-                                                               help="the activation the next layer sees")})
+                                                               help="the activation the next layer sees"),
+                            "tap_note": st.column_config.TextColumn("about the read point", width="large")})
 
 metrics = v.version["metrics"]
 st.subheader(f"Test accuracy of v{v.version_id}: {metrics['accuracy']:.2%}")

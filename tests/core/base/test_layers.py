@@ -30,6 +30,10 @@ def test_resnet18_reused_relu_stops_at_batchnorm():
     # inside a block the ReLU module is called twice: stop at bn1 (same sign as relu(bn1))
     assert by_name["layer1.0.conv1"].tap == "layer1.0.bn1"
     assert by_name["layer1.0.conv2"].tap == "layer1.0.bn2"  # the residual add comes next
+    # bn1 -> shared relu: the same sign, no note; bn2 += identity before the shared relu: said plainly
+    assert by_name["conv1"].tap_note == by_name["layer1.0.conv1"].tap_note == ""
+    assert "changed in place" in by_name["layer1.0.conv2"].tap_note
+    assert "counts are of layer1.0.bn2 > 0" in by_name["layer1.0.conv2"].tap_note
     assert by_name["fc"].kind == "fc"
     assert "layer1.0" in {la.name for la in list_layers(model, (3, 32, 32), include_all=True)}
 
@@ -51,3 +55,28 @@ def test_listing_leaves_no_hooks_and_keeps_mode():
     list_layers(model, (1, 28, 28))
     assert model.training and all(not m._forward_hooks for m in model.modules())
     assert torch.is_grad_enabled()
+
+
+def test_a_residual_add_outside_any_module_is_named_in_the_note():
+    class Block(nn.Module):
+        def __init__(self, inplace: bool):
+            super().__init__()
+            self.conv, self.bn, self.relu = nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU()
+            self.inplace = inplace
+            self.head = nn.Linear(2 * 8 * 8, 3)
+
+        def forward(self, x):
+            out = self.bn(self.conv(x))
+            if self.inplace:
+                out += x
+            else:
+                out = out + x
+            return self.head(torch.flatten(self.relu(out), 1))
+
+    # out += x, then a ReLU of its own: the ReLU reads the same tensor, ReLU(bn + x), what the next layer sees
+    conv = list_layers(Block(True), (2, 8, 8))[0]
+    assert (conv.tap, conv.tap_note) == ("relu", "")
+    conv = list_layers(Block(False), (2, 8, 8))[0]  # out = out + x: a new tensor, made outside any module
+    assert conv.tap == "bn" and "counts are of bn > 0" in conv.tap_note
+    plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 36, 2))
+    assert [la.tap_note for la in list_layers(plain, (1, 8, 8))] == ["", ""]
