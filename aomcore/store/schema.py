@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from ..base import limits
 from ..base.errors import InputError
 
 __all__ = ["JobFile", "RunFile", "VersionFile", "WorkspaceFile", "model_for", "short", "validate"]
@@ -60,10 +61,11 @@ class _File(BaseModel):
 class Prep(_File):
     mean: Channels | None = None
     std: Channels | None = None
-    channels: Annotated[int, Field(ge=1, le=4)] | None = None
-    resize: Annotated[int, Field(ge=1, le=4096)] | None = None
+    # The same ranges as the CLI and the dashboard (limits): what one accepts, the others read back.
+    channels: Annotated[int, Field(ge=limits.CHANNELS_MIN, le=limits.CHANNELS_MAX)] | None = None
+    resize: Annotated[int, Field(ge=limits.RESIZE_MIN, le=limits.RESIZE_MAX)] | None = None
     transform: Annotated[str, Field(max_length=1000)] | None = None
-    per_class: Annotated[int, Field(ge=1)] | None = None
+    per_class: Annotated[int, Field(ge=limits.PER_CLASS_MIN, le=limits.PER_CLASS_MAX)] | None = None
 
 
 class DatasetSpec(_File):

@@ -163,6 +163,19 @@ def test_unknown_fields_are_kept_wrong_types_refused(ws):
     assert ws.state()["added_later"] == future["added_later"] and ws.problems() == []
 
 
+def test_preprocessing_the_cli_accepts_is_read_back(ws):
+    """The schema's ranges are the CLI's (limits): a workspace made with --channels 8 --resize 5000 opens."""
+    from aomcore.base import limits
+
+    prep = {"channels": limits.CHANNELS_MAX, "resize": limits.RESIZE_MAX, "per_class": limits.PER_CLASS_MAX}
+    _edit(ws.path / "workspace.json", lambda r: r | {"dataset": r["dataset"] | {"prep": prep}})
+    assert Workspace(ws.path).state()["dataset"]["prep"] == prep
+    too_big = {"resize": limits.RESIZE_MAX + 1}
+    _edit(ws.path / "workspace.json", lambda r: r | {"dataset": r["dataset"] | {"prep": too_big}})
+    with pytest.raises(InputError, match="resize"):
+        Workspace(ws.path).state()
+
+
 # --- import: data, never authority ------------------------------------------------------
 
 def _zip(members: dict[str, bytes | dict | list], compression=zipfile.ZIP_STORED) -> bytes:
