@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 
 import altair as alt
 import numpy as np
@@ -244,10 +246,13 @@ def check_upload(data: bytes, name: str, what: str) -> bytes:
 
 
 def save_upload(data: bytes, name: str, suffix: str) -> str:
-    """Store an uploaded data file under the cache by content hash; returns its path."""
+    """Store an uploaded data file under the cache, in a folder named by its content hash and under the
+    user's own file name (``uploads/<sha256>/<name>.npz``), so the dataset spec and every message name
+    the file the user chose; returns its path."""
     check_upload(data, name, f"a {suffix} file")
     cache = DiskCache()
-    key = hashlib.sha256(data).hexdigest()
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name.removesuffix(suffix)).strip("._")[:64] or "upload"
+    key = f"{hashlib.sha256(data).hexdigest()}/{stem}"
     path = cache.lookup("uploads", key, suffix)
     if path is None:
         path = cache.commit("uploads", key, suffix, lambda tmp: tmp.write_bytes(data))

@@ -152,3 +152,15 @@ def test_edit_removing_every_kernel(trained, files):
     at.multiselect[0].set_value(list(range(8))).run()
     assert not at.exception and "cannot remove every kernel of conv1" in at.error[0].value
     assert sorted(trained.versions()) == [0] and trained.current_version == 0
+
+
+def test_an_uploaded_dataset_is_named_by_the_users_file(files):
+    """#22: uploads were stored and shown by their cache digest; now under the user's own file name."""
+    at = _app()
+    at.selectbox(key="dataset_kind").set_value("npz upload").run()
+    _upload(at.file_uploader(key="npz_upload"), files["npz_empty_class"], name="my digits (v2).npz")
+    at.run()
+    at.button(key="use_dataset").click().run()
+    assert not at.exception and not at.error
+    dataset = next(c.value for c in at.sidebar.caption if c.value.startswith("**Dataset**"))
+    assert dataset.replace("\\", "").endswith("/my_digits_v2.npz"), dataset  # plain() escapes markdown
