@@ -23,7 +23,7 @@ def _cmd_deepeyes(args) -> int:
                    device=resolve_device(args.device), similarity=not args.no_similarity)
     if args.run:
         series = deepeyes_over_snapshots(build, snapshots, dataset, layers,
-                                         progress=progress_printer("deepeyes (snapshots)"), **options)
+                                         progress=progress_printer("deepeyes", unit="snapshots"), **options)
         seconds = time.perf_counter() - start
         save_deepeyes_npz(args.out, series, {"arch": record["arch"], "run": str(folder), "dataset": dataset.identity(),
                                              "split": dataset.split, "positions": args.positions, "seed": args.seed,
