@@ -38,6 +38,7 @@ from typing import Protocol
 
 import numpy as np
 
+from . import threads
 from .cache import DiskCache
 from .errors import Cancelled, InputError
 
@@ -293,9 +294,7 @@ def embed(data, method: str = "tsne", metric: str = "euclidean", perplexity: flo
     if method == "umap":
         return _umap(x, metric, seed, init, n_iter, n_neighbors, progress, cancel)
     if n_jobs is None:
-        from .threads import current
-
-        n_jobs = current()
+        n_jobs = threads.current()
     return _tsne(x, metric, perplexity, seed, init, n_iter, early_exaggeration_iter, int(n_jobs),
                  negative_gradient_method, rescale_init, callback_every, converge, report, progress, cancel)
 

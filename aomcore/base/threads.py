@@ -17,6 +17,8 @@ decides, for the job workers of the dashboard and for CLI commands alike:
   cores they run at nice 10 (:mod:`aomcore.jobs.engine`), and the kernel gives the server
   precedence instead.
 * ``$AOMSCOPE_THREADS`` (an integer ≥ 1) overrides the share, e.g. to reproduce a measurement.
+  An ``OMP_NUM_THREADS`` set when the process started (a deployment's or a user's choice, e.g.
+  1 for servers whose jobs are many small steps) caps the share.
 
 :func:`apply` sets the count everywhere it matters: ``torch.set_num_threads``; threadpoolctl's
 limits for the BLAS and OpenMP libraries already loaded (NumPy's, scikit-learn's); the
@@ -45,6 +47,9 @@ __all__ = ["THREADS_ENV", "apply", "available_cores", "current", "rebalance", "r
 THREADS_ENV = "AOMSCOPE_THREADS"
 _ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 _REBALANCE_EVERY = 2.0  # seconds
+
+#: OMP_NUM_THREADS as this process found it (before :func:`apply` wrote it): an explicit cap.
+_STARTED_WITH = os.environ.get("OMP_NUM_THREADS", "")
 
 _state = {"applied": None, "depth": 0, "reserve": 0, "checked": 0.0, "limiter": None}
 
@@ -115,7 +120,8 @@ def _running_count() -> int:
 
 
 def share(reserve: int = 0) -> int:
-    """Threads this process may use now: ``$AOMSCOPE_THREADS``, else ``max(1, (cores − reserve) // running)``.
+    """Threads this process may use now: ``$AOMSCOPE_THREADS``, else ``max(1, (cores − reserve) // running)``,
+    at most the ``OMP_NUM_THREADS`` the process started with.
 
     Parameters
     ----------
@@ -131,7 +137,9 @@ def share(reserve: int = 0) -> int:
     if value:
         number = int(value) if value.strip().isdigit() else value
         return limits.check_int(THREADS_ENV, number, limits.THREADS_MIN, limits.THREADS_MAX)
-    return max(1, (available_cores() - max(0, int(reserve))) // _running_count())
+    share = max(1, (available_cores() - max(0, int(reserve))) // _running_count())
+    cap = _STARTED_WITH.strip()
+    return min(share, int(cap)) if cap.isdigit() and int(cap) >= 1 else share
 
 
 def apply(threads: int) -> int:
@@ -144,10 +152,6 @@ def apply(threads: int) -> int:
         return threads
     for name in _ENV_VARS:
         os.environ[name] = str(threads)
-    if "torch" in sys.modules:
-        import torch
-
-        torch.set_num_threads(threads)
     try:
         from threadpoolctl import threadpool_limits
 
@@ -160,6 +164,10 @@ def apply(threads: int) -> int:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         except (AttributeError, ValueError):
             pass
+    if "torch" in sys.modules:  # last: threadpoolctl and numba's OpenMP layer may set the runtime torch shares
+        import torch
+
+        torch.set_num_threads(threads)
     _state["applied"] = threads
     return threads
 

@@ -19,6 +19,7 @@ def registry(tmp_path, monkeypatch):
     monkeypatch.setattr(threads, "_state", {"applied": None, "depth": 0, "reserve": 0, "checked": 0.0,
                                             "limiter": None})
     monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads, "_STARTED_WITH", "")
     for name in threads._ENV_VARS:
         monkeypatch.setenv(name, os.environ.get(name, ""))
     before = torch.get_num_threads()
@@ -87,6 +88,9 @@ def test_a_running_job_gives_threads_back_when_another_starts(registry, monkeypa
 
 
 def test_the_environment_overrides_and_a_bad_value_is_refused(registry, monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 8)
+    monkeypatch.setattr(threads, "_STARTED_WITH", "1")  # e.g. a server started with OMP_NUM_THREADS=1
+    assert threads.share() == 1
     monkeypatch.setenv(threads.THREADS_ENV, "3")
     assert threads.share() == 3
     for bad in ("0", "two", "-1", "100000"):
