@@ -33,10 +33,15 @@ def _line(job: dict) -> str:
         place = cached.runner().queue_position(job["id"])
         return f"{label}: queued" + (f" (position {place} in the server's queue)" if place else "")
     progress = job.get("progress") or {}
-    text = f"{label}: {progress.get('text') or 'starting…'}"
-    if job.get("started"):
-        text += f" · {timing_text(progress.get('done', 0), progress.get('total', 0), time.time() - job['started'])}"
-    return text
+    return f"{label}: {progress.get('text') or 'starting…'}{_timing(job)}"
+
+
+def _timing(job: dict) -> str:
+    """`` · 1 min 05 s elapsed, about 40 s left`` for a started job (the estimate from its own rate), else ""."""
+    if not job.get("started"):
+        return ""
+    p = job.get("progress") or {}
+    return f" · {timing_text(p.get('done', 0), p.get('total', 0), time.time() - job['started'])}"
 
 
 def _curve(v: View, job: dict):
@@ -94,8 +99,7 @@ def sidebar_jobs(v: View) -> None:
                 st.rerun()
             p = job.get("progress") or {}
             done = f" · {p['done']:,}/{p['total']:,}" if p.get("total") else ""
-            if job["status"] == "running" and job.get("started"):  # elapsed, and left at the job's own rate
-                done += f" · {timing_text(p.get('done', 0), p.get('total', 0), time.time() - job['started'])}"
-            st.caption(f"**{job_label(job['kind'])}** · {job['status']}{done}")
+            timing = _timing(job) if job["status"] == "running" else ""
+            st.caption(f"**{job_label(job['kind'])}** · {job['status']}{done}{timing}")
 
     lines()

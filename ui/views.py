@@ -247,7 +247,7 @@ def check_upload(data: bytes, name: str, what: str) -> bytes:
 
 def save_upload(data: bytes, name: str, suffix: str) -> str:
     """Store an uploaded data file under the cache, in a folder named by its content hash and under the
-    user's own file name (``uploads/<sha256>/<name>.npz``), so the dataset spec and every message name
+    user's own file name (``uploads/<sha256>/<name>.npz``), so the dataset spec (and the sidebar) name
     the file the user chose; returns its path."""
     check_upload(data, name, f"a {suffix} file")
     cache = DiskCache()

@@ -32,9 +32,9 @@ _FOLLOWERS = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
     nn.Mish, nn.Hardswish, nn.Hardtanh,
 )
-#: Activations with act(x) > 0 exactly when x > 0: a count before one equals the count after it.
-_SIGN_KEEPING = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
-                 nn.Hardtanh)
+#: The followers with act(x) > 0 exactly when x > 0 (all activations above but PReLU, whose learned slope may
+#: be negative): a count before one equals the count after it.
+_SIGN_KEEPING = tuple(t for t in _FOLLOWERS if t not in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.PReLU))
 #: Gates squash every value into (0, 1) or (-1, 1) (squeeze-and-excitation's scale, LSTM-like
 #: gates): after one, "the activation is positive" no longer means the kernel fired, so the
 #: default read point stops before them.
@@ -137,32 +137,29 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
         (only ``KeyboardInterrupt`` passes through): a model that exits must not look
         like one without layers.
     """
-    events: list[tuple[str, nn.Module, object, object]] = []
+    # One event per module call: (name, module, its first input, its output, the input's and the output's
+    # version counters). A version counter is bumped by every in-place op, so a residual ``out += identity``
+    # between a module's output and the next module's input shows as the same tensor with a higher version.
+    events: list[tuple[str, nn.Module, object, object, int | None, int | None]] = []
     calls: dict[str, int] = {}
     handles = []
+    entered: dict[str, list[int | None]] = {}  # module -> its input's version just before each call
 
-    # Tensor version counters (bumped by every in-place op) tell a residual ``out += identity`` between a
-    # module's output and the next module's input: the input is the same tensor, its version higher.
-    versions: dict[int, int] = {}  # event index -> the output's version when it was produced
-    pending: dict[str, list[int | None]] = {}  # module -> its input's version just before it ran
+    def _version(t) -> int | None:
+        return t._version if isinstance(t, torch.Tensor) else None
 
     def before(name):
         def pre_hook(module, inputs):
-            first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-            pending.setdefault(name, []).append(first._version if first is not None else None)
+            entered.setdefault(name, []).append(_version(inputs[0]) if inputs else None)
         return pre_hook
 
     def record(name):
         def hook(module, inputs, output):
             calls[name] = calls.get(name, 0) + 1
             first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-            if isinstance(output, torch.Tensor):
-                versions[len(events)] = output._version
-            input_versions[len(events)] = pending.get(name, [None]).pop() if pending.get(name) else None
-            events.append((name, module, first, output))
+            stack = entered.get(name)
+            events.append((name, module, first, output, stack.pop() if stack else None, _version(output)))
         return hook
-
-    input_versions: dict[int, int | None] = {}
 
     was_training = model.training
     model.eval()
@@ -173,8 +170,8 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
                 handles.append(module.register_forward_hook(record(name)))
         param = next(model.parameters(), None)
         dtype = param.dtype if param is not None else torch.float32
-        with torch.no_grad(), forward_errors(model, "the model cannot take this input",
-                                                    f"a model accepting images of shape {tuple(input_shape)}"):
+        with torch.no_grad(), forward_errors(model, "the model cannot take this input",  # no_grad: version counters
+                                             f"a model accepting images of shape {tuple(input_shape)}"):
             output = model(torch.zeros((1, *input_shape), device=device, dtype=dtype))
     finally:
         for h in handles:
@@ -185,7 +182,7 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
         raise InputError("the model's forward must return one tensor of logits",
                          expected="a tensor (batch, classes)", found=_describe_output(output))
     layers = []
-    for i, (name, module, _inp, out) in enumerate(events):
+    for i, (name, module, _inp, out, _, _) in enumerate(events):
         if calls[name] != 1 or not isinstance(out, torch.Tensor):
             continue
         shape = tuple(out.shape[1:])
@@ -197,7 +194,7 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
             continue
         if kind == "other" and not include_all:
             continue
-        tap, note = _default_tap(events, calls, versions, input_versions, output, i) if kind != "other" else (name, "")
+        tap, note = _default_tap(events, calls, output, i) if kind != "other" else (name, "")
         layers.append(LayerInfo(name=name, type=type(module).__name__, kind=kind, output_shape=shape,
                                 kernels=int(kernel_first[0]), positions=positions,
                                 params=sum(p.numel() for p in module.parameters(recurse=False)), tap=tap,
@@ -215,23 +212,23 @@ def _describe_output(output) -> str:
     return type(output).__name__
 
 
-def _default_tap(events, calls, versions, input_versions, final, i: int) -> tuple[str, str]:
+def _default_tap(events, calls, final, i: int) -> tuple[str, str]:
     """The default read point of layer ``events[i]`` and a note when it stops before a gate, or before a
     shared module whose input is not simply this layer's output."""
-    name, tap_module, _, current = events[i]
-    produced, consumed = versions.get(i), False
-    for j, (next_name, module, inp, out) in enumerate(events[i + 1:], start=i + 1):
+    name, tap_module, _, current, _, produced = events[i]
+    consumed = False
+    for next_name, module, inp, out, inp_version, out_version in events[i + 1:]:
         if inp is not current:
             continue
         consumed = True
         if isinstance(module, _GATES):
             return name, f"stops before the {type(module).__name__} gate {next_name} (its output's sign means nothing)"
         if isinstance(module, _FOLLOWERS) and calls[next_name] == 1 and isinstance(out, torch.Tensor):
-            name, tap_module, current, produced = next_name, module, out, versions.get(j)
+            name, tap_module, current, produced = next_name, module, out, out_version
         elif isinstance(module, _FOLLOWERS) and calls[next_name] > 1:
             # A shared module (torchvision's BasicBlock runs one ReLU twice) cannot be read per call by name,
             # so the read stops before it. Its input is this output unless an in-place op came between.
-            changed = input_versions.get(j) is not None and produced is not None and input_versions[j] > produced
+            changed = inp_version is not None and produced is not None and inp_version > produced
             if changed:
                 return name, (f"stops at {name}: {name}'s output is changed in place (e.g. a residual "
                               f"'+= identity') before the shared {next_name}; counts are of {name} > 0, while the "

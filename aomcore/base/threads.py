@@ -137,9 +137,9 @@ def share(reserve: int = 0) -> int:
     if value:
         number = int(value) if value.strip().isdigit() else value
         return limits.check_int(THREADS_ENV, number, limits.THREADS_MIN, limits.THREADS_MAX)
-    share = max(1, (available_cores() - max(0, int(reserve))) // _running_count())
+    count = max(1, (available_cores() - max(0, int(reserve))) // _running_count())
     cap = _STARTED_WITH.strip()
-    return min(share, int(cap)) if cap.isdigit() and int(cap) >= 1 else share
+    return min(count, int(cap)) if cap.isdigit() and int(cap) >= 1 else count
 
 
 def apply(threads: int) -> int:

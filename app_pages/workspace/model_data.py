@@ -148,13 +148,14 @@ if v.model is None:
 # --- what the model is ------------------------------------------------------------------
 st.subheader("Layers")
 rows = cached.layer_table(v.model.digest, train_set.input_shape, False, v.model)
-noted = any(r["tap_note"] for r in rows)  # e.g. a read stopped before a residual add (ResNet blocks)
-st.dataframe(pd.DataFrame(rows)[["name", "type", "kind", "output_shape", "kernels", "params", "tap"]
-                                + (["tap_note"] if noted else [])],
+st.dataframe(pd.DataFrame(rows)[["name", "type", "kind", "output_shape", "kernels", "params", "tap"]],
              hide_index=True, width="stretch",
              column_config={"tap": st.column_config.TextColumn("maps read at",
-                                                               help="the activation the next layer sees"),
-                            "tap_note": st.column_config.TextColumn("about the read point", width="large")})
+                                                               help="the activation the next layer sees")})
+noted = [r for r in rows if r["tap_note"]]  # e.g. a read stopped before a residual add (ResNet blocks)
+if noted:
+    with st.expander(f"What the maps count at {len(noted)} read point(s) of this model"):
+        st.markdown("\n".join(f"- **{views.plain(r['name'])}**: {views.plain(r['tap_note'])}" for r in noted))
 
 metrics = v.version["metrics"]
 st.subheader(f"Test accuracy of v{v.version_id}: {metrics['accuracy']:.2%}")
