@@ -19,6 +19,7 @@ Layout (lower floors never import higher ones)::
 from .aom import (
     COMPARED_CRITERIA,
     CRITERIA,
+    DEFAULT_CUT,
     FREEZE_MODES,
     MIN_SELECTIVITY,
     MULTI_CLASS_LEVEL,
@@ -38,6 +39,7 @@ from .aom import (
     compare_criteria,
     compute_maps,
     csm,
+    default_cut_distance,
     default_n_groups,
     edit_and_retrain,
     export_program,
@@ -46,6 +48,7 @@ from .aom import (
     group_means,
     group_members,
     initial_version,
+    keep_reasons,
     kernel_flags,
     kernel_scores,
     layer_overview,
@@ -191,7 +194,8 @@ __all__ = [
     "class_difference", "class_palette", "class_selectivity", "classes_per_kernel", "colorbar_image",
     "COMPARED_CRITERIA", "compare_criteria", "compute_deepeyes", "compute_maps", "CRITERIA", "Criterion", "csm",
     "DATASET_NAMES", "deepeyes_over_snapshots", "DeepEyesSeries", "DeepEyesStats", "default_cache_dir",
-    "default_data_root", "default_home", "default_n_groups", "default_root", "default_train_config", "DiskCache",
+    "default_data_root", "default_home", "DEFAULT_CUT", "default_cut_distance", "default_n_groups", "default_root",
+    "default_train_config", "DiskCache",
     "Edit", "edit_and_retrain", "EDIT_KINDS", "embed", "EMBED_METHODS", "embedding_key", "embedding_npz_bytes",
     "evaluate", "Evaluation", "export_program", "export_zip", "filter_map", "flops_per_image", "forward_hooks",
     "forward_input_hooks", "FREEZE_MODES", "frozen_modules", "get_module", "ImageDataset", "import_zip",
@@ -210,7 +214,7 @@ __all__ = [
     "resolve_device", "resolve_layers", "resolve_run", "run_inline", "run_model", "sample_perplexity",
     "save_deepeyes_npz", "save_embedding_npz", "save_maps_npz", "save_state_dict", "selectivity",
     "selectivity_experiment", "silenced", "snapshot_schedule", "stack_deepeyes", "stage_checkpoints",
-    "stratified_sample", "suggest_keep", "summarize_criteria", "summarize_experiment", "top_kernels",
+    "stratified_sample", "suggest_keep", "keep_reasons", "summarize_criteria", "summarize_experiment", "top_kernels",
     "trail_lengths", "trail_segments", "Trails", "trails_from_run", "trails_npz_bytes", "train", "TrainConfig",
     "TrainingMonitor", "Version", "weights_digest", "Workspace", "ZOO", "ZOO_FOR_DATASET"
 ]

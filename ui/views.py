@@ -10,7 +10,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from aomcore import DiskCache, InputError
+from aomcore import DiskCache, InputError, keep_reasons
 from aomcore.base.policy import current_policy
 
 MAX_CHART_CELLS = 100_000  # Altair rect charts stay responsive up to about this many cells
@@ -200,16 +200,12 @@ def odm_heatmap(odm: np.ndarray, order: np.ndarray, groups: np.ndarray | None = 
 
 
 def ranking_table(selectivity: np.ndarray, groups: np.ndarray, flags: dict, keep: set[int]) -> pd.DataFrame:
-    """Kernels ranked by s(k) with group, mean occurrence, flags, representative and keep columns."""
+    """Kernels ranked by s(k) with group, mean occurrence, flags, keep and why (:func:`aomcore.keep_reasons`)."""
     k = len(selectivity)
-    rep = np.zeros(k, dtype=bool)
-    for g in np.unique(groups):
-        members = np.flatnonzero(groups == g)
-        rep[members[np.argmax(selectivity[members])]] = True
     df = pd.DataFrame({
         "kernel": np.arange(k), "group": groups + 1, "selectivity s(k)": selectivity,
         "mean occurrence": flags["mean_occurrence"], "dead": flags["dead"], "always on": flags["always_on"],
-        "representative": rep, "keep": [i in keep for i in range(k)],
+        "keep": [i in keep for i in range(k)], "why": keep_reasons(selectivity, groups, flags, sorted(keep)),
     })
     return df.sort_values("selectivity s(k)", ascending=False).reset_index(drop=True)
 

@@ -38,8 +38,8 @@ from .maps import (
     selectivity,
 )
 from .maps_npz import load_maps_npz, maps_npz_bytes, save_maps_npz
-from .ordering import KernelOrdering, default_n_groups, group_means, group_members
-from .overview import MIN_SELECTIVITY, layer_overview, suggest_keep
+from .ordering import DEFAULT_CUT, KernelOrdering, default_cut_distance, default_n_groups, group_means, group_members
+from .overview import MIN_SELECTIVITY, keep_reasons, layer_overview, suggest_keep
 from .results import cached_experiment, cached_maps, load_cached_maps, maps_cache_key, maps_key
 from .retrain import (
     FREEZE_MODES,
@@ -53,8 +53,8 @@ from .retrain import (
     preview_edit,
 )
 
-__all__ = ["COMPARED_CRITERIA", "CRITERIA", "FREEZE_MODES", "MIN_SELECTIVITY", "MULTI_CLASS_LEVEL", "Criterion",
-           "KernelOrdering", "LayerMaps",
+__all__ = ["COMPARED_CRITERIA", "CRITERIA", "DEFAULT_CUT", "default_cut_distance", "FREEZE_MODES", "MIN_SELECTIVITY",
+           "MULTI_CLASS_LEVEL", "Criterion", "KernelOrdering", "LayerMaps",
            "group_means", "group_members", "MapsImportance", "OccurrenceCounter", "Version", "aom", "apoz",
            "compare_criteria", "kernel_scores", "layer_scores",
            "top_kernels", "cached_experiment", "cached_maps", "check_maps_options",
@@ -62,5 +62,5 @@ __all__ = ["COMPARED_CRITERIA", "CRITERIA", "FREEZE_MODES", "MIN_SELECTIVITY", "
            "edit_and_retrain", "export_program", "flops_per_image", "frozen_modules", "initial_version",
            "kernel_flags", "layer_overview", "least_separated_pairs", "load_cached_maps", "load_maps_npz",
            "maps_cache_key", "maps_key", "maps_npz_bytes", "measure", "multi_class_share", "odm", "preview_edit",
-           "save_maps_npz", "selectivity", "selectivity_experiment", "silenced", "suggest_keep",
+           "save_maps_npz", "selectivity", "selectivity_experiment", "silenced", "suggest_keep", "keep_reasons",
            "summarize_criteria", "summarize_experiment"]

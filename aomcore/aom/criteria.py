@@ -200,7 +200,7 @@ def _keep_rule(x: _Inputs) -> np.ndarray:
     """
     m = x.maps
     s = np.asarray(m.selectivity, dtype=np.float64)
-    groups = KernelOrdering(n_groups=x.n_groups or default_n_groups(m.num_kernels)).fit(m.odm).labels_
+    groups = KernelOrdering(n_groups=x.n_groups or default_n_groups(m.odm, m.aom)).fit(m.odm).labels_
     kept = suggest_keep(s, groups, kernel_flags(m.aom))
     score = s / s.max() if s.max() > 0 else np.zeros_like(s)
     score[kept] += 1.0

@@ -35,7 +35,7 @@ import numpy as np
 from ..base.atomic import atomic_path
 from ..base.npzfile import library_versions
 from .maps import MULTI_CLASS_LEVEL, LayerMaps
-from .ordering import KernelOrdering
+from .ordering import KernelOrdering, default_n_groups
 
 __all__ = ["load_maps_npz", "maps_npz_bytes", "save_maps_npz"]
 
@@ -48,7 +48,7 @@ def _arrays(maps: dict[str, LayerMaps], meta: dict) -> dict[str, np.ndarray]:
                                      "classes": np.array(first.classes, dtype=str)}
     taps = {}
     for name, m in maps.items():
-        ordering = KernelOrdering().fit(m.odm)
+        ordering = KernelOrdering(n_groups=default_n_groups(m.odm, m.aom)).fit(m.odm)
         arrays[f"{name}/aom"] = m.aom
         arrays[f"{name}/odm"] = m.odm
         arrays[f"{name}/csm"] = m.csm

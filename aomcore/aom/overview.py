@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from ..base.editing import kernel_ranges
 from .maps import (
     MULTI_CLASS_LEVEL,
     LayerMaps,
@@ -39,6 +40,7 @@ __all__ = [
     "MULTI_CLASS_SHARE",
     "SIMILAR_CLASSES_RATIO",
     "WIDEN_FRACTION",
+    "keep_reasons",
     "layer_overview",
     "suggest_keep",
 ]
@@ -106,6 +108,49 @@ def suggest_keep(selectivity: np.ndarray, groups: np.ndarray, flags: dict[str, n
     return sorted(keep)
 
 
+def keep_reasons(selectivity: np.ndarray, groups: np.ndarray, flags: dict[str, np.ndarray], keep: list[int],
+                 min_selectivity: float = MIN_SELECTIVITY) -> list[str]:
+    """Why :func:`suggest_keep` keeps or drops each kernel, one short phrase per kernel.
+
+    Kept: ``"kept: the most selective of group g"`` (groups numbered from 1), or ``"kept: the
+    layer's most selective kernel"`` when no kernel is eligible. Dropped, the first reason that
+    applies: ``"dead"``, ``"always on"``, ``"not selective: s(k) < 25% of the layer's highest"``,
+    ``"redundant: group g keeps k5"``; a kernel that the user kept against the rule (not in
+    ``keep`` but eligible and its group's best) reads ``"dropped by you"``.
+
+    Parameters are those of :func:`suggest_keep` plus ``keep``, the kept indices. Returns a list
+    of K strings.
+    """
+    s = np.asarray(selectivity, dtype=np.float64)
+    groups = np.asarray(groups)
+    kept = set(int(i) for i in keep)
+    floor = min_selectivity * s.max()
+    ok = ~np.asarray(flags["dead"], dtype=bool) & ~np.asarray(flags["always_on"], dtype=bool) & (s >= floor)
+    out = []
+    for i in range(len(s)):
+        eligible = [int(j) for j in np.flatnonzero((groups == groups[i]) & ok)]
+        best = max(eligible, key=lambda j: (s[j], -j)) if eligible else None
+        if i in kept:
+            if best == i:
+                out.append(f"kept: the most selective of group {groups[i] + 1}")
+            elif not ok.any() and i == int(np.argmax(s)):
+                out.append("kept: no kernel is eligible, so the layer's most selective one")
+            else:
+                out.append("kept by you")
+        elif flags["dead"][i]:
+            out.append("dead")
+        elif flags["always_on"][i]:
+            out.append("always on")
+        elif s[i] < floor:
+            out.append(f"not selective: s(k) < {min_selectivity:.0%} of the layer's highest")
+        elif best is not None and best != i:
+            out.append(f"redundant: group {groups[i] + 1} keeps k{best}" if best in kept else
+                       f"redundant: k{best} is its group's most selective")
+        else:
+            out.append("dropped by you")
+    return out
+
+
 def _kinds(maps: dict[str, LayerMaps], layer_kinds: dict[str, str] | None) -> dict[str, str]:
     given = layer_kinds or {}
     return {name: given.get(name, "fc" if m.counts.shape[2:] == (1, 1) else "conv") for name, m in maps.items()}
@@ -123,7 +168,7 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
         :func:`~aomcore.aom.maps.compute_maps` returns the default every-conv-layer request).
     n_groups : dict of layer name to int, optional
         Where to cut each layer's kernel tree; default
-        :func:`~aomcore.aom.ordering.default_n_groups`.
+        :func:`~aomcore.aom.ordering.default_n_groups` (the tree cut at a tenth of 2·m̄, m̄ the layer's mean occurrence).
     level : float, default :data:`~aomcore.aom.maps.MULTI_CLASS_LEVEL` (0.5)
         Strong occurrence for :func:`~aomcore.aom.maps.classes_per_kernel`.
     neighborhood_hit : dict of layer name to float, optional
@@ -153,51 +198,45 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
     for name, m in maps.items():
         k = m.num_kernels
         flags = kernel_flags(m.aom)
-        cut = (n_groups or {}).get(name) or default_n_groups(k)
+        cut = (n_groups or {}).get(name) or default_n_groups(m.odm, m.aom)
         groups = KernelOrdering(n_groups=cut).fit(m.odm).labels_
         sizes = np.bincount(groups)
         keep = suggest_keep(m.selectivity, groups, flags)
+        reasons = keep_reasons(m.selectivity, groups, flags, keep)
         per_kernel = m.classes_per_kernel if level == MULTI_CLASS_LEVEL else classes_per_kernel(m.aom, level)
         share = multi_class_share(per_kernel)
         pairs = least_separated_pairs(m.class_difference)
         c1, c2, e_min = pairs[0]
         row = {"layer": name, "tap": m.tap, "kernels": k, "dead": int(flags["dead"].sum()),
                "always_on": int(flags["always_on"].sum()), "groups": int(sizes.size),
-               "redundant_groups": int((sizes >= 2).sum()), "redundant_kernels": int((sizes[sizes >= 2] - 1).sum()),
+               "redundant_groups": int((sizes >= 2).sum()),
+               "redundant_kernels": sum(r.startswith("redundant") for r in reasons),
                "mean_selectivity": float(m.selectivity.mean()), "least_separated": [m.classes[c1], m.classes[c2]],
                "least_separated_e": e_min, "multi_class_share": share,
                "neighborhood_hit": None if neighborhood_hit is None else neighborhood_hit.get(name),
                "keep": keep, "findings": []}
-        row["findings"] += _task1(name, m, flags, groups, keep)
-        row["findings"] += _task2(name, m, pairs)
+        row["findings"] += _task1(name, m, reasons, keep)
+        row["findings"] += _task2(name, m, pairs, removes=len(keep) < k)
         row["findings"] += _task3(name, k, per_kernel, share, level, kinds[name])
         rows.append(row)
     return rows
 
 
-def _task1(name: str, m: LayerMaps, flags: dict, groups: np.ndarray, keep: list[int]) -> list[dict]:
+def _task1(name: str, m: LayerMaps, reasons: list[str], keep: list[int]) -> list[dict]:
     kept = set(keep)
     remove = [i for i in range(m.num_kernels) if i not in kept]
     if not remove:
         return []
-    s = m.selectivity
-    reasons = {"dead": 0, "always on": 0, "not selective": 0, "redundant": 0}
-    for i in remove:  # one reason each, in this order
-        if flags["dead"][i]:
-            reasons["dead"] += 1
-        elif flags["always_on"][i]:
-            reasons["always on"] += 1
-        elif s[i] < MIN_SELECTIVITY * s.max():
-            reasons["not selective"] += 1
-        else:
-            reasons["redundant"] += 1
-    why = ", ".join(f"{n} {r}" for r, n in reasons.items() if n)
+    counts = {"dead": 0, "always on": 0, "not selective": 0, "redundant": 0}
+    for i in remove:
+        counts[next(c for c in counts if reasons[i].startswith(c))] += 1
+    why = ", ".join(f"{n} {r}" for r, n in counts.items() if n)
     text = (f"{len(remove)} of {m.num_kernels} kernels are redundant or ineffective ({why}); kept: the most "
-            f"selective kernel of each group of similar AOMs, {keep}")
+            f"selective kernel of each group of similar AOMs, {kernel_ranges(keep)}")
     return [{"task": 1, "finding": text, "edit": {"kind": "remove", "layer": name, "kernels": remove}}]
 
 
-def _task2(name: str, m: LayerMaps, pairs: list[tuple[int, int, float]]) -> list[dict]:
+def _task2(name: str, m: LayerMaps, pairs: list[tuple[int, int, float]], removes: bool) -> list[dict]:
     median = float(np.median([e for _, _, e in pairs]))
     close = [(c1, c2, e) for c1, c2, e in pairs if e <= SIMILAR_CLASSES_RATIO * median]
     if not close:
@@ -206,6 +245,9 @@ def _task2(name: str, m: LayerMaps, pairs: list[tuple[int, int, float]]) -> list
     more = f" and {len(close) - 5} more pairs" if len(close) > 5 else ""
     text = (f"classes producing similar AOMs in every kernel: {listed}{more}, against a median E of {median:.3g}; "
             f"the layer may be too small to learn the features that separate them")
+    if removes:
+        text += (". Task 1 also finds kernels to remove here: try the removal first (it keeps the selective "
+                 "kernels), then widen if these classes stay close in the retrained layer's maps")
     n = max(1, math.ceil(m.num_kernels * WIDEN_FRACTION))
     return [{"task": 2, "finding": text, "edit": {"kind": "widen", "layer": name, "n": n}}]
 

@@ -1,7 +1,8 @@
 """``reproduce mnist``: the paper's Sec. V-A with no human in the loop.
 
 Train the paper's MNIST model (1 epoch); for conv1 then conv2: compute the layer's maps on
-the train split, cut the layer's kernels into groups by clustering their AOM rows, and
+the train split, cut the layer's kernels into groups by clustering their AOM rows at the
+default cut (:func:`~aomcore.aom.ordering.default_n_groups`, the dashboard's), and
 keep what :func:`aomcore.aom.overview.suggest_keep` keeps (the most selective kernel of each
 group, never a dead, always-on or non-selective one); remove the rest, freeze the layer
 and everything before it, and retrain 1 epoch. Paper (Garcia et al. 2019):
@@ -10,7 +11,6 @@ and everything before it, and retrain 1 epoch. Paper (Garcia et al. 2019):
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -18,11 +18,11 @@ import numpy as np
 
 from ..base.cache import DiskCache
 from ..base.data import ImageDataset
-from ..base.editing import Edit
+from ..base.editing import Edit, kernel_ranges
 from ..base.loaded import pretrained_zoo_model
 from ..base.training import TrainConfig
 from .maps import compute_maps, kernel_flags
-from .ordering import KernelOrdering
+from .ordering import KernelOrdering, default_n_groups
 from .overview import MIN_SELECTIVITY, suggest_keep
 from .retrain import Version, edit_and_retrain, initial_version
 
@@ -31,7 +31,7 @@ __all__ = ["PAPER_MNIST", "choose_kernels", "reproduce_mnist"]
 PAPER_MNIST = {"baseline": 0.9696, "conv1": (5, 0.9693), "conv2": (None, 0.9769)}
 
 
-def choose_kernels(selectivity: np.ndarray, odm: np.ndarray, aom: np.ndarray, n_groups: int,
+def choose_kernels(selectivity: np.ndarray, odm: np.ndarray, aom: np.ndarray, n_groups: int | None = None,
                    min_selectivity: float = MIN_SELECTIVITY) -> list[int]:
     """The paper's rule (:func:`~aomcore.aom.overview.suggest_keep`) on the layer cut into ``n_groups``.
 
@@ -40,20 +40,22 @@ def choose_kernels(selectivity: np.ndarray, odm: np.ndarray, aom: np.ndarray, n_
     selectivity : ndarray, (K,) float64
     odm : ndarray, (K, K) float64
     aom : ndarray, (K, C, H, W) float64
-    n_groups : int
-        Groups of the kernel tree (clustered from the ODM, as displayed).
+    n_groups : int, optional
+        Groups of the kernel tree (clustered from the ODM, as displayed); default
+        :func:`~aomcore.aom.ordering.default_n_groups` (the tree cut at a tenth of 2·m̄, m̄ the layer's mean occurrence).
     min_selectivity : float, default :data:`~aomcore.aom.overview.MIN_SELECTIVITY`
 
     Returns
     -------
     list of int, the kept kernel indices, sorted.
     """
-    groups = KernelOrdering(n_groups=min(n_groups, len(selectivity))).fit(odm).labels_
+    n_groups = default_n_groups(odm, aom) if n_groups is None else min(n_groups, len(selectivity))
+    groups = KernelOrdering(n_groups=n_groups).fit(odm).labels_
     return suggest_keep(selectivity, groups, kernel_flags(aom), min_selectivity)
 
 
 def reproduce_mnist(train_set: ImageDataset, test_set: ImageDataset, layers=("conv1", "conv2"),
-                    groups_fraction: float = 1 / 3, device="auto", cache: DiskCache | None = None,
+                    device="auto", cache: DiskCache | None = None,
                     log: Callable[[str], None] = print,
                     on_version: Callable[[Version, int | None], int] | None = None) -> list[dict]:
     """Run the experiment; returns one result row per step (baseline first).
@@ -72,14 +74,14 @@ def reproduce_mnist(train_set: ImageDataset, test_set: ImageDataset, layers=("co
         t0 = time.perf_counter()
         maps = compute_maps(version.model, train_set, [layer], device=device)[layer]
         k = maps.num_kernels
-        keep = choose_kernels(maps.selectivity, maps.odm, maps.aom, n_groups=math.ceil(k * groups_fraction))
+        keep = choose_kernels(maps.selectivity, maps.odm, maps.aom)
         drop = tuple(i for i in range(k) if i not in keep)
         before = k
         version = edit_and_retrain(version, Edit("remove", layer, drop), version.id + 1, train_set, test_set,
                                    freeze="upto", config=config, device=device)
         rows.append(_row(layer, before, len(keep), version, keep, time.perf_counter() - t0))
         recorded = on_version(version, recorded) if on_version else None
-        log(f"{layer}: {before} → {len(keep)} kernels (kept {keep}), test accuracy "
+        log(f"{layer}: {before} → {len(keep)} kernels (kept {kernel_ranges(keep)}), test accuracy "
             f"{version.metrics['accuracy']:.2%} ({time.perf_counter() - t0:.0f}s)")
     return rows
 

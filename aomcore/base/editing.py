@@ -39,12 +39,12 @@ from torch import nn
 from .errors import InputError
 from .hooks import get_module
 from .layers import list_layers
-from .limits import SEED_MAX, SEED_MIN, check_int, check_layer_name
+from .limits import KERNELS_MAX, SEED_MAX, SEED_MIN, check_int, check_layer_name
 from .models import build_model
 from .policy import current_policy
 
 __all__ = ["EDIT_KINDS", "Edit", "apply_edit", "apply_edits", "build_edited", "rebuild", "kernels_per_layer",
-           "load_edits", "parse_edit"]
+           "kernel_ranges", "load_edits", "parse_edit"]
 
 EDIT_KINDS = ("remove", "reinit", "widen", "insert")
 _NONNEG = (nn.ReLU, nn.ReLU6)
@@ -131,7 +131,7 @@ class Edit:
 
     def describe(self) -> str:
         if self.kind in ("remove", "reinit"):
-            return f"{self.kind} {len(self.kernels)} kernel(s) of {self.layer}: {list(self.kernels)}"
+            return f"{self.kind} {len(self.kernels)} kernel(s) of {self.layer}: {kernel_ranges(self.kernels)}"
         if self.kind == "widen":
             return f"widen {self.layer} by {self.n} kernel(s)"
         return f"insert a 3×3 conv + ReLU after {self.layer}"
@@ -147,8 +147,25 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def kernel_ranges(indices) -> str:
+    """Kernel indices as sorted ranges: ``[0, 1, 2, 3, 5, 7, 8]`` → ``"0-3,5,7-8"`` (``""`` when empty).
+
+    The form :func:`parse_edit` reads back (``--remove conv1:0-3,5,7-8``).
+    """
+    values = sorted({int(i) for i in indices})
+    parts, start = [], None
+    for i, value in enumerate(values):
+        if start is None:
+            start = value
+        if i + 1 == len(values) or values[i + 1] != value + 1:
+            parts.append(str(start) if start == value else f"{start}-{value}")
+            start = None
+    return ",".join(parts)
+
+
 def parse_edit(text: str, kind: str, seed: int = 0) -> Edit:
-    """Parse the CLI forms ``conv1:3,5,7`` (remove/reinit), ``conv2:+4`` (widen), ``conv2`` (insert)."""
+    """Parse the CLI forms ``conv1:3,5,7`` or ``conv1:0-3,5`` (remove/reinit), ``conv2:+4`` (widen),
+    ``conv2`` (insert)."""
     layer, _, rest = text.partition(":")
     if not layer.strip():
         flag = "insert-after" if kind == "insert" else kind
@@ -156,9 +173,14 @@ def parse_edit(text: str, kind: str, seed: int = 0) -> Edit:
                          "layers`)", found=repr(text))
     if kind in ("remove", "reinit"):
         parts = [k.strip() for k in rest.split(",") if k.strip()]
-        if not all(re.fullmatch(r"[0-9]+", k) for k in parts):  # no 1.7, 1_0, -1: whole numbers only
-            raise InputError(f"bad --{kind} value", expected="LAYER:I,J,K (kernel indices)", found=repr(text))
-        kernels = tuple(int(k) for k in parts)
+        ranges = [re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", k) for k in parts]  # no 1.7, 1_0, -1: whole numbers
+        if not all(ranges) or any(r[2] is not None and int(r[2]) < int(r[1]) for r in ranges):
+            raise InputError(f"bad --{kind} value", expected="LAYER:I,J,K or LAYER:I-J,K (kernel indices, "
+                             "ranges ascending)", found=repr(text))
+        if sum(int(r[2]) - int(r[1]) + 1 for r in ranges if r[2] is not None) > KERNELS_MAX:
+            raise InputError(f"bad --{kind} value", expected=f"at most {KERNELS_MAX:,} kernel indices",
+                             found=repr(text))
+        kernels = tuple(i for r in ranges for i in range(int(r[1]), int(r[2] or r[1]) + 1))
         if not kernels:
             raise InputError(f"bad --{kind} value", expected="LAYER:I,J,K with at least one index", found=repr(text))
         return Edit(kind, layer, kernels, seed=seed)

@@ -21,7 +21,7 @@ from ..base import limits
 from ..base.atomic import atomic_path, write_json
 from ..base.cache import DiskCache
 from ..base.devices import resolve_device
-from ..base.editing import parse_edit
+from ..base.editing import kernel_ranges, parse_edit
 from ..base.errors import InputError
 from ..base.layers import list_layers
 from ..base.loaded import pretrained_zoo_model
@@ -48,18 +48,19 @@ from ._common import (
 
 
 def _cmd_train(args) -> int:
-    dataset = args.dataset or "digits"
-    arch = args.arch or f"zoo:{ZOO_FOR_DATASET.get(dataset.partition(':')[0], 'digits_net')}"
-    if not arch.startswith("zoo:"):
-        raise InputError("train builds zoo models", expected="--arch zoo:NAME", found=repr(arch))
     if not args.out and not args.workspace:
         raise InputError("nowhere to put the weights", expected="--out FILE and/or --workspace DIR", found="neither")
+    if args.arch and not args.arch.startswith("zoo:"):  # before a workspace is created for it
+        raise InputError("train builds zoo models", expected="--arch zoo:NAME", found=repr(args.arch))
+    start = time.perf_counter()
+    ws = open_workspace(args, create=True)
+    # an existing workspace's dataset decides the default model and recipe (not the digits default)
+    dataset = ws.state()["dataset"]["spec"] if ws is not None else args.dataset or "digits"
+    arch = args.arch or f"zoo:{ZOO_FOR_DATASET.get(dataset.partition(':')[0], 'digits_net')}"
     recipe = default_train_config(dataset)
     config = TrainConfig(epochs=given(args.epochs, recipe.epochs), lr=given(args.lr, recipe.lr),
                          batch_size=given(args.batch_size, recipe.batch_size), optimizer=args.optimizer,
                          seed=args.seed)
-    start = time.perf_counter()
-    ws = open_workspace(args, create=True)
     if ws is not None:
         final = run_inline(ws, "train", {"arch": arch, "config": config.__dict__, "snapshots": args.snapshots,
                                          "device": args.device}, echo=job_printer("train"))
@@ -260,7 +261,7 @@ def _cmd_maps(args) -> int:
     return 0
 
 
-_EDIT_FLAGS = {"remove": lambda e: f"--remove {e['layer']}:{','.join(map(str, e['kernels']))}",
+_EDIT_FLAGS = {"remove": lambda e: f"--remove {e['layer']}:{kernel_ranges(e['kernels'])}",
                "widen": lambda e: f"--widen {e['layer']}:+{e['n']}",
                "insert": lambda e: f"--insert-after {e['layer']}"}
 
@@ -370,7 +371,7 @@ def _cmd_criteria(args) -> int:
         if retrained:
             t = r["retrained"]
             extra = f" {t['accuracy']:>10.2%} {t['params']:>9,} {t['flops'] / 1e6:>8.2f}"
-        print(f"{name:<16} {r['accuracy']:>9.2%}{extra}  {','.join(map(str, r['kept']))}")
+        print(f"{name:<16} {r['accuracy']:>9.2%}{extra}  {kernel_ranges(r['kept'])}")
     where = [*([f"{ws.path} v{vid}"] if ws is not None else []), *([args.out] if args.out else [])]
     after = (f"; retrained: the others removed, {result['retrain_epochs']} epoch(s), frozen: {result['freeze']}"
              if retrained else "")

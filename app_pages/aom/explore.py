@@ -16,11 +16,14 @@ c1, c2 = st.columns([1, 2])
 layer = c1.selectbox("Layer", list(v.maps))
 m = v.maps[layer]
 k, digest, key = m.num_kernels, v.version["digest"], v.maps_info["key"]
-saved = min(k, v.ws.n_groups(layer, aomcore.default_n_groups(k)))
+saved = min(k, v.ws.n_groups(layer, aomcore.default_n_groups(m.odm, m.aom)))
 n_groups = c2.slider("Kernel groups (cut of the clustering tree)", 1, k, saved, key=f"groups_{layer}_{saved}",
                      help="Rows are ordered by agglomerative clustering of the AOM rows (average linkage on the "
-                          "ODM, optimal leaf ordering); red boxes outline the groups. The cut is shared with "
-                          "Select kernels and kept in the workspace.")
+                          "ODM, optimal leaf ordering); red boxes outline the groups. The default cut joins kernels "
+                          f"whose AOMs differ by less than {aomcore.default_cut_distance(m.aom):.3g} on average (ODM, "
+                          "eq. 2): a tenth of what two kernels of the layer's mean occurrence that never fire together "
+                          "differ by. "
+                          "The cut is shared with Select kernels and kept in the workspace.")
 if n_groups != saved:
     v.ws.set_n_groups(layer, n_groups)
 lv = cached.views(key, layer, n_groups, m)

@@ -18,7 +18,7 @@ st.caption("One row per analysed layer, first to last, at each layer's group cut
 require_maps(v)
 
 digest = v.version["digest"]
-cuts = {name: v.ws.n_groups(name, aomcore.default_n_groups(m.num_kernels)) for name, m in v.maps.items()}
+cuts = {name: v.ws.n_groups(name, aomcore.default_n_groups(m.odm, m.aom)) for name, m in v.maps.items()}
 hits = {r["layer"]: r["neighborhood_hit"] for r in v.ws.results("embed", digest)
         if r.get("layer") in v.maps and r.get("neighborhood_hit") is not None}
 rows = cached.overview(v.maps_info["key"], json.dumps(cuts, sort_keys=True), json.dumps(hits, sort_keys=True), v.maps)
@@ -30,8 +30,8 @@ st.dataframe(table, hide_index=True, width="stretch",
                             "E": st.column_config.NumberColumn(format="%.4f"),
                             "multi-class share": st.column_config.NumberColumn(format="percent"),
                             "neighbourhood hit": st.column_config.NumberColumn(format="%.3f")})
-st.caption("Redundant groups: groups of two or more kernels with similar AOMs (their kernels beyond one "
-           "representative). E: class difference of the least separated class pair. Multi-class share: kernels with "
+st.caption("Redundant: kernels dropped because a more selective kernel of their group of similar AOMs is kept, "
+           "in so many groups of two or more. E: class difference of the least separated class pair. Multi-class share: kernels with "
            f"strong occurrence (mean > {aomcore.MULTI_CLASS_LEVEL:g}) for two or more classes."
            + ("" if hits else " Neighbourhood hit: project a layer's activations to add it."))
 

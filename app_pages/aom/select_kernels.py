@@ -21,8 +21,15 @@ c1, c2 = st.columns([1, 2])
 layer = c1.selectbox("Layer", list(v.maps))
 m = v.maps[layer]
 k, digest = m.num_kernels, v.version["digest"]
-saved = min(k, v.ws.n_groups(layer, aomcore.default_n_groups(k)))
-n_groups = c2.slider("Kernel groups (shared with Explore)", 1, k, saved, key=f"groups_{layer}_{saved}")
+default = aomcore.default_n_groups(m.odm, m.aom)
+saved = min(k, v.ws.n_groups(layer, default))
+n_groups = c2.slider("Kernel groups (shared with Explore)", 1, k, saved, key=f"groups_{layer}_{saved}",
+                     help=f"Default {default}: the clustering tree cut where kernels' AOMs differ by "
+                          f"{aomcore.default_cut_distance(m.aom):.3g} on average (ODM, eq. 2): a tenth of what two "
+                          "kernels of the layer's mean occurrence that never fire together differ by. A layer of "
+                          "dissimilar kernels keeps them all.")
+if default == k:
+    c2.caption(f"At the default cut no two kernels of {layer} have similar AOMs: little redundancy here.")
 if n_groups != saved:
     v.ws.set_n_groups(layer, n_groups)
 lv = cached.views(v.maps_info["key"], layer, n_groups, m)
@@ -48,7 +55,8 @@ edited = st.data_editor(
                    "selectivity s(k)": st.column_config.ProgressColumn(
                        format="%.3f", min_value=0.0, max_value=float(max(lv["selectivity"].max(), 1e-9))),
                    "mean occurrence": st.column_config.NumberColumn(format="%.3f"),
-                   "keep": st.column_config.CheckboxColumn(help="keep this kernel when the layer is edited")})
+                   "keep": st.column_config.CheckboxColumn(help="keep this kernel when the layer is edited"),
+                   "why": st.column_config.TextColumn(width="large", help="why the paper's rule keeps or drops it")})
 chosen = sorted(int(name[1:]) for name in edited.loc[edited["keep"], "name"])
 if chosen != kept:
     selection.store(v.ws, digest, layer, chosen, "user")

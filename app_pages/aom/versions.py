@@ -49,7 +49,7 @@ for side, col, record in zip("AB", st.columns(2), (a, b), strict=True):
     col.markdown(f"**v{record['id']}** · {record['metrics']['kernels'][layer]} kernels in {layer}")
     if info and layer in info["layers"]:
         m = cached.workspace_maps(str(v.ws.path), info["key"])[layer]
-        cut = min(m.num_kernels, v.ws.n_groups(layer, aomcore.default_n_groups(m.num_kernels)))
+        cut = min(m.num_kernels, v.ws.n_groups(layer, aomcore.default_n_groups(m.odm, m.aom)))
         col.image(cached.grid_image(info["key"], layer, cut, "aom", "occurrence", 28, m), width="stretch")
     elif col.button(f"Compute maps of v{record['id']}", key=f"maps_{side}_{record['id']}",
                     disabled=bool(v.active_jobs(("maps",)))):

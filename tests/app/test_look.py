@@ -3,6 +3,7 @@ the selection in step, two versions compared."""
 
 from aomcore import KernelOrdering, kernel_flags, load_cached_maps, suggest_keep
 from tests.app.helpers import app, texts, wait_jobs
+from ui.aom.overview import edit_summary
 
 
 def _maps(at):
@@ -36,7 +37,7 @@ def test_overview_rows_and_a_prefilled_edit_reaches_edit_retrain(trained):
     assert at.selectbox(key="edit_layer").value == "conv1"
     assert at.radio(key="edit_kind").value == "Remove kernels"
     chosen = at.multiselect[0].value
-    assert chosen and all(f"k{k}" in proposal for k in chosen)
+    assert chosen and edit_summary({"kind": "remove", "layer": "conv1", "kernels": chosen}) in proposal
     assert at.main.metric[0].value == f"8 → {8 - len(chosen)}"
 
 

@@ -372,14 +372,16 @@ def test_a_512_kernel_layer_reads_as_groups_on_explore_and_select_kernels(traine
     at = _resnet18_on_digits()
     assert not at.exception and not at.error, [e.value for e in at.error]
     ws = workspace(at)
-    run_inline(ws, "maps", {"version": 0, "layers": ["layer4.1.conv2"], "split": "train", "threshold": 0.0})
+    done = run_inline(ws, "maps", {"version": 0, "layers": ["layer4.1.conv2"], "split": "train", "threshold": 0.0})
     at.switch_page("app_pages/aom/explore.py").run()
     assert not at.exception, at.exception
     assert "512 kernels" in texts(at)
     assert at.radio(key="aom_rows_True").value == "each group"
     groups = at.selectbox(key="aom_group")
     # AOM and CSM: the groups and one group each; the ODM as an image
-    assert len(groups.options) == aomcore.default_n_groups(512) and len(at.image) >= 5
+    layer_maps = aomcore.load_cached_maps(ws.results_cache, done["result"]["key"])["layer4.1.conv2"]
+    assert len(groups.options) == aomcore.default_n_groups(layer_maps.odm, layer_maps.aom)
+    assert len(at.image) >= 5
     groups.set_value(1).run()
     assert not at.exception, at.exception
     at.switch_page("app_pages/aom/select_kernels.py").run()

@@ -7,6 +7,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from aomcore.base.editing import kernel_ranges
 from ui.views import scale
 
 #: The paper's three tasks (Garcia et al. 2019, Sec. III), in its words.
@@ -34,12 +35,13 @@ def overview_table(rows: list[dict]) -> pd.DataFrame:
 
 
 def edit_summary(edit: dict | None) -> str:
-    """'Remove kernels k1, k4 from conv1' — the pre-filled edit a finding proposes."""
+    """'Remove kernels k1, k4–k9 (7) in conv1' — the pre-filled edit a finding proposes."""
     if edit is None:
         return "no edit applies here"
     label = EDIT_LABELS[edit["kind"]]
     if edit.get("kernels"):
-        names = ", ".join(f"k{k}" for k in edit["kernels"])
+        parts = kernel_ranges(edit["kernels"]).split(",")
+        names = ", ".join("–".join(f"k{i}" for i in part.split("-")) for part in parts)
         return f"{label} {names} ({len(edit['kernels'])}) in {edit['layer']}"
     if edit["kind"] == "widen":
         return f"Widen {edit['layer']} by {edit['n']} kernels"

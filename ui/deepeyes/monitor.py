@@ -62,7 +62,7 @@ def snapshot_grid(v: View, run: dict, iteration: int, layer: str | None) -> None
     maps = cached.workspace_maps(str(v.ws.path), info["key"])
     name = layer if layer in maps else st.selectbox("Layer of the grid", list(maps), key="snapshot_layer")
     m = maps[name]
-    n_groups = aomcore.default_n_groups(m.num_kernels)
+    n_groups = aomcore.default_n_groups(m.odm, m.aom)
     grid = cached.views(info["key"], name, n_groups, m)
     st.caption(f"AOM grid of {name} at iteration {iteration} over {info['n_images']:,} {split} images "
                f"(kernels in cluster order, red boxes = groups; {int(grid['flags']['dead'].sum())} dead, "

@@ -235,7 +235,7 @@ def digits():
 def test_keep_rule_ranks_the_rules_kernels_first(digits):
     _, maps, _, _ = digits
     m = maps["conv2"]
-    groups = KernelOrdering(n_groups=default_n_groups(m.num_kernels)).fit(m.odm).labels_
+    groups = KernelOrdering(n_groups=default_n_groups(m.odm, m.aom)).fit(m.odm).labels_
     rule = suggest_keep(m.selectivity, groups, kernel_flags(m.aom))
     scores = kernel_scores("keep_rule", maps=m)
     assert top_kernels(scores, len(rule)) == rule

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from aomcore import KernelOrdering, odm
+from aomcore import DEFAULT_CUT, KernelOrdering, default_cut_distance, default_n_groups, odm
 
 
 def test_groups_are_contiguous_and_found():
@@ -23,6 +23,28 @@ def test_distance_threshold_cut_and_single_kernel():
     d = np.array([[0, 0.01, 0.9], [0.01, 0, 0.9], [0.9, 0.9, 0]])
     assert KernelOrdering(distance_threshold=0.1).fit(d).n_groups_ == 2
     assert KernelOrdering().fit(np.zeros((1, 1))).order_.tolist() == [0]
+
+
+def test_default_cut_comes_from_the_maps_not_the_kernel_count():
+    """Average linkage: k0-k1 merge at 0.05, k2-k3 at 0.2, the two pairs at 0.5 (their mean distance).
+    Every AOM value 0.5 (m̄ = 0.5): the cut is at 0.1 · 2 · 0.5 = 0.1, so only k0-k1 join: 3 groups."""
+    d = np.array([[0, 0.05, 0.5, 0.5], [0.05, 0, 0.5, 0.5], [0.5, 0.5, 0, 0.2], [0.5, 0.5, 0.2, 0]])
+    half = np.full((4, 2, 3, 3), 0.5)
+    assert DEFAULT_CUT == 0.1 and default_cut_distance(half) == pytest.approx(0.1)
+    assert default_n_groups(d, half) == 3
+    assert default_n_groups(d, half, fraction=0.2) == 2 and default_n_groups(d, half, fraction=0.5) == 1
+    # the same distances in a sparser layer (m̄ = 0.125, cut at 0.025) are large: nothing joins
+    assert default_n_groups(d, half / 4) == 4
+    # a dead kernel does not lower m̄: the mean is over live kernels
+    with_dead = half.copy()
+    with_dead[3] = 0
+    assert default_cut_distance(with_dead) == pytest.approx(0.1)
+    for k in (2, 16, 512):
+        apart = np.full((k, k), 0.3) - 0.3 * np.eye(k)
+        assert default_n_groups(apart, np.full((k, 1, 1, 1), 0.5)) == k
+    assert default_n_groups(np.zeros((1, 1)), half[:1]) == 1
+    assert default_n_groups(np.zeros((5, 5)), np.zeros((5, 1, 2, 2))) == 1  # all dead: one group of equals
+    assert KernelOrdering().fit(d).n_groups_ == 4  # no cut asked: each kernel its own group
 
 
 def test_bad_options_name_the_valid_ones():

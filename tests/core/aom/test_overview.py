@@ -12,6 +12,7 @@ from aomcore import (
     LayerMaps,
     class_difference,
     classes_per_kernel,
+    keep_reasons,
     layer_overview,
     least_separated_pairs,
     load_maps_npz,
@@ -136,12 +137,43 @@ def test_layer_overview_exact():
 
 
 def test_layer_overview_default_cut_counts_groups():
+    """The default cut joins kernels whose AOMs differ by less than 0.1 (ODM): k1, a copy of k0,
+    joins it; every other pair differs by 0.25 or more, so each stays a group of its own."""
     rows = layer_overview({"conv": _layer("conv", CONV)})
     (row,) = rows
-    assert row["groups"] == 2  # default_n_groups(6) = round(√6)
-    assert row["redundant_kernels"] == 4  # any cut of 6 kernels into 2 groups: 6 - 2 beyond a representative
-    remove = next(f for f in row["findings"] if f["task"] == 1)["edit"]["kernels"]
-    assert sorted(remove + row["keep"]) == list(range(6))
+    assert row["groups"] == 5 and row["redundant_groups"] == 1
+    assert row["redundant_kernels"] == 1  # k1: its group keeps k0 (equal s(k): the lower index)
+    task1 = next(f for f in row["findings"] if f["task"] == 1)
+    remove = task1["edit"]["kernels"]
+    assert sorted(remove + row["keep"]) == list(range(6)) and 1 in remove and 0 in row["keep"]
+    assert "1 redundant" in task1["finding"]  # the table's count and the text's agree
+    assert "dead" in task1["finding"] and "always on" in task1["finding"]
+
+
+def test_keep_reasons_name_the_rule_that_decided():
+    s = np.array([0.9, 0.5, 0.1, 0.8, 0.7])
+    groups = np.array([0, 0, 1, 1, 2])
+    flags = {"dead": np.array([0, 0, 0, 0, 1], bool), "always_on": np.zeros(5, bool)}
+    keep = suggest_keep(s, groups, flags)
+    assert keep == [0, 3]
+    assert keep_reasons(s, groups, flags, keep) == [
+        "kept: the most selective of group 1", "redundant: group 1 keeps k0",
+        "not selective: s(k) < 25% of the layer's highest", "kept: the most selective of group 2", "dead"]
+    # the user's own choice is named as such
+    assert keep_reasons(s, groups, flags, [1, 3])[:2] == ["dropped by you", "kept by you"]
+    # nothing eligible: the most selective kernel is kept, and says why
+    none = {"dead": np.ones(5, bool), "always_on": np.zeros(5, bool)}
+    assert keep_reasons(s, groups, none, suggest_keep(s, groups, none))[0].startswith("kept: no kernel is eligible")
+
+
+def test_layer_overview_says_which_edit_to_try_first():
+    """A layer with kernels to remove and close classes: the widen finding says to try the removal first."""
+    rows = layer_overview({"conv": _layer("conv", CONV)}, layer_kinds={"conv": "conv"})
+    tasks = {f["task"]: f for f in rows[0]["findings"]}
+    assert set(tasks) == {1, 2} and "try the removal first" in tasks[2]["finding"]
+    fc = layer_overview({"fc": _layer("fc", FC, 1)}, n_groups={"fc": 4})[0]
+    task2 = next(f for f in fc["findings"] if f["task"] == 2)
+    assert "try the removal first" not in task2["finding"]  # nothing to remove in fc at 4 groups
 
 
 def test_maps_npz_round_trip_with_new_keys(tmp_path):

@@ -139,3 +139,19 @@ def test_cli_edit_resnet18(tmp_path, resnet_weights, edit, kernels):
     assert out.returncode == 0, out.stderr
     after = json.loads((tmp_path / "r.json").read_text())["after"]
     assert after["kernels"][kernels[0]] == kernels[1]
+
+
+@pytest.mark.mnist
+def test_cli_train_in_a_workspace_uses_its_dataset(tmp_path, data_root):
+    """`train --workspace W` on an MNIST workspace trains the MNIST model with the MNIST recipe
+    (it used to take the digits defaults: digits_net's 30 epochs, on MNIST)."""
+    ws = tmp_path / "w"
+    out = _run("workspace", "create", str(ws), "--dataset", "mnist", "--data-root", str(data_root),
+               "--per-class", "20")
+    assert out.returncode == 0, out.stderr
+    out = _run("train", "--workspace", str(ws))
+    assert out.returncode == 0, out.stderr
+    assert "zoo:paper_mnist on mnist" in out.stdout
+    (job,) = [json.loads(p.read_text()) for p in (ws / "jobs").glob("*.json")]
+    assert job["params"]["arch"] == "zoo:paper_mnist" and job["params"]["config"]["epochs"] == 1
+    assert job["params"]["config"]["batch_size"] == 128
