@@ -164,7 +164,7 @@ def open_workspace(args, create: bool) -> Workspace | None:
         return None
     path = Path(args.workspace).expanduser()
     if (path / "workspace.json").is_file():
-        ws = Workspace(path, keep_loaded=True)
+        ws = Workspace(path, keep_loaded=True, data_root=getattr(args, "data_root", None))
         dataset_spec_matches(ws, args)
         return ws
     if not create:

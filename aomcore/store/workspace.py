@@ -103,9 +103,13 @@ class Workspace:
         names the field), or a newer schema.
     """
 
-    def __init__(self, path: str | os.PathLike, read_only: bool = False, keep_loaded: bool = False):
+    def __init__(self, path: str | os.PathLike, read_only: bool = False, keep_loaded: bool = False,
+                 data_root: str | os.PathLike | None = None):
         self.path = Path(path).expanduser().resolve()
         self.read_only = read_only
+        #: Where this process finds the dataset's files (the CLI's ``--data-root``), before the root
+        #: the workspace recorded (none, or another machine's); never written to the workspace.
+        self.data_root = data_root
         self._kept: dict | None = {} if keep_loaded else None
         self._problems: dict[str, str] = {}
         self._read()
@@ -295,7 +299,7 @@ class Workspace:
             return self._kept[("split", split)]
         state = self.state()
         d = state["dataset"]
-        dataset = load_dataset(d["spec"], split, d.get("data_root"), self.preprocessing(state))
+        dataset = load_dataset(d["spec"], split, self.data_root or d.get("data_root"), self.preprocessing(state))
         if self._kept is not None:
             self._kept[("split", split)] = dataset
         return dataset

@@ -155,3 +155,25 @@ def test_cli_train_in_a_workspace_uses_its_dataset(tmp_path, data_root):
     (job,) = [json.loads(p.read_text()) for p in (ws / "jobs").glob("*.json")]
     assert job["params"]["arch"] == "zoo:paper_mnist" and job["params"]["config"]["epochs"] == 1
     assert job["params"]["config"]["batch_size"] == 128
+
+
+@pytest.mark.mnist
+def test_cli_data_root_reaches_a_workspace_that_recorded_none(tmp_path, data_root):
+    """A workspace made with $AOMSCOPE_DATA_ROOT records no root; a later command without the
+    variable finds the files through --data-root (it used to say "mnist needs a data root")."""
+    import os
+
+    ws = tmp_path / "w"
+    env = {**os.environ, "AOMSCOPE_DATA_ROOT": str(data_root)}
+    made = subprocess.run([sys.executable, "-m", "aomcore", "workspace", "create", str(ws), "--dataset", "mnist",
+                           "--per-class", "20"], cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert made.returncode == 0, made.stderr
+    assert json.loads((ws / "workspace.json").read_text())["dataset"]["data_root"] is None
+    bare = {k: v for k, v in os.environ.items() if k != "AOMSCOPE_DATA_ROOT"}
+    args = [sys.executable, "-m", "aomcore", "train", "--workspace", str(ws)]
+    out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600, env=bare)
+    assert out.returncode == 2 and "needs a data root" in out.stderr  # no root anywhere: said so
+    out = subprocess.run([*args, "--data-root", str(data_root)], cwd=REPO, capture_output=True, text=True,
+                         timeout=600, env=bare)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((ws / "workspace.json").read_text())["dataset"]["data_root"] is None  # never written
