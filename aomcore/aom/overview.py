@@ -66,6 +66,12 @@ WIDEN_FRACTION = 0.25
 MULTI_CLASS_SHARE = 0.5
 
 
+def _eligible(s: np.ndarray, flags: dict[str, np.ndarray], min_selectivity: float) -> np.ndarray:
+    """(K,) bool: neither dead nor always on, and s(k) at least ``min_selectivity`` of the layer's highest."""
+    alive = ~np.asarray(flags["dead"], dtype=bool) & ~np.asarray(flags["always_on"], dtype=bool)
+    return alive & (s >= min_selectivity * s.max())
+
+
 def suggest_keep(selectivity: np.ndarray, groups: np.ndarray, flags: dict[str, np.ndarray],
                  min_selectivity: float = MIN_SELECTIVITY) -> list[int]:
     """The paper's Task 1 rule (Sec. V-A): which kernels of a layer to keep.
@@ -97,8 +103,7 @@ def suggest_keep(selectivity: np.ndarray, groups: np.ndarray, flags: dict[str, n
     groups = np.asarray(groups)
     if s.shape != groups.shape:
         raise ValueError(f"selectivity {s.shape} and groups {groups.shape} must have the same shape (K,)")
-    eligible = ~np.asarray(flags["dead"], dtype=bool) & ~np.asarray(flags["always_on"], dtype=bool)
-    eligible &= s >= min_selectivity * s.max()
+    eligible = _eligible(s, flags, min_selectivity)
     if not eligible.any():
         return [int(np.argmax(s))]
     keep = []
@@ -125,7 +130,7 @@ def keep_reasons(selectivity: np.ndarray, groups: np.ndarray, flags: dict[str, n
     groups = np.asarray(groups)
     kept = set(int(i) for i in keep)
     floor = min_selectivity * s.max()
-    ok = ~np.asarray(flags["dead"], dtype=bool) & ~np.asarray(flags["always_on"], dtype=bool) & (s >= floor)
+    ok = _eligible(s, flags, min_selectivity)
     out = []
     for i in range(len(s)):
         eligible = [int(j) for j in np.flatnonzero((groups == groups[i]) & ok)]
