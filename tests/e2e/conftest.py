@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,57 @@ def wait_job_started(ws: Workspace, kind: str, timeout: float = 60, progressed: 
             raise AssertionError(f"the {kind} job ended before it could be watched: {found[-1]}")
         time.sleep(0.1)
     raise AssertionError(f"no running {kind} job after {timeout} s")
+
+
+def job_shown(page, server: Server, kind: str, text: str, reopen: str, click, timeout: float = 300) -> None:
+    """Start a job with ``click()``, follow it through its record, then wait for the page to show ``text``.
+
+    Fails with the page's text when no job of ``kind`` reaches the workspace (after a second
+    click: a click during a rerun can be lost), and with the job's record when it ends other
+    than done. A page that shows ``text`` within 60 s of the job's end passes; one that does
+    not is reported as a warning (its text, the sidebar and the server log's tail, and a
+    screenshot ``failed_redraw_<kind>``), then page ``reopen`` is opened and must show it.
+    The strict no-reload check is ``test_walk_every_page``'s; this is for the long runs on
+    real data, where a CI run once waited 300 s with no trace of why.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    ws = server.workspace(url_ws(page))
+    before = {j["id"] for j in list_jobs(ws)}
+
+    def started() -> list[dict]:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            new = [j for j in list_jobs(ws) if j["id"] not in before and j["kind"] == kind]
+            if new:
+                return new
+            time.sleep(0.25)
+        return []
+
+    click()
+    if not (new := started()):
+        warnings.warn(f"no {kind} job 30 s after the click; the page showed {main_text(page)[:400]!r}: "
+                      "clicking again", stacklevel=2)
+        wait_idle(page)
+        click()
+        new = started()
+    assert new, f"no {kind} job reached the workspace; the page shows {main_text(page)[:600]!r}"
+    wait_jobs(ws, timeout, kinds=(kind,))
+    job = next(j for j in list_jobs(ws) if j["id"] == new[-1]["id"])
+    assert job["status"] == "done", f"the {kind} job ended {job['status']}: {job.get('message')!r}"
+    try:
+        page.get_by_text(text).first.wait_for(timeout=60_000)
+    except PlaywrightTimeout:
+        logs = sorted(server.log_dir.glob("streamlit-*.log"))
+        tail = logs[-1].read_text()[-1500:] if logs else ""
+        warnings.warn(f"the page did not redraw within 60 s of the {kind} job's end; it showed "
+                      f"{main_text(page)[:400]!r} and {sidebar_text(page)[:200]!r}; server log tail: {tail!r}",
+                      stacklevel=2)
+        shot(page, f"failed_redraw_{kind}")
+        go(page, reopen)
+        page.get_by_text(text).first.wait_for(timeout=60_000)
+    wait_idle(page)
+    no_exception(page)
 
 
 def wait_progress_gone(page, timeout=300_000):

@@ -2,15 +2,12 @@
 the other's model, maps or workspace."""
 
 import shutil
-import time
-import warnings
 
 import pytest
 
-from aomcore.store import list_jobs
-
 from .conftest import (
     go,
+    job_shown,
     main_text,
     no_exception,
     set_number,
@@ -19,7 +16,6 @@ from .conftest import (
     url_ws,
     wait_app,
     wait_idle,
-    wait_jobs,
 )
 
 pytestmark = pytest.mark.e2e
@@ -35,35 +31,6 @@ def _load(page, weights):
     page.locator('[data-testid="stSidebar"]').get_by_text("v0 of 1").wait_for(timeout=120_000)
     wait_idle(page)
     no_exception(page)
-
-
-def _maps_shown(page, ws, server) -> None:
-    """Wait for Alice's maps job through its record, then for the page to show the maps.
-
-    This test is about isolation; the live redraw after a job is test_walk's subject. A page
-    that did not redraw within 60 s of the job's end is reported as a warning with what it
-    showed (a CI run once timed out here with no trace of why), then opened again.
-    """
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    deadline = time.time() + 30
-    while not any(j["kind"] == "maps" for j in list_jobs(ws)) and time.time() < deadline:
-        time.sleep(0.25)  # the click reaches the server
-    jobs = wait_jobs(ws, timeout=300)
-    maps_jobs = [j for j in jobs if j["kind"] == "maps"]
-    assert maps_jobs, f"no maps job was queued; the page shows: {main_text(page)[:600]!r}"
-    assert maps_jobs[-1]["status"] == "done", f"the maps job ended {maps_jobs[-1]['status']}: {maps_jobs[-1]}"
-    try:
-        page.get_by_text("Maps of 2 layer(s)").wait_for(timeout=60_000)
-    except PlaywrightTimeout:
-        logs = sorted(server.log_dir.glob("streamlit-*.log"))
-        tail = logs[-1].read_text()[-1500:] if logs else ""
-        warnings.warn(f"the page did not redraw after the maps job ended; it showed {main_text(page)[:400]!r} "
-                      f"and {sidebar_text(page)[:200]!r}; server log tail: {tail!r}", stacklevel=1)
-        shot(page, "failed_two_sessions_redraw")
-        go(page, "Compute maps")
-        page.get_by_text("Maps of 2 layer(s)").wait_for(timeout=30_000)
-    wait_idle(page)
 
 
 def test_two_sessions_see_only_their_own_work(shared_server, browser, digits_template, tmp_path):
@@ -87,8 +54,9 @@ def test_two_sessions_see_only_their_own_work(shared_server, browser, digits_tem
     assert digest_a != digest_b
 
     go(alice, "Compute maps")
-    alice.locator(".st-key-compute button").click()
-    _maps_shown(alice, shared_server.workspace(url_ws(alice)), shared_server)
+    # isolation is this test's subject; the live redraw after a job is test_walk_every_page's
+    job_shown(alice, shared_server, "maps", "Maps of 2 layer(s)", "Compute maps",
+              alice.locator(".st-key-compute button").click)
     go(bob, "Explore")  # Bob has no maps: Alice's are not his
     assert "No maps yet for v0" in main_text(bob) and "none for v0 yet" in sidebar_text(bob)
     assert "Maps · conv1, conv2" in sidebar_text(alice)

@@ -11,6 +11,7 @@ from aomcore.aom.experiment import summarize_experiment
 from .conftest import (
     choose_option,
     go,
+    job_shown,
     main_text,
     no_exception,
     revert_to,
@@ -151,9 +152,8 @@ def test_mnist_end_to_end(server, page, data_root):
     shot(page, "mnist_1_model_data")
 
     go(page, "Compute maps")
-    page.locator(".st-key-compute button").click()
-    page.get_by_text("over 60,000 train images").wait_for(timeout=600_000)
-    wait_idle(page)
+    job_shown(page, server, "maps", "over 60,000 train images", "Compute maps",
+              page.locator(".st-key-compute button").click, timeout=600)
     shot(page, "mnist_2_compute_maps")
     go(page, "Explore")
     assert "16 kernels × 10 classes × 26×26 positions" in main_text(page)
@@ -169,10 +169,7 @@ def test_mnist_end_to_end(server, page, data_root):
     wait_idle(page)
     button = page.locator(".st-key-compare_criteria button").first
     kept = button.inner_text().split()[2]  # "Compare your N kernels with the criteria"
-    button.click()
-    page.get_by_text(f"Keeping {kept} kernels of conv1:").wait_for(timeout=300_000)
-    wait_idle(page)
-    no_exception(page)
+    job_shown(page, server, "criteria", f"Keeping {kept} kernels of conv1:", "Select kernels", button.click)
     reading = page.get_by_text(f"Keeping {kept} kernels of conv1:").inner_text()
     assert "your selection" in reading and "silenced, before any retraining" in reading
     page.locator('[data-testid="stVegaLiteChart"]').last.wait_for()
@@ -180,9 +177,7 @@ def test_mnist_end_to_end(server, page, data_root):
     shot(page, "mnist_4_select_criteria")
 
     go(page, "Selectivity experiment")
-    page.get_by_role("button", name="Run", exact=True).click()
-    page.get_by_text("Removing the selective kernels costs more accuracy").wait_for(timeout=600_000)
-    wait_idle(page)
-    no_exception(page)
+    job_shown(page, server, "experiment", "Removing the selective kernels costs more accuracy",
+              "Selectivity experiment", page.get_by_role("button", name="Run", exact=True).click, timeout=600)
     _reading_states_the_stored_numbers(page, server)
     shot(page, "mnist_5_selectivity_experiment")
