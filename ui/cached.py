@@ -78,11 +78,12 @@ def views(maps_key: str, layer: str, n_groups: int, _maps: aomcore.LayerMaps) ->
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def maps_npz(maps_key: str, meta_json: str, _maps: dict) -> bytes:
-    """The CLI's ``maps.npz`` for a download button."""
+def maps_npz(maps_key: str, meta_json: str, _maps: dict, _lineage: aomcore.Lineage | None,
+             lineage_key: str = "") -> bytes:
+    """The CLI's ``maps.npz`` for a download button (``lineage_key``: the lineage's JSON, in the key)."""
     import json
 
-    return aomcore.maps_npz_bytes(_maps, json.loads(meta_json))
+    return aomcore.maps_npz_bytes(_maps, json.loads(meta_json), _lineage)
 
 
 @st.cache_data(max_entries=8, show_spinner="Exporting with torch.export…")
@@ -183,7 +184,7 @@ def run_layers(run_path: str, arch: str, edits_json: str, num_classes: int, inpu
 
 @st.cache_data(max_entries=64, show_spinner="Drawing the maps…")
 def grid_image(maps_key: str, layer: str, n_groups: int, which: str, colormap: str, cell: int,
-               _maps: aomcore.LayerMaps, rows: str | int = "kernels"):
+               _maps: aomcore.LayerMaps, rows: str | int = "kernels", names: tuple[str, ...] | None = None):
     """The AOM or CSM grid of one layer as an image, at one cut, colormap and zoom (keyed by the maps' key).
 
     ``rows``: ``"kernels"`` (one row per kernel), ``"groups"`` (one row per group of the cut, its mean
@@ -193,13 +194,15 @@ def grid_image(maps_key: str, layer: str, n_groups: int, which: str, colormap: s
     values = m.aom if which == "aom" else m.csm
     if rows == "kernels":
         return aomcore.map_grid_image(values, colormap, ordering.order_, ordering.labels_, m.classes,
-                                      aomcore.kernel_flags(m.aom), cell=cell)
+                                      aomcore.kernel_flags(m.aom), cell=cell,
+                                      row_labels=None if names is None else [names[i] for i in ordering.order_])
     means, members = aomcore.group_means(values, ordering.order_, ordering.labels_)
     if rows == "groups":
         labels = [f"g{i + 1} ({len(k)})" for i, k in enumerate(members)]
         return aomcore.map_grid_image(means, colormap, classes=m.classes, cell=cell, row_labels=labels)
     return aomcore.map_grid_image(values, colormap, members[int(rows)], classes=m.classes,
-                                  flags=aomcore.kernel_flags(m.aom), cell=cell)
+                                  flags=aomcore.kernel_flags(m.aom), cell=cell,
+                                  row_labels=None if names is None else [names[i] for i in members[int(rows)]])
 
 
 @st.cache_data(max_entries=16, show_spinner="Summarising the layers…")

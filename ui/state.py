@@ -27,7 +27,8 @@ from pathlib import Path
 import streamlit as st
 
 import aomcore
-from aomcore import ImageDataset, InputError, LayerMaps, LoadedModel
+from aomcore import ImageDataset, InputError, LayerMaps, LoadedModel, kernel_names
+from aomcore.base.editing import kernel_ranges
 from aomcore.base.policy import current_policy
 from aomcore.store import ACTIVE, Workspace, default_root, list_jobs, list_workspaces, open_by_id
 from ui import cached
@@ -218,6 +219,19 @@ class View:
     def maps(self) -> dict[str, LayerMaps]:
         info = self.maps_info
         return cached.workspace_maps(str(self.ws.path), info["key"]) if info else {}
+
+    def kernel_names(self, layer: str, k: int) -> list[str]:
+        """The names of ``layer``'s ``k`` kernels in the current version: ``k5`` for kernel 5 of the
+        first version wherever it sits now, ``k16+`` for a kernel an edit added (:mod:`aomcore.base.lineage`)."""
+        return kernel_names(self.model.lineage if self.model else None, layer, k)
+
+    def kernel_list(self, layer: str, k: int, indices) -> str:
+        """Kernels ``indices`` of ``layer`` for a table cell: ranges (``0-3,5``) on a first version, their
+        names (``k1, k4, k16+``) after an edit."""
+        names = self.kernel_names(layer, k)
+        if names == [f"k{i}" for i in range(k)]:
+            return kernel_ranges(indices)
+        return ", ".join(names[int(i)] for i in sorted(indices))
 
     @property
     def selection(self) -> dict[str, list[int]]:

@@ -63,8 +63,10 @@ def maps_summary(maps: dict) -> pd.DataFrame:
 
 
 def grid_chart(maps: np.ndarray, order: np.ndarray, classes: list[str], name: str,
-               max_cells: int = MAX_CHART_CELLS // 2) -> tuple[alt.Chart, int]:
+               max_cells: int = MAX_CHART_CELLS // 2, names: list[str] | None = None) -> tuple[alt.Chart, int]:
     """The (K, C, H, W) grid as one chart with a tooltip per cell, labelled and separated per map.
+
+    ``names``: the K kernels' names (default ``k<index>``; :meth:`ui.state.View.kernel_names`).
 
     Grids over ``max_cells`` are averaged over f×f blocks of positions first (f the
     smallest factor that fits), so a conv1 grid stays responsive. Returns the chart and f.
@@ -83,7 +85,8 @@ def grid_chart(maps: np.ndarray, order: np.ndarray, classes: list[str], name: st
     rank = np.empty(k, dtype=int)
     rank[order] = np.arange(k)
     gap = max(1, h2 // 4)
-    df = pd.DataFrame({"kernel": "k" + pd.Series(kk.ravel()).astype(str),
+    names = _names(names, k)
+    df = pd.DataFrame({"kernel": np.array(names, dtype=object)[kk.ravel()],
                        "class": np.array(classes, dtype=object)[cc.ravel()],
                        "i": ii.ravel() * f, "j": jj.ravel() * f, "value": maps.ravel(),
                        "x": cc.ravel() * (w2 + gap) + jj.ravel(), "y": rank[kk.ravel()] * (h2 + gap) + ii.ravel()})
@@ -98,7 +101,7 @@ def grid_chart(maps: np.ndarray, order: np.ndarray, classes: list[str], name: st
         tooltip=["kernel", "class", *where, alt.Tooltip("value:Q", format=".3f")],
     ).transform_calculate(x2="datum.x + 1", y2="datum.y + 1")
     heads = pd.DataFrame({"class": list(classes), "x": np.arange(c) * (w2 + gap) + w2 / 2, "y": -1.0})
-    rows = pd.DataFrame({"kernel": [f"k{i}" for i in order], "x": -1.0, "y": np.arange(k) * (h2 + gap) + h2 / 2})
+    rows = pd.DataFrame({"kernel": [names[i] for i in order], "x": -1.0, "y": np.arange(k) * (h2 + gap) + h2 / 2})
     top = alt.Chart(heads).mark_text(baseline="bottom", fontSize=11, angle=0, limit=px * w2 * 2).encode(
         x=x, y=y, text="class")
     side = alt.Chart(rows).mark_text(align="right", baseline="middle", fontSize=11).encode(x=x, y=y, text="kernel")
@@ -129,9 +132,14 @@ def examples_strip(images: np.ndarray, labels: np.ndarray, classes: list[str], p
     return grid
 
 
+def _names(names: list[str] | None, k: int) -> list[str]:
+    return list(names) if names is not None else [f"k{i}" for i in range(k)]
+
+
 def kernel_class_heatmap(values: np.ndarray, order: np.ndarray, classes: list[str], groups: np.ndarray,
-                         title: str, name: str) -> alt.Chart:
-    """Kernels (rows, in ``order``) × classes heatmap of one value per cell, with tooltips and click."""
+                         title: str, name: str, names: list[str] | None = None) -> alt.Chart:
+    """Kernels (rows, in ``order``) × classes heatmap of one value per cell, with tooltips and click
+    (the selection's ``kernel`` is the kernel's index; ``names`` label the rows, default ``k<index>``)."""
     k, c = values.shape
     rank = np.empty(k, dtype=int)
     rank[order] = np.arange(k)
@@ -139,7 +147,7 @@ def kernel_class_heatmap(values: np.ndarray, order: np.ndarray, classes: list[st
         "kernel": np.repeat(np.arange(k), c), "class": np.tile(np.array(classes, dtype=object), k),
         "value": values.reshape(-1), "row": np.repeat(rank, c), "group": np.repeat(groups, c) + 1,
     })
-    df["label"] = "k" + df["kernel"].astype(str)
+    df["label"] = np.array(_names(names, k), dtype=object)[df["kernel"].to_numpy()]
     select = alt.selection_point(name="cell", fields=["kernel", "class"], on="click")
     return alt.Chart(df).mark_rect().encode(
         x=alt.X("class:N", sort=list(classes), title="class", axis=alt.Axis(labelAngle=-40, labelLimit=0)),
@@ -163,11 +171,13 @@ def position_heatmap(values: np.ndarray, title: str, name: str) -> alt.Chart:
     ).properties(width=alt.Step(max(2, 320 // max(h, w))), height=alt.Step(max(2, 320 // max(h, w))))  # square
 
 
-def odm_heatmap(odm: np.ndarray, order: np.ndarray, groups: np.ndarray | None = None) -> alt.Chart:
+def odm_heatmap(odm: np.ndarray, order: np.ndarray, groups: np.ndarray | None = None,
+                names: list[str] | None = None) -> alt.Chart:
     """The ODM (eq. 2), square, in ``order``, with the AOM grid's groups outlined in red."""
     k = odm.shape[0]
     m = odm[np.ix_(order, order)]
-    labels = [f"k{i}" for i in order]
+    names = _names(names, k)
+    labels = [names[i] for i in order]
     df = pd.DataFrame({"k1": np.repeat(labels, k), "k2": np.tile(labels, k), "D": m.reshape(-1),
                        "r": np.repeat(np.arange(k), k), "c": np.tile(np.arange(k), k)})
     side = min(640, max(240, 20 * k))

@@ -19,7 +19,9 @@ key                       shape         dtype    meaning
 
 plus ``class_sizes`` (C,) int64, ``classes`` (C,) str and ``meta``, a JSON string
 (model digest, architecture, dataset identity, split, preprocessing, threshold, taps,
-``classes_per_kernel_level`` (the level of ``L/classes_per_kernel``), versions).
+``classes_per_kernel_level`` (the level of ``L/classes_per_kernel``), ``kernel_origin``
+(per layer, each kernel's index in the first version, ``null`` for a kernel added by an
+edit: :mod:`~aomcore.base.lineage`), versions).
 Everything loads with ``np.load(path, allow_pickle=False)``. Loading needs only the
 counts, so files written before a key existed still load; derived keys are recomputed.
 """
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..base.atomic import atomic_path
+from ..base.lineage import Lineage, kernel_origin
 from ..base.npzfile import library_versions
 from .maps import MULTI_CLASS_LEVEL, LayerMaps
 from .ordering import KernelOrdering, default_n_groups
@@ -40,7 +43,7 @@ from .ordering import KernelOrdering, default_n_groups
 __all__ = ["load_maps_npz", "maps_npz_bytes", "save_maps_npz"]
 
 
-def _arrays(maps: dict[str, LayerMaps], meta: dict) -> dict[str, np.ndarray]:
+def _arrays(maps: dict[str, LayerMaps], meta: dict, lineage: Lineage | None) -> dict[str, np.ndarray]:
     if not maps:
         raise ValueError("no layers to write")
     first = next(iter(maps.values()))
@@ -62,23 +65,29 @@ def _arrays(maps: dict[str, LayerMaps], meta: dict) -> dict[str, np.ndarray]:
             arrays[f"{name}/cell_area"] = m.cell_area.astype(np.int64)
         taps[name] = m.tap
     full_meta = {"threshold": first.threshold, "layers": list(maps), "taps": taps,
-                 "versions": library_versions()} | meta | {"classes_per_kernel_level": MULTI_CLASS_LEVEL}
+                 "versions": library_versions()} | meta | {
+        "classes_per_kernel_level": MULTI_CLASS_LEVEL,
+        "kernel_origin": {name: kernel_origin(lineage, name, m.num_kernels) for name, m in maps.items()}}
     arrays["meta"] = np.array(json.dumps(full_meta, default=str))
     return arrays
 
 
-def save_maps_npz(path: str | Path, maps: dict[str, LayerMaps], meta: dict) -> Path:
-    """Write ``maps`` (layer name → :class:`LayerMaps`) and ``meta`` to ``path``, atomically."""
+def save_maps_npz(path: str | Path, maps: dict[str, LayerMaps], meta: dict, lineage: Lineage | None = None) -> Path:
+    """Write ``maps`` (layer name → :class:`LayerMaps`) and ``meta`` to ``path``, atomically.
+
+    ``lineage`` is the model's (:attr:`~aomcore.base.loaded.LoadedModel.lineage`): it gives
+    ``meta["kernel_origin"]``; without it (an unedited model) kernel i is original kernel i.
+    """
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **_arrays(maps, meta))
+        np.savez_compressed(f, **_arrays(maps, meta, lineage))
     return path
 
 
-def maps_npz_bytes(maps: dict[str, LayerMaps], meta: dict) -> bytes:
+def maps_npz_bytes(maps: dict[str, LayerMaps], meta: dict, lineage: Lineage | None = None) -> bytes:
     """The same file as :func:`save_maps_npz`, as bytes (for a download button)."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, **_arrays(maps, meta))
+    np.savez_compressed(buf, **_arrays(maps, meta, lineage))
     return buf.getvalue()
 
 

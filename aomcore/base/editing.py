@@ -40,14 +40,17 @@ from .errors import InputError
 from .hooks import get_module
 from .layers import list_layers
 from .limits import KERNELS_MAX, SEED_MAX, SEED_MIN, check_int, check_layer_name
+from .lineage import Lineage
 from .models import build_model
 from .policy import current_policy
 
-__all__ = ["EDIT_KINDS", "Edit", "apply_edit", "apply_edits", "build_edited", "rebuild", "kernels_per_layer",
+__all__ = ["EDIT_KINDS", "Edit", "apply_edit", "apply_edits", "build_edited", "build_traced", "rebuild",
+           "rebuild_traced", "trace_edit", "trace_edits", "edit_log_origin", "kernels_per_layer",
            "kernel_ranges", "load_edits", "parse_edit"]
 
 EDIT_KINDS = ("remove", "reinit", "widen", "insert")
 _NONNEG = (nn.ReLU, nn.ReLU6)
+_KERNEL_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)  # what list_layers lists: their outputs are kernels
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,16 @@ def _remove(model, edit, input_shape):
     if not graph.check_pruning_group(group):
         raise InputError(f"cannot remove these kernels of {edit.layer}", expected="a prunable group",
                          found="torch-pruning refused the group (it would leave a layer empty)")
+    dropped: dict[int, tuple] = {}
+    for dep, idxs in group:  # every conv/FC whose outputs go: the layer and those coupled to it
+        target = dep.target.module
+        depthwise = isinstance(target, nn.modules.conv._ConvNd) and _is_depthwise(target)
+        handler = getattr(dep.handler, "__name__", "")
+        if isinstance(target, _KERNEL_LAYERS) and (handler == "prune_out_channels" or depthwise):
+            gone = dropped.get(id(target), ("drop", frozenset()))[1] | {int(i) for i in idxs}
+            dropped[id(target)] = ("drop", gone)
     group.prune()
+    return None, dropped
 
 
 def _reinit(model, edit, input_shape):
@@ -314,6 +326,7 @@ def _reinit(model, edit, input_shape):
             fan_in = module.weight[0].numel()
             bound = 1 / math.sqrt(fan_in) if fan_in else 0
             module.bias[idx] = (torch.rand(len(idx), generator=gen) * 2 * bound - bound).to(module.bias)
+    return None, {}  # fresh weights, same kernels: each keeps its name
 
 
 def _grow(module: nn.Module, dim: int, at: int, n: int, init: str, gen: torch.Generator) -> None:
@@ -397,8 +410,11 @@ def _widen(model, edit, input_shape):
         plan[key] = (target, step)
     grown = sum(_growth_bytes(target, handler, edit.n * per) for target, (handler, _, per) in plan.values())
     current_policy().check_allocation(grown, f"widening {edit.layer} by {edit.n} kernels", "a smaller N")
+    added: dict[int, tuple] = {}
     for target, (handler, at, per) in plan.values():
         n = edit.n * per
+        if isinstance(target, _KERNEL_LAYERS) and handler in ("prune_out_channels", "depthwise"):
+            added[id(target)] = ("grow", at, n)
         if isinstance(target, nn.modules.conv._ConvNd):
             if handler == "depthwise":
                 _grow(target, 0, at, n, "random", gen)
@@ -425,6 +441,7 @@ def _widen(model, edit, input_shape):
             raise InputError(f"cannot widen {edit.layer} through {_name_of(model, target)}",
                              expected="conv, linear and BatchNorm layers on the way",
                              found=f"{type(target).__name__} (it mixes or scales channels with its own parameters)")
+    return None, added
 
 
 def _insert(model, edit, input_shape):
@@ -457,12 +474,12 @@ def _insert(model, edit, input_shape):
             raise InputError("a layer with that name exists", expected="a new name", found=new_name)
         rebuilt = nn.Sequential(OrderedDict(items))
         if parent is model:
-            return rebuilt
+            return rebuilt, {}
         _set_module(model, parent_name, rebuilt)
     else:
         tail = [("relu", nn.ReLU())] if with_relu else []
         _set_module(model, info.tap, nn.Sequential(OrderedDict([("act", tap), ("conv", conv), *tail])))
-    return model
+    return model, {}  # the new layer's kernels are all new (the lineage finds it by its module)
 
 
 _APPLY = {"remove": _remove, "reinit": _reinit, "widen": _widen, "insert": _insert}
@@ -477,6 +494,32 @@ def apply_edit(model: nn.Module, edit: Edit, input_shape: tuple[int, ...]) -> nn
         Unknown layer, index out of range, removing every kernel, or an architecture the
         edit cannot go through.
     """
+    return trace_edit(model, edit, input_shape)[0]
+
+
+def trace_edit(model: nn.Module, edit: Edit, input_shape: tuple[int, ...],
+               lineage: Lineage | None = None) -> tuple[nn.Module, Lineage]:
+    """:func:`apply_edit`, and the kernels' lineage after it.
+
+    Parameters
+    ----------
+    lineage : Lineage, optional
+        Of ``model`` (default: ``model`` is a first version, :meth:`Lineage.identity`).
+
+    Returns
+    -------
+    (nn.Module, Lineage)
+        The edited copy, and each of its conv/FC kernels' identity: removed kernels (also
+        those a residual add or concatenation couples to the edited layer) leave it, a
+        widening adds new kernels where they went into every layer that produces the
+        channels, an inserted layer's kernels are all new, a reinit keeps every name.
+
+    Raises
+    ------
+    InputError
+        As :func:`apply_edit`; and a lineage that does not fit ``model``.
+    """
+    input_shape = tuple(input_shape)
     edited = copy.deepcopy(model)
     was_training = edited.training
     edited.eval()
@@ -484,11 +527,41 @@ def apply_edit(model: nn.Module, edit: Edit, input_shape: tuple[int, ...]) -> nn
     probe = torch.randn((2, *input_shape), generator=torch.Generator().manual_seed(0))
     probe = probe.to(device=param.device, dtype=param.dtype)
     before = _forward(edited, probe)  # on the private copy: the caller's model is never touched, not even its mode
-    result = _APPLY[edit.kind](edited, edit, tuple(input_shape))
+    layers = list_layers(edited, input_shape)
+    lineage = lineage or Lineage.identity({la.name: la.kernels for la in layers})
+    if {la.name: la.kernels for la in layers} != {n: lineage.kernels(n) for n in lineage.ids}:
+        raise InputError("the kernel lineage does not fit the model", expected="one identity per kernel",
+                         found=f"{len(lineage.ids)} layers for {len(layers)}")
+    names = {id(get_module(edited, la.name)): la.name for la in layers}  # modules keep their identity
+    result, changes = _APPLY[edit.kind](edited, edit, input_shape)
     edited = result if isinstance(result, nn.Module) else edited
     _check_function(before, probe, edited, edit)
     edited.train(was_training)
-    return edited
+    return edited, _carried(lineage, names, changes, edited, input_shape)
+
+
+def _carried(lineage: Lineage, names: dict[int, str], changes: dict[int, tuple], edited: nn.Module,
+             input_shape: tuple[int, ...]) -> Lineage:
+    """``lineage`` moved to ``edited``: each layer found by its module (an insertion can rename
+    a layer), its ``changes`` applied; a layer the edit created has only new kernels."""
+    ids, base, added = {}, {}, {}
+    for la in list_layers(edited, input_shape):
+        module = get_module(edited, la.name)
+        old = names.get(id(module))
+        if old is None:
+            ids[la.name], base[la.name], added[la.name] = tuple(range(la.kernels)), 0, la.kernels
+            continue
+        one = Lineage({old: lineage.ids[old]}, {old: lineage.base[old]},
+                      {old: lineage.added.get(old, 0)})
+        change = changes.get(id(module))
+        if change is not None and change[0] == "drop":
+            one = one.dropped(old, change[1])
+        elif change is not None:
+            one = one.grown(old, change[1], change[2])
+        if one.kernels(old) != la.kernels:
+            raise AssertionError(f"lineage of {la.name}: {one.kernels(old)} identities for {la.kernels} kernels")
+        ids[la.name], base[la.name], added[la.name] = one.ids[old], one.base[old], one.added.get(old, 0)
+    return Lineage(ids, base, added)
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -528,14 +601,27 @@ def _check_function(before: torch.Tensor, x: torch.Tensor, edited: nn.Module, ed
 
 
 def apply_edits(model: nn.Module, edits: list[Edit], input_shape: tuple[int, ...]) -> nn.Module:
+    return trace_edits(model, edits, input_shape)[0]
+
+
+def trace_edits(model: nn.Module, edits: list[Edit], input_shape: tuple[int, ...],
+                lineage: Lineage | None = None) -> tuple[nn.Module, Lineage | None]:
+    """:func:`trace_edit` of each edit in turn: the edited copy and its kernels' lineage
+    (``lineage`` itself, None by default, when there are no edits: kernel i is ``k{i}``)."""
     for edit in edits:
-        model = apply_edit(model, edit, input_shape)
-    return model
+        model, lineage = trace_edit(model, edit, input_shape, lineage)
+    return model, lineage
 
 
 def build_edited(arch: str, num_classes: int, input_shape: tuple[int, int, int], edits: list[Edit]) -> nn.Module:
     """The architecture ``arch`` with ``edits`` applied (weights arbitrary: load a state_dict next)."""
-    return apply_edits(build_model(arch, num_classes, input_shape), edits, input_shape)
+    return build_traced(arch, num_classes, input_shape, edits)[0]
+
+
+def build_traced(arch: str, num_classes: int, input_shape: tuple[int, int, int],
+                 edits: list[Edit]) -> tuple[nn.Module, Lineage | None]:
+    """:func:`build_edited`, and the kernels' lineage from the unedited ``arch`` (:func:`trace_edits`)."""
+    return trace_edits(build_model(arch, num_classes, input_shape), edits, input_shape)
 
 
 def rebuild(arch: str, num_classes: int, input_shape, edits=()) -> nn.Module:
@@ -559,9 +645,22 @@ def rebuild(arch: str, num_classes: int, input_shape, edits=()) -> nn.Module:
     InputError
         Unknown architecture, or an edit that does not apply.
     """
+    return rebuild_traced(arch, num_classes, input_shape, edits)[0]
+
+
+def rebuild_traced(arch: str, num_classes: int, input_shape, edits=()) -> tuple[nn.Module, Lineage | None]:
+    """:func:`rebuild`, and the kernels' lineage (:class:`~aomcore.base.lineage.Lineage`)."""
     edits = [e if isinstance(e, Edit) else Edit.from_dict(e) for e in edits]
     with torch.random.fork_rng(devices=[]):
-        return build_edited(arch, int(num_classes), tuple(int(v) for v in input_shape), edits)
+        return build_traced(arch, int(num_classes), tuple(int(v) for v in input_shape), edits)
+
+
+def edit_log_origin(arch: str, data, edits) -> dict[str, list[int | None]]:
+    """An edit log's ``kernel_origin``: for each layer ``edits`` changed, each kernel's index in
+    ``arch`` unedited (``None``: added by an edit). ``data`` gives the classes and input shape
+    (anything with ``num_classes`` and ``input_shape``, e.g. a dataset split)."""
+    _, lineage = rebuild_traced(arch, data.num_classes, data.input_shape, edits)
+    return lineage.to_json(changed_only=True) if lineage is not None else {}
 
 
 def kernels_per_layer(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:

@@ -13,8 +13,9 @@ from torch import nn
 
 from .cache import DiskCache
 from .data import ImageDataset
-from .editing import build_edited
+from .editing import build_traced
 from .errors import InputError
+from .lineage import Lineage
 from .models import (
     apply_state_dict,
     build_model,
@@ -48,6 +49,9 @@ class LoadedModel:
     note : str
         How the weights file was read, when it needed unwrapping (e.g. "unwrapped the
         checkpoint's 'state_dict' entry; stripped the 'module.' prefix"); empty otherwise.
+    lineage : Lineage or None
+        Each kernel's identity in ``arch`` before the edits (:mod:`~aomcore.base.lineage`);
+        None when unknown or unedited (kernel i is then ``k{i}``).
     """
 
     arch: str
@@ -56,6 +60,7 @@ class LoadedModel:
     source: str
     edits: list = field(default_factory=list)
     note: str = ""
+    lineage: Lineage | None = None
 
     def key_parts(self) -> dict:
         """What identifies the computation a model does beyond its weights (for cache keys).
@@ -89,9 +94,9 @@ def load_model(arch: str, weights, num_classes: int, input_shape: tuple[int, int
         unexpected and mis-shaped keys listed), NaN/Inf in the weights.
     """
     if edits:
-        model = build_edited(arch, num_classes, input_shape, edits)
+        model, lineage = build_traced(arch, num_classes, input_shape, edits)
     else:
-        model = build_model(arch, num_classes, input_shape)
+        model, lineage = build_model(arch, num_classes, input_shape), None
     state_dict, notes = load_checkpoint(weights, name=weights_name)
     state_dict, renamed = match_state_dict(model, state_dict)
     notes += [renamed] if renamed else []
@@ -100,7 +105,8 @@ def load_model(arch: str, weights, num_classes: int, input_shape: tuple[int, int
     name = weights_name or str(weights)
     note = "; ".join(notes)
     return LoadedModel(arch=arch, model=model, digest=weights_digest(model),
-                       source=name + (f" ({note})" if note else ""), edits=list(edits or []), note=note)
+                       source=name + (f" ({note})" if note else ""), edits=list(edits or []), note=note,
+                       lineage=lineage)
 
 
 def pretrained_zoo_model(arch: str, train_set: ImageDataset, config: TrainConfig | None = None,

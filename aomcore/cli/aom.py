@@ -21,7 +21,7 @@ from ..base import limits
 from ..base.atomic import atomic_path, write_json
 from ..base.cache import DiskCache
 from ..base.devices import resolve_device
-from ..base.editing import kernel_ranges, parse_edit
+from ..base.editing import edit_log_origin, kernel_ranges, parse_edit
 from ..base.errors import InputError
 from ..base.layers import list_layers
 from ..base.loaded import pretrained_zoo_model
@@ -134,7 +134,7 @@ def _cmd_edit(args) -> int:
         write_json(args.log, {"arch": loaded.arch, "base_weights": str(args.weights or loaded.source),
                               "base_digest": loaded.digest, "edits": edits, "weights": str(args.out),
                               "digest": digest, "before": before, "after": after, "retrain_seconds": seconds,
-                              "note": note})
+                              "note": note, "kernel_origin": edit_log_origin(loaded.arch, test_set, edits)})
         outputs.append(args.log)
     _print_before_after(note, before, after, seconds)
     print("-> " + ", ".join([*([where] if where else []), *outputs]))
@@ -251,7 +251,7 @@ def _cmd_maps(args) -> int:
             "preprocessing": dataset.preprocessing.to_dict(), "seconds": seconds, "from_cache": hit,
             "processes": 1 if run is None else run.world, "autocast": args.amp}
     if args.out:
-        save_maps_npz(args.out, maps, meta)
+        save_maps_npz(args.out, maps, meta, loaded.lineage)
     for name, m in maps.items():
         print(f"{name} (read at {m.tap}): {m.num_kernels} kernels × {len(m.classes)} classes × "
               f"{m.counts.shape[2]}×{m.counts.shape[3]} positions; top selectivity "

@@ -40,7 +40,7 @@ from ..aom.retrain import measure
 from ..base.atomic import write_json
 from ..base.cache import DiskCache
 from ..base.data import ImageDataset, Preprocessing, load_dataset
-from ..base.editing import Edit, rebuild
+from ..base.editing import Edit, rebuild_traced
 from ..base.errors import InputError
 from ..base.loaded import LoadedModel
 from ..base.models import apply_state_dict, load_state_dict, save_state_dict, weights_digest
@@ -416,10 +416,10 @@ class Workspace:
             return self._kept[key]
         state = self.state()
         edits = [Edit.from_dict(e) for e in record["edits"]]
-        model = rebuild(state["arch"], state["num_classes"], state["input_shape"], edits)
+        model, lineage = rebuild_traced(state["arch"], state["num_classes"], state["input_shape"], edits)
         apply_state_dict(model, load_state_dict(self.weights_path(version_id)))
         loaded = LoadedModel(arch=state["arch"], model=model.eval(), digest=record["digest"],
-                             source=f"{self.path} v{version_id}", edits=edits)
+                             source=f"{self.path} v{version_id}", edits=edits, lineage=lineage)
         if self._kept is not None:
             self._kept[key] = loaded
         return loaded

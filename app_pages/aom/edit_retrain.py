@@ -33,7 +33,8 @@ if proposed and proposed["digest"] == current["digest"] and proposed["layer"] in
         st.session_state[f"kernels_{current['digest'][:12]}_{proposed['layer']}_{label}"] = proposed["kernels"]
     if proposed.get("n"):
         st.session_state[f"widen_{proposed['layer']}"] = int(proposed["n"])
-    st.info(f"Pre-filled from **Layer overview**: {views_overview.edit_summary(proposed)}. Check it, then apply.",
+    summary = views_overview.edit_summary(proposed, v.kernel_names(proposed["layer"], kernels[proposed["layer"]]))
+    st.info(f"Pre-filled from **Layer overview**: {summary}. Check it, then apply.",
             icon=":material/lightbulb:")
 c1, c2 = st.columns([1, 2])
 layer = c1.selectbox("Layer", layers, format_func=lambda n: f"{n} ({kernels[n]} kernels)", key="edit_layer")
@@ -51,7 +52,8 @@ if kind in ("Remove kernels", "Re-initialise kernels"):
     else:
         st.caption("Tip: compute maps and choose the kernels to keep on **Select kernels**; they pre-fill here.")
     label = "Kernels to remove" if kind == "Remove kernels" else "Kernels to re-initialise"
-    chosen = st.multiselect(label, list(range(kernels[layer])), default=default, format_func=lambda k: f"k{k}",
+    names = v.kernel_names(layer, kernels[layer])  # the first version's names (k16+: added by an edit)
+    chosen = st.multiselect(label, list(range(kernels[layer])), default=default, format_func=names.__getitem__,
                             key=key)
     if chosen:
         edit = aomcore.Edit("remove" if kind == "Remove kernels" else "reinit", layer, tuple(chosen))

@@ -29,9 +29,13 @@ if n_groups != saved:
 lv = cached.views(key, layer, n_groups, m)
 kept, _ = selection.sync(v.ws, digest, layer, n_groups, lv)
 dead, always = int(lv["flags"]["dead"].sum()), int(lv["flags"]["always_on"].sum())
+names = v.kernel_names(layer, k)
+renamed = None if names == [f"k{i}" for i in range(k)] else tuple(names)  # after an edit: names of the first version
 st.caption(f"{k} kernels × {len(m.classes)} classes × {m.counts.shape[2]}×{m.counts.shape[3]} positions, read at "
            f"`{m.tap}` · {dead} dead (black mark) · {always} always on (orange mark) · "
-           f"{lv['groups'].max() + 1} groups · {len(kept)} kept on Select kernels")
+           f"{lv['groups'].max() + 1} groups · {len(kept)} kept on Select kernels"
+           + (" · kernels keep their names from the first version (`k5` is its kernel 5 wherever it sits now; "
+              "`+`: added by an edit)" if renamed else ""))
 
 GROUP_ROWS_FROM = 64  # kernels above which the grids open one row per group
 tabs = st.tabs(["AOM", "ODM", "CSM", "Class difference", "Multi-class kernels", "Inspect a kernel"])
@@ -53,24 +57,24 @@ for tab, which, colormaps, caption in GRIDS:
         hover = d.toggle("Hover values", key=f"{which}_hover", help="An interactive grid with the value of every "
                          "position (averaged over blocks when the layer is large).")
         if hover:
-            chart, f = views.grid_chart(getattr(m, which), lv["order"], m.classes, cmap)
+            chart, f = views.grid_chart(getattr(m, which), lv["order"], m.classes, cmap, names=names)
             st.altair_chart(chart, width="content")
             if f > 1:
                 st.caption(f"Each cell is the mean of a {f}×{f} block of positions; the image below is exact.")
         if rows == "each kernel":
-            st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m), width="content")
+            st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, names=renamed), width="content")
             continue
         st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, "groups"), width="content")
         members = lv["members"]
         g = st.selectbox("Expand a group", range(len(members)), key=f"{which}_group",
                          format_func=lambda i, members=members: f"g{i + 1}: {len(members[i])} kernels")
-        st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, g), width="content")
+        st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, g, renamed), width="content")
 with tabs[1]:
     st.caption("Mean absolute difference between two kernels' AOMs (eq. 2), in the grid's order with its groups "
                "boxed in red: dark blue = similar kernels (candidates for redundancy), white = midway, "
                "dark red = the most different pair.")
     if k <= 300:
-        st.altair_chart(views.odm_heatmap(m.odm, lv["order"], lv["groups"]), width="content")
+        st.altair_chart(views.odm_heatmap(m.odm, lv["order"], lv["groups"], names), width="content")
     else:
         st.image(lv["odm_image"], width="content")
 with tabs[3]:
@@ -100,21 +104,22 @@ with tabs[5]:
     values, name = ((lv["mean_occurrence"], "occurrence") if measure == "mean occurrence"
                     else (lv["class_selectivity"], "selectivity"))
     st.caption("Click a cell to inspect that kernel and class, then keep or drop the kernel.")
-    event = st.altair_chart(views.kernel_class_heatmap(values, lv["order"], m.classes, lv["groups"], measure, name),
-                            on_select="rerun", key=f"cells_{layer}")
+    chart = views.kernel_class_heatmap(values, lv["order"], m.classes, lv["groups"], measure, name, names)
+    event = st.altair_chart(chart, on_select="rerun", key=f"cells_{layer}")
     picked = (event.selection.get("cell") or [{}])[0] if event and event.selection else {}
     c1, c2, c3 = st.columns([1, 1, 1])
     order = [int(i) for i in lv["order"]]
     kernel = c1.selectbox("Kernel", order, index=order.index(int(picked.get("kernel", order[0]))),
-                          format_func=lambda i: f"k{i}", key=f"kernel_{layer}_{picked.get('kernel')}")
+                          format_func=names.__getitem__, key=f"kernel_{layer}_{picked.get('kernel')}")
     cls = c2.selectbox("Class", list(range(len(m.classes))), format_func=m.classes.__getitem__,
                        index=m.classes.index(picked["class"]) if "class" in picked else 0)
-    label = f"Drop k{kernel}" if kernel in kept else f"Keep k{kernel}"
+    label = f"Drop {names[kernel]}" if kernel in kept else f"Keep {names[kernel]}"
     if c3.button(label, key="pick", help="Changes the keep/drop selection of Select kernels and Edit & retrain."):
         kept = selection.toggle(v.ws, digest, layer, kernel, kept)
-        st.toast(f"k{kernel} {'kept' if kernel in kept else 'dropped'}: {len(kept)} of {k} kernels kept")
+        st.toast(f"{names[kernel]} {'kept' if kernel in kept else 'dropped'}: {len(kept)} of {k} kernels kept")
         st.rerun()
-    st.caption(f"k{kernel}: group {lv['groups'][kernel] + 1}, selectivity s(k) = {lv['selectivity'][kernel]:.3f}, "
+    st.caption(f"{names[kernel]}: group {lv['groups'][kernel] + 1}, "
+               f"selectivity s(k) = {lv['selectivity'][kernel]:.3f}, "
                f"{'kept' if kernel in kept else 'dropped'} in the selection")
     a, b = st.columns(2)
     a.altair_chart(views.position_heatmap(m.aom[kernel, cls], "AOM", "occurrence"), width="content")

@@ -31,7 +31,8 @@ st.dataframe(table, hide_index=True, width="stretch",
                             "multi-class share": st.column_config.NumberColumn(format="percent"),
                             "neighbourhood hit": st.column_config.NumberColumn(format="%.3f")})
 st.caption("Redundant: kernels dropped because a more selective kernel of their group of similar AOMs is kept, "
-           "in so many groups of two or more. E: class difference of the least separated class pair. Multi-class share: kernels with "
+           "in so many groups of two or more. E: class difference of the least separated class pair. "
+           "Multi-class share: kernels with "
            f"strong occurrence (mean > {aomcore.MULTI_CLASS_LEVEL:g}) for two or more classes."
            + ("" if hits else " Neighbourhood hit: project a layer's activations to add it."))
 
@@ -39,10 +40,11 @@ for row in rows:
     st.subheader(f"{row['layer']} · {row['kernels']} kernels")
     if not row["findings"]:
         st.caption("Nothing listed for this layer at this cut.")
+    names = v.kernel_names(row["layer"], row["kernels"])
     for n, finding in enumerate(row["findings"]):
         a, b = st.columns([3, 1], vertical_alignment="center")
         a.markdown(f"**Task {finding['task']} — {views_overview.TASKS[finding['task']]}.** {finding['finding']}.  \n"
-                   f"Proposed edit: {views_overview.edit_summary(finding['edit'])}.")
+                   f"Proposed edit: {views_overview.edit_summary(finding['edit'], names)}.")
         if finding["edit"] is not None and b.button("Prepare this edit", key=f"edit_{row['layer']}_{n}",
                                                     icon=":material/content_cut:"):
             st.session_state["proposed_edit"] = {**finding["edit"], "digest": digest}

@@ -46,7 +46,8 @@ if st.button("Reset to the suggestion", key="reset", disabled=kept == suggested)
     st.rerun()
 
 table = views.ranking_table(lv["selectivity"], lv["groups"], lv["flags"], set(kept))
-table.insert(0, "name", "k" + table["kernel"].astype(str))
+names = v.kernel_names(layer, k)  # after an edit, the first version's names (k16+: added by an edit)
+table.insert(0, "name", [names[i] for i in table["kernel"]])
 edited = st.data_editor(
     table.drop(columns="kernel"), hide_index=True, width="stretch", height=36 + 35 * len(table),
     key=f"editor_{layer}_{n_groups}_{','.join(map(str, kept))}",
@@ -57,7 +58,7 @@ edited = st.data_editor(
                    "mean occurrence": st.column_config.NumberColumn(format="%.3f"),
                    "keep": st.column_config.CheckboxColumn(help="keep this kernel when the layer is edited"),
                    "why": st.column_config.TextColumn(width="large", help="why the paper's rule keeps or drops it")})
-chosen = sorted(int(name[1:]) for name in edited.loc[edited["keep"], "name"])
+chosen = sorted(int(i) for i in table.loc[edited["keep"].to_numpy(), "kernel"])  # rows stay in table order
 if chosen != kept:
     selection.store(v.ws, digest, layer, chosen, "user")
     st.rerun()
@@ -72,7 +73,9 @@ export = {"layer": layer, "keep": kept, "drop": [i for i in range(k) if i not in
 d1, d2, d3 = st.columns(3)
 d1.download_button("Selection (JSON)", json.dumps(export, indent=2), f"selection_{layer}.json", "application/json")
 d2.download_button("Ranking (CSV)", edited.to_csv(index=False), f"ranking_{layer}.csv", "text/csv")
-d3.download_button("Maps (npz, as the CLI writes)", cached.maps_npz(v.maps_info["key"], json.dumps(meta), v.maps),
-                   "maps.npz", "application/octet-stream")
+lineage = v.model.lineage  # kernel_origin in the file's meta
+npz = cached.maps_npz(v.maps_info["key"], json.dumps(meta), v.maps, lineage,
+                      json.dumps(lineage.to_json()) if lineage else "")
+d3.download_button("Maps (npz, as the CLI writes)", npz, "maps.npz", "application/octet-stream")
 
 criteria.section(v, layer, kept, k)

@@ -35,7 +35,11 @@ c1, c2 = st.columns(2)
 a = v.versions[c1.selectbox("Version A", ids, index=ids.index(pair[0]), format_func=lambda i: f"v{i}", key="cmp_a")]
 b = v.versions[c2.selectbox("Version B", ids, index=ids.index(pair[1]), format_func=lambda i: f"v{i}", key="cmp_b")]
 t, chart = st.columns([2, 3])
-t.dataframe(views_overview.compare_table(a, b), hide_index=True, width="stretch")
+lineages = [cached.version_model(str(v.ws.path), r["id"], r["digest"]).lineage for r in (a, b)]
+t.dataframe(views_overview.compare_table(a, b, *lineages), hide_index=True, width="stretch",
+            column_config={"change": st.column_config.TextColumn(width="large")})
+t.caption("Kernels keep their names from the first version (`k5` is its kernel 5 wherever it sits now; `+`: added "
+          "by an edit), so a change names the kernels gone and new.")
 chart.caption(f"Per-class test accuracy, v{b['id']} − v{a['id']} in percentage points (hover: both values).")
 chart.altair_chart(views_overview.accuracy_difference_chart(v.split("test").classes, a["metrics"]["per_class"],
                                                             b["metrics"]["per_class"], f"v{a['id']}", f"v{b['id']}"),
@@ -71,9 +75,11 @@ if chosen == v.version_id and not v.maps:
     st.page_link("app_pages/aom/compute_maps.py", label=f"Compute maps for v{chosen}", icon=":material/calculate:")
 
 st.subheader(f"Download v{chosen}")
-model = cached.version_model(str(v.ws.path), chosen, record["digest"]).model
+loaded = cached.version_model(str(v.ws.path), chosen, record["digest"])
+model = loaded.model
 edits = json.dumps({"arch": v.state["arch"], "edits": record["edits"], "digest": record["digest"],
-                    "metrics": record["metrics"]}, indent=2)
+                    "metrics": record["metrics"],
+                    "kernel_origin": loaded.lineage.to_json(changed_only=True) if loaded.lineage else {}}, indent=2)
 d1, d2, d3, d4 = st.columns(4)
 d1.download_button("state_dict (.pt)", cached.state_dict_bytes(record["digest"], "pt", model), f"v{chosen}.pt")
 d2.download_button("state_dict (.safetensors)", cached.state_dict_bytes(record["digest"], "safetensors", model),

@@ -3,6 +3,7 @@
 import io
 import json
 
+import numpy as np
 import torch
 
 import aomcore
@@ -386,3 +387,37 @@ def test_a_512_kernel_layer_reads_as_groups_on_explore_and_select_kernels(traine
     assert not at.exception, at.exception
     at.switch_page("app_pages/aom/select_kernels.py").run()
     assert not at.exception, at.exception
+
+
+def test_kernels_keep_their_names_after_an_edit_on_every_page(trained):
+    """Issue #25: after removing k1 and k3 of conv1, v1's six kernels are k0, k2, k4…k7 on Explore, Select
+    kernels, Edit & retrain and the Versions comparison, and in the maps.npz and edit list downloads."""
+    run_inline(trained, "retrain", {"parent": 0, "edit": {"kind": "remove", "layer": "conv1", "kernels": [1, 3]},
+                                    "freeze": "auto", "config": {"epochs": 1, "lr": 1e-3, "batch_size": 64,
+                                                                 "optimizer": "adam", "seed": 0}})
+    assert trained.current_version == 1
+    run_inline(trained, "maps", {"version": 1, "layers": ["conv1", "conv2"], "split": "train", "threshold": 0.0})
+    names = ["k0", "k2", "k4", "k5", "k6", "k7"]
+    at = app()
+    at.switch_page("app_pages/aom/explore.py").run()
+    assert not at.exception, at.exception
+    assert "kernels keep their names from the first version" in texts(at)
+    picker = next(s for s in at.selectbox if s.key and s.key.startswith("kernel_conv1"))
+    assert sorted(picker.options) == names
+    at.switch_page("app_pages/aom/select_kernels.py").run()
+    assert not at.exception, at.exception
+    assert sorted(at.dataframe[0].value["name"]) == names
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
+    assert not at.exception, at.exception
+    assert at.multiselect[0].options == names
+    at.switch_page("app_pages/aom/versions.py").run()
+    assert not at.exception, at.exception
+    compare = at.dataframe[1].value
+    row = compare[compare[""] == "kernels in conv1"].iloc[0]
+    assert row["change"] == "-2 (gone: k1, k3)"
+    loaded = trained.loaded(1)
+    assert loaded.lineage.origin("conv1") == [0, 2, 4, 5, 6, 7]
+    maps = aomcore.load_cached_maps(trained.results_cache, trained.results("maps", loaded.digest)[-1]["key"])
+    with io.BytesIO(aomcore.maps_npz_bytes(maps, {}, loaded.lineage)) as f:
+        meta = json.loads(str(np.load(f, allow_pickle=False)["meta"]))
+    assert meta["kernel_origin"] == {"conv1": [0, 2, 4, 5, 6, 7], "conv2": list(range(16))}

@@ -26,21 +26,6 @@ TABLE = {"selectivity": "s(k)", "mean_occurrence": "mean occurrence", "apoz": "1
          "l2": "L2²", "bn_scale": "BN |γ|", "group_magnitude": "group L2 (TP default)", "fpgm": "FPGM"}
 
 
-def ranges(kernels: list[int]) -> str:
-    """Kernel indices as ranges, e.g. ``0-3,5,7-9``."""
-    out, run = [], []
-    for k in sorted(kernels):
-        if run and k == run[-1] + 1:
-            run.append(k)
-            continue
-        if run:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [k]
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ",".join(out)
-
-
 def _name(criterion: str) -> str:
     return NAMES.get(criterion) or TABLE.get(criterion) or criterion
 
@@ -73,11 +58,12 @@ def accuracy_chart(result: dict) -> alt.Chart:
     return chart.properties(height=(48 if retrained else 28) * len(order) + 40)
 
 
-def score_table(scores: dict[str, list[float]], keep_n: int, kept: list[int]):
-    """One row per kernel, one column per criterion; each criterion's top ``keep_n`` highlighted (a Styler)."""
+def score_table(scores: dict[str, list[float]], keep_n: int, kept: list[int], names: list[str]):
+    """One row per kernel (``names``), one column per criterion; each criterion's top ``keep_n``
+    highlighted (a Styler)."""
     df = pd.DataFrame(scores).rename(columns=TABLE)
     scores = [TABLE.get(c, c) for c in scores]
-    df.insert(0, "kernel", [f"k{i}" for i in range(len(df))])
+    df.insert(0, "kernel", names)
     df.insert(1, "yours", [i in set(kept) for i in range(len(df))])
     top = {c: set(aomcore.top_kernels(df[c].to_numpy(), keep_n)) for c in scores}
 
@@ -103,7 +89,7 @@ def section(v: View, layer: str, kept: list[int], n_kernels: int) -> None:
                                     v.split("test").input_shape)
     n = len(kept)
     if 0 < n < n_kernels:
-        st.dataframe(score_table(scores, n, kept), hide_index=True, width="stretch",
+        st.dataframe(score_table(scores, n, kept, v.kernel_names(layer, n_kernels)), hide_index=True, width="stretch",
                      height=min(36 + 35 * n_kernels, 600))
         st.caption(f"Shaded: each criterion's top {n} (your N). `yours`: your keep column above.")
     running = bool(v.active_jobs(("criteria",)))
@@ -130,7 +116,7 @@ def section(v: View, layer: str, kept: list[int], n_kernels: int) -> None:
     table = pd.DataFrame([{"selection": _name(name), "silenced": r["accuracy"],
                            **({"retrained": r["retrained"]["accuracy"], "params": r["retrained"]["params"],
                                "MFLOPs": r["retrained"]["flops"] / 1e6} if "retrained" in r else {}),
-                           "kept kernels": ranges(r["kept"])}
+                           "kept kernels": v.kernel_list(layer, n_kernels, r["kept"])}
                           for name, r in result["criteria"].items()])
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"silenced": st.column_config.NumberColumn("test accuracy, silenced", format="percent"),

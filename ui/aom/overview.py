@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from aomcore.base.editing import kernel_ranges
+from aomcore.base.lineage import Lineage, kernel_names
 from ui.views import scale
 
 #: The paper's three tasks (Garcia et al. 2019, Sec. III), in its words.
@@ -34,11 +35,15 @@ def overview_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def edit_summary(edit: dict | None) -> str:
-    """'Remove kernels k1, k4–k9 (7) in conv1' — the pre-filled edit a finding proposes."""
+def edit_summary(edit: dict | None, names: list[str] | None = None) -> str:
+    """'Remove kernels k1, k4–k9 (7) in conv1' — the pre-filled edit a finding proposes; with the
+    layer's kernel ``names`` after an edit (:meth:`ui.state.View.kernel_names`), 'k1, k4, k17+'."""
     if edit is None:
         return "no edit applies here"
     label = EDIT_LABELS[edit["kind"]]
+    if edit.get("kernels") and names is not None and names != [f"k{i}" for i in range(len(names))]:
+        chosen = sorted(int(i) for i in edit["kernels"])
+        return f"{label} {', '.join(names[i] for i in chosen)} ({len(chosen)}) in {edit['layer']}"
     if edit.get("kernels"):
         parts = kernel_ranges(edit["kernels"]).split(",")
         names = ", ".join("–".join(f"k{i}" for i in part.split("-")) for part in parts)
@@ -108,9 +113,27 @@ def accuracy_difference_chart(classes: list[str], a: list[float], b: list[float]
     return (bars + zero).properties(height=240)
 
 
-def compare_table(a: dict, b: dict) -> pd.DataFrame:
+def _ids(lineage: Lineage | None, layer: str, k: int) -> dict[str, int]:
+    """The layer's kernels by name → position (identity: ``k0…`` when the lineage does not know it)."""
+    return {name: i for i, name in enumerate(kernel_names(lineage, layer, k))}
+
+
+def _identity_change(a: dict[str, int], b: dict[str, int]) -> str:
+    """`` (gone: k1, k3; new: k16+)`` between two versions' kernel names, or ``""``."""
+    gone, new = [n for n in a if n not in b], [n for n in b if n not in a]
+    parts = [f"gone: {_few(gone)}"] * bool(gone) + [f"new: {_few(new)}"] * bool(new)
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _few(names: list[str], most: int = 12) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def compare_table(a: dict, b: dict, lineage_a: Lineage | None = None,
+                  lineage_b: Lineage | None = None) -> pd.DataFrame:
     """Two version records side by side (A, B, change B − A): accuracy, parameters, FLOPs, kernels per
-    layer, retrain time."""
+    layer, retrain time. With the versions' lineages (:mod:`aomcore.base.lineage`), each layer's change
+    names the kernels aligned by identity: which of A's are gone in B, which of B's are new."""
     ma, mb = a["metrics"], b["metrics"]
     rows = [("test accuracy", f"{ma['accuracy']:.2%}", f"{mb['accuracy']:.2%}",
              f"{100 * (mb['accuracy'] - ma['accuracy']):+.2f} pt"),
@@ -118,8 +141,10 @@ def compare_table(a: dict, b: dict) -> pd.DataFrame:
             ("FLOPs / image", f"{ma['flops']:,}", f"{mb['flops']:,}", f"{mb['flops'] - ma['flops']:+,}")]
     for layer in dict.fromkeys([*ma["kernels"], *mb["kernels"]]):
         ka, kb = ma["kernels"].get(layer), mb["kernels"].get(layer)
-        rows.append((f"kernels in {layer}", "—" if ka is None else str(ka), "—" if kb is None else str(kb),
-                     "" if ka is None or kb is None else f"{kb - ka:+d}"))
+        change = "" if ka is None or kb is None else f"{kb - ka:+d}"
+        if ka is not None and kb is not None and (lineage_a or lineage_b):
+            change += _identity_change(_ids(lineage_a, layer, ka), _ids(lineage_b, layer, kb))
+        rows.append((f"kernels in {layer}", "—" if ka is None else str(ka), "—" if kb is None else str(kb), change))
     ra, rb = a.get("retrain_seconds"), b.get("retrain_seconds")
     rows.append(("retrain time", "—" if ra is None else f"{ra:.1f} s", "—" if rb is None else f"{rb:.1f} s", ""))
     names = [f"A: v{a['id']}", f"B: v{b['id']}"]

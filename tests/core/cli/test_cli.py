@@ -93,10 +93,14 @@ def test_cli_edit_chain_and_rebuild(tmp_path):
     log = json.loads((tmp_path / "e2.json").read_text())
     assert [e["kind"] for e in log["edits"]] == ["remove", "insert"]
     assert log["after"]["kernels"]["conv1_ins"] == 8
+    assert log["kernel_origin"] == {"conv1_ins": [None] * 8, "conv2": list(range(4, 16))}  # changed layers only
     out = _run("maps", "--arch", "zoo:digits_net", "--weights", str(tmp_path / "e2.safetensors"), "--edits",
                str(tmp_path / "e2.json"), "--dataset", "digits", "--out", str(tmp_path / "m.npz"))
     assert out.returncode == 0, out.stderr
     assert "conv1_ins (read at conv1_ins_relu)" in out.stdout
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as npz:
+        origin = json.loads(str(npz["meta"]))["kernel_origin"]
+    assert origin["conv2"] == list(range(4, 16)) and origin["conv1"] == list(range(8))
     out = _run("edit", "--arch", "zoo:digits_net", "--weights", str(tmp_path / "d.pt"), "--dataset", "digits",
                "--remove", "conv1:0,1,2,3,4,5,6,7", "--out", str(tmp_path / "x.pt"), "--log", str(tmp_path / "x.json"))
     assert out.returncode == 2 and "cannot remove every kernel of conv1" in out.stderr

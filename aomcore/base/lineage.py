@@ -1,0 +1,106 @@
+"""Kernel identity across edits: which kernel of the first version each kernel of an edited model is.
+
+After ``remove`` the survivors of a layer are renumbered 0…K'-1, and a ``widen`` adds kernels
+in the middle of a concatenation; a designer following the paper's loop (Garcia et al. 2019,
+Fig. 1: edit, retrain, compare) needs the original names to tell which kernels survived.
+:class:`Lineage` carries, per conv/FC layer, each kernel's identity: an index below the
+layer's ``base`` (its kernel count in the first version) is that original kernel; an index
+at or above ``base`` is a kernel added later (by a widening, or every kernel of an inserted
+layer), numbered in the order it was added. Names: ``k5`` for original kernel 5 wherever
+it now sits, ``k16+`` for the first kernel added to a 16-kernel layer.
+
+Files carry the ``kernel_origin`` form (:meth:`Lineage.origin`): per layer a list with
+each kernel's index in the first version, ``null`` for an added kernel.
+
+A lineage is derived from the architecture and the edit list
+(:func:`~aomcore.base.editing.trace_edits`), never stored as the truth: it cannot
+disagree with the weights it names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Lineage", "kernel_names", "kernel_origin"]
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Each kernel's identity in every conv/FC layer of an edited model.
+
+    Attributes
+    ----------
+    ids : dict of str to tuple of int
+        Per layer (forward order), one identity per kernel in the model's current order:
+        ``< base[layer]`` the original kernel of that index, ``>= base[layer]`` an added one.
+    base : dict of str to int
+        The layer's kernel count in the first version; 0 for a layer inserted by an edit.
+    added : dict of str to int
+        Kernels ever added to the layer (so a new kernel never reuses a removed one's name).
+    """
+
+    ids: dict[str, tuple[int, ...]]
+    base: dict[str, int]
+    added: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def identity(cls, kernels: dict[str, int]) -> Lineage:
+        """The lineage of an unedited model: kernel i of each layer is original kernel i."""
+        return cls({name: tuple(range(k)) for name, k in kernels.items()}, dict(kernels), {})
+
+    def kernels(self, layer: str) -> int:
+        return len(self.ids[layer])
+
+    def origin(self, layer: str) -> list[int | None]:
+        """Each kernel's index in the first version, ``None`` for an added kernel: (K,) list."""
+        base = self.base[layer]
+        return [i if i < base else None for i in self.ids[layer]]
+
+    def names(self, layer: str) -> list[str]:
+        """``k5`` for original kernel 5, ``k16+`` for the first kernel added to a 16-kernel layer."""
+        base = self.base[layer]
+        return [f"k{i}" if i < base else f"k{i}+" for i in self.ids[layer]]
+
+    def to_json(self, changed_only: bool = False) -> dict[str, list[int | None]]:
+        """``{layer: kernel_origin}`` for every layer (the form written to files), or only for
+        the layers whose kernels an edit removed, added or created (``changed_only``)."""
+        return {layer: self.origin(layer) for layer in self.ids
+                if not changed_only or self.ids[layer] != tuple(range(self.base[layer]))}
+
+    def position(self, layer: str, identity: int) -> int | None:
+        """Where the kernel of ``identity`` sits now in ``layer``, or None when it was removed."""
+        try:
+            return self.ids[layer].index(identity)
+        except (KeyError, ValueError):
+            return None
+
+    def dropped(self, layer: str, positions) -> Lineage:
+        """This lineage after removing the kernels at ``positions`` (current indices) of ``layer``."""
+        gone = {int(p) for p in positions}
+        ids = dict(self.ids)
+        ids[layer] = tuple(i for p, i in enumerate(self.ids[layer]) if p not in gone)
+        return Lineage(ids, self.base, self.added)
+
+    def grown(self, layer: str, at: int, n: int) -> Lineage:
+        """This lineage after inserting ``n`` new kernels at current index ``at`` of ``layer``."""
+        first = self.base[layer] + self.added.get(layer, 0)
+        old = self.ids[layer]
+        ids = dict(self.ids)
+        ids[layer] = (*old[:at], *range(first, first + n), *old[at:])
+        return Lineage(ids, self.base, {**self.added, layer: self.added.get(layer, 0) + n})
+
+
+def kernel_names(lineage: Lineage | None, layer: str, k: int) -> list[str]:
+    """Display names of ``layer``'s ``k`` kernels: from ``lineage`` when it knows the layer
+    with that many kernels, else ``k0 … k{k-1}`` (an unedited model, or maps of another shape)."""
+    if lineage is not None and layer in lineage.ids and lineage.kernels(layer) == k:
+        return lineage.names(layer)
+    return [f"k{i}" for i in range(k)]
+
+
+def kernel_origin(lineage: Lineage | None, layer: str, k: int) -> list[int | None]:
+    """``layer``'s ``kernel_origin`` for a file: (k,) original indices, None for added kernels;
+    ``[0, …, k-1]`` where ``lineage`` does not know the layer with ``k`` kernels (as :func:`kernel_names`)."""
+    if lineage is not None and layer in lineage.ids and lineage.kernels(layer) == k:
+        return lineage.origin(layer)
+    return list(range(k))
