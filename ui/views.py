@@ -209,13 +209,16 @@ def odm_heatmap(odm: np.ndarray, order: np.ndarray, groups: np.ndarray | None = 
     return alt.layer(*layers).properties(width=side, height=side, padding={"left": 40, "top": 40})
 
 
-def ranking_table(selectivity: np.ndarray, groups: np.ndarray, flags: dict, keep: set[int]) -> pd.DataFrame:
-    """Kernels ranked by s(k) with group, mean occurrence, flags, keep and why (:func:`aomcore.keep_reasons`)."""
+def ranking_table(selectivity: np.ndarray, groups: np.ndarray, flags: dict, keep: set[int],
+                  names: list[str] | None = None) -> pd.DataFrame:
+    """Kernels ranked by s(k) with group, mean occurrence, flags, keep and why (:func:`aomcore.keep_reasons`,
+    naming kernels by ``names``)."""
     k = len(selectivity)
     df = pd.DataFrame({
         "kernel": np.arange(k), "group": groups + 1, "selectivity s(k)": selectivity,
         "mean occurrence": flags["mean_occurrence"], "dead": flags["dead"], "always on": flags["always_on"],
-        "keep": [i in keep for i in range(k)], "why": keep_reasons(selectivity, groups, flags, sorted(keep)),
+        "keep": [i in keep for i in range(k)],
+        "why": keep_reasons(selectivity, groups, flags, sorted(keep), names=names),
     })
     return df.sort_values("selectivity s(k)", ascending=False).reset_index(drop=True)
 

@@ -114,7 +114,7 @@ def suggest_keep(selectivity: np.ndarray, groups: np.ndarray, flags: dict[str, n
 
 
 def keep_reasons(selectivity: np.ndarray, groups: np.ndarray, flags: dict[str, np.ndarray], keep: list[int],
-                 min_selectivity: float = MIN_SELECTIVITY) -> list[str]:
+                 min_selectivity: float = MIN_SELECTIVITY, names: list[str] | None = None) -> list[str]:
     """Why :func:`suggest_keep` keeps or drops each kernel, one short phrase per kernel.
 
     Kept: ``"kept: the most selective of group g"`` (groups numbered from 1), or ``"kept: the
@@ -123,8 +123,9 @@ def keep_reasons(selectivity: np.ndarray, groups: np.ndarray, flags: dict[str, n
     ``"redundant: group g keeps k5"``; a kernel that the user kept against the rule (not in
     ``keep`` but eligible and its group's best) reads ``"dropped by you"``.
 
-    Parameters are those of :func:`suggest_keep` plus ``keep``, the kept indices. Returns a list
-    of K strings.
+    Parameters are those of :func:`suggest_keep` plus ``keep``, the kept indices, and ``names``,
+    the K kernels' names in the phrases (default ``k<index>``; after an edit, the lineage's:
+    :func:`~aomcore.base.lineage.kernel_names`). Returns a list of K strings.
     """
     s = np.asarray(selectivity, dtype=np.float64)
     groups = np.asarray(groups)
@@ -149,8 +150,9 @@ def keep_reasons(selectivity: np.ndarray, groups: np.ndarray, flags: dict[str, n
         elif s[i] < floor:
             out.append(f"not selective: s(k) < {min_selectivity:.0%} of the layer's highest")
         elif best is not None and best != i:
-            out.append(f"redundant: group {groups[i] + 1} keeps k{best}" if best in kept else
-                       f"redundant: k{best} is its group's most selective")
+            name = names[best] if names is not None else f"k{best}"
+            out.append(f"redundant: group {groups[i] + 1} keeps {name}" if best in kept else
+                       f"redundant: {name} is its group's most selective")
         else:
             out.append("dropped by you")
     return out

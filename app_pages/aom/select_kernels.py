@@ -45,8 +45,8 @@ if st.button("Reset to the suggestion", key="reset", disabled=kept == suggested)
     selection.store(v.ws, digest, layer, suggested, {"n_groups": n_groups})
     st.rerun()
 
-table = views.ranking_table(lv["selectivity"], lv["groups"], lv["flags"], set(kept))
 names = v.kernel_names(layer, k)  # after an edit, the first version's names (k16+: added by an edit)
+table = views.ranking_table(lv["selectivity"], lv["groups"], lv["flags"], set(kept), names)
 table.insert(0, "name", [names[i] for i in table["kernel"]])
 edited = st.data_editor(
     table.drop(columns="kernel"), hide_index=True, width="stretch", height=36 + 35 * len(table),

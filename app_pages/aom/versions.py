@@ -48,13 +48,14 @@ found = {r["id"]: (v.ws.results("maps", r["digest"]) or [None])[-1] for r in (a,
 layers = [n for n in dict.fromkeys(sum((f["layers"] for f in found.values() if f), [])) if n in a["metrics"]["kernels"]
           and n in b["metrics"]["kernels"]] or [n for n in a["metrics"]["kernels"] if n in b["metrics"]["kernels"]][:1]
 layer = st.selectbox("AOM grid of layer", layers)
-for side, col, record in zip("AB", st.columns(2), (a, b), strict=True):
+for side, col, record, lineage in zip("AB", st.columns(2), (a, b), lineages, strict=True):
     info = found[record["id"]]
     col.markdown(f"**v{record['id']}** · {record['metrics']['kernels'][layer]} kernels in {layer}")
     if info and layer in info["layers"]:
         m = cached.workspace_maps(str(v.ws.path), info["key"])[layer]
         cut = min(m.num_kernels, v.ws.n_groups(layer, aomcore.default_n_groups(m.odm, m.aom)))
-        col.image(cached.grid_image(info["key"], layer, cut, "aom", "occurrence", 28, m), width="stretch")
+        names = tuple(aomcore.kernel_names(lineage, layer, m.num_kernels)) if lineage else None  # as A/B's own
+        col.image(cached.grid_image(info["key"], layer, cut, "aom", "occurrence", 28, m, names=names), width="stretch")
     elif col.button(f"Compute maps of v{record['id']}", key=f"maps_{side}_{record['id']}",
                     disabled=bool(v.active_jobs(("maps",)))):
         if submit(v.ws, "maps", {"version": record["id"], "layers": [layer], "split": "train", "threshold": 0.0,

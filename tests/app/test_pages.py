@@ -407,6 +407,8 @@ def test_kernels_keep_their_names_after_an_edit_on_every_page(trained):
     at.switch_page("app_pages/aom/select_kernels.py").run()
     assert not at.exception, at.exception
     assert sorted(at.dataframe[0].value["name"]) == names
+    why = " ".join(at.dataframe[0].value["why"])
+    assert "k1" not in why and "k3" not in why  # the reasons name kernels as the table does (k1, k3 are gone)
     at.switch_page("app_pages/aom/edit_retrain.py").run()
     assert not at.exception, at.exception
     assert at.multiselect[0].options == names

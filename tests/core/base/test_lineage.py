@@ -1,5 +1,6 @@
 """Kernel identity across edits (issue #25): each kernel of an edited model names its original kernel."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -93,3 +94,14 @@ def test_kernel_names_fall_back_to_positions():
     assert kernel_names(lineage, "conv1", 3) == ["k1", "k2", "k3"]
     assert kernel_names(lineage, "conv1", 4) == ["k0", "k1", "k2", "k3"]  # maps of another shape
     assert kernel_names(None, "fc", 2) == ["k0", "k1"]
+
+
+def test_keep_reasons_name_kernels_by_their_lineage():
+    from aomcore.aom.overview import keep_reasons
+
+    s, groups = np.array([1.0, 0.9, 0.8, 0.7]), np.array([0, 0, 1, 1])
+    flags = {"dead": np.zeros(4, bool), "always_on": np.zeros(4, bool), "mean_occurrence": np.full(4, 0.5)}
+    assert keep_reasons(s, groups, flags, [0, 2], names=["k0", "k2", "k5", "k9+"]) == [
+        "kept: the most selective of group 1", "redundant: group 1 keeps k0",
+        "kept: the most selective of group 2", "redundant: group 2 keeps k5"]
+    assert keep_reasons(s, groups, flags, [0, 2])[3] == "redundant: group 2 keeps k2"
