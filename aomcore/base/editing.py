@@ -527,12 +527,14 @@ def trace_edit(model: nn.Module, edit: Edit, input_shape: tuple[int, ...],
     probe = torch.randn((2, *input_shape), generator=torch.Generator().manual_seed(0))
     probe = probe.to(device=param.device, dtype=param.dtype)
     before = _forward(edited, probe)  # on the private copy: the caller's model is never touched, not even its mode
-    layers = list_layers(edited, input_shape)
-    lineage = lineage or Lineage.identity({la.name: la.kernels for la in layers})
-    if {la.name: la.kernels for la in layers} != {n: lineage.kernels(n) for n in lineage.ids}:
+    if lineage is None:  # a first version: one forward pass lists its layers
+        lineage = Lineage.identity(kernels_per_layer(edited, input_shape))
+    names = {id(m): n for n, m in edited.named_modules() if isinstance(m, _KERNEL_LAYERS)}  # modules stay themselves
+    misfit = [n for n in lineage.ids if n not in names.values()
+              or lineage.kernels(n) != _outputs(get_module(edited, n))]
+    if misfit:
         raise InputError("the kernel lineage does not fit the model", expected="one identity per kernel",
-                         found=f"{len(lineage.ids)} layers for {len(layers)}")
-    names = {id(get_module(edited, la.name)): la.name for la in layers}  # modules keep their identity
+                         found=f"layers {misfit[:5]}")
     result, changes = _APPLY[edit.kind](edited, edit, input_shape)
     edited = result if isinstance(result, nn.Module) else edited
     _check_function(before, probe, edited, edit)
@@ -540,27 +542,26 @@ def trace_edit(model: nn.Module, edit: Edit, input_shape: tuple[int, ...],
     return edited, _carried(lineage, names, changes, edited, input_shape)
 
 
+def _outputs(module: nn.Module) -> int:
+    return module.out_channels if isinstance(module, nn.modules.conv._ConvNd) else module.out_features
+
+
 def _carried(lineage: Lineage, names: dict[int, str], changes: dict[int, tuple], edited: nn.Module,
              input_shape: tuple[int, ...]) -> Lineage:
-    """``lineage`` moved to ``edited``: each layer found by its module (an insertion can rename
-    a layer), its ``changes`` applied; a layer the edit created has only new kernels."""
+    """``lineage`` with the edit's ``changes`` (keyed by module) applied, then moved to ``edited``'s
+    layer names (an insertion can rename a layer; each is found by its module); a layer the edit
+    created has only new kernels."""
+    for module_id, (kind, *args) in changes.items():
+        lineage = lineage.dropped(names[module_id], *args) if kind == "drop" else lineage.grown(names[module_id], *args)
     ids, base, added = {}, {}, {}
     for la in list_layers(edited, input_shape):
-        module = get_module(edited, la.name)
-        old = names.get(id(module))
+        old = names.get(id(get_module(edited, la.name)))
         if old is None:
             ids[la.name], base[la.name], added[la.name] = tuple(range(la.kernels)), 0, la.kernels
             continue
-        one = Lineage({old: lineage.ids[old]}, {old: lineage.base[old]},
-                      {old: lineage.added.get(old, 0)})
-        change = changes.get(id(module))
-        if change is not None and change[0] == "drop":
-            one = one.dropped(old, change[1])
-        elif change is not None:
-            one = one.grown(old, change[1], change[2])
-        if one.kernels(old) != la.kernels:
-            raise AssertionError(f"lineage of {la.name}: {one.kernels(old)} identities for {la.kernels} kernels")
-        ids[la.name], base[la.name], added[la.name] = one.ids[old], one.base[old], one.added.get(old, 0)
+        if lineage.kernels(old) != la.kernels:
+            raise AssertionError(f"lineage of {la.name}: {lineage.kernels(old)} identities for {la.kernels} kernels")
+        ids[la.name], base[la.name], added[la.name] = lineage.ids[old], lineage.base[old], lineage.added.get(old, 0)
     return Lineage(ids, base, added)
 
 

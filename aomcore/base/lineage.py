@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Lineage", "kernel_names", "kernel_origin"]
+__all__ = ["Lineage", "kernel_names", "kernel_origin", "renamed"]
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,6 @@ class Lineage:
         return {layer: self.origin(layer) for layer in self.ids
                 if not changed_only or self.ids[layer] != tuple(range(self.base[layer]))}
 
-    def position(self, layer: str, identity: int) -> int | None:
-        """Where the kernel of ``identity`` sits now in ``layer``, or None when it was removed."""
-        try:
-            return self.ids[layer].index(identity)
-        except (KeyError, ValueError):
-            return None
-
     def dropped(self, layer: str, positions) -> Lineage:
         """This lineage after removing the kernels at ``positions`` (current indices) of ``layer``."""
         gone = {int(p) for p in positions}
@@ -90,17 +83,22 @@ class Lineage:
         return Lineage(ids, self.base, {**self.added, layer: self.added.get(layer, 0) + n})
 
 
+def _knows(lineage: Lineage | None, layer: str, k: int) -> bool:
+    return lineage is not None and layer in lineage.ids and lineage.kernels(layer) == k
+
+
 def kernel_names(lineage: Lineage | None, layer: str, k: int) -> list[str]:
     """Display names of ``layer``'s ``k`` kernels: from ``lineage`` when it knows the layer
     with that many kernels, else ``k0 … k{k-1}`` (an unedited model, or maps of another shape)."""
-    if lineage is not None and layer in lineage.ids and lineage.kernels(layer) == k:
-        return lineage.names(layer)
-    return [f"k{i}" for i in range(k)]
+    return lineage.names(layer) if _knows(lineage, layer, k) else [f"k{i}" for i in range(k)]
 
 
 def kernel_origin(lineage: Lineage | None, layer: str, k: int) -> list[int | None]:
     """``layer``'s ``kernel_origin`` for a file: (k,) original indices, None for added kernels;
     ``[0, …, k-1]`` where ``lineage`` does not know the layer with ``k`` kernels (as :func:`kernel_names`)."""
-    if lineage is not None and layer in lineage.ids and lineage.kernels(layer) == k:
-        return lineage.origin(layer)
-    return list(range(k))
+    return lineage.origin(layer) if _knows(lineage, layer, k) else list(range(k))
+
+
+def renamed(names: list[str]) -> bool:
+    """Whether some kernel's name is not its position's ``k<i>`` (the layer was edited)."""
+    return names != [f"k{i}" for i in range(len(names))]

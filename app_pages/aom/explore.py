@@ -30,7 +30,7 @@ lv = cached.views(key, layer, n_groups, m)
 kept, _ = selection.sync(v.ws, digest, layer, n_groups, lv)
 dead, always = int(lv["flags"]["dead"].sum()), int(lv["flags"]["always_on"].sum())
 names = v.kernel_names(layer, k)
-renamed = None if names == [f"k{i}" for i in range(k)] else tuple(names)  # after an edit: names of the first version
+renamed = tuple(names) if aomcore.renamed(names) else None  # after an edit: names of the first version
 st.caption(f"{k} kernels × {len(m.classes)} classes × {m.counts.shape[2]}×{m.counts.shape[3]} positions, read at "
            f"`{m.tap}` · {dead} dead (black mark) · {always} always on (orange mark) · "
            f"{lv['groups'].max() + 1} groups · {len(kept)} kept on Select kernels"
