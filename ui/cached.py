@@ -206,12 +206,14 @@ def grid_image(maps_key: str, layer: str, n_groups: int, which: str, colormap: s
 
 
 @st.cache_data(max_entries=16, show_spinner="Summarising the layers…")
-def overview(maps_key: str, cuts_json: str, hits_json: str, _maps: dict) -> list[dict]:
-    """:func:`aomcore.layer_overview` of stored maps at the workspace's cuts (keyed by the maps' key)."""
+def overview(maps_key: str, cuts_json: str, hits_json: str, _maps: dict, _lineage: aomcore.Lineage | None,
+             lineage_key: str = "") -> list[dict]:
+    """:func:`aomcore.layer_overview` of stored maps at the workspace's cuts (keyed by the maps' key and
+    ``lineage_key``, the lineage's JSON)."""
     import json
 
     return aomcore.layer_overview(_maps, n_groups=json.loads(cuts_json), neighborhood_hit=json.loads(hits_json)
-                                  or None)
+                                  or None, lineage=_lineage)
 
 
 @st.cache_data(max_entries=16, show_spinner="Scoring the kernels…")

@@ -27,8 +27,7 @@ from pathlib import Path
 import streamlit as st
 
 import aomcore
-from aomcore import ImageDataset, InputError, LayerMaps, LoadedModel, kernel_names, renamed
-from aomcore.base.editing import kernel_ranges
+from aomcore import ImageDataset, InputError, LayerMaps, LoadedModel, kernel_list, kernel_names
 from aomcore.base.policy import current_policy
 from aomcore.store import ACTIVE, Workspace, default_root, list_jobs, list_workspaces, open_by_id
 from ui import cached
@@ -228,10 +227,7 @@ class View:
     def kernel_list(self, layer: str, k: int, indices) -> str:
         """Kernels ``indices`` of ``layer`` for a table cell: ranges (``0-3,5``) on a first version, their
         names (``k1, k4, k16+``) after an edit."""
-        names = self.kernel_names(layer, k)
-        if not renamed(names):
-            return kernel_ranges(indices)
-        return ", ".join(names[int(i)] for i in sorted(indices))
+        return kernel_list(self.kernel_names(layer, k), indices)
 
     @property
     def selection(self) -> dict[str, list[int]]:

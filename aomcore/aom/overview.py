@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ..base.editing import kernel_ranges
+from ..base.lineage import Lineage, kernel_list, kernel_names
 from .maps import (
     MULTI_CLASS_LEVEL,
     LayerMaps,
@@ -165,7 +165,7 @@ def _kinds(maps: dict[str, LayerMaps], layer_kinds: dict[str, str] | None) -> di
 
 def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None = None,
                    level: float = MULTI_CLASS_LEVEL, neighborhood_hit: dict[str, float] | None = None,
-                   layer_kinds: dict[str, str] | None = None) -> list[dict]:
+                   layer_kinds: dict[str, str] | None = None, lineage: Lineage | None = None) -> list[dict]:
     """One row per layer summarising the paper's three tasks, with findings to judge.
 
     Parameters
@@ -183,6 +183,9 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
     layer_kinds : dict of layer name to "conv" or "fc", optional
         Decides whether Task 3's ``insert`` edit applies (it goes after conv layers);
         default: "fc" for maps with a single position, else "conv".
+    lineage : Lineage, optional
+        The model's (:attr:`~aomcore.base.loaded.LoadedModel.lineage`): the findings name kernels
+        as the first version did (``k5``, ``k16+``); default ``k<index>``.
 
     Returns
     -------
@@ -209,7 +212,8 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
         groups = KernelOrdering(n_groups=cut).fit(m.odm).labels_
         sizes = np.bincount(groups)
         keep = suggest_keep(m.selectivity, groups, flags)
-        reasons = keep_reasons(m.selectivity, groups, flags, keep)
+        names = kernel_names(lineage, name, k)
+        reasons = keep_reasons(m.selectivity, groups, flags, keep, names=names)
         per_kernel = m.classes_per_kernel if level == MULTI_CLASS_LEVEL else classes_per_kernel(m.aom, level)
         share = multi_class_share(per_kernel)
         pairs = least_separated_pairs(m.class_difference)
@@ -222,14 +226,14 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
                "least_separated_e": e_min, "multi_class_share": share,
                "neighborhood_hit": None if neighborhood_hit is None else neighborhood_hit.get(name),
                "keep": keep, "findings": []}
-        row["findings"] += _task1(name, m, reasons, keep)
+        row["findings"] += _task1(name, m, reasons, keep, names)
         row["findings"] += _task2(name, m, pairs, removes=len(keep) < k)
         row["findings"] += _task3(name, k, per_kernel, share, level, kinds[name])
         rows.append(row)
     return rows
 
 
-def _task1(name: str, m: LayerMaps, reasons: list[str], keep: list[int]) -> list[dict]:
+def _task1(name: str, m: LayerMaps, reasons: list[str], keep: list[int], names: list[str]) -> list[dict]:
     kept = set(keep)
     remove = [i for i in range(m.num_kernels) if i not in kept]
     if not remove:
@@ -239,7 +243,7 @@ def _task1(name: str, m: LayerMaps, reasons: list[str], keep: list[int]) -> list
         counts[next(c for c in counts if reasons[i].startswith(c))] += 1
     why = ", ".join(f"{n} {r}" for r, n in counts.items() if n)
     text = (f"{len(remove)} of {m.num_kernels} kernels are redundant or ineffective ({why}); kept: the most "
-            f"selective kernel of each group of similar AOMs, {kernel_ranges(keep)}")
+            f"selective kernel of each group of similar AOMs, {kernel_list(names, keep)}")
     return [{"task": 1, "finding": text, "edit": {"kind": "remove", "layer": name, "kernels": remove}}]
 
 

@@ -40,7 +40,7 @@ from .errors import InputError
 from .hooks import get_module
 from .layers import list_layers
 from .limits import KERNELS_MAX, SEED_MAX, SEED_MIN, check_int, check_layer_name
-from .lineage import Lineage
+from .lineage import Lineage, kernel_ranges
 from .models import build_model
 from .policy import current_policy
 
@@ -148,22 +148,6 @@ def _is_index(value) -> bool:
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def kernel_ranges(indices) -> str:
-    """Kernel indices as sorted ranges: ``[0, 1, 2, 3, 5, 7, 8]`` → ``"0-3,5,7-8"`` (``""`` when empty).
-
-    The form :func:`parse_edit` reads back (``--remove conv1:0-3,5,7-8``).
-    """
-    values = sorted({int(i) for i in indices})
-    parts, start = [], None
-    for i, value in enumerate(values):
-        if start is None:
-            start = value
-        if i + 1 == len(values) or values[i + 1] != value + 1:
-            parts.append(str(start) if start == value else f"{start}-{value}")
-            start = None
-    return ",".join(parts)
 
 
 def parse_edit(text: str, kind: str, seed: int = 0) -> Edit:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Lineage", "kernel_names", "kernel_origin", "renamed"]
+__all__ = ["Lineage", "kernel_list", "kernel_names", "kernel_origin", "kernel_ranges", "renamed"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,28 @@ def kernel_origin(lineage: Lineage | None, layer: str, k: int) -> list[int | Non
 def renamed(names: list[str]) -> bool:
     """Whether some kernel's name is not its position's ``k<i>`` (the layer was edited)."""
     return names != [f"k{i}" for i in range(len(names))]
+
+
+def kernel_ranges(indices) -> str:
+    """Kernel indices as sorted ranges: ``[0, 1, 2, 3, 5, 7, 8]`` → ``"0-3,5,7-8"`` (``""`` when empty).
+
+    The form :func:`parse_edit` reads back (``--remove conv1:0-3,5,7-8``) of :mod:`~aomcore.base.editing`.
+    """
+    values = sorted({int(i) for i in indices})
+    parts, start = [], None
+    for i, value in enumerate(values):
+        if start is None:
+            start = value
+        if i + 1 == len(values) or values[i + 1] != value + 1:
+            parts.append(str(start) if start == value else f"{start}-{value}")
+            start = None
+    return ",".join(parts)
+
+
+def kernel_list(names: list[str], indices) -> str:
+    """Kernels ``indices`` of a layer whose kernels are called ``names``, for a message or a table
+    cell: ranges (``0-3,5``, :func:`kernel_ranges`) while no kernel is :func:`renamed`, else
+    their names (``k1, k4, k16+``)."""
+    if not renamed(names):
+        return kernel_ranges(indices)
+    return ", ".join(names[int(i)] for i in sorted({int(i) for i in indices}))

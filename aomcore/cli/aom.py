@@ -279,7 +279,7 @@ def _cmd_overview(args) -> int:
     infos = list_layers(loaded.model, dataset.input_shape, include_all=True)
     forward = {layer.name: i for i, layer in enumerate(infos)}
     maps = dict(sorted(maps.items(), key=lambda item: forward.get(item[0], len(forward))))
-    rows = layer_overview(maps, layer_kinds={layer.name: layer.kind for layer in infos})
+    rows = layer_overview(maps, layer_kinds={layer.name: layer.kind for layer in infos}, lineage=loaded.lineage)
     if args.json:
         for r in rows:  # every kernel scored by each pruning criterion that applies (Taylor on this split)
             r["scores"] = layer_scores(loaded.model, maps[r["layer"]], data=dataset, device=args.device)

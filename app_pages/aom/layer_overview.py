@@ -21,7 +21,9 @@ digest = v.version["digest"]
 cuts = {name: v.ws.n_groups(name, aomcore.default_n_groups(m.odm, m.aom)) for name, m in v.maps.items()}
 hits = {r["layer"]: r["neighborhood_hit"] for r in v.ws.results("embed", digest)
         if r.get("layer") in v.maps and r.get("neighborhood_hit") is not None}
-rows = cached.overview(v.maps_info["key"], json.dumps(cuts, sort_keys=True), json.dumps(hits, sort_keys=True), v.maps)
+lineage = v.model.lineage  # findings name kernels as the first version did
+rows = cached.overview(v.maps_info["key"], json.dumps(cuts, sort_keys=True), json.dumps(hits, sort_keys=True), v.maps,
+                       lineage, json.dumps(lineage.to_json()) if lineage else "")
 table = views_overview.overview_table(rows)
 if not hits:
     table = table.drop(columns="neighbourhood hit")

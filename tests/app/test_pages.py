@@ -409,6 +409,11 @@ def test_kernels_keep_their_names_after_an_edit_on_every_page(trained):
     assert sorted(at.dataframe[0].value["name"]) == names
     why = " ".join(at.dataframe[0].value["why"])
     assert "k1" not in why and "k3" not in why  # the reasons name kernels as the table does (k1, k3 are gone)
+    at.switch_page("app_pages/aom/layer_overview.py").run()
+    assert not at.exception, at.exception
+    conv1 = next(m.value for m in at.markdown if "Task 1" in m.value and "of 6 kernels" in m.value)
+    kept = conv1.split("similar AOMs, ")[1].split(".")[0].split(", ")
+    assert kept and set(kept) <= set(names)  # named as v0 named them, not by position
     at.switch_page("app_pages/aom/edit_retrain.py").run()
     assert not at.exception, at.exception
     assert at.multiselect[0].options == names

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from aomcore.base.editing import kernel_ranges
-from aomcore.base.lineage import Lineage, kernel_names, renamed
+from aomcore.base.lineage import Lineage, kernel_list, kernel_names, renamed
 from ui.views import scale
 
 #: The paper's three tasks (Garcia et al. 2019, Sec. III), in its words.
@@ -42,8 +42,7 @@ def edit_summary(edit: dict | None, names: list[str] | None = None) -> str:
         return "no edit applies here"
     label = EDIT_LABELS[edit["kind"]]
     if edit.get("kernels") and names is not None and renamed(names):
-        chosen = sorted(int(i) for i in edit["kernels"])
-        return f"{label} {', '.join(names[i] for i in chosen)} ({len(chosen)}) in {edit['layer']}"
+        return f"{label} {kernel_list(names, edit['kernels'])} ({len(edit['kernels'])}) in {edit['layer']}"
     if edit.get("kernels"):
         parts = kernel_ranges(edit["kernels"]).split(",")
         names = ", ".join("–".join(f"k{i}" for i in part.split("-")) for part in parts)

@@ -105,3 +105,10 @@ def test_keep_reasons_name_kernels_by_their_lineage():
         "kept: the most selective of group 1", "redundant: group 1 keeps k0",
         "kept: the most selective of group 2", "redundant: group 2 keeps k5"]
     assert keep_reasons(s, groups, flags, [0, 2])[3] == "redundant: group 2 keeps k2"
+
+
+def test_kernel_list_is_ranges_until_a_kernel_is_renamed():
+    from aomcore.base.lineage import kernel_list
+
+    assert kernel_list(["k0", "k1", "k2", "k3"], [3, 0, 1]) == "0-1,3"
+    assert kernel_list(["k0", "k2", "k4", "k9+"], [3, 1]) == "k2, k9+"
