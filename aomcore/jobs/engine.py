@@ -217,9 +217,16 @@ class JobRunner:
     """
 
     _instances: weakref.WeakSet = weakref.WeakSet()
+    _exit_hook = False
 
     def __init__(self, max_jobs: int | None = None, memory_gb: float | None = None, kill_after: float = 15.0):
         JobRunner._instances.add(self)
+        if not JobRunner._exit_hook:
+            # The pool's own exit hook joins its workers, so a server stopped with Ctrl-C would wait for
+            # a running job to finish. threading's exit hooks run in reverse order of registration,
+            # before the pool's join: registered after concurrent.futures, this one runs first.
+            threading._register_atexit(JobRunner._stop_all_at_exit)
+            JobRunner._exit_hook = True
         self.max_jobs = int(max_jobs or os.environ.get("AOMSCOPE_MAX_JOBS") or 1)
         mem = memory_gb if memory_gb is not None else os.environ.get("AOMSCOPE_JOB_MEMORY_GB")
         if mem is None and os.environ.get("AOMSCOPE_SHARED", "").lower() in ("1", "true", "yes"):
@@ -349,6 +356,39 @@ class JobRunner:
         """Stop taking jobs; queued ones are cancelled, running ones finish (or are killed at exit)."""
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    def stop_now(self, reason: str = "the server stopped while this job ran") -> None:
+        """Stop at once: queued jobs are cancelled, running ones are marked ``interrupted`` with
+        ``reason`` and their workers (this pool's own processes) killed. Nothing a job had not
+        written is kept; its staging folder is swept when the workspace next opens."""
+        with self._lock:
+            jobs = [(jid, fut) for jid, fut in self._futures.items() if not fut.done()]
+        for job_id, future in jobs:
+            path = self._pending.get(job_id, (None, 0))[0]
+            if future.cancel() or path is None:
+                continue
+            try:
+                ws = Workspace(path)
+                rec = load_record(ws, job_id)
+            except InputError:
+                continue
+            if rec.get("status") in ACTIVE:
+                rec.update(status="interrupted", finished=time.time(),
+                           message=f"{reason}; the workspace is as it was: run it again")
+                write_job(ws, rec)
+        pool = self._pool
+        if pool is not None:
+            for pid in list(getattr(pool, "_processes", None) or {}):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    @classmethod
+    def _stop_all_at_exit(cls) -> None:
+        for runner in list(cls._instances):
+            runner.stop_now()
 
     @classmethod
     def shutdown_all(cls) -> None:

@@ -259,6 +259,38 @@ def test_workers_end_with_a_killed_server(tmp_path):
         server.kill()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGINT to a child process")
+def test_ctrl_c_of_the_server_stops_its_running_job_promptly(tmp_path):
+    """Ctrl-C of the server (the process holding the JobRunner) ends it within seconds, not when its
+    500-epoch job would end: the job reads ``interrupted`` and its worker is gone."""
+    ws = Workspace.create(tmp_path, name="a", dataset="digits")
+    run_inline(ws, "train", FAST)
+    script = ("import sys, time\nfrom aomcore import Workspace\nfrom aomcore.jobs import JobRunner\n"
+              f"ws = Workspace({str(ws.path)!r})\nrunner = JobRunner(max_jobs=1)\n"
+              "runner.submit(ws, 'retrain', {'parent': 0, 'edit': {'kind': 'widen', 'layer': 'conv2', 'n': 2}, "
+              "'freeze': 'auto', 'config': {'epochs': 500, 'lr': 1e-3, 'batch_size': 64}})\ntime.sleep(600)\n")
+    server = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.DEVNULL)
+    try:
+        deadline, job = time.time() + 120, None
+        while job is None and time.time() < deadline:
+            jobs = [j for j in list_jobs(ws) if j["kind"] == "retrain" and j["status"] == "running"]
+            job = jobs[0] if jobs else None
+            time.sleep(0.2)
+        assert job is not None and _alive(job["worker_pid"])
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+        final = next(j for j in list_jobs(ws) if j["id"] == job["id"])
+        assert final["status"] == "interrupted", final
+        assert "server stopped" in final["message"]
+        deadline = time.time() + 10
+        while _alive(job["worker_pid"]) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _alive(job["worker_pid"]), "the worker outlived the server"
+        assert len(Workspace(ws.path).versions()) == 1, "an interrupted retrain added a version"
+    finally:
+        server.kill()
+
+
 def test_cancel_never_kills_a_process_named_only_by_a_record(tmp_path):
     """A job record (a file anyone could write) naming another process's pid: Cancel kills nothing."""
     ws = Workspace.create(tmp_path, name="a", dataset="digits")
