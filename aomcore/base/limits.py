@@ -21,6 +21,7 @@ range                  bounds               why
 ``RETRAIN_EPOCHS``     0 .. 10000           retraining epochs of a comparison (0: none)
 ``SAMPLE``             1 .. 10_000_000      images in an embedding's sample (``--n``)
 ``N_ITER``             1 .. 100_000         t-SNE iterations
+``PERPLEXITY``         1 .. 1000 (real)     t-SNE perplexity (further clamped to (n - 1)/3)
 ``KEEP``               1 .. 1_000_000       kernels kept (``criteria --keep``)
 ``CHANNELS``           1 .. 64              channels grayscale images are repeated to
 ``RESIZE``             1 .. 65535           image side after resizing (memory is checked
@@ -46,13 +47,14 @@ __all__ = [
     "SEED_MIN", "SEED_MAX", "BINS_MIN", "BINS_MAX", "POSITIONS_MIN", "POSITIONS_MAX", "SNAPSHOTS_MIN",
     "SNAPSHOTS_MAX", "MAX_RESOLUTION_MIN", "MAX_RESOLUTION_MAX", "BATCH_SIZE_MIN", "BATCH_SIZE_MAX",
     "EPOCHS_MIN", "EPOCHS_MAX", "RETRAIN_EPOCHS_MIN", "RETRAIN_EPOCHS_MAX", "SAMPLE_MIN", "SAMPLE_MAX",
-    "N_ITER_MIN", "N_ITER_MAX", "KEEP_MIN", "KEEP_MAX", "KERNELS_MIN", "KERNELS_MAX",
+    "N_ITER_MIN", "N_ITER_MAX", "PERPLEXITY_MIN", "PERPLEXITY_MAX", "KEEP_MIN", "KEEP_MAX", "KERNELS_MIN",
+    "KERNELS_MAX",
     "CHANNELS_MIN", "CHANNELS_MAX", "RESIZE_MIN", "RESIZE_MAX", "VERSION_MIN", "VERSION_MAX",
     "WORKERS_MIN", "WORKERS_MAX", "THREADS_MIN", "THREADS_MAX", "PER_CLASS_MIN", "PER_CLASS_MAX",
     "check_int", "check_layer_name",
     "seed", "bins", "positions", "positions_count", "snapshots", "max_resolution", "batch_size", "epochs",
     "retrain_epochs",
-    "sample", "n_iter", "keep", "channels", "resize", "version", "workers", "per_class", "layer_name",
+    "sample", "n_iter", "perplexity", "keep", "channels", "resize", "version", "workers", "per_class", "layer_name",
 ]
 
 SEED_MIN, SEED_MAX = 0, 2**32 - 1
@@ -65,6 +67,7 @@ EPOCHS_MIN, EPOCHS_MAX = 1, 10_000
 RETRAIN_EPOCHS_MIN, RETRAIN_EPOCHS_MAX = 0, EPOCHS_MAX
 SAMPLE_MIN, SAMPLE_MAX = 1, 10_000_000
 N_ITER_MIN, N_ITER_MAX = 1, 100_000
+PERPLEXITY_MIN, PERPLEXITY_MAX = 1.0, 1000.0
 KEEP_MIN, KEEP_MAX = 1, 1_000_000
 KERNELS_MIN, KERNELS_MAX = 1, 1_000_000  # kernels named in one edit (ranges expanded)
 CHANNELS_MIN, CHANNELS_MAX = 1, 64
@@ -119,6 +122,18 @@ def _int_type(name: str, lo: int, hi: int, allow: tuple[str, ...] = ()):
 
     parse.__name__ = name
     return parse
+
+
+def perplexity(text: str) -> float:
+    """An argparse ``type=`` function: a t-SNE perplexity, a finite number in [PERPLEXITY_MIN, PERPLEXITY_MAX]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not PERPLEXITY_MIN <= value <= PERPLEXITY_MAX:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number in [{PERPLEXITY_MIN:g}, {PERPLEXITY_MAX:g}], "
+                                         f"found {_short(text)}")
+    return value
 
 
 seed = _int_type("seed", SEED_MIN, SEED_MAX)

@@ -144,7 +144,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--use", choices=("patch", "activations"), default="patch",
                    help="input-map: embed the input patch (DeepEyes) or the K activations (default patch)")
     p.add_argument("--method", choices=("tsne", "umap"), default="tsne")
-    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--perplexity", type=limits.perplexity, default=30.0,
+                   help="t-SNE perplexity, clamped to (n - 1)/3 (default 30)")
     p.add_argument("--n-iter", type=limits.n_iter, default=500, help="t-SNE iterations after early exaggeration")
     p.add_argument("--seed", type=limits.seed, default=0, help="seeds the sample and the embedding")
     p.add_argument("--out", required=True, help="output .npz")

@@ -864,7 +864,7 @@ class TrainingMonitor:
 
 
 def save_deepeyes_npz(path: str | os.PathLike, results: Mapping[str, LayerDeepEyes] | DeepEyesSeries,
-                      meta: dict | None = None) -> Path:
+                      meta: dict | None = None, filter_maps: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write DeepEyes statistics to ``deepeyes.npz`` atomically.
 
     Layout, for each layer ``L`` (with a :class:`DeepEyesSeries`, every array gets a
@@ -880,6 +880,7 @@ def save_deepeyes_npz(path: str | os.PathLike, results: Mapping[str, LayerDeepEy
     ``L/filter_similarity``       (K, K)        float64  weighted Jaccard (if computed)
     ``L/filter_label``            (K,)          int64    class of largest activation
     ``L/filter_confidence``       (K,)          float64  1 − perplexity(q_k)/C
+    ``L/filter_map``              (K, 2)        float64  filter map points (if given)
     ============================  ============  =======  ==============================
 
     plus ``meta``, a JSON string (layers, taps, samples, versions, and what the caller
@@ -896,6 +897,11 @@ def save_deepeyes_npz(path: str | os.PathLike, results: Mapping[str, LayerDeepEy
     for name, layer_arrays in layers.items():
         for key, value in layer_arrays.items():
             arrays[f"{name}/{key}"] = np.asarray(value)
+    for name, points in (filter_maps or {}).items():
+        if name not in layers or np.shape(points) != (np.shape(layers[name]["max_activation"])[-1], 2):
+            raise InputError("a filter map must be one (K, 2) array per layer written",
+                             expected=f"layers {list(layers)}", found=f"{name}: shape {np.shape(points)}")
+        arrays[f"{name}/filter_map"] = np.asarray(points, dtype=np.float64)
     taps = results.taps if series else {name: r.tap for name, r in results.items()}
     full_meta = {"format": "aomscope-deepeyes", "layers": list(layers), "taps": taps, "beta": BETA,
                  "versions": library_versions()}

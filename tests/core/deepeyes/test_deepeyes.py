@@ -508,6 +508,27 @@ def test_cli_digits(tmp_path):
     assert "conv1 (read at relu1): 8 kernels" in out.stdout
 
 
+def test_cli_filter_map_is_the_embed_commands_filter_map(tmp_path):
+    """``deepeyes --filter-map`` writes L/filter_map (K, 2), the same points ``embed --view filter-map``
+    (the dashboard's job) gives for the same split, seed and perplexity; refused with --no-similarity."""
+    torch.manual_seed(0)
+    weights = save_state_dict(build_model("zoo:digits_net", 10, (1, 8, 8)), tmp_path / "d.safetensors")
+    model = ["--arch", "zoo:digits_net", "--weights", str(weights), "--dataset", "digits"]
+    out = _run("deepeyes", *model, "--filter-map", "--seed", "3", "--perplexity", "5", "--out", str(tmp_path / "de.npz"))
+    assert out.returncode == 0, out.stderr
+    alone = _run("embed", *model, "--view", "filter-map", "--layer", "conv2", "--split", "test", "--seed", "3",
+                 "--perplexity", "5", "--out", str(tmp_path / "e.npz"))
+    assert alone.returncode == 0, alone.stderr
+    with np.load(tmp_path / "de.npz", allow_pickle=False) as de, np.load(tmp_path / "e.npz", allow_pickle=False) as e:
+        assert {name: de[f"{name}/filter_map"].shape for name in ("conv1", "conv2", "fc1", "fc2")} == {
+            "conv1": (8, 2), "conv2": (16, 2), "fc1": (64, 2), "fc2": (10, 2)}
+        np.testing.assert_array_equal(de["conv2/filter_map"], e["points"])
+        assert np.ptp(de["conv2/filter_map"], axis=0).min() > 0  # the kernels are spread, not stacked
+        assert json.loads(str(de["meta"]))["filter_map"]["perplexity"] == 5
+    refused = _run("deepeyes", *model, "--filter-map", "--no-similarity", "--out", str(tmp_path / "x.npz"))
+    assert refused.returncode == 2 and "--filter-map" in refused.stderr and not (tmp_path / "x.npz").exists()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--layers", "conv9"], "no analysable layer named 'conv9'"),
     (["--weights", "/nonexistent.pt"], "error:"),
