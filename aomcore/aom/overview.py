@@ -9,7 +9,9 @@ patterns that point at each:
 2. *Find too small layers*: "set of classes producing similar AOMs in every kernel
    indicate a small layer size". Edit: widen the layer.
 3. *Find too shallow models*: "kernels producing AOMs with strong occurrence for
-   multiple classes is a signal of a need for more layers". Edit: insert a layer.
+   multiple classes is a signal of a need for more layers". Edit: insert a layer. A
+   finding about the model: listed for a layer only when no later hidden layer of those
+   analysed separates the classes (Fig. 6's 6th layer answers its 1st).
 
 The paper leaves the decision to the engineer ("rather than using automatically computed
 thresholds, the engineer examines such cases visually", Sec. IV). The thresholds below
@@ -190,8 +192,9 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
     Returns
     -------
     list of dict, one per layer, with keys ``layer``, ``tap``, ``kernels``, ``dead``,
-    ``always_on``, ``groups`` (groups at the cut), ``redundant_groups`` (groups of two or
-    more kernels), ``redundant_kernels`` (their kernels beyond one representative),
+    ``always_on``, ``groups`` (groups at the cut), ``redundant_groups`` (groups with a kernel
+    found redundant: two or more live, selective kernels), ``redundant_kernels`` (those kernels
+    beyond the one kept per group; dead, always-on and unselective kernels are counted apart),
     ``mean_selectivity``, ``least_separated`` ([class, class] names),
     ``least_separated_e``, ``multi_class_share``, ``neighborhood_hit`` (or None),
     ``keep`` (:func:`suggest_keep` at the cut) and ``findings``: a list of
@@ -204,8 +207,18 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
         If ``n_groups`` gives a layer a cut outside ``[1, K]``.
     """
     kinds = _kinds(maps, layer_kinds)
+    shares = {name: multi_class_share(m.classes_per_kernel if level == MULTI_CLASS_LEVEL
+                                      else classes_per_kernel(m.aom, level)) for name, m in maps.items()}
+    # Task 3 is about the model (Sec. III: "the activations of the model's last hidden layer should be
+    # very discriminative"; Fig. 6: a 1st layer active for many classes is answered by a 6th that is
+    # not). It is listed for a layer only when no later hidden layer separates the classes. The
+    # classifier (a last FC layer with one kernel per class) separates them by construction.
+    hidden = list(maps)
+    last = maps[hidden[-1]]
+    if kinds[hidden[-1]] == "fc" and last.num_kernels == len(last.classes):
+        hidden = hidden[:-1]
     rows = []
-    for name, m in maps.items():
+    for index, (name, m) in enumerate(maps.items()):
         k = m.num_kernels
         flags = kernel_flags(m.aom)
         cut = (n_groups or {}).get(name) or default_n_groups(m.odm, m.aom)
@@ -215,12 +228,12 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
         names = kernel_names(lineage, name, k)
         reasons = keep_reasons(m.selectivity, groups, flags, keep, names=names)
         per_kernel = m.classes_per_kernel if level == MULTI_CLASS_LEVEL else classes_per_kernel(m.aom, level)
-        share = multi_class_share(per_kernel)
+        share = shares[name]
         pairs = least_separated_pairs(m.class_difference)
         c1, c2, e_min = pairs[0]
         row = {"layer": name, "tap": m.tap, "kernels": k, "dead": int(flags["dead"].sum()),
                "always_on": int(flags["always_on"].sum()), "groups": int(sizes.size),
-               "redundant_groups": int((sizes >= 2).sum()),
+               "redundant_groups": len({int(groups[i]) for i, r in enumerate(reasons) if r.startswith("redundant")}),
                "redundant_kernels": sum(r.startswith("redundant") for r in reasons),
                "mean_selectivity": float(m.selectivity.mean()), "least_separated": [m.classes[c1], m.classes[c2]],
                "least_separated_e": e_min, "multi_class_share": share,
@@ -228,7 +241,8 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
                "keep": keep, "findings": []}
         row["findings"] += _task1(name, m, reasons, keep, names)
         row["findings"] += _task2(name, m, pairs, removes=len(keep) < k)
-        row["findings"] += _task3(name, k, per_kernel, share, level, kinds[name])
+        if not any(shares[n] < MULTI_CLASS_SHARE for n in hidden[index + 1:]):
+            row["findings"] += _task3(name, k, per_kernel, share, level, kinds[name])
         rows.append(row)
     return rows
 

@@ -200,3 +200,40 @@ def test_maps_npz_round_trip_with_new_keys(tmp_path):
     assert "classes_per_kernel_level" not in meta
     np.testing.assert_array_equal(loaded["conv"].class_difference, E_CONV)
     np.testing.assert_array_equal(loaded["conv"].classes_per_kernel, [1, 1, 1, 0, 4, 2])
+
+
+def test_dead_kernels_grouped_together_are_not_a_redundant_group():
+    """Two dead kernels share a group at any cut (their AOMs are equal), but they are counted as dead,
+    so the table's 'redundant groups' must not count their group ('1 of 5 (0 kernels)' before)."""
+    means = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 1]]
+    (row,) = layer_overview({"conv": _layer("conv", means)}, n_groups={"conv": 4})
+    assert row["groups"] == 4 and row["dead"] == 2
+    assert row["redundant_groups"] == 0 and row["redundant_kernels"] == 0
+    (row,) = layer_overview({"conv": _layer("conv", CONV)}, n_groups={"conv": 5})
+    assert row["redundant_groups"] == 1 and row["redundant_kernels"] == 1  # k0 and k1, a live pair
+
+
+MULTI = [[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1], [1, 0, 0, 1]]  # every kernel strong for two classes
+ONE_EACH = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]  # every kernel strong for one class
+
+
+def _task3(rows):
+    return {r["layer"]: [f["edit"] for f in r["findings"] if f["task"] == 3] for r in rows}
+
+
+def test_task3_is_listed_only_where_no_later_hidden_layer_separates_the_classes():
+    """Task 3 is about the model (Sec. III, Fig. 6): a first layer active for many classes is
+    answered by a later layer that is not; a classifier with one neuron per class answers nothing."""
+    kinds = {"conv1": "conv", "conv2": "conv", "fc": "fc"}
+    answered = layer_overview({"conv1": _layer("conv1", MULTI), "conv2": _layer("conv2", ONE_EACH)},
+                              layer_kinds=kinds)
+    assert _task3(answered) == {"conv1": [], "conv2": []}
+    shallow = layer_overview({"conv1": _layer("conv1", MULTI), "conv2": _layer("conv2", MULTI)}, layer_kinds=kinds)
+    assert _task3(shallow) == {"conv1": [{"kind": "insert", "layer": "conv1"}],
+                               "conv2": [{"kind": "insert", "layer": "conv2"}]}
+    with_classifier = layer_overview({"conv1": _layer("conv1", MULTI), "fc": _layer("fc", ONE_EACH, 1)},
+                                     layer_kinds=kinds)
+    assert _task3(with_classifier) == {"conv1": [{"kind": "insert", "layer": "conv1"}], "fc": []}
+    hidden_fc = layer_overview({"conv1": _layer("conv1", MULTI), "fc": _layer("fc", ONE_EACH[:3], 1)},
+                               layer_kinds=kinds)  # 3 neurons for 4 classes: a hidden layer that separates
+    assert _task3(hidden_fc) == {"conv1": [], "fc": []}
