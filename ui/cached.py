@@ -16,6 +16,7 @@ Policy:
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 import aomcore
@@ -106,7 +107,7 @@ def state_dict_bytes(digest: str, fmt: str, _model) -> bytes:
     return to_bytes(_model, fmt)
 
 
-# --- DeepEyes and Rauber et al. views (app_pages/deepeyes/filter_map.py, input_map.py, hidden_activity.py) ----------------
+# --- DeepEyes and Rauber et al. views (app_pages/deepeyes/filter_map.py, input_map.py, hidden_activity.py) ---
 @st.cache_resource(max_entries=32, show_spinner=False)
 def stored_arrays(workspace: str, kind: str, key: str) -> dict | None:
     """A content-keyed ``deepeyes``/``embed`` result's arrays, shared read-only (keyed by its content key)."""
@@ -184,15 +185,21 @@ def run_layers(run_path: str, arch: str, edits_json: str, num_classes: int, inpu
 
 @st.cache_data(max_entries=64, show_spinner="Drawing the maps…")
 def grid_image(maps_key: str, layer: str, n_groups: int, which: str, colormap: str, cell: int,
-               _maps: aomcore.LayerMaps, rows: str | int = "kernels", names: tuple[str, ...] | None = None):
+               _maps: aomcore.LayerMaps, rows: str | int = "kernels", names: tuple[str, ...] | None = None,
+               order: tuple[int, ...] | None = None):
     """The AOM or CSM grid of one layer as an image, at one cut, colormap and zoom (keyed by the maps' key).
 
     ``rows``: ``"kernels"`` (one row per kernel), ``"groups"`` (one row per group of the cut, its mean
-    map) or a group's position in the grid (that group's kernels)."""
+    map) or a group's position in the grid (that group's kernels). ``order``: with ``"kernels"``, the
+    rows in this order instead of the cut's (e.g. aligned to another version's), groups not outlined."""
     m = _maps
     ordering = aomcore.KernelOrdering(n_groups=n_groups).fit(m.odm)
     values = m.aom if which == "aom" else m.csm
     if rows == "kernels":
+        if order is not None:
+            return aomcore.map_grid_image(values, colormap, np.asarray(order), None, m.classes,
+                                          aomcore.kernel_flags(m.aom), cell=cell,
+                                          row_labels=None if names is None else [names[i] for i in order])
         return aomcore.map_grid_image(values, colormap, ordering.order_, ordering.labels_, m.classes,
                                       aomcore.kernel_flags(m.aom), cell=cell,
                                       row_labels=None if names is None else [names[i] for i in ordering.order_])

@@ -37,7 +37,7 @@ def _libc():
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt, libc.malloc_trim  # glibc has both; a libc without them (musl) raises AttributeError
+        _ = libc.mallopt, libc.malloc_trim  # glibc has both; a libc without them (musl) raises AttributeError
     except (OSError, AttributeError):
         return None
     libc.mallopt.argtypes, libc.mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Lineage", "kernel_list", "kernel_names", "kernel_origin", "kernel_ranges", "renamed"]
+__all__ = ["Lineage", "aligned_rows", "kernel_list", "kernel_names", "kernel_origin", "kernel_ranges", "kinship",
+           "renamed"]
 
 
 @dataclass(frozen=True)
@@ -127,3 +128,50 @@ def kernel_list(names: list[str], indices) -> str:
     if not renamed(names):
         return kernel_ranges(indices)
     return ", ".join(names[int(i)] for i in sorted({int(i) for i in indices}))
+
+
+def kinship(parents: dict[int, int | None], a: int, b: int) -> str:
+    """How versions ``a`` and ``b`` of one workspace are related, which decides what their kernel
+    names share: ``"line"`` (one descends from the other, or they are the same: every name, ``k16+``
+    too, is one kernel), ``"branches"`` (a common first version: original names ``k5`` are shared,
+    but each branch's added kernels are its own) or ``"unrelated"`` (trained apart: nothing shared).
+
+    ``parents`` maps each version id to its parent's id (None for a first version).
+    """
+    def chain(v: int) -> list[int]:
+        out, seen = [v], {v}
+        while parents.get(out[-1]) is not None and parents[out[-1]] not in seen:
+            out.append(parents[out[-1]])
+            seen.add(out[-1])
+        return out
+
+    ca, cb = chain(a), chain(b)
+    if a in cb or b in ca:
+        return "line"
+    return "branches" if ca[-1] == cb[-1] else "unrelated"
+
+
+def aligned_rows(names_a: list[str], order_a, names_b: list[str], order_b, relation: str = "line") -> list[int]:
+    """B's kernels in A's display order: the rows of B that hold A's kernels (by name) in the
+    order A shows them, then B's other kernels (new, or not matchable) in B's own order.
+
+    Parameters
+    ----------
+    names_a, names_b : list of str
+        Each version's kernel names in the layer (:func:`kernel_names`).
+    order_a, order_b : sequence of int
+        Each version's display order (e.g. its clustering order).
+    relation : {"line", "branches", "unrelated"}
+        From :func:`kinship`: ``"branches"`` matches only original kernels, ``"unrelated"`` none.
+
+    Returns
+    -------
+    list of int, a permutation of B's kernel positions.
+    """
+    def matches(name: str) -> bool:
+        return relation == "line" or (relation == "branches" and not name.endswith("+"))
+
+    where = {name: j for j, name in enumerate(names_b)}
+    rows = [where[names_a[i]] for i in order_a if names_a[i] in where and matches(names_a[i])]
+    taken = set(rows)
+    return rows + [int(j) for j in order_b if int(j) not in taken]

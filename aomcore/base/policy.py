@@ -79,7 +79,8 @@ class Policy:
             symlink pointing out), in shared mode; a path holding a NUL character.
         """
         if "\x00" in os.fspath(path):
-            raise InputError("a NUL character in a path", expected="a path without NUL bytes", found=repr(os.fspath(path)))
+            raise InputError("a NUL character in a path", expected="a path without NUL bytes",
+                             found=repr(os.fspath(path)))
         resolved = Path(path).expanduser().resolve()
         if self.shared and not any(resolved == d or resolved.is_relative_to(d) for d in self.data_dirs):
             allowed = ", ".join(map(str, self.data_dirs)) or "none configured (set AOMSCOPE_DATA_DIRS)"

@@ -122,4 +122,5 @@ if parent is not None:
                  width="stretch", column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
                                                  "params": st.column_config.NumberColumn(format="localized"),
                                                  "FLOPs": st.column_config.NumberColumn(format="localized")})
-    st.page_link("app_pages/aom/versions.py", label="All versions: compare, revert, download", icon=":material/history:")
+    st.page_link("app_pages/aom/versions.py", label="All versions: compare, revert, download",
+                 icon=":material/history:")

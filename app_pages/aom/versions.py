@@ -36,7 +36,8 @@ a = v.versions[c1.selectbox("Version A", ids, index=ids.index(pair[0]), format_f
 b = v.versions[c2.selectbox("Version B", ids, index=ids.index(pair[1]), format_func=lambda i: f"v{i}", key="cmp_b")]
 t, chart = st.columns([2, 3])
 lineages = [cached.version_model(str(v.ws.path), r["id"], r["digest"]).lineage for r in (a, b)]
-t.dataframe(views_overview.compare_table(a, b, *lineages), hide_index=True, width="stretch",
+relation = aomcore.kinship({i: r["parent"] for i, r in v.versions.items()}, a["id"], b["id"])
+t.dataframe(views_overview.compare_table(a, b, *lineages, relation=relation), hide_index=True, width="stretch",
             column_config={"change": st.column_config.TextColumn(width="large")})
 t.caption("Kernels keep their names from the first version (`k5` is its kernel 5 wherever it sits now; `+`: added "
           "by an edit), so a change names the kernels gone and new.")
@@ -48,14 +49,31 @@ found = {r["id"]: (v.ws.results("maps", r["digest"]) or [None])[-1] for r in (a,
 layers = [n for n in dict.fromkeys(sum((f["layers"] for f in found.values() if f), [])) if n in a["metrics"]["kernels"]
           and n in b["metrics"]["kernels"]] or [n for n in a["metrics"]["kernels"] if n in b["metrics"]["kernels"]][:1]
 layer = st.selectbox("AOM grid of layer", layers)
+align = st.toggle("Align B's rows to A's kernels", value=relation != "unrelated", disabled=relation == "unrelated",
+                  help="B's grid lists A's kernels in A's order (by name: k5 is k5 in both), then B's new kernels. "
+                       + ("These versions were trained apart: their kernels share no identity."
+                          if relation == "unrelated" else "Off: each grid in its own clustering order, groups boxed."))
+shown = {}  # side -> (names, display order) of a drawn grid
 for side, col, record, lineage in zip("AB", st.columns(2), (a, b), lineages, strict=True):
     info = found[record["id"]]
     col.markdown(f"**v{record['id']}** · {record['metrics']['kernels'][layer]} kernels in {layer}")
     if info and layer in info["layers"]:
         m = cached.workspace_maps(str(v.ws.path), info["key"])[layer]
         cut = min(m.num_kernels, v.ws.n_groups(layer, aomcore.default_n_groups(m.odm, m.aom)))
-        names = tuple(aomcore.kernel_names(lineage, layer, m.num_kernels)) if lineage else None  # as A/B's own
-        col.image(cached.grid_image(info["key"], layer, cut, "aom", "occurrence", 28, m, names=names), width="stretch")
+        names = tuple(aomcore.kernel_names(lineage, layer, m.num_kernels))  # as A/B's own
+        shown[side] = names, cached.views(info["key"], layer, cut, m)["order"]
+        order, labels = None, names
+        if side == "B" and align and "A" in shown:
+            order = tuple(aomcore.aligned_rows(*shown["A"], *shown["B"], relation=relation))
+            matched = sum(n in shown["A"][0] and (relation == "line" or not n.endswith("+")) for n in names)
+            col.caption(f"In A's order: the {matched} kernels A has too (A's kernels marked 'gone' are not in B), "
+                        f"then B's other {m.num_kernels - matched}.")
+        if side == "A" and align and b["id"] != a["id"]:  # mark A's kernels that B no longer has
+            other = set(aomcore.kernel_names(lineages[1], layer, b["metrics"]["kernels"][layer]))
+            labels = tuple(n if n in other and (relation == "line" or not n.endswith("+")) else f"{n} gone"
+                           for n in names)
+        col.image(cached.grid_image(info["key"], layer, cut, "aom", "occurrence", 28, m, names=labels, order=order),
+                  width="stretch")
     elif col.button(f"Compute maps of v{record['id']}", key=f"maps_{side}_{record['id']}",
                     disabled=bool(v.active_jobs(("maps",)))):
         if submit(v.ws, "maps", {"version": record["id"], "layers": [layer], "split": "train", "threshold": 0.0,

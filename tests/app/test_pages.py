@@ -422,6 +422,12 @@ def test_kernels_keep_their_names_after_an_edit_on_every_page(trained):
     compare = at.dataframe[1].value
     row = compare[compare[""] == "kernels in conv1"].iloc[0]
     assert row["change"] == "-2 (gone: k1, k3)"
+    assert at.selectbox(key="cmp_a").value == 0 and at.selectbox(key="cmp_b").value == 1
+    if not any("In A's order" in c.value for c in at.caption):  # v0's conv1 maps are not in the fixture yet
+        run_inline(trained, "maps", {"version": 0, "layers": ["conv1"], "split": "train", "threshold": 0.0})
+        at.run()
+    assert at.toggle[0].value  # v1 descends from v0: B's grid in A's order by default
+    assert "In A's order: the 6 kernels A has too" in texts(at) and "then B's other 0." in texts(at)
     loaded = trained.loaded(1)
     assert loaded.lineage.origin("conv1") == [0, 2, 4, 5, 6, 7]
     maps = aomcore.load_cached_maps(trained.results_cache, trained.results("maps", loaded.digest)[-1]["key"])

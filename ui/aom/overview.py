@@ -117,9 +117,16 @@ def _ids(lineage: Lineage | None, layer: str, k: int) -> dict[str, int]:
     return {name: i for i, name in enumerate(kernel_names(lineage, layer, k))}
 
 
-def _identity_change(a: dict[str, int], b: dict[str, int]) -> str:
-    """`` (gone: k1, k3; new: k16+)`` between two versions' kernel names, or ``""``."""
-    gone, new = [n for n in a if n not in b], [n for n in b if n not in a]
+def _identity_change(a: dict[str, int], b: dict[str, int], relation: str = "line") -> str:
+    """`` (gone: k1, k3; new: k16+)`` between two versions' kernel names, or ``""``; with ``relation``
+    ``"branches"`` an added kernel (``k16+``) of one branch is never the other's."""
+    if relation == "unrelated":
+        return " (trained apart: no kernel in common)"
+
+    def shared(name: str, other: dict[str, int]) -> bool:
+        return name in other and (relation == "line" or not name.endswith("+"))
+
+    gone, new = [n for n in a if not shared(n, b)], [n for n in b if not shared(n, a)]
     parts = [f"gone: {_few(gone)}"] * bool(gone) + [f"new: {_few(new)}"] * bool(new)
     return f" ({'; '.join(parts)})" if parts else ""
 
@@ -129,10 +136,11 @@ def _few(names: list[str], most: int = 12) -> str:
 
 
 def compare_table(a: dict, b: dict, lineage_a: Lineage | None = None,
-                  lineage_b: Lineage | None = None) -> pd.DataFrame:
+                  lineage_b: Lineage | None = None, relation: str = "line") -> pd.DataFrame:
     """Two version records side by side (A, B, change B − A): accuracy, parameters, FLOPs, kernels per
     layer, retrain time. With the versions' lineages (:mod:`aomcore.base.lineage`), each layer's change
-    names the kernels aligned by identity: which of A's are gone in B, which of B's are new."""
+    names the kernels aligned by identity: which of A's are gone in B, which of B's are new
+    (``relation``: :func:`aomcore.kinship` of the two versions)."""
     ma, mb = a["metrics"], b["metrics"]
     rows = [("test accuracy", f"{ma['accuracy']:.2%}", f"{mb['accuracy']:.2%}",
              f"{100 * (mb['accuracy'] - ma['accuracy']):+.2f} pt"),
@@ -142,7 +150,7 @@ def compare_table(a: dict, b: dict, lineage_a: Lineage | None = None,
         ka, kb = ma["kernels"].get(layer), mb["kernels"].get(layer)
         change = "" if ka is None or kb is None else f"{kb - ka:+d}"
         if ka is not None and kb is not None and (lineage_a or lineage_b):
-            change += _identity_change(_ids(lineage_a, layer, ka), _ids(lineage_b, layer, kb))
+            change += _identity_change(_ids(lineage_a, layer, ka), _ids(lineage_b, layer, kb), relation)
         rows.append((f"kernels in {layer}", "—" if ka is None else str(ka), "—" if kb is None else str(kb), change))
     ra, rb = a.get("retrain_seconds"), b.get("retrain_seconds")
     rows.append(("retrain time", "—" if ra is None else f"{ra:.1f} s", "—" if rb is None else f"{rb:.1f} s", ""))

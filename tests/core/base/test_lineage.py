@@ -7,7 +7,7 @@ from torch import nn
 
 from aomcore.base.editing import Edit, rebuild_traced, trace_edit, trace_edits
 from aomcore.base.errors import InputError
-from aomcore.base.lineage import Lineage, kernel_names
+from aomcore.base.lineage import Lineage, aligned_rows, kernel_names, kinship
 from aomcore.base.models import build_model
 
 SHAPE = (1, 28, 28)
@@ -112,3 +112,24 @@ def test_kernel_list_is_ranges_until_a_kernel_is_renamed():
 
     assert kernel_list(["k0", "k1", "k2", "k3"], [3, 0, 1]) == "0-1,3"
     assert kernel_list(["k0", "k2", "k4", "k9+"], [3, 1]) == "k2, k9+"
+
+
+def test_kinship_of_versions():
+    parents = {0: None, 1: 0, 2: 1, 3: 0, 4: None}
+    assert kinship(parents, 0, 2) == "line" and kinship(parents, 2, 0) == "line" and kinship(parents, 1, 1) == "line"
+    assert kinship(parents, 2, 3) == "branches"  # both from v0
+    assert kinship(parents, 2, 4) == "unrelated"  # v4 was trained apart
+    assert kinship({0: 1, 1: 0}, 0, 1) == "line"  # a damaged cycle ends, never loops
+
+
+def test_aligned_rows_follow_a_and_put_b_new_kernels_last():
+    names_a = ["k0", "k1", "k2", "k3", "k8+"]
+    order_a = [3, 0, 4, 2, 1]  # A shows k3, k0, k8+, k2, k1
+    names_b = ["k0", "k2", "k3", "k8+", "k9+"]  # k1 removed, k9+ added
+    order_b = [4, 1, 0, 2, 3]
+    # line: k3 k0 k8+ k2 in A's order (B's positions 2, 0, 3, 1), then B's new k9+
+    assert aligned_rows(names_a, order_a, names_b, order_b) == [2, 0, 3, 1, 4]
+    # branches: k8+ of A is another kernel than B's k8+: it goes with B's own, in B's order
+    assert aligned_rows(names_a, order_a, names_b, order_b, relation="branches") == [2, 0, 1, 4, 3]
+    # unrelated: B in its own order
+    assert aligned_rows(names_a, order_a, names_b, order_b, relation="unrelated") == order_b
