@@ -1,9 +1,9 @@
 """Look and decide: Layer overview → Edit & retrain, the new Explore tabs, a grid pick, the cut and
 the selection in step, two versions compared."""
 
-from aomcore import KernelOrdering, kernel_flags, load_cached_maps, suggest_keep
+from aomcore import KernelOrdering, Lineage, kernel_flags, load_cached_maps, suggest_keep
 from tests.app.helpers import app, texts, wait_jobs
-from ui.aom.overview import edit_summary
+from ui.aom.overview import compare_table, edit_summary
 
 
 def _maps(at):
@@ -89,3 +89,20 @@ def test_versions_compared_side_by_side(trained):
     assert not at.exception, at.exception
     # v1 is a copy of v0 (same weights digest): both grids are now shown, no compute button is left
     assert len(at.get("image")) == 2 and not [b for b in at.button if b.key and b.key.startswith("maps_")]
+
+
+def test_compare_table_names_kernels_by_kinship():
+    """Two branches of v0 that each widened conv1 both call their new kernel k8+, but they are two
+    kernels: the table says each branch's is new; versions trained apart share no kernel."""
+    def record(i, k):
+        return {"id": i, "metrics": {"accuracy": 0.9, "params": 10, "flops": 10, "kernels": {"conv1": k}}}
+
+    base = Lineage.identity({"conv1": 8})
+    widened = base.grown("conv1", 8, 1)
+    pruned = widened.dropped("conv1", [1])
+    line = compare_table(record(1, 9), record(2, 8), widened, pruned, relation="line")
+    assert line.iloc[3]["change"] == "-1 (gone: k1)"
+    branches = compare_table(record(1, 9), record(2, 8), widened, pruned, relation="branches")
+    assert branches.iloc[3]["change"] == "-1 (gone: k1, k8+; new: k8+)"
+    apart = compare_table(record(1, 9), record(2, 8), widened, pruned, relation="unrelated")
+    assert "no kernel in common" in apart.iloc[3]["change"]
