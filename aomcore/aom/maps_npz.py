@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from ..base.atomic import atomic_path
+from ..base.errors import InputError
 from ..base.lineage import Lineage, kernel_origin
-from ..base.npzfile import library_versions
+from ..base.npzfile import library_versions, read_result_npz
 from .maps import MULTI_CLASS_LEVEL, LayerMaps
 from .ordering import KernelOrdering, default_n_groups
 
@@ -92,14 +93,34 @@ def maps_npz_bytes(maps: dict[str, LayerMaps], meta: dict, lineage: Lineage | No
 
 
 def load_maps_npz(path: str | Path) -> tuple[dict[str, LayerMaps], dict]:
-    """Read a ``maps.npz`` back into :class:`LayerMaps` objects and its meta dict."""
-    with np.load(path, allow_pickle=False) as npz:
-        meta = json.loads(str(npz["meta"]))
-        classes = [str(c) for c in npz["classes"]]
-        sizes = npz["class_sizes"]
-        maps = {name: LayerMaps(layer=name, tap=meta.get("taps", {}).get(name, name), counts=npz[f"{name}/counts"],
-                                class_sizes=sizes, classes=classes, threshold=float(meta.get("threshold", 0.0)),
-                                cell_area=npz[f"{name}/cell_area"] if f"{name}/cell_area" in npz.files else None)
-                for name in meta["layers"]}
+    """Read a ``maps.npz`` back into :class:`LayerMaps` objects and its meta dict.
+
+    Raises
+    ------
+    InputError
+        Naming the file and what is wrong (:func:`~aomcore.base.npzfile.read_result_npz`; a layer
+        in ``meta`` without its counts, counts that do not fit the classes).
+    """
+    arrays, meta = read_result_npz(path, "maps file", "python -m aomcore maps --out",
+                                   required=("classes", "class_sizes"))
+    name = Path(path).name
+    try:
+        classes = [str(c) for c in arrays["classes"]]
+        sizes, taps = arrays["class_sizes"], meta.get("taps") or {}
+        layers = meta["layers"]
+        if not isinstance(layers, list) or not isinstance(taps, dict):
+            raise TypeError("meta's layers must be a list and its taps an object")
+        maps = {layer: LayerMaps(layer=layer, tap=str(taps.get(layer, layer)), counts=arrays[f"{layer}/counts"],
+                                 class_sizes=sizes, classes=classes, threshold=float(meta.get("threshold", 0.0)),
+                                 cell_area=arrays.get(f"{layer}/cell_area"))
+                for layer in layers}
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    except KeyError as exc:
+        raise InputError(f"cannot read the maps file {name}", expected="meta['layers'] naming arrays 'L/counts'",
+                         found=f"no {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"cannot read the maps file {name}", expected="a maps.npz written by python -m aomcore maps",
+                         found=str(exc)[:300]) from None
     return maps, meta
 

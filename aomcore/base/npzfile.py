@@ -35,16 +35,21 @@ from __future__ import annotations
 import io
 import json
 import platform
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import write_bytes
+from .errors import InputError
+from .files import read_regular_file
+from .policy import current_policy
 
 #: The library's version, recorded in every result file (``aomcore.__version__``).
 AOMCORE_VERSION = "0.1.0"
 
-__all__ = ["AOMCORE_VERSION", "embedding_npz_bytes", "library_versions", "load_embedding_npz", "save_embedding_npz"]
+__all__ = ["AOMCORE_VERSION", "embedding_npz_bytes", "library_versions", "load_embedding_npz", "read_result_npz",
+           "save_embedding_npz"]
 
 
 def library_versions() -> dict[str, str]:
@@ -92,9 +97,72 @@ def save_embedding_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: di
     return Path(path)
 
 
-def load_embedding_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read an ``embed.npz`` / ``trails.npz`` back: (arrays without ``meta``, meta dict)."""
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files if k != "meta"}
-        meta = json.loads(str(npz["meta"]))
+def read_result_npz(path: str | Path, what: str, writer: str, required: tuple[str, ...] = ()
+                    ) -> tuple[dict[str, np.ndarray], dict]:
+    """Every array of a result ``.npz`` this library wrote (``maps.npz``, ``deepeyes.npz``,
+    ``embed.npz``, ``trails.npz``) and its JSON ``meta``, read as untrusted input.
+
+    The file must be a regular file (:func:`~aomcore.base.files.read_regular_file`: a folder,
+    FIFO or device is refused without blocking); the arrays' declared sizes must fit in
+    memory before any is decompressed; pickled objects are refused (``allow_pickle=False``).
+
+    Parameters
+    ----------
+    what : str
+        What the file is, for messages (``"maps file"``).
+    writer : str
+        What writes it (``"python -m aomcore maps --out"``), for messages.
+    required : tuple of str
+        Arrays that must be present besides ``meta``.
+
+    Returns
+    -------
+    (arrays without ``meta``, meta dict)
+
+    Raises
+    ------
+    InputError
+        Naming the file and what was wrong: not an npz, damaged, pickled objects, no or bad
+        ``meta``, a missing array, too large for memory.
+    """
+    path = Path(path)
+    expected = f"a {what} written by {writer}"
+    data = read_regular_file(path, what, expected)
+
+    def bad(found: str) -> InputError:
+        return InputError(f"cannot read the {what} {path.name}", expected=expected, found=found)
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+        current_policy().check_allocation(declared, f"the {what} {path.name} ({declared:,} bytes unpacked)",
+                                          f"a {what} that fits in memory")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            if "meta" not in npz.files:
+                raise bad(f"no 'meta' (arrays: {', '.join(npz.files[:8]) or 'none'})")
+            missing = [k for k in required if k not in npz.files]
+            if missing:
+                raise bad(f"missing arrays {missing}")
+            arrays = {k: npz[k] for k in npz.files if k != "meta"}
+            meta = json.loads(str(npz["meta"]))
+    except InputError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise bad(f"not an npz archive ({exc})") from None
+    except (ValueError, OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as exc:
+        text = "pickled objects (refused)" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
+        raise bad(text[:300]) from None
+    if not isinstance(meta, dict):
+        raise bad(f"meta is a JSON {type(meta).__name__}, not an object")
     return arrays, meta
+
+
+def load_embedding_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Read an ``embed.npz`` / ``trails.npz`` back: (arrays without ``meta``, meta dict).
+
+    Raises
+    ------
+    InputError
+        Naming the file, as :func:`read_result_npz`.
+    """
+    return read_result_npz(path, "projection file", "python -m aomcore embed or trails", required=("points",))

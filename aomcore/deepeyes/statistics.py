@@ -68,7 +68,7 @@ from ..base.hooks import forward_hooks
 from ..base.layers import LayerInfo, list_layers, resolve_layers
 from ..base.limits import BINS_MAX, BINS_MIN, POSITIONS_MAX, POSITIONS_MIN, check_int
 from ..base.models import apply_state_dict, load_state_dict
-from ..base.npzfile import library_versions
+from ..base.npzfile import library_versions, read_result_npz
 
 __all__ = [
     "DeepEyesSeries",
@@ -925,20 +925,14 @@ def load_deepeyes_npz(path: str | os.PathLike) -> tuple[dict[str, dict[str, np.n
     InputError
         If the file cannot be read or is not a DeepEyes file.
     """
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if "meta" not in npz.files:
-                raise InputError("not a deepeyes.npz", expected="a file written by `python -m aomcore deepeyes`",
-                                 found=f"no meta in {path}")
-            meta = json.loads(str(npz["meta"]))
-            layers: dict[str, dict[str, np.ndarray]] = {name: {} for name in meta.get("layers", [])}
-            for key in npz.files:
-                name, sep, array = key.rpartition("/")
-                if sep and name in layers:
-                    layers[name][array] = npz[key]
-            snapshots = npz["snapshots"] if "snapshots" in npz.files else None
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError("cannot read the DeepEyes file", expected="a deepeyes.npz", found=f"{path}: {exc}") from None
+    arrays, meta = read_result_npz(path, "DeepEyes file", "python -m aomcore deepeyes")
+    if not isinstance(meta.get("layers", []), list):
+        raise InputError(f"cannot read the DeepEyes file {Path(path).name}", expected="meta['layers'] a list",
+                         found=type(meta["layers"]).__name__)
+    layers: dict[str, dict[str, np.ndarray]] = {str(name): {} for name in meta.get("layers", [])}
+    for key, value in arrays.items():
+        name, sep, array = key.rpartition("/")
+        if sep and name in layers:
+            layers[name][array] = value
+    snapshots = arrays.get("snapshots")
     return layers, meta, snapshots

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+import aomcore
 from aomcore import InputError, list_layers, load_dataset
 from aomcore.base import limits
 from aomcore.base.editing import Edit, load_edits, parse_edit
@@ -240,3 +241,60 @@ def test_an_exiting_forward_is_an_input_error_naming_the_model(exc):
 def test_ctrl_c_in_forward_stays_an_interrupt():
     with pytest.raises(KeyboardInterrupt):
         list_layers(_Exits(KeyboardInterrupt()), (1, 8, 8))
+
+
+# --- result .npz files (maps, DeepEyes, projections): one reader, every failure names the file -----------
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+LOADERS = {"maps": "load_maps_npz", "deepeyes": "load_deepeyes_npz", "embed": "load_embedding_npz"}
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize("case", ["garbage", "pickled", "no_meta", "meta_list", "meta_not_json", "folder", "fifo",
+                                  "truncated"])
+def test_result_npz_files_are_refused_naming_the_file(tmp_path, loader, case):
+    load = getattr(aomcore, LOADERS[loader])
+    path = tmp_path / f"hostile_{case}.npz"
+    good = {"classes": np.array(["a"]), "class_sizes": np.array([1]), "points": np.zeros((1, 2))}
+    if case == "garbage":
+        path.write_bytes(b"not a zip at all")
+    elif case == "pickled":
+        np.savez(path, meta=np.array('{"layers": []}'), classes=np.array([{"x": 1}], dtype=object),
+                 class_sizes=np.array([1]), points=np.array([{"x": 1}], dtype=object))
+    elif case == "no_meta":
+        _npz(path, **good)
+    elif case == "meta_list":
+        _npz(path, meta=np.array("[1, 2]"), **good)
+    elif case == "meta_not_json":
+        _npz(path, meta=np.array("{layers:"), **good)
+    elif case == "folder":
+        path.mkdir()
+    elif case == "fifo":
+        os.mkfifo(path)
+    elif case == "truncated":
+        _npz(tmp_path / "whole.npz", meta=np.array('{"layers": []}'), **good)
+        path.write_bytes((tmp_path / "whole.npz").read_bytes()[:-40])
+    outcome = _returns_within(lambda: load(path), seconds=5.0)  # a FIFO must not block
+    error = outcome.get("error")
+    assert isinstance(error, InputError), outcome
+    assert path.name in str(error) and "\n" not in str(error), str(error)
+
+
+def test_result_npz_declared_size_is_checked_before_unpacking(tmp_path, monkeypatch):
+    """A 64 MiB array of zeros packs to a few hundred KiB: its declared size is checked against the limit."""
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, meta=np.array('{"layers": []}'), points=np.zeros(2**23))
+    assert path.stat().st_size < 2**20
+    monkeypatch.setenv("AOMSCOPE_JOB_MEMORY_GB", str(16 * 2**20 / 2**30))  # 16 MiB
+    with pytest.raises(InputError, match="bomb.npz .* bytes unpacked"):
+        aomcore.load_embedding_npz(path)
+
+
+def test_a_maps_file_whose_layer_lacks_counts_names_it(tmp_path):
+    path = _npz(tmp_path / "m.npz", meta=np.array('{"layers": ["conv1"]}'), classes=np.array(["a"]),
+                class_sizes=np.array([1]))
+    with pytest.raises(InputError, match=r"m.npz.*'conv1/counts'"):
+        aomcore.load_maps_npz(path)
