@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..base.atomic import write_json
 from ..base.errors import InputError
-from .schema import JobFile, short, validate
+from .schema import JobFile, JobParams, short, validate
 from .workspace import Workspace
 
 __all__ = ["ACTIVE", "FINAL", "job_path", "list_jobs", "load_record", "new_job_record", "read_job", "request_cancel",
@@ -132,7 +132,14 @@ def write_job(ws: Workspace, record: dict) -> None:
 
 def new_job_record(ws: Workspace, kind: str, params: dict, owner_pid: int | None = None,
                    user: str | None = None) -> dict:
-    """Write a new ``queued`` job record (the caller checks the kind and then runs it) and return it."""
+    """Write a new ``queued`` job record (the caller checks the kind and then runs it) and return it.
+
+    Raises
+    ------
+    InputError
+        A parameter out of its range (:class:`~aomcore.store.schema.JobParams`), before anything is written.
+    """
+    validate(JobParams, params, f"the {kind} job's parameters")
     ws.check_writable()
     record = {"id": secrets.token_hex(6), "kind": kind, "params": params, "status": "queued",
               "created": time.time(), "host": _HOST, "pid": owner_pid or os.getpid(), "user": user,

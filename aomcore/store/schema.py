@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 from ..base import limits
 from ..base.errors import InputError
 
-__all__ = ["JobFile", "RunFile", "VersionFile", "WorkspaceFile", "model_for", "short", "validate"]
+__all__ = ["JobFile", "JobParams", "RunFile", "VersionFile", "WorkspaceFile", "model_for", "short", "validate"]
 
 _MAX_FOUND = 200
 _BIG = 2**53  # integers above this do not survive a round trip through a float
@@ -161,12 +161,59 @@ class Progress(_File):
     text: str = ""
 
 
+def _bounded(lo, hi):
+    return Field(ge=lo, le=hi)
+
+
+def _finite(value: float) -> float:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise PydanticCustomError("finite", "a finite number")
+    return value
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+
+
+class TrainParams(_File):
+    """A job's training configuration (:class:`~aomcore.base.training.TrainConfig`), bounded as the CLI's."""
+
+    epochs: Annotated[int, _bounded(limits.EPOCHS_MIN, limits.EPOCHS_MAX)] = 1
+    lr: Annotated[Finite, Field(gt=0, le=10)] = 1e-3
+    batch_size: Annotated[int, _bounded(limits.BATCH_SIZE_MIN, limits.BATCH_SIZE_MAX)] = 128
+    optimizer: Literal["adam", "sgd", "adamw"] = "adam"
+    seed: Annotated[int, _bounded(limits.SEED_MIN, limits.SEED_MAX)] = 0
+
+
+class JobParams(_File):
+    """A job's parameters: every number a job kind reads, in the range the CLI accepts for it
+    (:mod:`aomcore.base.limits`), so a job record (a file) cannot ask for more than the CLI
+    or the dashboard's widgets could. Kinds' other parameters are kept as they are."""
+
+    version: Annotated[int, _bounded(limits.VERSION_MIN, limits.VERSION_MAX)] | None = None
+    parent: Annotated[int, _bounded(limits.VERSION_MIN, limits.VERSION_MAX)] | None = None
+    batch_size: Annotated[int, _bounded(limits.BATCH_SIZE_MIN, limits.BATCH_SIZE_MAX)] | None = None
+    seed: Annotated[int, _bounded(limits.SEED_MIN, limits.SEED_MAX)] | None = None
+    bins: Annotated[int, _bounded(limits.BINS_MIN, limits.BINS_MAX)] | None = None
+    positions: Annotated[int, _bounded(limits.POSITIONS_MIN, limits.POSITIONS_MAX)] | Literal["all"] | None = None
+    snapshots: Annotated[int, _bounded(limits.SNAPSHOTS_MIN, limits.SNAPSHOTS_MAX)] | None = None
+    n: Annotated[int, _bounded(limits.SAMPLE_MIN, limits.SAMPLE_MAX)] | None = None
+    n_iter: Annotated[int, _bounded(limits.N_ITER_MIN, limits.N_ITER_MAX)] | None = None
+    perplexity: Annotated[Finite, _bounded(limits.PERPLEXITY_MIN, limits.PERPLEXITY_MAX)] | None = None
+    retrain_epochs: Annotated[int, _bounded(limits.RETRAIN_EPOCHS_MIN, limits.RETRAIN_EPOCHS_MAX)] | None = None
+    keep: Annotated[int, _bounded(limits.KEEP_MIN, limits.KEEP_MAX)] | None = None
+    threshold: Finite | None = None
+    layers: list[str] | None = None
+    layer: str | None = None
+    split: Literal["train", "test"] | None = None
+    config: TrainParams | None = None
+
+
 class JobFile(_File):
     """``jobs/<id>.json``: one background job's kind, parameters, status and progress."""
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")]
     kind: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: JobParams = Field(default_factory=JobParams)
     status: Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
     created: float = 0.0
     started: float | None = None

@@ -119,6 +119,9 @@ def _job_file(ws):
     ("job", _set("pid", "12"), "pid"),
     ("job", _set("progress", {"done": -1}), "progress.done"),
     ("job", _set("id", "../x"), "id"),
+    ("job", lambda r: r | {"params": {**r["params"], "batch_size": 10**9}}, "params.batch_size"),
+    ("job", lambda r: r | {"params": {**r["params"], "seed": -1}}, "params.seed"),
+    ("job", lambda r: r | {"params": {**r["params"], "config": {"epochs": 10**8}}}, "params.config.epochs"),
 ])
 def test_a_damaged_version_run_or_job_is_left_out_and_reported(ws, file, change, field):
     file = _job_file(ws) if file == "job" else file
@@ -326,3 +329,26 @@ def test_opening_for_writing_sweeps_leftovers(ws, monkeypatch):
     assert status == {"dead": "interrupted", "live": "running", "nojob": "running", "r1": "done"}
     assert [r["id"] for r in list_runs(Workspace(ws.path))] == ["live", "r1"]
     assert list(Workspace(ws.path).versions()) == [0, 1]
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"version": 0, "split": "test", "threshold": 0.0, "batch_size": 0}, "batch_size"),
+    ({"version": 0, "split": "test", "threshold": float("nan")}, "threshold"),
+    ({"version": -1, "split": "test"}, "version"),
+    ({"version": 0, "split": "validation"}, "split"),
+    ({"version": 0, "positions": 0}, "positions"),
+    ({"version": 0, "bins": 10**9}, "bins"),
+    ({"version": 0, "perplexity": 0.5}, "perplexity"),
+    ({"parent": 0, "config": {"epochs": 1, "lr": float("inf"), "batch_size": 64}}, "config.lr"),
+    ({"parent": 0, "config": {"epochs": 1, "batch_size": 64, "optimizer": "lbfgs"}}, "config.optimizer"),
+])
+def test_job_parameters_are_bounded_before_a_record_is_written(ws, params, field):
+    """Every number a job reads has the CLI's range (aomcore.base.limits), checked when the job is
+    queued (before anything is written) and when its record is read back."""
+    before = sorted(ws.jobs_dir.glob("*.json"))
+    with pytest.raises(InputError, match=f"the maps job's parameters: {field.replace('.', '[.]')}: expected"):
+        new_job_record(ws, "maps", params)
+    assert sorted(ws.jobs_dir.glob("*.json")) == before
+    ok = new_job_record(ws, "maps", {"version": 0, "split": "test", "threshold": 0.0, "batch_size": 256,
+                                     "positions": "all", "perplexity": 30, "config": {"epochs": 2, "lr": 1e-3}})
+    assert read_job(ws, ok["id"])["params"]["positions"] == "all"
