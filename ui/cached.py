@@ -196,13 +196,10 @@ def grid_image(maps_key: str, layer: str, n_groups: int, which: str, colormap: s
     ordering = aomcore.KernelOrdering(n_groups=n_groups).fit(m.odm)
     values = m.aom if which == "aom" else m.csm
     if rows == "kernels":
-        if order is not None:
-            return aomcore.map_grid_image(values, colormap, np.asarray(order), None, m.classes,
-                                          aomcore.kernel_flags(m.aom), cell=cell,
-                                          row_labels=None if names is None else [names[i] for i in order])
-        return aomcore.map_grid_image(values, colormap, ordering.order_, ordering.labels_, m.classes,
-                                      aomcore.kernel_flags(m.aom), cell=cell,
-                                      row_labels=None if names is None else [names[i] for i in ordering.order_])
+        rows_order = ordering.order_ if order is None else np.asarray(order)
+        return aomcore.map_grid_image(values, colormap, rows_order, ordering.labels_ if order is None else None,
+                                      m.classes, aomcore.kernel_flags(m.aom), cell=cell,
+                                      row_labels=None if names is None else [names[i] for i in rows_order])
     means, members = aomcore.group_means(values, ordering.order_, ordering.labels_)
     if rows == "groups":
         labels = [f"g{i + 1} ({len(k)})" for i, k in enumerate(members)]

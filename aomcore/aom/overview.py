@@ -207,8 +207,9 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
         If ``n_groups`` gives a layer a cut outside ``[1, K]``.
     """
     kinds = _kinds(maps, layer_kinds)
-    shares = {name: multi_class_share(m.classes_per_kernel if level == MULTI_CLASS_LEVEL
-                                      else classes_per_kernel(m.aom, level)) for name, m in maps.items()}
+    per_kernels = {name: m.classes_per_kernel if level == MULTI_CLASS_LEVEL else classes_per_kernel(m.aom, level)
+                   for name, m in maps.items()}
+    shares = {name: multi_class_share(c) for name, c in per_kernels.items()}
     # Task 3 is about the model (Sec. III: "the activations of the model's last hidden layer should be
     # very discriminative"; Fig. 6: a 1st layer active for many classes is answered by a 6th that is
     # not). It is listed for a layer only when no later hidden layer separates the classes. The
@@ -227,8 +228,7 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
         keep = suggest_keep(m.selectivity, groups, flags)
         names = kernel_names(lineage, name, k)
         reasons = keep_reasons(m.selectivity, groups, flags, keep, names=names)
-        per_kernel = m.classes_per_kernel if level == MULTI_CLASS_LEVEL else classes_per_kernel(m.aom, level)
-        share = shares[name]
+        per_kernel, share = per_kernels[name], shares[name]
         pairs = least_separated_pairs(m.class_difference)
         c1, c2, e_min = pairs[0]
         row = {"layer": name, "tap": m.tap, "kernels": k, "dead": int(flags["dead"].sum()),

@@ -34,7 +34,7 @@ from .embedding import (
 from .errors import Cancelled, InputError
 from .hooks import forward_hooks, forward_input_hooks, get_module
 from .layers import LayerInfo, list_layers, resolve_layers
-from .lineage import Lineage, aligned_rows, kernel_list, kernel_names, kernel_origin, kinship, renamed
+from .lineage import Lineage, aligned_rows, kernel_list, kernel_names, kernel_origin, kinship, renamed, shared_names
 from .loaded import LoadedModel, load_model, pretrained_zoo_model
 from .models import (
            ZOO,
@@ -56,7 +56,7 @@ from .render import COLORMAPS, apply_colormap, colorbar_image, map_grid_image, m
 from .training import Evaluation, TrainConfig, check_model_fits, default_train_config, evaluate, train
 
 __all__ = ["AOMCORE_VERSION", "COLORMAPS", "Cancelled", "DATASET_NAMES", "DiskCache", "EDIT_KINDS", "EMBED_METHODS",
-           "Edit", "Lineage", "aligned_rows", "edit_log_origin", "kernel_list", "kinship",
+           "Edit", "Lineage", "aligned_rows", "edit_log_origin", "kernel_list", "kinship", "shared_names",
            "kernel_names", "kernel_origin", "rebuild_traced", "renamed",
            "trace_edits",
            "Evaluation", "ImageDataset", "InputError", "LayerInfo", "LoadedModel", "Policy", "Preprocessing",

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = ["Lineage", "aligned_rows", "kernel_list", "kernel_names", "kernel_origin", "kernel_ranges", "kinship",
-           "renamed"]
+           "renamed", "shared_names"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,15 @@ def kinship(parents: dict[int, int | None], a: int, b: int) -> str:
     return "branches" if ca[-1] == cb[-1] else "unrelated"
 
 
+def shared_names(names_a, names_b, relation: str = "line") -> set[str]:
+    """The kernel names two versions share as one kernel, given their :func:`kinship`: every common
+    name on one ``"line"``, the original ones (not ``k16+``) between ``"branches"``, none ``"unrelated"``."""
+    if relation == "unrelated":
+        return set()
+    common = set(names_a) & set(names_b)
+    return common if relation == "line" else {n for n in common if not n.endswith("+")}
+
+
 def aligned_rows(names_a: list[str], order_a, names_b: list[str], order_b, relation: str = "line") -> list[int]:
     """B's kernels in A's display order: the rows of B that hold A's kernels (by name) in the
     order A shows them, then B's other kernels (new, or not matchable) in B's own order.
@@ -162,16 +171,14 @@ def aligned_rows(names_a: list[str], order_a, names_b: list[str], order_b, relat
     order_a, order_b : sequence of int
         Each version's display order (e.g. its clustering order).
     relation : {"line", "branches", "unrelated"}
-        From :func:`kinship`: ``"branches"`` matches only original kernels, ``"unrelated"`` none.
+        From :func:`kinship`; which names match is :func:`shared_names`.
 
     Returns
     -------
     list of int, a permutation of B's kernel positions.
     """
-    def matches(name: str) -> bool:
-        return relation == "line" or (relation == "branches" and not name.endswith("+"))
-
+    shared = shared_names(names_a, names_b, relation)
     where = {name: j for j, name in enumerate(names_b)}
-    rows = [where[names_a[i]] for i in order_a if names_a[i] in where and matches(names_a[i])]
+    rows = [where[names_a[i]] for i in order_a if names_a[i] in shared]
     taken = set(rows)
     return rows + [int(j) for j in order_b if int(j) not in taken]

@@ -65,13 +65,13 @@ for side, col, record, lineage in zip("AB", st.columns(2), (a, b), lineages, str
         order, labels = None, names
         if side == "B" and align and "A" in shown:
             order = tuple(aomcore.aligned_rows(*shown["A"], *shown["B"], relation=relation))
-            matched = sum(n in shown["A"][0] and (relation == "line" or not n.endswith("+")) for n in names)
+            matched = len(aomcore.shared_names(shown["A"][0], names, relation))
             col.caption(f"In A's order: the {matched} kernels A has too (A's kernels marked 'gone' are not in B), "
                         f"then B's other {m.num_kernels - matched}.")
         if side == "A" and align and b["id"] != a["id"]:  # mark A's kernels that B no longer has
-            other = set(aomcore.kernel_names(lineages[1], layer, b["metrics"]["kernels"][layer]))
-            labels = tuple(n if n in other and (relation == "line" or not n.endswith("+")) else f"{n} gone"
-                           for n in names)
+            kept = aomcore.shared_names(names, aomcore.kernel_names(lineages[1], layer, b["metrics"]["kernels"][layer]),
+                                        relation)
+            labels = tuple(n if n in kept else f"{n} gone" for n in names)
         col.image(cached.grid_image(info["key"], layer, cut, "aom", "occurrence", 28, m, names=labels, order=order),
                   width="stretch")
     elif col.button(f"Compute maps of v{record['id']}", key=f"maps_{side}_{record['id']}",

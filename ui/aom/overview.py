@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from aomcore.base.editing import kernel_ranges
-from aomcore.base.lineage import Lineage, kernel_list, kernel_names, renamed
+from aomcore.base.lineage import Lineage, kernel_list, kernel_names, renamed, shared_names
 from ui.views import scale
 
 #: The paper's three tasks (Garcia et al. 2019, Sec. III), in its words.
@@ -122,11 +122,8 @@ def _identity_change(a: dict[str, int], b: dict[str, int], relation: str = "line
     ``"branches"`` an added kernel (``k16+``) of one branch is never the other's."""
     if relation == "unrelated":
         return " (trained apart: no kernel in common)"
-
-    def shared(name: str, other: dict[str, int]) -> bool:
-        return name in other and (relation == "line" or not name.endswith("+"))
-
-    gone, new = [n for n in a if not shared(n, b)], [n for n in b if not shared(n, a)]
+    shared = shared_names(a, b, relation)
+    gone, new = [n for n in a if n not in shared], [n for n in b if n not in shared]
     parts = [f"gone: {_few(gone)}"] * bool(gone) + [f"new: {_few(new)}"] * bool(new)
     return f" ({'; '.join(parts)})" if parts else ""
 

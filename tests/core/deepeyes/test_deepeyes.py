@@ -514,7 +514,8 @@ def test_cli_filter_map_is_the_embed_commands_filter_map(tmp_path):
     torch.manual_seed(0)
     weights = save_state_dict(build_model("zoo:digits_net", 10, (1, 8, 8)), tmp_path / "d.safetensors")
     model = ["--arch", "zoo:digits_net", "--weights", str(weights), "--dataset", "digits"]
-    out = _run("deepeyes", *model, "--filter-map", "--seed", "3", "--perplexity", "5", "--out", str(tmp_path / "de.npz"))
+    out = _run("deepeyes", *model, "--filter-map", "--seed", "3", "--perplexity", "5",
+               "--out", str(tmp_path / "de.npz"))
     assert out.returncode == 0, out.stderr
     alone = _run("embed", *model, "--view", "filter-map", "--layer", "conv2", "--split", "test", "--seed", "3",
                  "--perplexity", "5", "--out", str(tmp_path / "e.npz"))

@@ -232,29 +232,39 @@ def _alive(pid: int) -> bool:
         return True
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_workers_end_with_a_killed_server(tmp_path):
-    """kill -9 of the server (the process holding the JobRunner) ends its workers too."""
+def _server_running_a_long_retrain(tmp_path):
+    """A process holding a JobRunner whose 500-epoch retrain is running: (process, workspace, job record)."""
     ws = Workspace.create(tmp_path, name="a", dataset="digits")
     run_inline(ws, "train", FAST)
     script = ("import sys, time\nfrom aomcore import Workspace\nfrom aomcore.jobs import JobRunner\n"
               f"ws = Workspace({str(ws.path)!r})\nrunner = JobRunner(max_jobs=1)\n"
               "runner.submit(ws, 'retrain', {'parent': 0, 'edit': {'kind': 'widen', 'layer': 'conv2', 'n': 2}, "
               "'freeze': 'auto', 'config': {'epochs': 500, 'lr': 1e-3, 'batch_size': 64}})\ntime.sleep(600)\n")
-    server = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    server = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.DEVNULL)
+    deadline, job = time.time() + 120, None
+    while job is None and time.time() < deadline:
+        jobs = [j for j in list_jobs(ws) if j["kind"] == "retrain" and j["status"] == "running"]
+        job = jobs[0] if jobs and jobs[0].get("worker_pid") else None
+        time.sleep(0.2)
+    return server, ws, job
+
+
+def _ends(pid: int, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.2)
+    return not _alive(pid)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_end_with_a_killed_server(tmp_path):
+    """kill -9 of the server (the process holding the JobRunner) ends its workers too."""
+    server, ws, job = _server_running_a_long_retrain(tmp_path)
     try:
-        deadline, worker = time.time() + 120, None
-        while worker is None and time.time() < deadline:
-            jobs = [j for j in list_jobs(ws) if j["kind"] == "retrain" and j["status"] == "running"]
-            worker = jobs[0].get("worker_pid") if jobs else None
-            time.sleep(0.2)
-        assert worker is not None and _alive(worker)
+        assert job is not None and _alive(job["worker_pid"])
         server.kill()
         server.wait()
-        deadline = time.time() + 15
-        while _alive(worker) and time.time() < deadline:
-            time.sleep(0.2)
-        assert not _alive(worker), "the worker outlived the server"
+        assert _ends(job["worker_pid"], 15), "the worker outlived the server"
     finally:
         server.kill()
 
@@ -263,29 +273,15 @@ def test_workers_end_with_a_killed_server(tmp_path):
 def test_ctrl_c_of_the_server_stops_its_running_job_promptly(tmp_path):
     """Ctrl-C of the server (the process holding the JobRunner) ends it within seconds, not when its
     500-epoch job would end: the job reads ``interrupted`` and its worker is gone."""
-    ws = Workspace.create(tmp_path, name="a", dataset="digits")
-    run_inline(ws, "train", FAST)
-    script = ("import sys, time\nfrom aomcore import Workspace\nfrom aomcore.jobs import JobRunner\n"
-              f"ws = Workspace({str(ws.path)!r})\nrunner = JobRunner(max_jobs=1)\n"
-              "runner.submit(ws, 'retrain', {'parent': 0, 'edit': {'kind': 'widen', 'layer': 'conv2', 'n': 2}, "
-              "'freeze': 'auto', 'config': {'epochs': 500, 'lr': 1e-3, 'batch_size': 64}})\ntime.sleep(600)\n")
-    server = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.DEVNULL)
+    server, ws, job = _server_running_a_long_retrain(tmp_path)
     try:
-        deadline, job = time.time() + 120, None
-        while job is None and time.time() < deadline:
-            jobs = [j for j in list_jobs(ws) if j["kind"] == "retrain" and j["status"] == "running"]
-            job = jobs[0] if jobs else None
-            time.sleep(0.2)
         assert job is not None and _alive(job["worker_pid"])
         server.send_signal(signal.SIGINT)
         server.wait(timeout=20)
         final = next(j for j in list_jobs(ws) if j["id"] == job["id"])
         assert final["status"] == "interrupted", final
         assert "server stopped" in final["message"]
-        deadline = time.time() + 10
-        while _alive(job["worker_pid"]) and time.time() < deadline:
-            time.sleep(0.2)
-        assert not _alive(job["worker_pid"]), "the worker outlived the server"
+        assert _ends(job["worker_pid"], 10), "the worker outlived the server"
         assert len(Workspace(ws.path).versions()) == 1, "an interrupted retrain added a version"
     finally:
         server.kill()
