@@ -31,11 +31,10 @@ def _steps(n_images: int, config) -> int:
     return config.epochs * math.ceil(n_images / config.batch_size)
 
 
-def _train_progress(ctx: JobContext, run, label: str) -> Callable[[dict], None]:
-    def report(m: dict) -> None:
+def _train_progress(ctx: JobContext, run) -> Callable[[dict], None]:
+    def report(m: dict) -> None:  # the page and the CLI put the job's label before this text
         run.log(m)
-        ctx.progress(m["step"], m["steps"], f"{label}: epoch {m['epoch']}, step {m['step']}/{m['steps']}, "
-                                            f"loss {m['loss']:.3f}")
+        ctx.progress(m["step"], m["steps"], f"epoch {m['epoch']}, step {m['step']}/{m['steps']}, loss {m['loss']:.3f}")
     return report
 
 
@@ -66,7 +65,7 @@ def train_job(ws: Workspace, p: dict, ctx: JobContext) -> dict:
     try:
         start = time.perf_counter()
         train(model, train_set, config, device=p.get("device", "auto"), cancel=ctx, on_step=run.on_step,
-              progress=_train_progress(ctx, run, "training"), monitor=_monitor(run, train_set, p)(model))
+              progress=_train_progress(ctx, run), monitor=_monitor(run, train_set, p)(model))
         seconds = time.perf_counter() - start
         model = model.cpu().eval()
         ctx.progress(1, 1, "measuring accuracy, parameters and FLOPs")
@@ -118,7 +117,7 @@ def retrain_job(ws: Workspace, p: dict, ctx: JobContext) -> dict:
                                  schedule, test_set=test_set, device=p.get("device", "auto"))
     try:
         version = edit_and_retrain(parent, edit, -1, train_set, test_set, p["freeze"], config,
-                                   p.get("device", "auto"), progress=_train_progress(ctx, run, "retraining"),
+                                   p.get("device", "auto"), progress=_train_progress(ctx, run),
                                    cancel=ctx, on_step=run.on_step, monitor=_monitor(run, train_set, p))
         run.finish()
     except BaseException:
