@@ -19,7 +19,7 @@ from .criteria import (
     summarize_criteria,
     top_kernels,
 )
-from .experiment import selectivity_experiment, silenced, summarize_experiment
+from .experiment import selectivity_experiment, silenced, silencing_vs_removal, summarize_experiment
 from .maps import (
     MULTI_CLASS_LEVEL,
     LayerMaps,
@@ -62,5 +62,6 @@ __all__ = ["COMPARED_CRITERIA", "CRITERIA", "DEFAULT_CUT", "default_cut_distance
            "edit_and_retrain", "export_program", "flops_per_image", "frozen_modules", "initial_version",
            "kernel_flags", "layer_overview", "least_separated_pairs", "load_cached_maps", "load_maps_npz",
            "maps_cache_key", "maps_key", "maps_npz_bytes", "measure", "multi_class_share", "odm", "preview_edit",
-           "save_maps_npz", "selectivity", "selectivity_experiment", "silenced", "suggest_keep", "keep_reasons",
+           "save_maps_npz", "selectivity", "selectivity_experiment", "silenced", "silencing_vs_removal", "suggest_keep",
+           "keep_reasons",
            "summarize_criteria", "summarize_experiment"]

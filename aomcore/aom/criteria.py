@@ -50,7 +50,7 @@ from ..base.errors import InputError
 from ..base.hooks import get_module
 from ..base.limits import RETRAIN_EPOCHS_MAX, RETRAIN_EPOCHS_MIN, check_int
 from ..base.training import TrainConfig, evaluate
-from .experiment import _layer_of_maps, silenced
+from .experiment import _layer_of_maps, silenced, silencing_vs_removal
 from .maps import LayerMaps, kernel_flags
 from .ordering import KernelOrdering, default_n_groups
 from .overview import suggest_keep
@@ -645,10 +645,11 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
     Each criterion keeps its ``keep_n`` highest-scoring kernels (:func:`top_kernels`); the
     others are silenced — their activation at the maps' read point (the layer's tap,
     after its BatchNorm and ReLU) set to zero by a hook (:func:`~.experiment.silenced`),
-    weights untouched. Where no residual add or concatenation couples the layer's channels
-    to other layers' (a chain such as ``digits_net``), this is the function of the network
+    weights untouched. On a chain such as ``digits_net`` this is the function of the network
     with those kernels removed (``Edit("remove", ...)``), before any retraining; a removal
-    through a coupling also removes the coupled channels, which silencing leaves alone.
+    through a coupling (a residual add, a depthwise conv's BatchNorm, a normalised
+    concatenation) also removes what is coupled, which silencing leaves alone. Which of the
+    two holds is measured, not assumed, and reported in ``"silencing"``.
 
     Parameters
     ----------
@@ -697,6 +698,8 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
         test images), ...] (C,)}}}``, names in the order compared. With retraining each entry
         also has ``"retrained": {"epochs": int, "accuracy", "per_class" (as above), "params": int,
         "flops": int (per image)}``, and the result ``"retrain_epochs"`` and ``"freeze"``.
+        ``"silencing"``: whether silencing is the removal for this layer
+        (:func:`~.experiment.silencing_vs_removal` of the first selection, on up to 64 test images).
 
     Raises
     ------
@@ -747,7 +750,11 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
                                                     train_set, test_set, freeze, config, device, batch_size, cancel)
         if progress is not None:
             progress(done, len(chosen))
-    out = {"layer": layer, "keep": keep_n, "criteria": results}
+    first = next(iter(chosen.values()))
+    sample = torch.arange(min(64, len(test_set)))
+    x, _ = next(iter(test_set.batches(len(sample), device, sample)))
+    check = silencing_vs_removal(private, layer, np.setdiff1d(np.arange(k), first), x, test_set.input_shape)
+    out = {"layer": layer, "keep": keep_n, "criteria": results, "silencing": check}
     if retrain_epochs:
         out.update(retrain_epochs=int(retrain_epochs), freeze=freeze)
     return out
@@ -786,6 +793,13 @@ def summarize_criteria(result: dict) -> str:
     head = f"Keeping {result['keep']} kernels of {result['layer']}: "
     text = head + _ranking({n: r["accuracy"] for n, r in rows.items()}, mine, label) + \
         ". Test accuracy with the other kernels silenced, before any retraining."
+    check = result.get("silencing") or {}
+    if check.get("equal") is False:
+        text += (f" Here silencing is not removal: with the kernels removed the logits differ by up to "
+                 f"{check['difference']:.1%} of their largest value ({check['why']}); the retrained numbers "
+                 "are the removals'.")
+    elif check and check.get("equal") is None:
+        text += f" Only silencing is measured here: {check['why']}."
     if all("retrained" in r for r in rows.values()):
         after = _ranking({n: r["retrained"]["accuracy"] for n, r in rows.items()}, mine, label)
         text += f" After removing them and retraining {result.get('retrain_epochs', '?')} epoch(s): {after}."

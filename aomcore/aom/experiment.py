@@ -23,13 +23,14 @@ from torch import nn
 
 from ..base.data import ImageDataset
 from ..base.devices import resolve_device
+from ..base.editing import Edit, apply_edit
 from ..base.errors import InputError
 from ..base.hooks import forward_hooks
 from ..base.layers import LayerInfo, list_layers
 from ..base.training import evaluate
 from .maps import LayerMaps
 
-__all__ = ["silenced", "selectivity_experiment", "summarize_experiment"]
+__all__ = ["silenced", "silencing_vs_removal", "selectivity_experiment", "summarize_experiment"]
 
 
 @contextmanager
@@ -54,6 +55,66 @@ def silenced(model: nn.Module, module_name: str, kernels: np.ndarray | list[int]
 
     with forward_hooks(model, {module_name: silence}):
         yield
+
+
+#: Outputs closer than this, relative to the largest output, count as one function (float32 sums in
+#: another order after the removal differ by about 1e-6).
+SAME_FUNCTION_RTOL = 1e-4
+
+
+def silencing_vs_removal(model: nn.Module, layer: str, kernels: np.ndarray | list[int], x: torch.Tensor,
+                         input_shape: tuple[int, ...]) -> dict:
+    """Whether silencing ``kernels`` of ``layer`` computes the network with them removed.
+
+    Silencing (:func:`silenced`, at the layer's read point) zeroes what the next layers see
+    of those kernels; removing them (``Edit("remove", layer, kernels)``, Torch-Pruning) also
+    removes every channel coupled to them. The two agree on a chain of conv, BatchNorm and
+    activations, and differ where a residual add shares the channels with the shortcut (the
+    shortcut's channels go too), where a depthwise conv's BatchNorm turns the zeroed input
+    into a constant, or where the next layer normalises a concatenation. Checked here by
+    running both on ``x`` rather than by reading the graph, so it holds for any architecture.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Not modified (the removal is applied to a copy); evaluated in eval mode on ``x``'s device.
+    layer : str
+        A layer of :func:`~aomcore.base.layers.list_layers` (its tap is the read point).
+    kernels : array-like of int
+        The silenced (removed) kernels, a strict subset of the layer's.
+    x : torch.Tensor
+        float32 (B, *input_shape): real inputs (e.g. the first test batch), on the model's device.
+    input_shape : tuple of int
+        (C, H, W) of one input.
+
+    Returns
+    -------
+    dict
+        ``{"equal": bool or None, "difference": float or None, "why": str}``: ``difference`` is
+        max |silenced − removed| over the logits of ``x`` divided by max |removed| (``equal`` when
+        ≤ :data:`SAME_FUNCTION_RTOL`); ``equal`` None when the removal is refused (``why`` says why).
+    """
+    info = {la.name: la for la in list_layers(model, input_shape, include_all=True)}[layer]
+    dropped = [int(i) for i in np.asarray(kernels, dtype=np.int64)]
+    try:
+        removed = apply_edit(model, Edit("remove", layer, dropped), input_shape)
+    except InputError as exc:
+        return {"equal": None, "difference": None, "why": f"the removal is refused: {exc}"}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            with silenced(model, info.tap, dropped, info.channel_dim):
+                quiet = model(x).float()
+            gone = removed.to(x.device).eval()(x).float()
+    finally:
+        model.train(was_training)
+    difference = float((quiet - gone).abs().max() / gone.abs().max().clamp_min(1e-12))
+    equal = difference <= SAME_FUNCTION_RTOL
+    why = ("silencing computes the removal" if equal else
+           "removing these kernels also removes what is coupled to them (a residual add, a depthwise conv's "
+           "BatchNorm, a normalised concatenation), which silencing leaves in place")
+    return {"equal": equal, "difference": difference, "why": why}
 
 
 def _layer_of_maps(model: nn.Module, maps: LayerMaps, test_set: ImageDataset) -> LayerInfo:

@@ -259,6 +259,8 @@ def test_silencing_gives_the_accuracy_of_structural_removal(digits, layer, keep)
         truth = evaluate(removed, test_set, device="cpu")
         assert r["accuracy"] == truth.accuracy, name
         np.testing.assert_array_equal(r["per_class"], truth.per_class)
+    assert result["silencing"]["equal"] is True and result["silencing"]["difference"] < 1e-4
+    assert "not removal" not in summarize_criteria(result)
     assert all(torch.equal(before[n], v) for n, v in model.state_dict().items())
     assert all(not m._forward_hooks for m in model.modules())
     json.dumps(result, allow_nan=False)
@@ -324,7 +326,8 @@ def test_criteria_command_writes_the_comparison(tmp_path):
     out = run("criteria", "--workspace", str(ws), "--layer", "conv1", "--keep", "3", "--user", "0,2,4",
               "--out", str(tmp_path / "criteria.json"))
     result = json.loads((tmp_path / "criteria.json").read_text())
-    assert set(result) == {"layer", "keep", "criteria"} and result["layer"] == "conv1" and result["keep"] == 3
+    assert set(result) == {"layer", "keep", "criteria", "silencing"}
+    assert result["layer"] == "conv1" and result["keep"] == 3 and result["silencing"]["equal"] is True
     assert list(result["criteria"]) == ["user", "selectivity", "keep_rule", "apoz", "l1", "l2", "taylor", "random"]
     assert result["criteria"]["user"]["kept"] == [0, 2, 4]
     for r in result["criteria"].values():
@@ -414,6 +417,11 @@ def test_silencing_is_removal_inside_a_residual_block_and_not_through_its_shortc
     assert removed.layer1[0].conv2.out_channels == 8
     with torch.inference_mode(), silenced(model, "relu", list(range(8))):
         assert not torch.allclose(model(x), removed(x), atol=1e-4)
+    assert result["silencing"]["equal"] is True
+    # ... and the comparison says so for the stem, in its result and in its reading.
+    stem = compare_criteria(model, maps, "conv1", 8, test_set, device="cpu", criteria=("l1",))
+    assert stem["silencing"]["equal"] is False and stem["silencing"]["difference"] > 1e-3
+    assert "Here silencing is not removal" in summarize_criteria(stem)
 
 
 @pytest.mark.mnist

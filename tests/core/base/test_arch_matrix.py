@@ -4,8 +4,12 @@ hand-written ones either works exactly or is refused with one line naming the li
 Per model: list_layers; maps on a middle and the last layer (4 images, 2 classes); then, on the
 model as edited so far, remove two kernels of LAYER, widen LAYER by 3, insert a conv after LAYER;
 finally rebuild the architecture from the successful edits (build_edited) and load the edited
-state_dict: the outputs must be identical. "ok" cells must hold exactly (widen/insert leave the
-output unchanged to 1e-5; remove keeps its shape); a refusal cell names the expected message.
+state_dict: the outputs must be identical. Before the removal, silencing the same two kernels is
+compared with it (silencing_vs_removal, which the criteria comparison reports): equal on chains,
+different where the removal takes coupled channels too (residual adds, a depthwise conv's
+BatchNorm, a concatenation the next layer normalises), None where the removal is refused.
+"ok" cells must hold exactly (widen/insert leave the output unchanged to 1e-5; remove keeps its
+shape); a refusal cell names the expected message.
 A change in either direction (a refusal that starts working, a working edit that starts being
 refused) fails. Random init with BatchNorm statistics from two train-mode passes; inputs are
 the smallest that the model accepts comfortably (32×32; 75×75 for Inception v3; 16×16 for the
@@ -21,7 +25,16 @@ import numpy as np
 import pytest
 import torch
 
-from aomcore import Edit, InputError, apply_edit, build_edited, build_model, compute_maps, list_layers
+from aomcore import (
+    Edit,
+    InputError,
+    apply_edit,
+    build_edited,
+    build_model,
+    compute_maps,
+    list_layers,
+    silencing_vs_removal,
+)
 from tests.core.helpers import tiny_dataset
 
 pytestmark = pytest.mark.archmatrix
@@ -59,6 +72,17 @@ MATRIX = [
     (f"{HANDMADE}:Residual", 16, "conv2", (OK, OK, OK)),
     (f"{HANDMADE}:Shuffle", 16, "conv1", (SHUFFLE_VIEW, SHUFFLE_VIEW, OK)),
 ]
+
+
+# arch -> does silencing the removed kernels compute the removal? (None: the removal is refused)
+SILENCING_IS_REMOVAL = {
+    "torchvision:resnet18": False,  # layer2.0's output is added to its shortcut: the removal takes both
+    "torchvision:resnet50": False,
+    "torchvision:densenet121": False,  # the next dense layer's BatchNorm normalises the concatenation
+    f"{HANDMADE}:DepthwiseSeparable": False,  # the depthwise conv's BatchNorm turns a zeroed input into a constant
+    f"{HANDMADE}:Residual": False,
+    **{arch: None for arch, _, _, (remove, _, _) in MATRIX if remove != OK},
+}
 
 
 def _calibrated(arch: str, shape: tuple[int, int, int]) -> torch.nn.Module:
@@ -103,6 +127,11 @@ def test_architecture_matrix(arch, side, layer, expected):
     current, done, outcome = model, [], []
     for edit, want in zip(edits, expected, strict=True):
         before = _out(current, x)
+        if edit.kind == "remove":
+            check = silencing_vs_removal(current, layer, list(edit.kernels), x, shape)
+            assert check["equal"] is SILENCING_IS_REMOVAL.get(arch, True), check
+            if check["equal"] is False:
+                assert check["difference"] > 1e-3, check  # far from the equality tolerance either way
         try:
             edited = apply_edit(current, edit, shape)
         except InputError as exc:
