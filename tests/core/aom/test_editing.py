@@ -157,6 +157,22 @@ def test_edit_and_retrain_freezes_and_versions(digits_v0):
     assert [e.kind for e in v1.edits] == ["remove"] and v1.id == 1 and v1.parent == v0.id
 
 
+def test_widened_kernels_start_random_and_train(digits_v0):
+    v0, train, test = digits_v0
+    edit = Edit("widen", "conv1", n=3, seed=5)
+    start = apply_edit(v0.model, edit, test.input_shape)
+    k = v0.model.conv1.out_channels
+    new = start.conv1.weight[k:]
+    assert new.shape[0] == 3 and new.abs().min() > 0 and new.std() > 0  # random, not zero
+    assert torch.count_nonzero(start.conv2.weight[:, k:]) == 0  # the function is unchanged until retraining
+    v1 = edit_and_retrain(v0, edit, 1, train, test, config=TrainConfig(epochs=2, lr=3e-3, batch_size=64))
+    assert "conv1" not in frozen_modules(start, test.input_shape, "conv1", "before")  # the widened layer trains
+    trained = v1.model.conv1.weight[k:]
+    assert (trained - new).abs().amax(dim=(1, 2, 3)).min() > 1e-3  # every new kernel moved
+    assert (v1.model.conv2.weight[:, k:].abs().sum(dim=(0, 2, 3)) > 0).all()  # and the next layer reads it
+    assert v1.metrics["kernels"]["conv1"] == k + 3 and v1.metrics["accuracy"] > 0.9
+
+
 def test_cancel_and_failure_leave_the_parent_intact(digits_v0):
     import threading
 
