@@ -1,8 +1,13 @@
 """Shared mode without sign-in: capability URLs, no listing, per-workspace job and disk quotas."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from aomcore import Workspace, list_jobs
 from aomcore.base.policy import current_policy
-from tests.app.helpers import app, texts, wait_jobs
+from tests.app.helpers import APP, app, texts, wait_jobs
 
 
 def test_shared_mode_lists_nothing_and_a_new_tab_gets_its_own_workspace(trained, monkeypatch):
@@ -90,3 +95,13 @@ def test_user_strings_are_shown_as_text_not_markdown(home, tmp_path):
     captions = " ".join(e.proto.imgs[0].caption for e in at.main if type(e).__name__ == "Image")
     assert plain("![a](http://127.0.0.1:9/leak.png)") in captions and plain(":red[b] $x$") in captions
     assert "![a](" not in captions
+
+
+def test_a_job_worker_importing_the_app_runs_nothing(tmp_path):
+    # multiprocessing's spawn start method runs the main script again as __mp_main__ in every job
+    # worker; on a shared server that rendered the dashboard headless and created an ownerless workspace
+    env = dict(os.environ, AOMSCOPE_SHARED="1", AOMSCOPE_HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", f"import runpy; runpy.run_path({APP!r}, run_name='__mp_main__')"],
+                          cwd=Path(APP).parent, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(tmp_path.rglob("workspace.json")) == [] and "Traceback" not in done.stderr
