@@ -211,8 +211,8 @@ def _check_arch(arch: str | None, file: str, trust_code: bool) -> None:
     code, sep, _ = arch.rpartition(":")
     if not (sep and code.endswith(".py")):
         return
+    current_policy().check_architecture(arch)  # shared mode: the allow-list first, trusted or not
     if not trust_code:
         raise InputError(f"{file}: arch names a Python file, which would run when the workspace opens",
                          expected="pass --trust-code (CLI) or confirm in the dashboard if you trust it",
                          found=short(code, 120))
-    current_policy().check_architecture(arch)
