@@ -206,7 +206,8 @@ def _import(page, url, ws_id, data: bytes, tmp: Path, name: str) -> str:
     return page.inner_text('[data-testid="stMain"]')
 
 
-def test_a_crafted_zip_runs_no_code_kills_nothing_reads_nothing_outside(tmp_path_factory, digits_template):
+def test_a_crafted_zip_runs_no_code_kills_nothing_reads_nothing_outside_and_costs_its_importer(tmp_path_factory,
+                                                                                                digits_template):
     tmp = tmp_path_factory.mktemp("crafted")
     marker, outside = tmp / "code_ran", tmp / "outside" / "weights.safetensors"
     (tmp / "evil.py").write_text(_EVIL.format(marker=str(marker)))
@@ -263,6 +264,16 @@ def test_a_crafted_zip_runs_no_code_kills_nothing_reads_nothing_outside(tmp_path
             text = _import(carol, url, own, data_zip, tmp, "again.zip")
             assert "too large" in text and "quota" in text, text
             assert len(list_workspaces(root)) == 2  # the refused copy left nothing (and no job made one)
+
+            # 4. a second user neither sees carol's copy nor pays for it: the same zip fits in his quota
+            dave = _sign_in(browser.new_context(), url, "dave@example.com")
+            dave.goto(f"{url}/training_trails?ws={imported.id}")
+            _idle(dave)
+            assert "belongs to another user" in dave.content()
+            _import(dave, url, _ws_id(dave), data_zip, tmp, "dave.zip")
+            owners = sorted(w.owner for w in list_workspaces(root))
+            assert owners == ["carol@example.com"] * 2 + ["dave@example.com"] * 2
+            assert victim.poll() is None and not marker.exists()
             browser.close()
     finally:
         victim.kill()
