@@ -54,14 +54,22 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-def _effective(record: dict) -> dict:
-    """The record with ``interrupted`` in place of a queued/running job whose owner died."""
+def _effective(record: dict, path: Path) -> dict:
+    """The record with ``interrupted`` in place of a queued/running job whose owner died.
+
+    Its ``finished`` is then the record file's last write (the job's last progress), so the
+    pages that mention a recent end mention this one too, however long ago it started.
+    """
     if record.get("status") in ACTIVE:
         owner_alive = record.get("host") == _HOST and _alive(record.get("pid"))
         worker = record.get("worker_pid")
         worker_alive = worker is None or (record.get("host") == _HOST and _alive(worker))
         if not owner_alive or (record["status"] == "running" and not worker_alive):
-            record = record | {"status": "interrupted",
+            try:
+                last = path.stat().st_mtime
+            except OSError:
+                last = None
+            record = record | {"status": "interrupted", "finished": record.get("finished") or last,
                                "message": "the process running it stopped (server restart, kill or out of memory)"}
     return record
 
@@ -77,7 +85,8 @@ def read_job(ws: Workspace, job_id: str) -> dict:
     """
     if not isinstance(job_id, str) or not job_id.isalnum():
         raise InputError("malformed job id", expected="letters and digits", found=repr(job_id))
-    return _effective(_load(job_path(ws, job_id)))
+    path = job_path(ws, job_id)
+    return _effective(_load(path), path)
 
 
 def load_record(ws: Workspace, job_id: str) -> dict:
@@ -117,7 +126,7 @@ def list_jobs(ws: Workspace) -> list[dict]:
     jobs = []
     for path in ws.jobs_dir.glob("*.json") if ws.jobs_dir.is_dir() else []:
         try:
-            jobs.append(_effective(_load(path)))
+            jobs.append(_effective(_load(path), path))
         except InputError as exc:
             ws.note_problem(f"jobs/{path.name}", str(exc))
             continue

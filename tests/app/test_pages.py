@@ -2,6 +2,8 @@
 
 import io
 import json
+import subprocess
+import time
 
 import numpy as np
 import torch
@@ -9,6 +11,7 @@ import torch
 import aomcore
 from aomcore import Workspace, build_model, default_root, export_zip, list_jobs, list_workspaces, run_inline
 from aomcore.store import request_cancel
+from aomcore.store.job_records import new_job_record, write_job
 from tests.app.helpers import app, texts, wait_jobs, workspace
 
 
@@ -162,6 +165,30 @@ def test_bad_edit_and_cancel_leave_the_workspace_intact(trained):
     assert sorted(trained.versions()) == [0] and trained.current_version == 0
     assert all(r["kind"] == "train" for r in aomcore.list_runs(trained))  # the cancelled run left nothing
     assert "cancelled" in at.warning[0].value
+
+
+def test_a_long_retrain_whose_server_died_is_reported_interrupted_after_a_restart(trained):
+    # A retrain started an hour ago, running when its server was killed (its pid is gone): the page
+    # after the restart says so, though the job started long before the recent-outcome window.
+    at = app()
+    params = {"version": 0, "edit": {"kind": "widen", "layer": "conv1", "n": 2}, "freeze": "auto",
+              "config": {"epochs": 500, "lr": 0.003, "batch_size": 64, "optimizer": "adam", "seed": 0}}
+    record = new_job_record(trained, "retrain", params, owner_pid=_dead_pid())
+    record.update(status="running", created=time.time() - 3600, started=time.time() - 3600)
+    write_job(trained, record)
+    (job,) = [j for j in list_jobs(trained) if j["kind"] == "retrain"]
+    assert job["status"] == "interrupted" and time.time() - job["finished"] < 60
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
+    assert not at.exception, at.exception
+    assert any("Retraining was interrupted" in w.value for w in at.warning), texts(at)
+    assert sorted(trained.versions()) == [0]
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def test_a_downloaded_version_loads_back_with_its_edit_list(trained):
