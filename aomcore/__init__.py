@@ -141,6 +141,7 @@ from .base import (
     stratified_sample,
     trace_edits,
     train,
+    unanalysable_layers,
     weights_digest,
 )
 from .deepeyes import (
@@ -218,7 +219,8 @@ __all__ = [
     "group_members",
     "layer_overview", "layer_scores",
     "LayerDeepEyes", "LayerInfo", "LayerMaps", "MapsImportance", "least_separated_pairs",
-    "list_jobs", "list_layers", "list_runs", "list_workspaces", "load_cached_maps", "load_dataset",
+    "list_jobs", "list_layers", "unanalysable_layers", "list_runs", "list_workspaces", "load_cached_maps",
+    "load_dataset",
     "load_deepeyes_npz", "load_edits", "load_embedding_npz", "load_maps_npz", "load_model", "load_state_dict",
     "LoadedModel", "map_grid_image", "maps_key", "maps_npz_bytes", "matrix_image", "measure", "MULTI_CLASS_LEVEL",
     "multi_class_share", "neighborhood_hit", "neighborhood_hit_per_class", "neuron_distances", "neuron_projection",

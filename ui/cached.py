@@ -61,6 +61,12 @@ def layer_table(digest: str, input_shape: tuple, include_all: bool, _loaded: Loa
             for layer in aomcore.list_layers(_loaded.model, input_shape, include_all=include_all)]
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def unanalysable(digest: str, input_shape: tuple, _loaded: LoadedModel) -> list[tuple[str, str]]:
+    """The model's conv and FC modules that cannot be analysed, with why (:func:`aomcore.unanalysable_layers`)."""
+    return aomcore.unanalysable_layers(_loaded.model, input_shape)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def views(maps_key: str, layer: str, n_groups: int, _maps: aomcore.LayerMaps) -> dict:
     """Ordering, flags and the ODM image for one layer at one cut (keyed by the maps' key); grids: grid_image."""

@@ -33,7 +33,7 @@ from .embedding import (
 )
 from .errors import Cancelled, InputError
 from .hooks import forward_hooks, forward_input_hooks, get_module
-from .layers import LayerInfo, list_layers, resolve_layers
+from .layers import LayerInfo, list_layers, resolve_layers, unanalysable_layers
 from .lineage import Lineage, aligned_rows, kernel_list, kernel_names, kernel_origin, kinship, renamed, shared_names
 from .loaded import LoadedModel, load_model, pretrained_zoo_model
 from .models import (
@@ -65,7 +65,7 @@ __all__ = ["AOMCORE_VERSION", "COLORMAPS", "Cancelled", "DATASET_NAMES", "DiskCa
            "check_model_fits", "colorbar_image", "current_policy", "default_cache_dir", "default_data_root",
            "default_train_config", "display_images", "embed", "embedding_key", "embedding_npz_bytes", "evaluate",
            "file_sha256", "forward_hooks", "forward_input_hooks", "get_module", "inside", "kernels_per_layer",
-           "library_versions", "list_layers", "load_checkpoint", "load_dataset", "load_edits",
+           "library_versions", "list_layers", "unanalysable_layers", "load_checkpoint", "load_dataset", "load_edits",
            "load_embedding_npz", "load_model", "load_state_dict", "map_grid_image", "match_state_dict",
            "matrix_image", "neighborhood_hit", "neighborhood_hit_per_class", "parse_edit",
            "point_neighborhood_hits", "pretrained_zoo_model", "rebuild", "receptive_box", "receptive_boxes",

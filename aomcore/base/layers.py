@@ -9,7 +9,9 @@ never goes past a gate (Sigmoid, Hardsigmoid, Tanh, Softplus, ...: squeeze-and-e
 ``fc2``), whose output is positive whatever the kernel did, nor into a module called more than
 once per forward (torchvision's ResNet blocks share one ReLU); ``LayerInfo.tap_note`` says so.
 A Linear applied to a channels-last tensor (N, ..., K) has its kernels on the last axis
-(``LayerInfo.channel_dim = -1``). Any other module can be analysed by naming it.
+(``LayerInfo.channel_dim = -1``). Any other module can be analysed by naming it. The conv and
+FC modules left out (called more than once per forward, never called, or with an output of
+another rank, e.g. Conv3d) are named with the reason by :func:`unanalysable_layers`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch import nn
 
 from .errors import InputError
 
-__all__ = ["LayerInfo", "list_layers", "resolve_layers"]
+__all__ = ["LayerInfo", "list_layers", "resolve_layers", "unanalysable_layers"]
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _FC = (nn.Linear,)
@@ -115,28 +117,8 @@ def forward_errors(model: nn.Module, cannot: str, expected: str) -> Iterator[Non
                          "that runs (and returns logits, not exits)",
                          found=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
 
-def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
-                include_all: bool = False) -> list[LayerInfo]:
-    """List the analysable layers of ``model`` in forward order.
-
-    Parameters
-    ----------
-    model : nn.Module
-        Left in the mode it was in; no hook survives.
-    input_shape : tuple of int
-        Shape of one input, e.g. (1, 28, 28).
-    include_all : bool, default False
-        Also list every other module called once per forward whose output is
-        (N, K), (N, K, L) or (N, K, H, W) (pooling, blocks, activations, ...).
-
-    Raises
-    ------
-    InputError
-        If the dry forward pass fails (wrong input size or channels for the model), or the
-        model's own code raises anything, ``SystemExit`` and ``GeneratorExit`` included
-        (only ``KeyboardInterrupt`` passes through): a model that exits must not look
-        like one without layers.
-    """
+def _trace(model: nn.Module, input_shape: tuple[int, ...], device) -> tuple[list, dict[str, int], torch.Tensor]:
+    """One dry forward: every module call as an event, the call count per module, the output (checked)."""
     # One event per module call: (name, module, its first input, its output, the input's and the output's
     # version counters). A version counter is bumped by every in-place op, so a residual ``out += identity``
     # between a module's output and the next module's input shows as the same tensor with a higher version.
@@ -181,6 +163,76 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | to
     if not isinstance(output, torch.Tensor):
         raise InputError("the model's forward must return one tensor of logits",
                          expected="a tensor (batch, classes)", found=_describe_output(output))
+    return events, calls, output
+
+
+def unanalysable_layers(model: nn.Module, input_shape: tuple[int, ...],
+                        device: str | torch.device = "cpu") -> list[tuple[str, str]]:
+    """The conv and FC modules that :func:`list_layers` leaves out, with the reason, in module order.
+
+    A module called more than once per forward (a shared layer: its maps would mix the
+    calls), one the forward never calls, one that returns no tensor, and one whose output per
+    image is not (K,), (K, L) or (K, H, W) (a Conv3d, a Linear on a 4-D tensor) cannot be
+    analysed; "every conv layer" silently meant "every analysable one" before this was said.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(module name, why)``, e.g. ``("conv", "called 2 times per forward (a shared module:
+        its maps would mix the calls)")``.
+
+    Raises
+    ------
+    InputError
+        As :func:`list_layers`.
+    """
+    events, calls, _ = _trace(model, input_shape, device)
+    outputs = {name: out for name, _, _, out, _, _ in events}
+    found = []
+    for name, module in model.named_modules():
+        if not name or not isinstance(module, _CONV + _FC):
+            continue
+        n = calls.get(name, 0)
+        out = outputs.get(name)
+        if n == 0:
+            why = "never called by the forward pass"
+        elif n > 1:
+            why = f"called {n} times per forward (a shared module: its maps would mix the calls)"
+        elif not isinstance(out, torch.Tensor):
+            why = f"returns {type(out).__name__}, not a tensor"
+        else:
+            shape = tuple(out.shape[1:])
+            kernel_first = (shape[-1], *shape[:-1]) if isinstance(module, _FC) and len(shape) >= 2 else shape
+            if _positions(kernel_first) is not None:
+                continue
+            why = f"an output of shape {shape} per image: only (K,), (K, L) and (K, H, W) are analysed"
+        found.append((name, why))
+    return found
+
+
+def list_layers(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
+                include_all: bool = False) -> list[LayerInfo]:
+    """List the analysable layers of ``model`` in forward order.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Left in the mode it was in; no hook survives.
+    input_shape : tuple of int
+        Shape of one input, e.g. (1, 28, 28).
+    include_all : bool, default False
+        Also list every other module called once per forward whose output is
+        (N, K), (N, K, L) or (N, K, H, W) (pooling, blocks, activations, ...).
+
+    Raises
+    ------
+    InputError
+        If the dry forward pass fails (wrong input size or channels for the model), or the
+        model's own code raises anything, ``SystemExit`` and ``GeneratorExit`` included
+        (only ``KeyboardInterrupt`` passes through): a model that exits must not look
+        like one without layers.
+    """
+    events, calls, output = _trace(model, input_shape, device)
     layers = []
     for i, (name, module, _inp, out, _, _) in enumerate(events):
         if calls[name] != 1 or not isinstance(out, torch.Tensor):

@@ -23,7 +23,7 @@ from ..base.cache import DiskCache
 from ..base.devices import resolve_device
 from ..base.editing import edit_log_origin, kernel_ranges, parse_edit
 from ..base.errors import InputError
-from ..base.layers import list_layers
+from ..base.layers import list_layers, unanalysable_layers
 from ..base.loaded import pretrained_zoo_model
 from ..base.models import ZOO_FOR_DATASET, save_state_dict
 from ..base.training import TrainConfig, check_model_fits, default_train_config, evaluate
@@ -210,6 +210,8 @@ def _cmd_layers(args) -> int:
         print(f"{layer.name:<24} {layer.type:<14} {layer.kind:<6} {str(layer.output_shape):<16} "
               f"{layer.kernels:>7} {layer.params:>10,}  {layer.tap}"
               + (f" ({layer.tap_note})" if layer.tap_note else ""))
+    for name, why in unanalysable_layers(loaded.model, dataset.input_shape):
+        print(f"note: {name} is not analysable: {why}")
     return 0
 
 
@@ -218,6 +220,9 @@ def _cmd_maps(args) -> int:
         raise InputError("nowhere to put the maps", expected="--out FILE and/or --workspace DIR", found="neither")
     dataset, loaded, ws, vid = load_for(args, args.split)
     layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    if layers is None:  # "every conv layer": say which ones it cannot include
+        for name, why in unanalysable_layers(loaded.model, dataset.input_shape):
+            print(f"note: {name} is left out: {why}", file=sys.stderr)
     start = time.perf_counter()
     device = resolve_device(args.device)
     run = distributed_from_env(device)

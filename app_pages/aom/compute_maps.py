@@ -23,6 +23,10 @@ chosen = v.maps_info.get("layers") or defaults
 layers = st.multiselect("Layers", list(kinds), default=[n for n in chosen if n in kinds], format_func=kinds.get,
                         help="A conv or FC layer is read after its BatchNorm/activation (the activation the next "
                              "layer sees); any other module is read at its own output.")
+left_out = cached.unanalysable(v.model.digest, train_set.input_shape, v.model)
+if left_out:
+    st.caption("Not analysable, so not listed: " + "; ".join(f"**{views.plain(n)}**, {why}" for n, why in left_out)
+               + ".")
 c1, c2, c3, c4 = st.columns(4)
 split = c1.radio("Split", ["train", "test"], horizontal=True, help="The paper uses the training images.")
 threshold = c2.number_input("Threshold", value=0.0, step=0.01, format="%.4f",

@@ -461,3 +461,19 @@ def test_kernels_keep_their_names_after_an_edit_on_every_page(trained):
     with io.BytesIO(aomcore.maps_npz_bytes(maps, {}, loaded.lineage)) as f:
         meta = json.loads(str(np.load(f, allow_pickle=False)["meta"]))
     assert meta["kernel_origin"] == {"conv1": [0, 2, 4, 5, 6, 7], "conv2": list(range(16))}
+
+
+def test_compute_maps_names_the_layers_it_cannot_offer(home, tmp_path):
+    from tests.core.base.test_layers import LEFT_OUT
+
+    (tmp_path / "leftout.py").write_text(LEFT_OUT)
+    ws = Workspace.create(home / "workspaces", name="digits", dataset="digits")
+    run_inline(ws, "train", {"arch": f"{tmp_path / 'leftout.py'}:Net", "snapshots": 0, "monitor": False,
+                             "config": {"epochs": 1, "lr": 0.003, "batch_size": 64, "optimizer": "adam", "seed": 0}})
+    at = app()
+    at.switch_page("app_pages/aom/compute_maps.py").run()
+    assert not at.exception, at.exception
+    assert [o.split()[0] for o in at.multiselect[0].options] == ["conv", "fc"], at.multiselect[0].options
+    shown = " ".join(c.value for c in at.caption)
+    assert "Not analysable, so not listed" in shown
+    assert "**shared**, called 2 times per forward" in shown and "**volume**" in shown and "**unused**" in shown

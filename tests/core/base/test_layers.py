@@ -1,10 +1,14 @@
 """Layer listing and the default tap (the activation as the next layer sees it)."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
 
-from aomcore import InputError, build_model, list_layers, resolve_layers
+from aomcore import InputError, build_model, list_layers, resolve_layers, save_state_dict, unanalysable_layers
+from tests.conftest import REPO
 
 
 def test_paper_mnist_layers_and_taps():
@@ -80,3 +84,47 @@ def test_a_residual_add_outside_any_module_is_named_in_the_note():
     assert conv.tap == "bn" and "counts are of bn > 0" in conv.tap_note
     plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 36, 2))
     assert [la.tap_note for la in list_layers(plain, (1, 8, 8))] == ["", ""]
+
+
+LEFT_OUT = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    """A conv called twice per forward, a Conv3d, a Linear the forward never calls (1x8x8 digits)."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.shared = nn.Conv2d(1, 1, 3, padding=1)
+        self.volume = nn.Conv3d(1, 2, 1)
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.unused = nn.Linear(3, 3)
+        self.fc = nn.Linear(4 * 8 * 8, num_classes)
+
+    def forward(self, x):
+        x = self.shared(self.shared(x))
+        x = self.volume(x.unsqueeze(1)).squeeze(2)
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+'''
+
+
+def test_the_conv_and_fc_modules_left_out_are_named_with_why(tmp_path):
+    # "every conv layer" used to drop a shared module and a Conv3d without a word (issue #22)
+    (tmp_path / "leftout.py").write_text(LEFT_OUT)
+    model = build_model(f"{tmp_path / 'leftout.py'}:Net", 10, (1, 8, 8))
+    assert [la.name for la in list_layers(model, (1, 8, 8))] == ["conv", "fc"]
+    why = dict(unanalysable_layers(model, (1, 8, 8)))
+    assert list(why) == ["shared", "volume", "unused"]
+    assert why["shared"].startswith("called 2 times per forward")
+    assert "(2, 1, 8, 8)" in why["volume"] and "(K, H, W)" in why["volume"]
+    assert why["unused"] == "never called by the forward pass"
+    assert unanalysable_layers(build_model("zoo:paper_mnist", 10, (1, 28, 28)), (1, 28, 28)) == []
+
+    save_state_dict(model, tmp_path / "w.safetensors")
+    out = subprocess.run([sys.executable, "-m", "aomcore", "layers", "--arch", f"{tmp_path / 'leftout.py'}:Net",
+                          "--weights", str(tmp_path / "w.safetensors"), "--dataset", "digits"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    notes = [line for line in out.stdout.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {name} is not analysable: {text}" for name, text in why.items()]
