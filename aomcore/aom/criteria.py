@@ -753,7 +753,7 @@ def compare_criteria(model: nn.Module, maps_train: LayerMaps | dict[str, LayerMa
     first = next(iter(chosen.values()))
     sample = torch.arange(min(64, len(test_set)))
     x, _ = next(iter(test_set.batches(len(sample), device, sample)))
-    check = silencing_vs_removal(private, layer, np.setdiff1d(np.arange(k), first), x, test_set.input_shape)
+    check = silencing_vs_removal(private, info, np.setdiff1d(np.arange(k), first), x, test_set.input_shape)
     out = {"layer": layer, "keep": keep_n, "criteria": results, "silencing": check}
     if retrain_epochs:
         out.update(retrain_epochs=int(retrain_epochs), freeze=freeze)

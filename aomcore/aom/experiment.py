@@ -62,7 +62,7 @@ def silenced(model: nn.Module, module_name: str, kernels: np.ndarray | list[int]
 SAME_FUNCTION_RTOL = 1e-4
 
 
-def silencing_vs_removal(model: nn.Module, layer: str, kernels: np.ndarray | list[int], x: torch.Tensor,
+def silencing_vs_removal(model: nn.Module, layer: LayerInfo, kernels: np.ndarray | list[int], x: torch.Tensor,
                          input_shape: tuple[int, ...]) -> dict:
     """Whether silencing ``kernels`` of ``layer`` computes the network with them removed.
 
@@ -78,8 +78,9 @@ def silencing_vs_removal(model: nn.Module, layer: str, kernels: np.ndarray | lis
     ----------
     model : nn.Module
         Not modified (the removal is applied to a copy); evaluated in eval mode on ``x``'s device.
-    layer : str
-        A layer of :func:`~aomcore.base.layers.list_layers` (its tap is the read point).
+    layer : LayerInfo
+        The layer, as :func:`~aomcore.base.layers.list_layers` gives it for ``model`` (its tap is
+        the read point, its ``channel_dim`` the kernels' axis).
     kernels : array-like of int
         The silenced (removed) kernels, a strict subset of the layer's.
     x : torch.Tensor
@@ -94,17 +95,16 @@ def silencing_vs_removal(model: nn.Module, layer: str, kernels: np.ndarray | lis
         max |silenced − removed| over the logits of ``x`` divided by max |removed| (``equal`` when
         ≤ :data:`SAME_FUNCTION_RTOL`); ``equal`` None when the removal is refused (``why`` says why).
     """
-    info = {la.name: la for la in list_layers(model, input_shape, include_all=True)}[layer]
     dropped = [int(i) for i in np.asarray(kernels, dtype=np.int64)]
     try:
-        removed = apply_edit(model, Edit("remove", layer, dropped), input_shape)
+        removed = apply_edit(model, Edit("remove", layer.name, dropped), input_shape)
     except InputError as exc:
         return {"equal": None, "difference": None, "why": f"the removal is refused: {exc}"}
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            with silenced(model, info.tap, dropped, info.channel_dim):
+            with silenced(model, layer.tap, dropped, layer.channel_dim):
                 quiet = model(x).float()
             gone = removed.to(x.device).eval()(x).float()
     finally:

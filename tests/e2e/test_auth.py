@@ -25,7 +25,7 @@ import pytest
 
 from aomcore import Workspace, export_zip, list_jobs, list_workspaces
 from tests.conftest import REPO
-from tests.e2e.conftest import ARGS, CHROMIUM, SHOTS, _free_port
+from tests.e2e.conftest import ARGS, CHROMIUM, SHOTS, _free_port, wait_idle
 
 oidc_provider_mock = pytest.importorskip("oidc_provider_mock", reason="oidc-provider-mock is not installed")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -201,8 +201,7 @@ def _import(page, url, ws_id, data: bytes, tmp: Path, name: str) -> str:
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
     page.get_by_role("button", name="Import", exact=True).wait_for(timeout=30_000)
     page.get_by_role("button", name="Import", exact=True).click()
-    time.sleep(1)
-    _idle(page)
+    wait_idle(page)
     return page.inner_text('[data-testid="stMain"]')
 
 

@@ -128,7 +128,7 @@ def test_architecture_matrix(arch, side, layer, expected):
     for edit, want in zip(edits, expected, strict=True):
         before = _out(current, x)
         if edit.kind == "remove":
-            check = silencing_vs_removal(current, layer, list(edit.kernels), x, shape)
+            check = silencing_vs_removal(current, by_name[layer], list(edit.kernels), x, shape)
             assert check["equal"] is SILENCING_IS_REMOVAL.get(arch, True), check
             if check["equal"] is False:
                 assert check["difference"] > 1e-3, check  # far from the equality tolerance either way
