@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from pathlib import Path
 
@@ -45,6 +46,13 @@ def scale(name: str, vmax: float | None = None) -> alt.Scale:
     lo, hi = (-1.0, 1.0) if name == "coolwarm" else (0.0, 1.0 if vmax is None else vmax)
     domain = list(np.linspace(lo, hi, len(colours)))
     return alt.Scale(domain=domain, range=colours, interpolate="rgb")
+
+
+#: Vega-Lite sizing for charts drawn at their own size (``width="content"``): the plot keeps its
+#: width and height and the labels, padding and colour bar are added around it. Streamlit's
+#: default fits the whole chart, colour bar included, into the plot's size: the ODM shrank to
+#: half and its colour bar was cut off.
+OWN_SIZE = alt.AutoSizeParams(type="pad")
 
 
 def maps_summary(maps: dict) -> pd.DataFrame:
@@ -105,17 +113,37 @@ def grid_chart(maps: np.ndarray, order: np.ndarray, classes: list[str], name: st
     top = alt.Chart(heads).mark_text(baseline="bottom", fontSize=11, angle=0, limit=px * w2 * 2).encode(
         x=x, y=y, text="class")
     side = alt.Chart(rows).mark_text(align="right", baseline="middle", fontSize=11).encode(x=x, y=y, text="kernel")
-    chart = (cells + top + side).properties(width=width, height=height, padding={"left": 40, "top": 30})
+    chart = (cells + top + side).properties(width=width, height=height, padding={"left": 40, "top": 30},
+                                            autosize=OWN_SIZE)
     return chart, f
 
 
-def per_class_accuracy_chart(classes: list[str], per_class: list[float]) -> alt.Chart:
+def accuracy_floor(values) -> float:
+    """The lower end of an accuracy axis: a little under the lowest value, on a whole 5% step (0 at most),
+    so differences between 93% and 100% are visible; the axis title says where it starts."""
+    low = float(np.nanmin(np.asarray(values, dtype=np.float64))) if len(values) else 0.0
+    return max(0.0, math.floor((low - 0.01) * 20) / 20)
+
+
+def per_class_accuracy_chart(classes: list[str], per_class: list[float], overall: float | None = None) -> alt.Chart:
+    """Test accuracy per class as a dot plot on an axis from :func:`accuracy_floor` to 100%, with the
+    overall accuracy as a dashed rule."""
     df = pd.DataFrame({"class": classes, "accuracy": per_class})
-    return alt.Chart(df).mark_bar().encode(
-        x=alt.X("class:N", sort=None, title="class"),
-        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="test accuracy"),
-        tooltip=["class", alt.Tooltip("accuracy:Q", format=".2%")],
-    ).properties(height=220)
+    floor = accuracy_floor(per_class)
+    y = alt.Y("accuracy:Q", scale=alt.Scale(domain=[floor, 1], clamp=True), axis=alt.Axis(format="%"),
+              title=f"test accuracy (from {floor:.0%})")
+    dots = alt.Chart(df).mark_circle(size=110, opacity=1, color="#1f77b4").encode(
+        x=alt.X("class:N", sort=None, title="class", axis=alt.Axis(labelAngle=0 if len(classes) <= 12 else -40)),
+        y=y, tooltip=["class", alt.Tooltip("accuracy:Q", format=".2%")])
+    stems = alt.Chart(df).mark_rule(color="#1f77b4", opacity=0.35).encode(
+        x=alt.X("class:N", sort=None), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[floor, 1], clamp=True)),
+        y2=alt.datum(floor))
+    layers = [stems, dots]
+    if overall is not None:
+        rule = pd.DataFrame({"accuracy": [overall], "what": [f"overall {overall:.2%}"]})
+        layers.append(alt.Chart(rule).mark_rule(strokeDash=[4, 4], color="#888888").encode(
+            y="accuracy:Q", tooltip=["what"]))
+    return alt.layer(*layers).properties(height=220)
 
 
 def examples_strip(images: np.ndarray, labels: np.ndarray, classes: list[str], per_class: int) -> np.ndarray:
@@ -156,7 +184,7 @@ def kernel_class_heatmap(values: np.ndarray, order: np.ndarray, classes: list[st
         color=alt.Color("value:Q", scale=scale(name), title=title),
         opacity=alt.condition(select, alt.value(1.0), alt.value(0.55)),
         tooltip=["label", "class", "group", alt.Tooltip("value:Q", format=".3f", title=title)],
-    ).add_params(select).properties(height=alt.Step(18 if k <= 64 else 10))
+    ).add_params(select).properties(height=alt.Step(26 if k <= 24 else 18 if k <= 64 else 10))
 
 
 def position_heatmap(values: np.ndarray, title: str, name: str) -> alt.Chart:
@@ -168,7 +196,8 @@ def position_heatmap(values: np.ndarray, title: str, name: str) -> alt.Chart:
         x=alt.X("j:O", title="j (column)"), y=alt.Y("i:O", title="i (row)"),
         color=alt.Color("value:Q", scale=scale(name), title=title),
         tooltip=["i", "j", alt.Tooltip("value:Q", format=".3f", title=title)],
-    ).properties(width=alt.Step(max(2, 320 // max(h, w))), height=alt.Step(max(2, 320 // max(h, w))))  # square
+    ).properties(width=alt.Step(max(2, 320 // max(h, w))), height=alt.Step(max(2, 320 // max(h, w))),  # square
+                 autosize=OWN_SIZE)
 
 
 def odm_heatmap(odm: np.ndarray, order: np.ndarray, groups: np.ndarray | None = None,
@@ -180,12 +209,12 @@ def odm_heatmap(odm: np.ndarray, order: np.ndarray, groups: np.ndarray | None = 
     labels = [names[i] for i in order]
     df = pd.DataFrame({"k1": np.repeat(labels, k), "k2": np.tile(labels, k), "D": m.reshape(-1),
                        "r": np.repeat(np.arange(k), k), "c": np.tile(np.arange(k), k)})
-    side = min(640, max(240, 20 * k))
+    side = min(720, max(320, 26 * k))
     x = alt.X("c:Q", scale=alt.Scale(domain=[0, k], nice=False), axis=None)
     y = alt.Y("r:Q", scale=alt.Scale(domain=[0, k], nice=False, reverse=True), axis=None)
     cells = alt.Chart(df).mark_rect().encode(
         x=x, x2="c2:Q", y=y, y2="r2:Q", color=alt.Color("D:Q", scale=scale("difference", float(m.max() or 1.0)),
-                                                        title="ODM D"),
+                                                        title="ODM D", legend=alt.Legend(gradientLength=side // 2)),
         tooltip=[alt.Tooltip("k1", title="kernel"), alt.Tooltip("k2", title="kernel"),
                  alt.Tooltip("D:Q", format=".3f")],
     ).transform_calculate(c2="datum.c + 1", r2="datum.r + 1")
@@ -206,7 +235,7 @@ def odm_heatmap(odm: np.ndarray, order: np.ndarray, groups: np.ndarray | None = 
         layers.append(alt.Chart(boxes).mark_rect(fill=None, stroke="#dc0000", strokeWidth=2).encode(
             x=alt.X("a:Q", scale=alt.Scale(domain=[0, k], nice=False), axis=None), x2="b:Q",
             y=alt.Y("a:Q", scale=alt.Scale(domain=[0, k], nice=False, reverse=True), axis=None), y2="b:Q"))
-    return alt.layer(*layers).properties(width=side, height=side, padding={"left": 40, "top": 40})
+    return alt.layer(*layers).properties(width=side, height=side, padding={"left": 40, "top": 40}, autosize=OWN_SIZE)
 
 
 def ranking_table(selectivity: np.ndarray, groups: np.ndarray, flags: dict, keep: set[int],
@@ -343,19 +372,30 @@ def before_after_chart(classes: list[str], before: list[float], after: list[floa
     ).properties(height=220)
 
 
-def versions_chart(rows: pd.DataFrame) -> alt.Chart:
-    """Accuracy against parameters and against FLOPs, one point per version, lines to the parent."""
+def versions_chart(rows: pd.DataFrame) -> alt.HConcatChart:
+    """Accuracy against parameters and against FLOPs, one point per version (the current one red),
+    a grey line from each version to its parent; labels take their point's colour, legible in light
+    and dark themes."""
+    colour = alt.condition("datum.current", alt.value("#d62728"), alt.value("#1f77b4"))
     base = alt.Chart(rows).encode(
         y=alt.Y("test accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
         tooltip=["version", "note", alt.Tooltip("test accuracy:Q", format=".2%"), "params", "FLOPs"],
     )
+    by_version = rows.set_index("version")
+    children = rows[rows["parent"].isin(by_version.index)]
     panels = []
     for x in ("params", "FLOPs"):
-        points = base.mark_circle(size=120).encode(
-            x=alt.X(f"{x}:Q", scale=alt.Scale(zero=False)),
-            color=alt.condition("datum.current", alt.value("#d62728"), alt.value("#1f77b4")))
-        labels = base.mark_text(dx=14, align="left").encode(x=f"{x}:Q", text="version")
-        panels.append((points + labels).properties(width=320, height=240))
+        edges = pd.DataFrame({"x": children[x].to_numpy(), "y": children["test accuracy"].to_numpy(),
+                              "x2": by_version.loc[children["parent"], x].to_numpy(),
+                              "y2": by_version.loc[children["parent"], "test accuracy"].to_numpy()})
+        lines = alt.Chart(edges).mark_rule(color="#999999", strokeWidth=1.5).encode(
+            x=alt.X("x:Q", scale=alt.Scale(zero=False), title=x), x2="x2:Q",
+            y=alt.Y("y:Q", scale=alt.Scale(zero=False), title="test accuracy"), y2="y2:Q")
+        points = base.mark_circle(size=120, opacity=1).encode(x=alt.X(f"{x}:Q", scale=alt.Scale(zero=False)),
+                                                              color=colour)
+        labels = base.mark_text(dx=10, align="left", fontWeight="bold").encode(x=f"{x}:Q", text="version",
+                                                                                color=colour)
+        panels.append((lines + points + labels).properties(width=320, height=240))
     return alt.hconcat(*panels)
 
 

@@ -23,7 +23,8 @@ st.dataframe(rows, hide_index=True, width="stretch",
              column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
                             "params": st.column_config.NumberColumn(format="localized"),
                             "FLOPs": st.column_config.NumberColumn(format="localized"),
-                            "note": st.column_config.TextColumn(width="medium")})
+                            "note": st.column_config.TextColumn(width="large"),
+                            "kernels": st.column_config.TextColumn(width="medium")})
 st.altair_chart(views.versions_chart(rows))
 
 st.subheader("Compare two versions")

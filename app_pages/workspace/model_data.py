@@ -150,7 +150,8 @@ st.subheader("Layers")
 rows = cached.layer_table(v.model.digest, train_set.input_shape, False, v.model)
 st.dataframe(pd.DataFrame(rows)[["name", "type", "kind", "output_shape", "kernels", "params", "tap"]],
              hide_index=True, width="stretch",
-             column_config={"tap": st.column_config.TextColumn("maps read at",
+             column_config={"output_shape": st.column_config.TextColumn("output shape"),
+                            "tap": st.column_config.TextColumn("maps read at",
                                                                help="the activation the next layer sees")})
 noted = [r for r in rows if r["tap_note"]]  # e.g. a read stopped before a residual add (ResNet blocks)
 if noted:
@@ -159,7 +160,8 @@ if noted:
 
 metrics = v.version["metrics"]
 st.subheader(f"Test accuracy of v{v.version_id}: {metrics['accuracy']:.2%}")
-st.altair_chart(views.per_class_accuracy_chart(test_set.classes, metrics["per_class"]), width="stretch")
+st.altair_chart(views.per_class_accuracy_chart(test_set.classes, metrics["per_class"], metrics["accuracy"]),
+                width="stretch")
 
 st.subheader("Examples per class")
 images, labels = cached.examples(test_set.digest, tuple(sorted(prep.items())), 4, test_set)

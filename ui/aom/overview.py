@@ -9,7 +9,7 @@ import pandas as pd
 
 from aomcore.base.editing import kernel_ranges
 from aomcore.base.lineage import Lineage, kernel_list, kernel_names, renamed, shared_names
-from ui.views import scale
+from ui.views import OWN_SIZE, scale
 
 #: The paper's three tasks (Garcia et al. 2019, Sec. III), in its words.
 TASKS = {1: "Find redundant or ineffective kernels", 2: "Find too small layers", 3: "Find too shallow models"}
@@ -65,7 +65,7 @@ def class_difference_chart(difference: np.ndarray, order: np.ndarray, classes: l
         y=alt.Y("class 1:N", sort=names, title=None, axis=axis),
         color=alt.Color("E:Q", scale=scale("difference", float(m.max() or 1.0)), title="E"),
         tooltip=["class 1", "class 2", alt.Tooltip("E:Q", format=".4f")],
-    ).properties(width=side, height=side)
+    ).properties(width=side, height=side, autosize=OWN_SIZE)
 
 
 def pairs_table(pairs: list[tuple[int, int, float]], classes: list[str], median: float) -> pd.DataFrame:

@@ -9,6 +9,12 @@ import numpy as np
 import pandas as pd
 
 from aomcore.deepeyes.learning import histogram_change, learning_histogram, normalised_histograms
+from ui.views import accuracy_floor
+
+
+#: Charts as wide as their column with a plot of the height asked for; the axes, titles and legend
+#: are added around it (Streamlit's default fits them into the height, squeezing the plot).
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
 def run_curves(metrics: list[dict], snapshots: list[dict]) -> tuple[alt.Chart | None, alt.LayerChart]:
@@ -18,20 +24,25 @@ def run_curves(metrics: list[dict], snapshots: list[dict]) -> tuple[alt.Chart | 
     width = "container"
     loss = alt.Chart(df).mark_line(color="#d62728").encode(
         x=alt.X("step:Q", title="iteration"), y=alt.Y("loss:Q", title="loss (mini-batch)"),
-        tooltip=["step", alt.Tooltip("loss:Q", format=".3f")]).properties(height=200, width=width)
-    batch = alt.Chart(df.assign(what="mini-batch")).mark_line(opacity=0.5).encode(
-        x=alt.X("step:Q", title="iteration"),
-        y=alt.Y("accuracy:Q", title="accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        tooltip=["step", alt.Tooltip("loss:Q", format=".3f")]).properties(height=200, width=width, autosize=FIT_WIDTH)
+    tests = pd.DataFrame([{"step": s["iteration"], "accuracy": s["test_accuracy"], "what": "test (snapshot)"}
+                          for s in snapshots if "test_accuracy" in s], columns=["step", "accuracy", "what"])
+    # the axis starts under the lowest accuracy after the first tenth of the run, so the late 90s are
+    # not a flat line at the top; the early, lower values are clipped at its floor
+    late = pd.concat([df["accuracy"][len(df) // 10:], tests["accuracy"]]).dropna()
+    floor = accuracy_floor(late.to_numpy()) if len(late) else 0.0
+    y = alt.Y("accuracy:Q", title=f"accuracy (from {floor:.0%})", axis=alt.Axis(format="%"),
+              scale=alt.Scale(domain=[floor, 1], nice=False))
+    batch = alt.Chart(df.assign(what="mini-batch")).mark_line(opacity=0.5, clip=True).encode(
+        x=alt.X("step:Q", title="iteration"), y=y,
         color=alt.Color("what:N", title=None, scale=alt.Scale(domain=["mini-batch", "test (snapshot)"],
                                                                 range=["#1f77b4", "#ff7f0e"]),
                         legend=alt.Legend(orient="bottom")),
         tooltip=["step", alt.Tooltip("accuracy:Q", format=".2%")])
-    tests = pd.DataFrame([{"step": s["iteration"], "accuracy": s["test_accuracy"], "what": "test (snapshot)"}
-                          for s in snapshots if "test_accuracy" in s], columns=["step", "accuracy", "what"])
-    test = alt.Chart(tests).mark_line(point=True).encode(
-        x="step:Q", y="accuracy:Q", color="what:N",
+    test = alt.Chart(tests).mark_line(point=True, clip=True).encode(
+        x="step:Q", y=y, color="what:N",
         tooltip=[alt.Tooltip("step:Q", title="iteration"), alt.Tooltip("accuracy:Q", format=".2%", title="test")])
-    accuracy = ((batch + test) if metrics else test).properties(height=200, width=width)
+    accuracy = ((batch + test) if metrics else test).properties(height=200, width=width, autosize=FIT_WIDTH)
     return (loss if metrics else None), accuracy
 
 
@@ -86,12 +97,12 @@ def change_chart(layers: dict[str, dict[str, np.ndarray]], windows: np.ndarray, 
     df = pd.DataFrame(rows, columns=["layer", "iteration", "change"])
     lines = alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("iteration:Q", title="window up to iteration"),
-        y=alt.Y("change:Q", title="histogram change (L1)", scale=alt.Scale(type="symlog")),
+        y=alt.Y("change:Q", title="change (L1)", scale=alt.Scale(type="symlog")),
         color=alt.Color("layer:N", sort=list(layers)),
         tooltip=["layer", "iteration", alt.Tooltip("change:Q", format=".3f")])
     rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 4], color="gray").encode(
         y="threshold:Q")
-    return (lines + rule).properties(height=180, width="container")
+    return (lines + rule).properties(height=200, width="container", autosize=FIT_WIDTH)
 
 
 def activation_heatmap(max_activation: np.ndarray, frequency: np.ndarray, flags: dict[str, np.ndarray],

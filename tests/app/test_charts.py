@@ -1,0 +1,49 @@
+"""Chart specs drawn the way they are read: accuracy axes that show 93–100% differences, the
+version tree drawn, fixed-size heatmaps keeping their size (Altair specs, no browser)."""
+
+import numpy as np
+import pandas as pd
+
+from ui import views
+from ui.aom.overview import class_difference_chart
+from ui.deepeyes.views import run_curves
+
+
+def test_accuracy_axes_start_under_the_lowest_value_on_a_5_percent_step():
+    assert views.accuracy_floor([0.93, 0.99, 1.0]) == 0.9
+    assert views.accuracy_floor([0.951, 0.97]) == 0.9  # 0.941 is under 0.95
+    assert views.accuracy_floor([0.05, 0.5]) == 0.0
+    assert views.accuracy_floor([]) == 0.0
+    spec = views.per_class_accuracy_chart(["a", "b"], [0.93, 0.99], 0.96).to_dict()
+    dots = spec["layer"][1]["encoding"]["y"]
+    assert dots["scale"]["domain"] == [0.9, 1] and dots["title"] == "test accuracy (from 90%)"
+    assert spec["layer"][2]["mark"]["type"] == "rule"  # the overall accuracy
+
+
+def test_training_accuracy_axis_ignores_the_first_tenth_of_the_run():
+    metrics = [{"step": i, "loss": 1.0, "accuracy": 0.1 if i < 2 else 0.97} for i in range(20)]
+    _, chart = run_curves(metrics, [{"iteration": 19, "test_accuracy": 0.96}])
+    spec = chart.to_dict()
+    assert spec["layer"][0]["encoding"]["y"]["scale"]["domain"] == [0.95, 1]
+    assert spec["layer"][1]["encoding"]["y"]["scale"]["domain"] == [0.95, 1]  # both layers, one scale
+    assert spec["autosize"]["type"] == "fit-x"
+
+
+def test_versions_chart_draws_a_line_from_each_version_to_its_parent():
+    rows = pd.DataFrame([views.version_row({"id": i, "parent": p, "note": "", "metrics": {
+        "accuracy": a, "params": n, "flops": 2 * n, "kernels": {"conv1": 4}}}, 2)
+        for i, p, a, n in ((0, None, 0.9, 100), (1, 0, 0.92, 80), (2, 1, 0.95, 60))])
+    spec = views.versions_chart(rows).to_dict()
+    edges = pd.DataFrame(spec["datasets"][spec["hconcat"][0]["layer"][0]["data"]["name"]])
+    assert edges[["x", "y", "x2", "y2"]].values.tolist() == [[80, 0.92, 100, 0.9], [60, 0.95, 80, 0.92]]
+    labels = spec["hconcat"][0]["layer"][2]
+    assert labels["mark"]["type"] == "text" and "condition" in labels["encoding"]["color"]  # coloured as the point
+
+
+def test_fixed_size_heatmaps_keep_their_size_with_the_colour_bar_outside():
+    odm = np.random.default_rng(0).random((6, 6))
+    for chart in (views.odm_heatmap(odm, np.arange(6), np.zeros(6, int)),
+                  views.position_heatmap(odm, "AOM", "occurrence"),
+                  class_difference_chart(odm, np.arange(6), list("abcdef"))):
+        assert chart.to_dict()["autosize"]["type"] == "pad"
+    assert views.odm_heatmap(odm, np.arange(6)).to_dict()["width"] >= 320
