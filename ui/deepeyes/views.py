@@ -11,7 +11,6 @@ import pandas as pd
 from aomcore.deepeyes.learning import histogram_change, learning_histogram, normalised_histograms
 from ui.views import accuracy_floor
 
-
 #: Charts as wide as their column with a plot of the height asked for; the axes, titles and legend
 #: are added around it (Streamlit's default fits them into the height, squeezing the plot).
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")

@@ -360,7 +360,7 @@ def test_monitor_during_training_equals_offline_pass():
             acts = {}
             tap = offline[name].tap
             handle = dict(model.named_modules())[tap].register_forward_hook(
-                lambda _m, _i, out: acts.__setitem__("a", out))
+                lambda _m, _i, out, acts=acts: acts.__setitem__("a", out))
             try:
                 for x, y in ds.batches(8, "cpu", order):
                     model(x)
