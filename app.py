@@ -12,7 +12,7 @@ import streamlit as st
 
 from aomcore import InputError
 from ui.jobs import sidebar_jobs
-from ui.state import current_user, sign_in_gate, view
+from ui.state import current_user, show_flash, sign_in_gate, view
 from ui.views import plain
 
 
@@ -78,6 +78,7 @@ def main() -> None:
                 st.caption(f"**Maps** · none for v{v.version_id} yet")
             sidebar_jobs(v)
 
+    show_flash()
     if v is not None or page.title == "Workspaces":
         try:
             page.run()

@@ -111,6 +111,18 @@ def switch_to(ws: Workspace) -> None:
     st.query_params["ws"] = ws.id
 
 
+def flash(message: str) -> None:
+    """Say ``message`` (markdown) once, on the next page this tab draws, e.g. after ``st.switch_page``."""
+    st.session_state["flash"] = message
+
+
+def show_flash() -> None:
+    """Draw and forget the message :func:`flash` left (called once per run, above the page)."""
+    message = st.session_state.pop("flash", None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+
+
 def _checked(ws: Workspace) -> Workspace:
     """``ws`` opened as the signed-in user may: fully, read-only (a grant), or refused."""
     if not signed_in_mode():

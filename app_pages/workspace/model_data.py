@@ -10,7 +10,7 @@ from aomcore.base import limits
 from aomcore.base.policy import current_policy
 from ui import cached, views
 from ui.jobs import job_outcome, job_panel
-from ui.state import new_workspace, reported, submit, switch_to, view
+from ui.state import flash, new_workspace, reported, submit, switch_to, view
 
 v = view()
 st.title("Model & data")
@@ -27,53 +27,8 @@ st.caption(f"**{views.plain(v.dataset)}** · {len(train_set):,} train / {len(tes
 for split, notes in (("train", train_set.notes), ("test", test_set.notes)):
     if notes:
         st.caption(f"How the {split} images were read: " + " · ".join(views.plain(n) for n in notes))
-with st.expander("Analyse another dataset: starts a new workspace (this one is kept, under **Workspaces**)"):
-    choices = ["digits", "mnist", "fashion-mnist", "cifar10", "npz upload", "image folder"]
-    c1, c2 = st.columns([1, 2])
-    kind = c1.selectbox("Dataset", choices, key="dataset_kind",
-                        help="digits: scikit-learn's 8×8 digits, always available offline.")
-    root = c2.text_input("Data root (torchvision layout)", v.state["dataset"].get("data_root") or "", key="data_root",
-                         help="Folder holding MNIST/raw, FashionMNIST/raw or cifar-10-batches-py.")
-    spec = kind
-    if kind == "npz upload":
-        upload = st.file_uploader("NumPy archive with x (N,H,W) or (N,C,H,W) and y (N,)", type=["npz"],
-                                  key="npz_upload")
-        spec = None
-        if upload:
-            with reported():
-                spec = f"npz:{views.save_upload(upload.getvalue(), upload.name, '.npz')}"
-    elif kind == "image folder":
-        folder = st.text_input("Folder with one sub-folder per class (optionally train/ and test/)",
-                               key="image_folder")
-        spec = f"imagefolder:{folder}" if folder else None
-    transform = st.text_input(
-        "Transform (torchvision v2 steps on each image, before scaling)", key="prep_transform",
-        placeholder="Resize(40), CenterCrop(32)   or   torchvision:ResNet18_Weights.IMAGENET1K_V1",
-        help="Resize, CenterCrop, Pad, Grayscale with literal arguments; images of many sizes need a Resize and a "
-             "CenterCrop. A torchvision weights preset is its resize, crop, mean and std.")
-    p1, p2, p3, p4, p5 = st.columns(5)
-    mean = p1.text_input("mean (per channel, comma-separated)", key="prep_mean")
-    std = p2.text_input("std", key="prep_std")
-    channels = p3.number_input("repeat to channels", 0, limits.CHANNELS_MAX, 0, help="0 = keep", key="prep_channels")
-    resize = p4.number_input("resize to N×N", 0, limits.RESIZE_MAX, 0, help="0 = keep", key="prep_resize")
-    per_class = p5.number_input("images per class", 0, limits.PER_CLASS_MAX, 0, key="prep_per_class",
-                                help="0 = all (the paper's maps). N = a quick look at a large folder: a stratified "
-                                     "sample of at most N images per class of each split, the same every time.")
-    if st.button("Create a workspace for this dataset", type="primary", disabled=spec is None, key="use_dataset"):
-        with reported():
-            policy = current_policy()
-            if kind in ("mnist", "fashion-mnist", "cifar10") and root:
-                policy.check_data_path(root)
-            if kind == "image folder":
-                policy.check_data_path(spec.partition(":")[2])
-            prep_new = aomcore.Preprocessing(views.numbers(mean, "mean"), views.numbers(std, "std"),
-                                             channels or None, resize or None, transform or None,
-                                             per_class or None)
-            key = prep_new.key()
-            cached.dataset(spec, "train", root or None, key)  # validate both splits before creating anything
-            cached.dataset(spec, "test", root or None, key)
-            switch_to(new_workspace(spec, root or None, prep_new, name=kind))
-            st.rerun()
+st.page_link("app_pages/workspace/workspaces.py", icon=":material/add_circle:",
+             label="Another dataset? Create a workspace for it on Workspaces (this one is kept)")
 
 # --- model ------------------------------------------------------------------------------
 st.subheader("Model")
@@ -103,6 +58,9 @@ if source == "Train a zoo model here":
             v.dataset, v.state["dataset"].get("data_root"), v.ws.preprocessing(), name=f"{v.dataset} · zoo:{arch}")
         if submit(target, "train", {"arch": f"zoo:{arch}", "config": config.__dict__,
                                     "snapshots": int(snapshots), "device": "auto"}):
+            if target is not v.ws:
+                flash(f"Created the workspace **{views.plain(target.name)}** for zoo:{arch}; "
+                      f"**{views.plain(v.state['name'])}** is kept under Workspaces.")
             switch_to(target)
             st.rerun()
 else:
@@ -134,6 +92,9 @@ else:
             with st.spinner("Measuring accuracy, parameters and FLOPs…"):
                 target.record_weights(loaded, note=f"loaded: {weights.name}"
                                       + (f" + {edits_file.name}" if edits_file else ""), test_set=test_set)
+            if target is not v.ws:
+                flash(f"Created the workspace **{views.plain(target.name)}** for {views.plain(arch_spec)}; "
+                      f"**{views.plain(v.state['name'])}** is kept under Workspaces.")
             switch_to(target)
             st.rerun()
 

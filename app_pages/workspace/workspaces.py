@@ -8,7 +8,8 @@ import streamlit as st
 import aomcore
 from aomcore.base.policy import current_policy
 from ui import views
-from ui.state import cli_workspace, current_user, new_workspace, reported, signed_in_mode, switch_to, view
+from ui.datasets import new_workspace_form
+from ui.state import cli_workspace, current_user, reported, signed_in_mode, switch_to, view
 
 st.title("Workspaces")
 st.caption("A workspace is a folder holding one analysis: the dataset, every version of the model, training runs, "
@@ -85,10 +86,8 @@ elif policy.shared:
             "anyone with the URL can open it.")
 
 st.subheader("New workspace")
-if st.button("New digits workspace", help="scikit-learn's 8×8 digits; pick another dataset on Model & data"):
-    with reported():
-        switch_to(new_workspace())
-        st.switch_page("app_pages/workspace/model_data.py")
+st.caption("One dataset per workspace; its model, versions and results follow. The workspace open now is kept.")
+new_workspace_form(v.state["dataset"].get("data_root") or "" if v is not None else "")
 
 st.subheader("Import")
 upload = st.file_uploader("A workspace zip (from Export, or `python -m aomcore workspace export`)", type=["zip"],

@@ -20,6 +20,22 @@ def app(timeout: int = 120) -> AppTest:
     return at
 
 
+def on_workspaces(at: AppTest) -> AppTest:
+    """The tab on Workspaces, whose dataset form is the one place workspaces are made."""
+    if not any(w.key == "dataset_kind" for w in at.selectbox):
+        at.switch_page("app_pages/workspace/workspaces.py").run()
+    return at
+
+
+def create_workspace(at: AppTest) -> AppTest:
+    """Press Create on Workspaces' dataset form. On success the page switches to the new workspace's
+    Model & data (``st.switch_page``); AppTest draws it but would rerun Workspaces next, so it is told."""
+    at.button(key="use_dataset").click().run()
+    if at.title and at.title[0].value == "Model & data":
+        at.switch_page("app_pages/workspace/model_data.py")  # for the next run; this one is drawn
+    return at
+
+
 def workspace(at: AppTest) -> Workspace:
     """The workspace the tab shows (its id is in the URL)."""
     return open_by_id(default_root(), at.query_params["ws"])

@@ -4,7 +4,7 @@ session stays usable with the earlier model and data intact."""
 import pytest
 
 from aomcore import default_root, list_workspaces
-from tests.app.helpers import app, wait_jobs, workspace
+from tests.app.helpers import app, create_workspace, on_workspaces, wait_jobs, workspace
 from tests.corpus import make_corpus
 
 
@@ -30,7 +30,7 @@ def load_weights(at, path, arch="zoo:digits_net"):
 
 
 def use_dataset(at, kind, root=None, folder=None, npz=None):
-    at.selectbox(key="dataset_kind").set_value(kind).run()
+    on_workspaces(at).selectbox(key="dataset_kind").set_value(kind).run()
     if root is not None:
         at.text_input(key="data_root").set_value(str(root)).run()
     if folder is not None:
@@ -40,7 +40,7 @@ def use_dataset(at, kind, root=None, folder=None, npz=None):
         at.run()
     if at.button(key="use_dataset").disabled:
         return
-    at.button(key="use_dataset").click().run()
+    create_workspace(at)
 
 
 CASES = [
@@ -73,8 +73,8 @@ CASES = [
      "unreadable image file"),
     ("data root that does not exist", lambda at, f: use_dataset(at, "mnist", root=f["secret"] / "nowhere"),
      "data root does not exist"),
-    ("mean that is not a number", lambda at, f: (at.text_input(key="prep_mean").set_value("abc").run(),
-                                                 at.button(key="use_dataset").click().run()),
+    ("mean that is not a number", lambda at, f: (on_workspaces(at).text_input(key="prep_mean").set_value("abc").run(),
+                                                 create_workspace(at)),
      "mean must be numbers"),
 ]
 
@@ -156,11 +156,11 @@ def test_edit_removing_every_kernel(trained, files):
 
 def test_an_uploaded_dataset_is_named_by_the_users_file(files):
     """#22: uploads were stored and shown by their cache digest; now under the user's own file name."""
-    at = _app()
+    at = on_workspaces(_app())
     at.selectbox(key="dataset_kind").set_value("npz upload").run()
     _upload(at.file_uploader(key="npz_upload"), files["npz_empty_class"], name="my digits (v2).npz")
     at.run()
-    at.button(key="use_dataset").click().run()
+    create_workspace(at)
     assert not at.exception and not at.error
     dataset = next(c.value for c in at.sidebar.caption if c.value.startswith("**Dataset**"))
     assert dataset.replace("\\", "").endswith("/my_digits_v2.npz"), dataset  # plain() escapes markdown

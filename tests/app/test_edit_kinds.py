@@ -9,7 +9,7 @@ import torch
 
 import aomcore
 from aomcore import TrainConfig, Workspace, build_model, run_inline, save_state_dict
-from tests.app.helpers import app, wait_jobs, workspace
+from tests.app.helpers import app, create_workspace, on_workspaces, wait_jobs, workspace
 from tests.conftest import missing
 
 KINDS = [("Remove kernels", "kernels", [0, 1, 2]), ("Re-initialise kernels", "kernels", [4]),
@@ -68,10 +68,10 @@ def test_edit_kinds_on_the_paper_mnist_model(home, mnist_template, kind, field, 
 def test_edit_kinds_on_resnet18(tmp_path, kind, field, value):
     torch.manual_seed(0)
     weights = save_state_dict(build_model("torchvision:resnet18", 10, (3, 32, 32)), tmp_path / "r.safetensors")
-    at = app(timeout=300)
+    at = on_workspaces(app(timeout=300))
     at.number_input(key="prep_channels").set_value(3).run()
     at.number_input(key="prep_resize").set_value(32).run()
-    at.button(key="use_dataset").click().run()
+    create_workspace(at)
     at.radio(key="model_source").set_value("Load weights").run()
     at.text_input(key="arch").set_value("torchvision:resnet18").run()
     at.file_uploader(key="weights_upload").set_value((weights.name, weights.read_bytes(), "application/octet-stream"))

@@ -12,7 +12,7 @@ import aomcore
 from aomcore import Workspace, build_model, default_root, export_zip, list_jobs, list_workspaces, run_inline
 from aomcore.store import request_cancel
 from aomcore.store.job_records import new_job_record, write_job
-from tests.app.helpers import app, texts, wait_jobs, workspace
+from tests.app.helpers import app, create_workspace, on_workspaces, texts, wait_jobs, workspace
 
 
 def test_first_open_proposes_training_and_trains_only_when_asked(home):
@@ -214,13 +214,19 @@ def test_a_downloaded_version_loads_back_with_its_edit_list(trained):
 
 
 def test_another_dataset_starts_a_new_workspace_and_keeps_this_one(trained):
-    at = app()
+    at = on_workspaces(app())
     at.number_input(key="prep_resize").set_value(16).run()
-    at.button(key="use_dataset").click().run()
+    create_workspace(at)
     assert not at.exception, at.exception
     assert at.query_params["ws"] != trained.id
     assert len(list_workspaces(default_root())) == 2 and sorted(trained.versions()) == [0]
-    assert "No model yet" in at.info[0].value
+    assert at.title[0].value == "Model & data" and "No model yet" in at.info[0].value  # the new one, opened
+    assert "Created the workspace **digits**: 1,347 train and 450 test images" in at.success[0].value
+    assert "input (1, 16, 16)" in at.success[0].value
+    at.switch_page("app_pages/workspace/workspaces.py").run()  # the form starts empty again
+    assert at.number_input(key="prep_resize").value == 0 and at.selectbox(key="dataset_kind").value == "digits"
+    at.switch_page("app_pages/aom/explore.py").run()
+    assert not at.success, "the message is said once"
 
 
 def _resnet18_on_digits():
@@ -229,10 +235,10 @@ def _resnet18_on_digits():
     torch.manual_seed(0)
     buf = io.BytesIO()
     torch.save(build_model("torchvision:resnet18", 10, (3, 32, 32)).state_dict(), buf)
-    at = app()
+    at = on_workspaces(app())
     at.number_input(key="prep_channels").set_value(3).run()
     at.number_input(key="prep_resize").set_value(32).run()
-    at.button(key="use_dataset").click().run()
+    create_workspace(at)
     at.radio(key="model_source").set_value("Load weights").run()
     at.text_input(key="arch").set_value("torchvision:resnet18").run()
     at.file_uploader(key="weights_upload").set_value(("resnet18.pt", buf.getvalue(), "application/octet-stream"))
@@ -371,13 +377,13 @@ def test_an_image_folder_of_many_sizes_with_a_transform_trains_and_maps(trained,
     from tests.core.base.test_folder import _mixed_folder
 
     folder = _mixed_folder(tmp_path / "photos", n_per_class=6)
-    at = app()
+    at = on_workspaces(app())
     at.selectbox(key="dataset_kind").set_value("image folder").run()
     at.text_input(key="image_folder").set_value(str(folder)).run()
-    at.button(key="use_dataset").click().run()
+    create_workspace(at)
     assert "images differ in size" in at.error[0].value and "CenterCrop" in at.error[0].value
     at.text_input(key="prep_transform").set_value("Resize(20),CenterCrop(16)").run()
-    at.button(key="use_dataset").click().run()
+    create_workspace(at)
     assert not at.exception and not at.error, [e.value for e in at.error]
     ws = workspace(at)
     assert ws.state()["dataset"]["prep"]["transform"] == "Resize(20), CenterCrop(16)"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aomcore import Workspace, list_jobs
 from aomcore.base.policy import current_policy
-from tests.app.helpers import APP, app, texts, wait_jobs
+from tests.app.helpers import APP, app, create_workspace, on_workspaces, texts, wait_jobs
 
 
 def test_shared_mode_lists_nothing_and_a_new_tab_gets_its_own_workspace(trained, monkeypatch):
@@ -83,13 +83,13 @@ def test_user_strings_are_shown_as_text_not_markdown(home, tmp_path):
     buf = io.BytesIO()
     np.savez(buf, x=rng.integers(0, 255, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 2,
              classes=np.array(["![a](http://127.0.0.1:9/leak.png)", ":red[b] $x$"]))
-    at = app()
+    at = on_workspaces(app())
     at.selectbox(key="dataset_kind").set_value("npz upload").run()
     at.file_uploader(key="npz_upload").set_value(("evil.npz", buf.getvalue(), "application/octet-stream"))
     at.run()
-    at.button(key="use_dataset").click().run()
+    create_workspace(at)
     assert not at.exception and not at.error, [e.value for e in at.error]
-    at.number_input(key="prep_channels")  # the page is the new workspace's Model & data
+    assert at.title[0].value == "Model & data"  # the page is the new workspace's Model & data
     at.button(key="train").click().run()
     at = wait_jobs(at)
     captions = " ".join(e.proto.imgs[0].caption for e in at.main if type(e).__name__ == "Image")

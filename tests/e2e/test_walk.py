@@ -134,7 +134,7 @@ def test_mnist_end_to_end(server, page, data_root):
     wait_jobs(server.workspace(url_ws(page)), 600)
     page.reload()
     wait_app(page)
-    page.get_by_text("Analyse another dataset").click()
+    go(page, "Workspaces")
     choose_option(page, "dataset_kind", "mnist")
     root = page.get_by_role("textbox", name="Data root (torchvision layout)")
     root.fill(str(data_root))
@@ -145,7 +145,7 @@ def test_mnist_end_to_end(server, page, data_root):
     wait_idle(page, timeout=180_000)
     no_exception(page)
     assert url_ws(page) != before
-    assert "60,000 train / 10,000 test images" in main_text(page)
+    page.get_by_text("60,000 train / 10,000 test images").wait_for(timeout=60_000)  # Model & data of the new one
     _train(page, server, epochs=1, timeout=600_000)
     page.get_by_text("Test accuracy of v0").wait_for(timeout=60_000)
     assert "zoo:paper_mnist" in sidebar_text(page)
