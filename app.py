@@ -13,6 +13,7 @@ import streamlit as st
 from aomcore import InputError
 from ui.jobs import sidebar_jobs
 from ui.state import current_user, show_flash, sign_in_gate, view
+from ui.steps import loop_bar, next_step_link, visit
 from ui.views import plain
 
 
@@ -53,6 +54,9 @@ def main() -> None:
                      icon=":material/folder_open:")
         v = None
 
+    url_path = page.url_path or "model_data"  # the default page's is ""
+    if v is not None:
+        visit(v, url_path)
     with st.sidebar:
         st.markdown("### AOMscope")
         if current_user() is not None:
@@ -80,10 +84,14 @@ def main() -> None:
 
     show_flash()
     if v is not None or page.title == "Workspaces":
+        if v is not None:
+            loop_bar(v, url_path)
         try:
             page.run()
         except InputError as exc:
             st.error(str(exc))
+        if v is not None:
+            next_step_link(v, url_path)
 
 
 if __name__ == "__main__":

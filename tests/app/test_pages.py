@@ -483,3 +483,41 @@ def test_compute_maps_names_the_layers_it_cannot_offer(home, tmp_path):
     shown = " ".join(c.value for c in at.caption)
     assert "Not analysable, so not listed" in shown
     assert "**shared**, called 2 times per forward" in shown and "**volume**" in shown and "**unused**" in shown
+
+
+def _loop(at) -> tuple[str, list[str]]:
+    """The loop bar's caption and the labels of the page links drawn on the page."""
+    line = next(c.value for c in at.main.caption if c.value.startswith("The loop"))
+    links = [e.proto.label for e in at.main.get("page_link")]
+    return line, links
+
+
+def test_the_loop_bar_follows_the_work_and_links_the_next_step(trained):
+    """#25: a step indicator and a next-step link after each stage, train → maps → explore → select → edit →
+    compare, read from what is on disk (and, for the steps that only look, the pages this tab opened)."""
+    at = app()
+    line, links = _loop(at)
+    assert line == "The loop of v0 · ✓ Train → **Maps** → Explore → Select → Edit" and "Next: Compute maps" in links
+    at = _compute(at)
+    line, links = _loop(at)
+    assert line == "The loop of v0 · ✓ Train → ✓ Maps → **Explore** → Select → Edit"
+    assert links[0] == "Next: Explore" and links[-1] == "Next step: look at the AOM, ODM and CSM of a layer"
+    at.switch_page("app_pages/aom/explore.py").run()
+    line, links = _loop(at)
+    assert line == "The loop of v0 · ✓ Train → ✓ Maps → ✓ Explore → **Select** → Edit"
+    assert links[0] == "Next: Select kernels" and links[-1] == "Next step: choose the kernels to keep"
+    at.switch_page("app_pages/aom/select_kernels.py").run()
+    line, links = _loop(at)
+    assert "✓ Select → **Edit**" in line and "Next: Edit & retrain" in links
+    run_inline(trained, "retrain", {"parent": 0, "edit": {"kind": "remove", "layer": "conv1", "kernels": [1, 3]},
+                                    "freeze": "auto", "config": {"epochs": 1, "lr": 1e-3, "batch_size": 64,
+                                                                 "optimizer": "adam", "seed": 0}})
+    at.switch_page("app_pages/aom/edit_retrain.py").run()  # the edit made v1, now current
+    line, links = _loop(at)
+    assert line == "The loop of v1 · ✓ Train → **Compare** → Maps → Explore → Select → Edit"
+    assert "Next: compare v1 with v0" in links
+    at.switch_page("app_pages/aom/versions.py").run()
+    assert _loop(at)[0] == "The loop of v1 · ✓ Train → ✓ Compare → **Maps** → Explore → Select → Edit"
+    trained.set_current(0)  # reverting: v0's loop is done, its edit made v1
+    at.run()
+    assert "Done for v0: its edit made v1 (open it on Versions), or stop here." in texts(at)
