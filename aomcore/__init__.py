@@ -96,6 +96,7 @@ from .base import (
     apply_edit,
     apply_edits,
     apply_state_dict,
+    architecture_classes,
     build_edited,
     build_model,
     check_finite,
@@ -202,7 +203,8 @@ from .store import (
 
 __all__ = [
     "MIN_SELECTIVITY", "activation_projection", "activation_vectors", "aligned_projections", "aom", "apoz",
-    "apply_colormap", "apply_edit", "apply_edits", "apply_state_dict", "build_edited", "build_model",
+    "apply_colormap", "apply_edit", "apply_edits", "apply_state_dict", "architecture_classes", "build_edited",
+    "build_model",
     "bundle_trails", "cached_experiment", "cached_maps", "Cancelled", "check_finite", "check_model_fits",
     "class_difference", "class_palette", "class_selectivity", "classes_per_kernel", "colorbar_image",
     "COMPARED_CRITERIA", "compare_criteria", "compute_deepeyes", "compute_maps", "CRITERIA", "Criterion", "csm",

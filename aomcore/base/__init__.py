@@ -40,6 +40,7 @@ from .models import (
            ZOO,
            ZOO_FOR_DATASET,
            apply_state_dict,
+           architecture_classes,
            build_model,
            check_finite,
            load_checkpoint,
@@ -56,6 +57,7 @@ from .render import COLORMAPS, apply_colormap, colorbar_image, map_grid_image, m
 from .training import Evaluation, TrainConfig, check_model_fits, default_train_config, evaluate, train
 
 __all__ = ["AOMCORE_VERSION", "COLORMAPS", "Cancelled", "DATASET_NAMES", "DiskCache", "EDIT_KINDS", "EMBED_METHODS",
+           "architecture_classes",
            "Edit", "Lineage", "aligned_rows", "edit_log_origin", "kernel_list", "kinship", "shared_names",
            "kernel_names", "kernel_origin", "rebuild_traced", "renamed",
            "trace_edits",

@@ -313,6 +313,43 @@ def _sized_build(build, what: str) -> nn.Module:
     return build()
 
 
+def architecture_classes(source: str | bytes) -> list[str]:
+    """The classes a Python architecture file defines at its top level, read without running it.
+
+    Parameters
+    ----------
+    source : str or bytes
+        The file's text (bytes are decoded as UTF-8).
+
+    Returns
+    -------
+    list of str
+        Class names, those with a base whose name ends in ``Module`` (``nn.Module``,
+        ``torch.nn.Module``) first, each group in file order. The file is parsed
+        (:mod:`ast`), never imported: naming its classes runs none of its code.
+
+    Raises
+    ------
+    InputError
+        Not UTF-8, not valid Python, or no class at the top level.
+    """
+    try:
+        text = source.decode("utf-8") if isinstance(source, bytes) else source
+        tree = ast.parse(text)
+    except (UnicodeDecodeError, SyntaxError, ValueError) as exc:
+        raise InputError("not a Python file", expected="UTF-8 Python source defining an nn.Module class",
+                         found=f"{type(exc).__name__}: {exc}") from None
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    if not classes:
+        raise InputError("no class in the architecture file", expected="a top-level class deriving from nn.Module",
+                         found="no class definitions")
+
+    def module_like(node: ast.ClassDef) -> bool:
+        return any(ast.unparse(base).endswith("Module") for base in node.bases)
+
+    return [c.name for c in classes if module_like(c)] + [c.name for c in classes if not module_like(c)]
+
+
 def _build_from_file(path: Path, cls_name: str, num_classes: int) -> nn.Module:
     if not path.is_file():
         raise InputError("architecture file does not exist", expected="an existing .py file", found=str(path))

@@ -69,17 +69,35 @@ else:
                          help="zoo:NAME, torchvision:NAME (e.g. torchvision:resnet18) or FILE.py:CLASS")
     weights = c2.file_uploader("Weights: a state_dict (.pt, loaded with weights_only=True) or .safetensors",
                                type=["pt", "pth", "safetensors"], key="weights_upload")
+    code = code_class = None
+    if not current_policy().shared:  # a shared server never runs a user's file (only allow-listed paths)
+        a1, a2 = st.columns([2, 1])
+        code = a1.file_uploader("…or upload the architecture's .py file (instead of typing a path)", type=["py"],
+                                key="arch_upload", help="The file defines an nn.Module class whose constructor "
+                                "takes no required argument (num_classes is passed if it has one).")
+        if code is not None:
+            with reported():
+                classes = aomcore.architecture_classes(views.check_upload(code.getvalue(), code.name, "a .py file"))
+                code_class = a2.selectbox("Class", classes, key="arch_class",
+                                          help="Read from the file without running it; nn.Module subclasses first.")
+                st.warning(f"Loading runs **{views.plain(code.name)}** on this machine to build the model, and again "
+                           "whenever this workspace opens. Load it only if you trust it.", icon=":material/code:")
+    trusted = code is None or st.checkbox(f"I trust {views.plain(code.name)}: run it", key="arch_trust")
     edits_file = st.file_uploader("Edit list (optional): the JSON from **Versions** or `edit --log`, for weights of "
                                   "an edited version", type=["json"], key="edits_upload")
-    if st.button("Load", type="primary", disabled=weights is None, key="load_weights"):
+    ready = weights is not None and (code is None or bool(code_class and trusted))
+    if st.button("Load", type="primary", disabled=not ready, key="load_weights"):
         with reported():
             edits, arch_spec = [], arch.strip()
+            if code is not None:  # stored by content under the cache, named by the user's file
+                arch_spec = f"{views.save_upload(code.getvalue(), code.name, '.py')}:{code_class}"
             if edits_file is not None:
                 text = views.check_upload(edits_file.getvalue(), edits_file.name, "an edit list").decode("utf-8",
                                                                                                          "replace")
                 edits = aomcore.load_edits(text)
                 meta = json.loads(text)
-                arch_spec = meta.get("arch", arch_spec) if isinstance(meta, dict) else arch_spec
+                if code is None and isinstance(meta, dict):  # an uploaded file beats the path the list names
+                    arch_spec = meta.get("arch", arch_spec)
             current_policy().check_architecture(arch_spec)
             data = views.check_upload(weights.getvalue(), weights.name, "a state_dict file")
             loaded = aomcore.load_model(arch_spec, data, train_set.num_classes, train_set.input_shape,

@@ -521,3 +521,42 @@ def test_the_loop_bar_follows_the_work_and_links_the_next_step(trained):
     trained.set_current(0)  # reverting: v0's loop is done, its edit made v1
     at.run()
     assert "Done for v0: its edit made v1 (open it on Versions), or stop here." in texts(at)
+
+
+def test_an_uploaded_architecture_file_runs_only_once_trusted_and_never_on_a_shared_server(trained, tmp_path,
+                                                                                            monkeypatch):
+    """#25: one's own architecture is uploaded (no server path to type). Its classes are read without running
+    it; Load waits for the user's trust; then the model is built from the stored file and recorded. A shared
+    server offers no upload."""
+    marker = tmp_path / "ran"
+    source = (f"import pathlib\nimport torch.nn as nn\npathlib.Path({str(marker)!r}).write_text('x')\n"
+              "class Helper:\n    pass\n"
+              "class TenOut(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+              "        self.conv = nn.Conv2d(1, 4, 3, padding=1)\n        self.fc = nn.Linear(4 * 8 * 8, 10)\n"
+              "    def forward(self, x):\n        return self.fc(self.conv(x).relu().flatten(1))\n")
+    namespace: dict = {}
+    exec(source.replace(f"pathlib.Path({str(marker)!r}).write_text('x')", ""), namespace)  # noqa: S102 - own code
+    torch.manual_seed(0)
+    weights = io.BytesIO()
+    torch.save(namespace["TenOut"]().state_dict(), weights)
+    at = app()
+    at.radio(key="model_source").set_value("Load weights").run()
+    at.file_uploader(key="weights_upload").set_value(("ten.pt", weights.getvalue(), "application/octet-stream"))
+    at.file_uploader(key="arch_upload").set_value(("my net.py", source.encode(), "text/x-python"))
+    at.run()
+    assert at.selectbox(key="arch_class").options == ["TenOut", "Helper"] and not marker.exists()
+    assert at.button(key="load_weights").disabled and "runs **my net\\.py** on this machine" in at.warning[0].value
+    at.checkbox(key="arch_trust").check().run()
+    at.button(key="load_weights").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert marker.exists()  # built from the file, once trusted
+    ws = workspace(at)
+    arch = ws.state()["arch"]
+    assert arch.endswith("/my_net.py:TenOut") and "/uploads/" in arch and ws.id != trained.id
+    assert ws.version(0)["metrics"]["kernels"] == {"conv": 4, "fc": 10}
+    assert "Created the workspace" in at.success[0].value  # another architecture: a new workspace, said so
+
+    monkeypatch.setenv("AOMSCOPE_SHARED", "1")
+    shared = app()
+    shared.radio(key="model_source").set_value("Load weights").run()
+    assert not [u for u in shared.get("file_uploader") if u.proto.id.endswith("arch_upload")] and not shared.exception

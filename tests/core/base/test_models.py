@@ -9,6 +9,7 @@ import torch
 from aomcore import (
     InputError,
     apply_state_dict,
+    architecture_classes,
     build_model,
     load_model,
     load_state_dict,
@@ -102,3 +103,18 @@ def test_architecture_file(tmp_path):
         build_model(f"{tmp_path / 'net.py'}:Nope", 3, (1, 8, 8))
     with pytest.raises(InputError, match="unknown architecture spec"):
         build_model("resnet", 3, (1, 8, 8))
+
+
+def test_architecture_classes_are_read_without_running_the_file(tmp_path):
+    marker = tmp_path / "ran"
+    source = (f"import torch\nfrom torch import nn\nopen({str(marker)!r}, 'w').write('x')\n"
+              "class Config:\n    pass\n"
+              "class A(torch.nn.Module):\n    pass\n"
+              "class B(nn.Module):\n    pass\n"
+              "def helper():\n    class Inner(nn.Module):\n        pass\n")
+    assert architecture_classes(source.encode()) == ["A", "B", "Config"]  # modules first, file order
+    assert not marker.exists()
+    for bad, message in ((b"\xff\xfe", "not a Python file"), (b"class (", "not a Python file"),
+                         (b"x = 1\n", "no class in the architecture file")):
+        with pytest.raises(InputError, match=message):
+            architecture_classes(bad)
