@@ -253,6 +253,16 @@ class View:
         return found[-1] if found else None
 
 
+def default_run(runs: list[dict]) -> str:
+    """The run a page opens on: one running, else the newest that is not a retrain (a training run or
+    an import: an edit's fine-tune is short, with few snapshots), else the newest. ``runs`` are
+    :func:`aomcore.list_runs` records (ids sort by start time)."""
+    newest = sorted(runs, key=lambda r: r["id"], reverse=True)
+    pick = (next((r for r in newest if r.get("status") == "running"), None)
+            or next((r for r in newest if r.get("kind") != "retrain"), None) or newest[0])
+    return pick["id"]
+
+
 def view() -> View:
     """This run's view of the tab's workspace."""
     return View(current_workspace())

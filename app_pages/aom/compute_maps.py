@@ -19,8 +19,8 @@ train_set = v.split("train")
 every = cached.layer_table(v.model.digest, train_set.input_shape, True, v.model)
 defaults = [r["name"] for r in every if r["kind"] == "conv"] or [r["name"] for r in every if r["kind"] == "fc"]
 kinds = {r["name"]: f"{r['name']}  ·  {r['type']} {r['output_shape']}" for r in every}
-chosen = v.maps_info.get("layers") or defaults
-layers = st.multiselect("Layers", list(kinds), default=[n for n in chosen if n in kinds], format_func=kinds.get,
+chosen = set(v.maps_info.get("layers", [])) | set(defaults)  # every conv layer, and whatever was computed
+layers = st.multiselect("Layers", list(kinds), default=[n for n in kinds if n in chosen], format_func=kinds.get,
                         help="A conv or FC layer is read after its BatchNorm/activation (the activation the next "
                              "layer sees); any other module is read at its own output.")
 left_out = cached.unanalysable(v.model.digest, train_set.input_shape, v.model)

@@ -47,9 +47,12 @@ chart.altair_chart(views_overview.accuracy_difference_chart(v.split("test").clas
                                                             b["metrics"]["per_class"], f"v{a['id']}", f"v{b['id']}"),
                    width="stretch")
 found = {r["id"]: (v.ws.results("maps", r["digest"]) or [None])[-1] for r in (a, b)}
-layers = [n for n in dict.fromkeys(sum((f["layers"] for f in found.values() if f), [])) if n in a["metrics"]["kernels"]
-          and n in b["metrics"]["kernels"]] or [n for n in a["metrics"]["kernels"] if n in b["metrics"]["kernels"]][:1]
-layer = st.selectbox("AOM grid of layer", layers)
+both = [n for n in a["metrics"]["kernels"] if n in b["metrics"]["kernels"]]
+edited = [e["layer"] for r in (b, a) for e in r.get("edits", [])[-1:] if e["layer"] in both]
+mapped = {n for f in found.values() if f for n in f["layers"]}
+layers = [n for n in both if n in mapped or n in edited] or both[:1]  # with maps, and the edited layer
+layer = st.selectbox("AOM grid of layer", layers, index=layers.index(edited[0]) if edited else 0,
+                     key=f"cmp_layer_{a['id']}_{b['id']}", help="Default: the layer of the newer version's last edit.")
 align = st.toggle("Align B's rows to A's kernels", value=relation != "unrelated", disabled=relation == "unrelated",
                   help="B's grid lists A's kernels in A's order (by name: k5 is k5 in both), then B's new kernels. "
                        + ("These versions were trained apart: their kernels share no identity."

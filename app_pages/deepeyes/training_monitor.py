@@ -8,7 +8,7 @@ from aomcore.store import list_runs, read_run_view
 from ui.deepeyes import monitor as monitor
 from ui.deepeyes import views as vd
 from ui.jobs import job_outcome, job_panel
-from ui.state import view
+from ui.state import default_run, view
 
 LIVE_SECONDS = 5.0  # re-read the run's files this often while it trains (charts need time to redraw)
 
@@ -28,9 +28,8 @@ if not runs:
     st.stop()
 
 by_id = {r["id"]: r for r in runs}
-default = next((r["id"] for r in runs if r["status"] == "running"), runs[0]["id"])
 if st.session_state.get("monitor_run") not in by_id:
-    st.session_state["monitor_run"] = default
+    st.session_state["monitor_run"] = default_run(runs)
 made = {r.get("run"): r["id"] for r in v.versions.values()}
 run_id = st.selectbox("Run", list(by_id), key="monitor_run", format_func=lambda i: (
     f"{i} · {by_id[i]['kind']} · {by_id[i]['status']}" + (f" · made v{made[i]}" if i in made else "")))

@@ -9,7 +9,7 @@ from aomcore.base import limits
 from ui import cached
 from ui.jobs import job_outcome, job_panel
 from ui.rauber import trails as views_trails
-from ui.state import submit, view
+from ui.state import default_run, submit, view
 
 v = view()
 st.title("Training trails")
@@ -25,8 +25,9 @@ if not runs:
 test = v.split("test")
 by_id = {r["id"]: r for r in runs}
 c1, c2, c3 = st.columns([2, 1, 1])
-run_id = c1.selectbox("Run", list(by_id)[::-1], format_func=lambda i: f"{i} · {by_id[i]['arch']} · "
-                      f"{len(by_id[i]['snapshots'])} snapshots")
+ids = list(by_id)[::-1]
+run_id = c1.selectbox("Run", ids, index=ids.index(default_run(runs)), format_func=lambda i: (
+    f"{i} · {by_id[i].get('kind', 'run')} · {by_id[i]['arch']} · {len(by_id[i]['snapshots'])} snapshots"))
 run = by_id[run_id]
 layers = cached.run_layers(run["path"], run["arch"], json.dumps(run.get("edits", [])), test.num_classes,
                            test.input_shape)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 import aomcore
-from aomcore import Workspace, build_model, default_root, export_zip, list_jobs, list_workspaces, run_inline
+from aomcore import Workspace, build_model, default_root, export_zip, list_jobs, list_runs, list_workspaces, run_inline
 from aomcore.store import request_cancel
 from aomcore.store.job_records import new_job_record, write_job
 from tests.app.helpers import app, create_workspace, on_workspaces, texts, wait_jobs, workspace
@@ -560,3 +560,24 @@ def test_an_uploaded_architecture_file_runs_only_once_trusted_and_never_on_a_sha
     shared = app()
     shared.radio(key="model_source").set_value("Load weights").run()
     assert not [u for u in shared.get("file_uploader") if u.proto.id.endswith("arch_upload")] and not shared.exception
+
+
+def test_defaults_follow_the_work_after_an_edit(trained):
+    """#25: after a conv2 edit, Versions compares conv2's grids; Training monitor and Trails open the training
+    run, not the edit's short fine-tune; Compute maps offers every conv layer, not only those computed before."""
+    run_inline(trained, "maps", {"version": 0, "layers": ["conv1"], "split": "train", "threshold": 0.0})
+    run_inline(trained, "retrain", {"parent": 0, "edit": {"kind": "remove", "layer": "conv2", "kernels": [0, 5]},
+                                    "freeze": "auto", "config": {"epochs": 1, "lr": 1e-3, "batch_size": 64,
+                                                                 "optimizer": "adam", "seed": 0}})
+    run_inline(trained, "maps", {"version": 1, "layers": ["conv1"], "split": "train", "threshold": 0.0})
+    train_run = next(r["id"] for r in list_runs(trained) if r["kind"] == "train")
+    assert sorted(r["kind"] for r in list_runs(trained)) == ["retrain", "train"]
+    at = app()
+    at.switch_page("app_pages/aom/versions.py").run()
+    assert not at.exception and at.selectbox[2].label == "AOM grid of layer" and at.selectbox[2].value == "conv2"
+    at.switch_page("app_pages/deepeyes/training_monitor.py").run()
+    assert at.selectbox(key="monitor_run").value == train_run
+    at.switch_page("app_pages/rauber/training_trails.py").run()
+    assert not at.exception and at.selectbox[0].value == train_run
+    at.switch_page("app_pages/aom/compute_maps.py").run()
+    assert at.multiselect[0].value == ["conv1", "conv2"]
