@@ -99,6 +99,7 @@ else:
                 if code is None and isinstance(meta, dict):  # an uploaded file beats the path the list names
                     arch_spec = meta.get("arch", arch_spec)
             current_policy().check_architecture(arch_spec)
+            shown = f"{code.name}:{code_class}" if code is not None else arch_spec  # not the cache's path
             data = views.check_upload(weights.getvalue(), weights.name, "a state_dict file")
             loaded = aomcore.load_model(arch_spec, data, train_set.num_classes, train_set.input_shape,
                                         weights_name=weights.name, edits=edits)
@@ -106,12 +107,12 @@ else:
             target = v.ws
             if v.state.get("arch") not in (None, arch_spec):
                 target = new_workspace(v.dataset, v.state["dataset"].get("data_root"), v.ws.preprocessing(),
-                                       name=f"{v.dataset} · {arch_spec}")
+                                       name=f"{v.dataset} · {shown}")
             with st.spinner("Measuring accuracy, parameters and FLOPs…"):
                 target.record_weights(loaded, note=f"loaded: {weights.name}"
                                       + (f" + {edits_file.name}" if edits_file else ""), test_set=test_set)
             if target is not v.ws:
-                flash(f"Created the workspace **{views.plain(target.name)}** for {views.plain(arch_spec)}; "
+                flash(f"Created the workspace **{views.plain(target.name)}** for {views.plain(shown)}; "
                       f"**{views.plain(v.state['name'])}** is kept under Workspaces.")
             switch_to(target)
             st.rerun()
