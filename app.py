@@ -12,8 +12,8 @@ import streamlit as st
 
 from aomcore import InputError
 from ui.jobs import sidebar_jobs
-from ui.state import current_user, show_flash, sign_in_gate, view
-from ui.steps import loop_bar, next_step_link, visit
+from ui.state import current_user, show_flash, sign_in_gate, view, visit
+from ui.steps import loop_bar, next_step_link
 from ui.views import plain
 
 

@@ -123,6 +123,17 @@ def show_flash() -> None:
         st.success(message, icon=":material/check_circle:")
 
 
+def visit(v: View, url_path: str) -> None:
+    """Remember that this tab opened the page ``url_path`` while ``v``'s current version was shown."""
+    if v.version is not None:
+        st.session_state.setdefault("visited", {}).setdefault(v.version["digest"], set()).add(url_path)
+
+
+def visited(v: View) -> set[str]:
+    """The pages (url paths) this tab opened while ``v``'s current version was shown."""
+    return st.session_state.get("visited", {}).get(v.version["digest"], set()) if v.version is not None else set()
+
+
 def _checked(ws: Workspace) -> Workspace:
     """``ws`` opened as the signed-in user may: fully, read-only (a grant), or refused."""
     if not signed_in_mode():

@@ -4,7 +4,7 @@ The loop of one version: it is trained (or retrained by an edit), compared with 
 it came from (keep it or revert), its maps are computed, looked at, kernels are chosen, and an
 edit makes the next version. A step is done when its result is on disk (a model, maps, an
 edit's child version, a selection the user changed) or, for the steps that only look, when this
-tab has opened its page for this version (kept in the session, like the tab's other choices).
+tab has opened its page for this version (:func:`ui.state.visited`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from ui.state import View
+from ui.state import View, visited
 
 MODEL_DATA = "app_pages/workspace/model_data.py"
 COMPUTE_MAPS = "app_pages/aom/compute_maps.py"
@@ -42,12 +42,6 @@ class Step:
     label: str
 
 
-def visit(v: View, url_path: str) -> None:
-    """Remember that this tab opened the page ``url_path`` while ``v``'s current version was shown."""
-    if v.version is not None:
-        st.session_state.setdefault("visited", {}).setdefault(v.version["digest"], set()).add(url_path)
-
-
 def loop_steps(v: View) -> list[Step]:
     """The loop of the current version, in the paper's order (Fig. 1: train, test, look, decide, edit).
 
@@ -55,7 +49,7 @@ def loop_steps(v: View) -> list[Step]:
     the version it was edited from); a first version has nothing to compare with.
     """
     version = v.version
-    seen = st.session_state.get("visited", {}).get(version["digest"], set()) if version else set()
+    seen = visited(v)
     vid = v.version_id
     parent = version["parent"] if version else None
     looked = {step: bool(pages & seen) for step, pages in LOOKED.items()}
