@@ -48,6 +48,10 @@ def scale(name: str, vmax: float | None = None) -> alt.Scale:
     return alt.Scale(domain=domain, range=colours, interpolate="rgb")
 
 
+#: Text drawn as marks (row and column labels): Vega's default is black, unreadable on the
+#: dark theme; this grey (Streamlit's axis-label grey) reads on both.
+LABEL = "#808495"
+
 #: Vega-Lite sizing for charts drawn at their own size (``width="content"``): the plot keeps its
 #: width and height and the labels, padding and colour bar are added around it. Streamlit's
 #: default fits the whole chart, colour bar included, into the plot's size: the ODM shrank to
@@ -110,9 +114,10 @@ def grid_chart(maps: np.ndarray, order: np.ndarray, classes: list[str], name: st
     ).transform_calculate(x2="datum.x + 1", y2="datum.y + 1")
     heads = pd.DataFrame({"class": list(classes), "x": np.arange(c) * (w2 + gap) + w2 / 2, "y": -1.0})
     rows = pd.DataFrame({"kernel": [names[i] for i in order], "x": -1.0, "y": np.arange(k) * (h2 + gap) + h2 / 2})
-    top = alt.Chart(heads).mark_text(baseline="bottom", fontSize=11, angle=0, limit=px * w2 * 2).encode(
+    top = alt.Chart(heads).mark_text(baseline="bottom", fontSize=11, angle=0, limit=px * w2 * 2, color=LABEL).encode(
         x=x, y=y, text="class")
-    side = alt.Chart(rows).mark_text(align="right", baseline="middle", fontSize=11).encode(x=x, y=y, text="kernel")
+    side = alt.Chart(rows).mark_text(align="right", baseline="middle", fontSize=11, color=LABEL).encode(
+        x=x, y=y, text="kernel")
     chart = (cells + top + side).properties(width=width, height=height, padding={"left": 40, "top": 30},
                                             autosize=OWN_SIZE)
     return chart, f
@@ -223,9 +228,10 @@ def odm_heatmap(odm: np.ndarray, order: np.ndarray, groups: np.ndarray | None = 
         size = 11 if k <= 40 else 7
         left = pd.DataFrame({"label": labels, "c": -0.2, "r": np.arange(k) + 0.5})
         top = pd.DataFrame({"label": labels, "c": np.arange(k) + 0.5, "r": -0.2})
-        layers.append(alt.Chart(left).mark_text(align="right", baseline="middle", fontSize=size).encode(
+        layers.append(alt.Chart(left).mark_text(align="right", baseline="middle", fontSize=size, color=LABEL).encode(
             x=x, y=y, text="label"))
-        layers.append(alt.Chart(top).mark_text(align="left", baseline="middle", angle=270, fontSize=size).encode(
+        layers.append(alt.Chart(top).mark_text(align="left", baseline="middle", angle=270, fontSize=size,
+                                               color=LABEL).encode(
             x=x, y=y, text="label"))
     if groups is not None:
         g = np.asarray(groups)[order]

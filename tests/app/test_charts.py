@@ -47,3 +47,12 @@ def test_fixed_size_heatmaps_keep_their_size_with_the_colour_bar_outside():
                   class_difference_chart(odm, np.arange(6), list("abcdef"))):
         assert chart.to_dict()["autosize"]["type"] == "pad"
     assert views.odm_heatmap(odm, np.arange(6)).to_dict()["width"] >= 320
+
+
+def test_labels_drawn_as_text_marks_read_on_the_dark_theme():
+    """Vega draws text marks black unless told: the ODM's and the hover grid's kernel labels vanished on dark."""
+    odm = np.random.default_rng(0).random((4, 4))
+    grid, _ = views.grid_chart(np.random.default_rng(0).random((3, 2, 4, 4)), np.arange(3), ["a", "b"], "viridis")
+    for spec in (views.odm_heatmap(odm, np.arange(4)).to_dict(), grid.to_dict()):
+        texts = [layer["mark"] for layer in spec["layer"] if layer["mark"]["type"] == "text"]
+        assert len(texts) == 2 and all(t["color"] == views.LABEL for t in texts)
