@@ -109,7 +109,7 @@ def next_step_link(v: View, url_path: str) -> None:
     steps = loop_steps(v)
     step = next_step(steps)
     here = _steps_here(steps, url_path)
-    if step is None or not here or not all(s.done for s in here) or step in here or v.ws.read_only:
+    if step is None or not here or not all(s.done for s in here) or v.ws.read_only:
         return
     st.divider()
     st.page_link(step.page, label=f"Next step: {step.todo}", icon=":material/arrow_forward:")

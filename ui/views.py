@@ -140,9 +140,8 @@ def per_class_accuracy_chart(classes: list[str], per_class: list[float], overall
     dots = alt.Chart(df).mark_circle(size=110, opacity=1, color="#1f77b4").encode(
         x=alt.X("class:N", sort=None, title="class", axis=alt.Axis(labelAngle=0 if len(classes) <= 12 else -40)),
         y=y, tooltip=["class", alt.Tooltip("accuracy:Q", format=".2%")])
-    stems = alt.Chart(df).mark_rule(color="#1f77b4", opacity=0.35).encode(
-        x=alt.X("class:N", sort=None), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[floor, 1], clamp=True)),
-        y2=alt.datum(floor))
+    stems = alt.Chart(df).mark_rule(color="#1f77b4", opacity=0.35).encode(x=alt.X("class:N", sort=None), y=y,
+                                                                          y2=alt.datum(floor))
     layers = [stems, dots]
     if overall is not None:
         rule = pd.DataFrame({"accuracy": [overall], "what": [f"overall {overall:.2%}"]})
@@ -290,9 +289,9 @@ def check_upload(data: bytes, name: str, what: str) -> bytes:
 
 
 def save_upload(data: bytes, name: str, suffix: str) -> str:
-    """Store an uploaded data file under the cache, in a folder named by its content hash and under the
-    user's own file name (``uploads/<sha256>/<name>.npz``), so the dataset spec (and the sidebar) name
-    the file the user chose; returns its path."""
+    """Store an uploaded file (a dataset ``.npz``, an architecture ``.py``) under the cache, in a folder
+    named by its content hash and under the user's own file name (``uploads/<sha256>/<name><suffix>``),
+    so the dataset or architecture spec (and the sidebar) name the file the user chose; returns its path."""
     check_upload(data, name, f"a {suffix} file")
     cache = DiskCache()
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name.removesuffix(suffix)).strip("._")[:64] or "upload"

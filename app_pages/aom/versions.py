@@ -48,7 +48,8 @@ chart.altair_chart(views_overview.accuracy_difference_chart(v.split("test").clas
                    width="stretch")
 found = {r["id"]: (v.ws.results("maps", r["digest"]) or [None])[-1] for r in (a, b)}
 both = [n for n in a["metrics"]["kernels"] if n in b["metrics"]["kernels"]]
-edited = [e["layer"] for r in (b, a) for e in r.get("edits", [])[-1:] if e["layer"] in both]
+newer = max(a, b, key=lambda r: r["id"])
+edited = [e["layer"] for e in newer.get("edits", [])[-1:] if e["layer"] in both]
 mapped = {n for f in found.values() if f for n in f["layers"]}
 layers = [n for n in both if n in mapped or n in edited] or both[:1]  # with maps, and the edited layer
 layer = st.selectbox("AOM grid of layer", layers, index=layers.index(edited[0]) if edited else 0,

@@ -13,6 +13,16 @@ from ui.jobs import job_outcome, job_panel
 from ui.state import flash, new_workspace, reported, submit, switch_to, view
 
 v = view()
+
+
+def opened(target, arch: str) -> None:
+    """Show ``target`` in this tab; a new workspace (another architecture) is announced there."""
+    if target is not v.ws:
+        flash(f"Created the workspace **{views.plain(target.name)}** for {views.plain(arch)}; "
+              f"**{views.plain(v.state['name'])}** is kept under Workspaces.")
+    switch_to(target)
+
+
 st.title("Model & data")
 st.caption("A workspace holds one dataset and the versions of one model trained on it. The maps of the paper are "
            "computed on this pair in **Compute maps**.")
@@ -58,10 +68,7 @@ if source == "Train a zoo model here":
             v.dataset, v.state["dataset"].get("data_root"), v.ws.preprocessing(), name=f"{v.dataset} · zoo:{arch}")
         if submit(target, "train", {"arch": f"zoo:{arch}", "config": config.__dict__,
                                     "snapshots": int(snapshots), "device": "auto"}):
-            if target is not v.ws:
-                flash(f"Created the workspace **{views.plain(target.name)}** for zoo:{arch}; "
-                      f"**{views.plain(v.state['name'])}** is kept under Workspaces.")
-            switch_to(target)
+            opened(target, f"zoo:{arch}")
             st.rerun()
 else:
     c1, c2 = st.columns([1, 2])
@@ -111,10 +118,7 @@ else:
             with st.spinner("Measuring accuracy, parameters and FLOPs…"):
                 target.record_weights(loaded, note=f"loaded: {weights.name}"
                                       + (f" + {edits_file.name}" if edits_file else ""), test_set=test_set)
-            if target is not v.ws:
-                flash(f"Created the workspace **{views.plain(target.name)}** for {views.plain(shown)}; "
-                      f"**{views.plain(v.state['name'])}** is kept under Workspaces.")
-            switch_to(target)
+            opened(target, shown)
             st.rerun()
 
 if v.model is None and v.model_problem:

@@ -87,7 +87,7 @@ elif policy.shared:
 
 st.subheader("New workspace")
 st.caption("One dataset per workspace; its model, versions and results follow. The workspace open now is kept.")
-new_workspace_form(v.state["dataset"].get("data_root") or "" if v is not None else "")
+new_workspace_form((v.state["dataset"].get("data_root") if v is not None else None) or "")
 
 st.subheader("Import")
 upload = st.file_uploader("A workspace zip (from Export, or `python -m aomcore workspace export`)", type=["zip"],
