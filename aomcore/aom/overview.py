@@ -10,8 +10,9 @@ patterns that point at each:
    indicate a small layer size". Edit: widen the layer.
 3. *Find too shallow models*: "kernels producing AOMs with strong occurrence for
    multiple classes is a signal of a need for more layers". Edit: insert a layer. A
-   finding about the model: listed for a layer only when no later hidden layer of those
-   analysed separates the classes (Fig. 6's 6th layer answers its 1st).
+   finding about the model, listed once: only when the last hidden layer analysed does not
+   separate the classes (Fig. 6's 6th layer answers its 1st), at the deepest conv layer of
+   the trailing run of layers that do not.
 
 The paper leaves the decision to the engineer ("rather than using automatically computed
 thresholds, the engineer examines such cases visually", Sec. IV). The thresholds below
@@ -212,14 +213,23 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
     shares = {name: multi_class_share(c) for name, c in per_kernels.items()}
     # Task 3 is about the model (Sec. III: "the activations of the model's last hidden layer should be
     # very discriminative"; Fig. 6: a 1st layer active for many classes is answered by a 6th that is
-    # not). It is listed for a layer only when no later hidden layer separates the classes. The
-    # classifier (a last FC layer with one kernel per class) separates them by construction.
+    # not). The classifier (a last FC layer with one kernel per class) separates the classes by
+    # construction, so it is not a hidden layer. The finding is listed once: at the deepest layer of
+    # the trailing run of hidden layers that do not separate the classes, preferring a conv layer
+    # (an inserted layer goes after one); nothing when the last hidden layer separates them.
     hidden = list(maps)
     last = maps[hidden[-1]]
     if kinds[hidden[-1]] == "fc" and last.num_kernels == len(last.classes):
         hidden = hidden[:-1]
+    tail = []
+    for name in reversed(hidden):
+        if shares[name] < MULTI_CLASS_SHARE:
+            break
+        tail.append(name)
+    task3_at = next((n for n in tail if kinds[n] == "conv"), tail[0] if tail else None)
     rows = []
-    for index, (name, m) in enumerate(maps.items()):
+    rows = []
+    for name, m in maps.items():
         k = m.num_kernels
         flags = kernel_flags(m.aom)
         cut = (n_groups or {}).get(name) or default_n_groups(m.odm, m.aom)
@@ -241,8 +251,9 @@ def layer_overview(maps: dict[str, LayerMaps], n_groups: dict[str, int] | None =
                "keep": keep, "findings": []}
         row["findings"] += _task1(name, m, reasons, keep, names)
         row["findings"] += _task2(name, m, pairs, removes=len(keep) < k)
-        if not any(shares[n] < MULTI_CLASS_SHARE for n in hidden[index + 1:]):
-            row["findings"] += _task3(name, k, per_kernel, share, level, kinds[name])
+        if name == task3_at:
+            later = [n for n in reversed(tail) if hidden.index(n) > hidden.index(name)]
+            row["findings"] += _task3(name, k, per_kernel, share, level, kinds[name], later)
         rows.append(row)
     return rows
 
@@ -277,11 +288,13 @@ def _task2(name: str, m: LayerMaps, pairs: list[tuple[int, int, float]], removes
     return [{"task": 2, "finding": text, "edit": {"kind": "widen", "layer": name, "n": n}}]
 
 
-def _task3(name: str, k: int, per_kernel: np.ndarray, share: float, level: float, kind: str) -> list[dict]:
-    if share < MULTI_CLASS_SHARE:
-        return []
+def _task3(name: str, k: int, per_kernel: np.ndarray, share: float, level: float, kind: str,
+           later: list[str]) -> list[dict]:
     text = (f"{int((per_kernel >= 2).sum())} of {k} kernels produce AOMs with strong occurrence (mean > {level:g}) "
-            f"for multiple classes: the model may need more layers to discriminate between these classes")
+            f"for multiple classes")
+    if later:
+        text += f", and so do most kernels of every later hidden layer analysed ({', '.join(later)})"
+    text += ": the model may need more layers to discriminate between these classes"
     if kind != "conv":
         text += " (an inserted layer goes after a conv layer: choose one before this layer)"
     return [{"task": 3, "finding": text, "edit": {"kind": "insert", "layer": name} if kind == "conv" else None}]

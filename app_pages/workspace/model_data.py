@@ -72,8 +72,11 @@ if source == "Train a zoo model here":
             st.rerun()
 else:
     c1, c2 = st.columns([1, 2])
+    uploaded_code = st.session_state.get("arch_upload") is not None  # the .py uploader below, as last drawn
     arch = c1.text_input("Architecture", v.state.get("arch") or f"zoo:{zoo_default}", key="arch",
-                         help="zoo:NAME, torchvision:NAME (e.g. torchvision:resnet18) or FILE.py:CLASS")
+                         disabled=uploaded_code,
+                         help="Not used: the uploaded .py file below gives the architecture" if uploaded_code else
+                         "zoo:NAME, torchvision:NAME (e.g. torchvision:resnet18) or FILE.py:CLASS")
     weights = c2.file_uploader("Weights: a state_dict (.pt, loaded with weights_only=True) or .safetensors",
                                type=["pt", "pth", "safetensors"], key="weights_upload")
     code = code_class = None

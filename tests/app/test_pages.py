@@ -541,10 +541,12 @@ def test_an_uploaded_architecture_file_runs_only_once_trusted_and_never_on_a_sha
     torch.save(namespace["TenOut"]().state_dict(), weights)
     at = app()
     at.radio(key="model_source").set_value("Load weights").run()
+    assert not at.text_input(key="arch").disabled
     at.file_uploader(key="weights_upload").set_value(("ten.pt", weights.getvalue(), "application/octet-stream"))
     at.file_uploader(key="arch_upload").set_value(("my net.py", source.encode(), "text/x-python"))
     at.run()
     assert at.selectbox(key="arch_class").options == ["TenOut", "Helper"] and not marker.exists()
+    assert at.text_input(key="arch").disabled  # the file gives the architecture: the typed one is not used
     assert at.button(key="load_weights").disabled and "runs **my net\\.py** on this machine" in at.warning[0].value
     at.checkbox(key="arch_trust").check().run()
     at.button(key="load_weights").click().run()

@@ -121,16 +121,17 @@ def test_layer_overview_exact():
     for f in conv["findings"]:
         Edit.from_dict(f["edit"])  # a valid edit record
     # fc: every neuron its own group, all kept; E = .25 .25 .5 .5 .75 .875, so the two pairs at
-    # E = 0.25 are at half the median 0.5; 3 of 4 neurons multi-class, but no insert after an FC layer
+    # E = 0.25 are at half the median 0.5; 3 of 4 neurons multi-class, but fc is the classifier (one
+    # neuron per class, the last layer): not a hidden layer, so no Task 3
     assert fc["redundant_groups"] == 0 and fc["neighborhood_hit"] is None and fc["multi_class_share"] == 0.75
     assert fc["keep"] == [0, 1, 2, 3] and fc["least_separated"] == ["a", "b"] and fc["least_separated_e"] == 0.25
-    task2, task3 = fc["findings"]
+    (task2,) = fc["findings"]
     assert task2["task"] == 2 and "'a' and 'b' (E = 0.25), 'b' and 'c' (E = 0.25), against a median E of 0.5" \
         in task2["finding"]
     assert task2["edit"] == {"kind": "widen", "layer": "fc", "n": 1}
-    assert task3["task"] == 3 and task3["edit"] is None and "3 of 4 kernels" in task3["finding"]
     rows = layer_overview({"fc": maps["fc"]}, n_groups={"fc": 4}, layer_kinds={"fc": "conv"})
     assert rows[0]["findings"][-1]["edit"] == {"kind": "insert", "layer": "fc"}
+    assert "3 of 4 kernels" in rows[0]["findings"][-1]["finding"]
     # a higher level: 2 of 4 multi-class is still half
     assert layer_overview({"fc": maps["fc"]}, n_groups={"fc": 4}, level=0.8)[0]["multi_class_share"] == 0.5
     json.dumps(rows)  # JSON-serialisable
@@ -221,19 +222,35 @@ def _task3(rows):
     return {r["layer"]: [f["edit"] for f in r["findings"] if f["task"] == 3] for r in rows}
 
 
-def test_task3_is_listed_only_where_no_later_hidden_layer_separates_the_classes():
+def test_task3_is_listed_once_at_the_deepest_layer_that_does_not_separate_the_classes():
     """Task 3 is about the model (Sec. III, Fig. 6): a first layer active for many classes is
-    answered by a later layer that is not; a classifier with one neuron per class answers nothing."""
-    kinds = {"conv1": "conv", "conv2": "conv", "fc": "fc"}
+    answered by a later layer that is not; a classifier with one neuron per class answers nothing.
+    When the last hidden layers all fail to separate, one finding: at the deepest conv layer."""
+    kinds = {"conv1": "conv", "conv2": "conv", "conv3": "conv", "fc": "fc"}
     answered = layer_overview({"conv1": _layer("conv1", MULTI), "conv2": _layer("conv2", ONE_EACH)},
                               layer_kinds=kinds)
     assert _task3(answered) == {"conv1": [], "conv2": []}
     shallow = layer_overview({"conv1": _layer("conv1", MULTI), "conv2": _layer("conv2", MULTI)}, layer_kinds=kinds)
-    assert _task3(shallow) == {"conv1": [{"kind": "insert", "layer": "conv1"}],
-                               "conv2": [{"kind": "insert", "layer": "conv2"}]}
+    assert _task3(shallow) == {"conv1": [], "conv2": [{"kind": "insert", "layer": "conv2"}]}
+    # conv2 separates, conv3 does not: conv1's multi-class maps are answered by conv2; conv3 is the model's
+    middle = layer_overview({"conv1": _layer("conv1", MULTI), "conv2": _layer("conv2", ONE_EACH),
+                             "conv3": _layer("conv3", MULTI)}, layer_kinds=kinds)
+    assert _task3(middle) == {"conv1": [], "conv2": [], "conv3": [{"kind": "insert", "layer": "conv3"}]}
     with_classifier = layer_overview({"conv1": _layer("conv1", MULTI), "fc": _layer("fc", ONE_EACH, 1)},
                                      layer_kinds=kinds)
     assert _task3(with_classifier) == {"conv1": [{"kind": "insert", "layer": "conv1"}], "fc": []}
+    multi_classifier = layer_overview({"conv1": _layer("conv1", ONE_EACH), "fc": _layer("fc", MULTI, 1)},
+                                      layer_kinds=kinds)
+    assert _task3(multi_classifier) == {"conv1": [], "fc": []}  # the classifier is not a hidden layer
     hidden_fc = layer_overview({"conv1": _layer("conv1", MULTI), "fc": _layer("fc", ONE_EACH[:3], 1)},
                                layer_kinds=kinds)  # 3 neurons for 4 classes: a hidden layer that separates
     assert _task3(hidden_fc) == {"conv1": [], "fc": []}
+    # a hidden FC layer that does not separate either: the finding goes to the conv layer before it,
+    # where an insert can go, and names the later layer
+    fc3 = [[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
+    before_fc = layer_overview({"conv1": _layer("conv1", MULTI), "fc": _layer("fc", fc3, 1)}, layer_kinds=kinds)
+    assert _task3(before_fc) == {"conv1": [{"kind": "insert", "layer": "conv1"}], "fc": []}
+    (finding,) = [f["finding"] for f in before_fc[0]["findings"] if f["task"] == 3]
+    assert "4 of 4 kernels" in finding and "every later hidden layer analysed (fc)" in finding
+    only_fc = layer_overview({"conv1": _layer("conv1", ONE_EACH), "fc": _layer("fc", fc3, 1)}, layer_kinds=kinds)
+    assert _task3(only_fc) == {"conv1": [], "fc": [None]}  # no conv layer in the run: no edit, a hint
