@@ -1,9 +1,10 @@
 """Server-side script time of every dashboard page on an MNIST workspace: first render and idle reruns.
 
-    python benchmarks/bench_pages.py [--out DIR] [--reruns 5]
+    python benchmarks/bench_pages.py [--out DIR] [--reruns 5] [--workspace W]
 
 Makes (once, in ``DIR/home``) a workspace with ``zoo:paper_mnist`` trained one epoch on MNIST
-and its maps (``python -m aomcore train`` then ``maps``), then opens each page of ``app.py`` in
+and its maps (``python -m aomcore train`` then ``maps``) — or copies workspace ``W``, e.g. one
+walked through the whole loop, so that every page draws its results — then opens each page of ``app.py`` in
 Streamlit's ``AppTest`` (the page script runs as on the server, without a browser) and times
 its first render (caches cold for that page) and ``--reruns`` idle reruns (what a click that
 changes nothing, or a fragment-free rerun, costs). Needs ``$AOMSCOPE_DATA_ROOT``. Writes
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=tempfile.mkdtemp(prefix="bench_pages_"))
     parser.add_argument("--reruns", type=int, default=5)
+    parser.add_argument("--workspace", help="copy this workspace (with its results) instead of making one")
     args = parser.parse_args()
     out = Path(args.out)
     home = out / "home"
@@ -38,6 +41,8 @@ def main() -> None:
     from aomcore import default_root, list_workspaces
 
     ws_dir = home / "workspaces" / "mnist"
+    if args.workspace and not ws_dir.exists():
+        shutil.copytree(args.workspace, ws_dir, ignore=shutil.ignore_patterns("jobs"))
     if not ws_dir.exists():
         env = dict(os.environ, PYTHONPATH=str(REPO))
         for cmd in (["train", "--workspace", str(ws_dir), "--dataset", "mnist"], ["maps", "--workspace", str(ws_dir)]):

@@ -50,4 +50,6 @@ if not v.maps:
 info = v.maps_info
 st.success(f"Maps of {len(v.maps)} layer(s) of v{info['version']} over {info['n_images']:,} {info['split']} images "
            f"in {info['seconds']:.1f} s{' (already in the workspace)' if info['from_cache'] else ''}.")
-st.dataframe(views.maps_summary(v.maps), hide_index=True, width="stretch")  # the next step: the loop's link below
+st.dataframe(views.maps_summary(v.maps), hide_index=True, width="stretch",
+             column_config={"mean occurrence": st.column_config.NumberColumn(format="%.3f")})
+# the next step: the loop's link below

@@ -6,7 +6,7 @@ import torch
 
 import aomcore
 from aomcore.base import limits
-from ui import cached, views
+from ui import cached, tables, views
 from ui.aom import overview as views_overview
 from ui.jobs import job_outcome, job_panel
 from ui.state import reported, require_model, submit, view
@@ -118,9 +118,9 @@ if parent is not None:
     curve = views.run_curve(v.ws, current.get("run"))
     if curve is not None:
         st.altair_chart(curve, width="stretch")
-    st.dataframe(pd.DataFrame([views.version_row(r, v.version_id) for r in (parent, current)]), hide_index=True,
-                 width="stretch", column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
-                                                 "params": st.column_config.NumberColumn(format="localized"),
-                                                 "FLOPs": st.column_config.NumberColumn(format="localized")})
+    tables.table(pd.DataFrame([views.version_row(r, v.version_id) for r in (parent, current)]),
+                 {"test accuracy": None}, hide_index=True, width="stretch",
+                 column_config={"params": st.column_config.NumberColumn(format="localized"),
+                                "FLOPs": st.column_config.NumberColumn(format="localized")})
     st.page_link("app_pages/aom/versions.py", label="All versions: compare, revert, download",
                  icon=":material/history:")

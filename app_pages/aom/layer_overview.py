@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 import aomcore
-from ui import cached
+from ui import cached, tables
 from ui.aom import overview as views_overview
 from ui.state import require_maps, view
 
@@ -27,10 +27,9 @@ rows = cached.overview(v.maps_info["key"], json.dumps(cuts, sort_keys=True), jso
 table = views_overview.overview_table(rows)
 if not hits:
     table = table.drop(columns="neighbourhood hit")
-st.dataframe(table, hide_index=True, width="stretch",
+tables.table(table, {"multi-class share": None}, decimals=1, hide_index=True, width="stretch",
              column_config={"mean s(k)": st.column_config.NumberColumn(format="%.3f"),
                             "E": st.column_config.NumberColumn(format="%.4f"),
-                            "multi-class share": st.column_config.NumberColumn(format="percent"),
                             "neighbourhood hit": st.column_config.NumberColumn(format="%.3f")})
 st.caption("Redundant: kernels dropped because a more selective kernel of their group of similar AOMs is kept, "
            "in so many groups of two or more. E: class difference of the least separated class pair. "

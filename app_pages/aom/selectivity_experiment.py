@@ -5,7 +5,7 @@ import streamlit as st
 import torch
 
 import aomcore
-from ui import cached, views
+from ui import cached, tables, views
 from ui.jobs import job_outcome, job_panel
 from ui.state import require_model, submit, view
 
@@ -44,7 +44,10 @@ st.success(aomcore.summarize_experiment(result))
 top, bottom = views.experiment_charts(result)
 st.altair_chart(top, width="stretch")
 st.altair_chart(bottom, width="stretch")
-table = pd.DataFrame(result)
-percent = {c: st.column_config.NumberColumn(format="percent") for c in table.columns if c.startswith("acc")}
-st.dataframe(table, hide_index=True, width="stretch", column_config=percent)
+table = pd.DataFrame(result)  # the CSV keeps the stored rows' names and fractions
+tables.table(table, {"acc_all": "accuracy, all kernels", "acc_selective_kept": "accuracy, selective kept",
+                     "acc_selective_removed": "accuracy, selective removed"}, hide_index=True, width="stretch",
+             column_config={"n_selective": st.column_config.NumberColumn("selective kernels"),
+                            "n_not_selective": st.column_config.NumberColumn("other kernels"),
+                            "n_images": st.column_config.NumberColumn("test images", format="localized")})
 st.download_button("Table (CSV)", table.to_csv(index=False), f"selectivity_experiment_{layer}.csv", "text/csv")

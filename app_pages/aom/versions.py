@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import aomcore
-from ui import cached, views
+from ui import cached, tables, views
 from ui.aom import overview as views_overview
 from ui.jobs import job_panel
 from ui.state import require_model, submit, view
@@ -19,9 +19,8 @@ st.caption("Each edit + retrain on **Edit & retrain** adds a version, a child of
 require_model(v)
 
 rows = pd.DataFrame([views.version_row(r, v.version_id) for r in v.versions.values()])
-st.dataframe(rows, hide_index=True, width="stretch",
-             column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
-                            "params": st.column_config.NumberColumn(format="localized"),
+tables.table(rows, {"test accuracy": None}, hide_index=True, width="stretch",
+             column_config={"params": st.column_config.NumberColumn(format="localized"),
                             "FLOPs": st.column_config.NumberColumn(format="localized"),
                             "note": st.column_config.TextColumn(width="large"),
                             "kernels": st.column_config.TextColumn(width="medium")})
@@ -35,7 +34,7 @@ pair = ((v.version["parent"], v.version_id) if v.version["parent"] is not None
 c1, c2 = st.columns(2)
 a = v.versions[c1.selectbox("Version A", ids, index=ids.index(pair[0]), format_func=lambda i: f"v{i}", key="cmp_a")]
 b = v.versions[c2.selectbox("Version B", ids, index=ids.index(pair[1]), format_func=lambda i: f"v{i}", key="cmp_b")]
-t, chart = st.columns([2, 3])
+t, chart = st.columns([5, 4])  # the change column names the kernels gone and new
 lineages = [cached.version_model(str(v.ws.path), r["id"], r["digest"]).lineage for r in (a, b)]
 relation = aomcore.kinship({i: r["parent"] for i, r in v.versions.items()}, a["id"], b["id"])
 t.dataframe(views_overview.compare_table(a, b, *lineages, relation=relation), hide_index=True, width="stretch",

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from aomcore.base import limits
-from ui import cached
+from ui import cached, tables
 from ui import projections as ev
 from ui.jobs import job_outcome, job_panel
 from ui.state import require_model, submit, view
@@ -64,9 +64,9 @@ with right:
     dead = int((df["max activation"] <= 0).sum())
     always = int((df["frequency"] >= 0.999).sum())
     st.caption(f"{len(df)} filters · {dead} dead (never activate) · {always} always on (fire on ≥ 99.9% of samples)")
-    st.dataframe(df.drop(columns=["x", "y"]).set_index("filter").loc[picked or df["filter"].tolist()], height=260,
-                 column_config={"frequency": st.column_config.NumberColumn(format="percent"),
-                                "confidence": st.column_config.NumberColumn(format="%.2f")})
+    tables.table(df.drop(columns=["x", "y"]).set_index("filter").loc[picked or df["filter"].tolist()],
+                 {"frequency": None}, height=260,
+                 column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})
 
 if picked:
     k = len(df)

@@ -6,7 +6,7 @@ import streamlit as st
 
 import aomcore
 from aomcore.base import limits
-from ui import cached
+from ui import cached, tables
 from ui.jobs import job_outcome, job_panel
 from ui.rauber import trails as views_trails
 from ui.state import default_run, submit, view
@@ -91,9 +91,9 @@ with picture:
 with numbers:
     st.markdown("**Neighbourhood hit per snapshot** (k = 6)")
     st.altair_chart(views_trails.nh_curve(arrays["snapshots"], arrays["neighborhood_hit"]), width="stretch")
-    st.dataframe(views_trails.class_table(arrays, classes), hide_index=True, width="stretch",
-                 column_config={"final neighbourhood hit": st.column_config.NumberColumn(format="%.3f"),
-                                "test accuracy": st.column_config.NumberColumn(format="percent")})
+    tables.table(views_trails.class_table(arrays, classes), {"test accuracy": None}, hide_index=True,
+                 width="stretch",
+                 column_config={"final neighbourhood hit": st.column_config.NumberColumn(format="%.3f")})
     if (message := views_trails.lag_message(arrays, classes)) is not None:
         st.warning(message)
     else:

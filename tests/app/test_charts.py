@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ui import views
+from ui.aom.criteria import score_table
 from ui.aom.overview import class_difference_chart
 from ui.deepeyes.views import run_curves
 
@@ -56,3 +57,14 @@ def test_labels_drawn_as_text_marks_read_on_the_dark_theme():
     for spec in (views.odm_heatmap(odm, np.arange(4)).to_dict(), grid.to_dict()):
         texts = [layer["mark"] for layer in spec["layer"] if layer["mark"]["type"] == "text"]
         assert len(texts) == 2 and all(t["color"] == views.LABEL for t in texts)
+
+
+def test_criteria_table_keeps_one_precision_per_column():
+    """#25: a column printed with .4g switched between 2.716, 0.1272 and 0.0002241; now each column
+    has the decimals that give its largest value four significant digits, on every row."""
+    table = score_table({"l1": [2.716, 0.1272, 0.0002241], "apoz": [0.999, 0.5, 0.0002241]}, 1, [0],
+                        ["k0", "k1", "k2"])
+    text = table.to_string()
+    assert "2.716" in text and "0.127 " in text and "0.000 " in text  # three decimals for l1
+    assert "0.9990" in text and "0.5000" in text and "0.0002" in text  # four for apoz
+    assert "0.1272" not in text and "0.0002241" not in text

@@ -106,3 +106,6 @@ def test_compare_table_names_kernels_by_kinship():
     assert branches.iloc[3]["change"] == "-1 (gone: k1, k8+; new: k8+)"
     apart = compare_table(record(1, 9), record(2, 8), widened, pruned, relation="unrelated")
     assert "no kernel in common" in apart.iloc[3]["change"]
+    # runs of original kernels print as ranges, as the edit list does (the cell is not cut mid-list)
+    many = widened.dropped("conv1", [0, 2, 3, 4, 5, 8])
+    assert compare_table(record(1, 9), record(2, 3), widened, many).iloc[3]["change"] == "-6 (gone: k0, k2–k5, k8+)"

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 import torch
 
 import aomcore
@@ -104,6 +105,11 @@ def test_selectivity_experiment_page(trained):
     valid = table[table["n_images"] > 0]
     worse = int((valid["acc_selective_removed"] < valid["acc_selective_kept"]).sum())
     assert f"for {worse} of {len(valid)} classes" in at.success[0].value  # the reading agrees with the table shown
+    # #25: headers in words, accuracies in percent with two decimals on every row (not 99.9% beside 0%)
+    assert list(table["acc_all"]) == pytest.approx([100 * r["acc_all"] for r in rows])
+    config = json.loads(at.dataframe[0].proto.columns)
+    assert config["acc_selective_kept"] == {"label": "accuracy, selective kept", "type_config": {
+        "type": "number", "format": "%.2f%%"}} and config["n_selective"]["label"] == "selective kernels"
 
 
 def test_edit_retrain_versions_revert(trained):
@@ -301,7 +307,7 @@ def test_select_kernels_compares_the_selection_with_the_criteria(trained):
     user = result["criteria"]["user"]["accuracy"]
     assert f"your selection is best ({user:.1%})" in shown[-1] or f"your selection ({user:.1%}) ranks" in shown[-1]
     table = at.dataframe[-1].value
-    assert list(table["selection"])[0] == "your selection" and table["silenced"][0] == user
+    assert list(table["selection"])[0] == "your selection" and table["silenced"][0] == pytest.approx(100 * user)
     assert "retrained" not in table
 
     at.number_input(key="criteria_epochs").set_value(1).run()  # the same, removed and retrained one epoch
@@ -312,7 +318,7 @@ def test_select_kernels_compares_the_selection_with_the_criteria(trained):
     assert result["retrain_epochs"] == 1 and all("retrained" in r for r in result["criteria"].values())
     assert "After removing them and retraining 1 epoch(s)" in at.info[-1].value
     table = at.dataframe[-1].value
-    assert table["retrained"][0] == result["criteria"]["user"]["retrained"]["accuracy"]
+    assert table["retrained"][0] == pytest.approx(100 * result["criteria"]["user"]["retrained"]["accuracy"])
     assert table["params"][0] == result["criteria"]["user"]["retrained"]["params"]
 
 

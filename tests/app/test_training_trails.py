@@ -1,5 +1,7 @@
 """The Training trails page on the trained digits workspace: submit, wait, look at the result, change options."""
 
+import pytest
+
 from aomcore import list_jobs, list_runs
 from tests.app.helpers import app, texts, wait_jobs, workspace
 
@@ -25,7 +27,9 @@ def test_trails_page_computes_once_and_redraws_without_recomputing(trained):
     assert {b.label for b in at.get("download_button")} == {"Download PNG", "Download trails.npz"}
     table = at.dataframe[0].value
     assert list(table["class"]) == [str(c) for c in range(10)]
-    assert ((table["test accuracy"] >= 0) & (table["test accuracy"] <= 1)).all()
+    assert ((table["test accuracy"] >= 0) & (table["test accuracy"] <= 100)).all()  # shown in percent
+    stored = workspace(at).results_cache.load_arrays("trails", workspace(at).results("trails")[-1]["key"])
+    assert table["test accuracy"].tolist() == pytest.approx((100 * stored["class_accuracy"]).tolist())
     ws = workspace(at)
     record = ws.results("trails")[-1]
     assert record["layer"] == "fc1" and record["n"] == 200 and record["snapshots"] == 3

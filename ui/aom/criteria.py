@@ -8,14 +8,16 @@ the ``criteria`` job.
 from __future__ import annotations
 
 import json
+import math
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 import aomcore
 from aomcore.base import limits
-from ui import cached
+from ui import cached, tables
 from ui.jobs import job_outcome, job_panel
 from ui.state import View, submit
 
@@ -72,7 +74,16 @@ def score_table(scores: dict[str, list[float]], keep_n: int, kept: list[int], na
             return [""] * len(column)
         return ["background-color: rgba(214, 39, 40, 0.25)" if i in top[column.name] else ""
                 for i in range(len(column))]
-    return df.style.apply(shade).format({c: "{:.4g}" for c in scores})
+    return df.style.apply(shade).format({c: f"{{:.{_decimals(df[c].to_numpy())}f}}" for c in scores})
+
+
+def _decimals(values: np.ndarray) -> int:
+    """Decimals giving a column's largest magnitude four significant digits, the same for every row
+    (a column of ``.4g`` numbers switches between 2.716, 0.1272 and 0.0002241)."""
+    finite = np.abs(values[np.isfinite(values)])
+    if not finite.size or finite.max() == 0:
+        return 3
+    return int(min(8, max(0, 3 - math.floor(math.log10(finite.max())))))
 
 
 def section(v: View, layer: str, kept: list[int], n_kernels: int) -> None:
@@ -118,10 +129,9 @@ def section(v: View, layer: str, kept: list[int], n_kernels: int) -> None:
                                "MFLOPs": r["retrained"]["flops"] / 1e6} if "retrained" in r else {}),
                            "kept kernels": v.kernel_list(layer, n_kernels, r["kept"])}
                           for name, r in result["criteria"].items()])
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"silenced": st.column_config.NumberColumn("test accuracy, silenced", format="percent"),
-                                "retrained": st.column_config.NumberColumn(
-                                    f"after removal + {result.get('retrain_epochs')} epoch(s)", format="percent"),
-                                "MFLOPs": st.column_config.NumberColumn(format="%.2f")})
+    tables.table(table, {"silenced": "test accuracy, silenced",
+                         "retrained": f"after removal + {result.get('retrain_epochs')} epoch(s)"},
+                 hide_index=True, width="stretch",
+                 column_config={"MFLOPs": st.column_config.NumberColumn(format="%.2f")})
     st.download_button("Comparison (JSON)", json.dumps(result, indent=2), f"criteria_{layer}.json",
                        "application/json", key="criteria_json")

@@ -101,7 +101,8 @@ def accuracy_difference_chart(classes: list[str], a: list[float], b: list[float]
                        "b": np.asarray(b) * 100})
     top = max(1.0, float(np.abs(diff).max()) * 1.15)
     bars = alt.Chart(df).mark_bar().encode(
-        x=alt.X("class:N", sort=list(classes), title=None, axis=alt.Axis(labelAngle=-40, labelLimit=0)),
+        x=alt.X("class:N", sort=list(classes), title=None,
+                axis=alt.Axis(labelAngle=-40, labelLimit=0, labelOverlap=False)),
         y=alt.Y("difference:Q", title=f"{name_b} − {name_a} (points)", scale=alt.Scale(domain=[-top, top])),
         color=alt.condition("datum.difference >= 0", alt.value("#2ca02c"), alt.value("#d62728")),
         tooltip=["class", alt.Tooltip("a:Q", format=".2f", title=f"{name_a} %"),
@@ -129,7 +130,21 @@ def _identity_change(a: dict[str, int], b: dict[str, int], relation: str = "line
 
 
 def _few(names: list[str], most: int = 12) -> str:
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+    """Kernel names for a table cell, runs of original kernels as ranges (``k0, k2, k4–k10, k16+``)."""
+    parts: list[list[str]] = []
+    for name in names:
+        prev = parts[-1][-1] if parts else ""
+        if _index(name) is not None and _index(prev) is not None and _index(name) == _index(prev) + 1:
+            parts[-1].append(name)
+        else:
+            parts.append([name])
+    shown = [run[0] if len(run) == 1 else f"{run[0]}–{run[-1]}" for run in parts]
+    return ", ".join(shown[:most]) + (f" and {len(shown) - most} more" if len(shown) > most else "")
+
+
+def _index(name: str) -> int | None:
+    """The index of an original kernel's name (``k5`` → 5); None for an added one (``k16+``)."""
+    return int(name[1:]) if name[:1] == "k" and name[1:].isdigit() else None
 
 
 def compare_table(a: dict, b: dict, lineage_a: Lineage | None = None,
