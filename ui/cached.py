@@ -23,16 +23,10 @@ import aomcore
 from aomcore import ImageDataset, LoadedModel, Preprocessing
 
 
-def _prep(prep: tuple) -> Preprocessing:
-    mean, std, channels, resize, transform, per_class = prep
-    return Preprocessing(mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
-                         channels=channels, resize=resize, transform=transform, per_class=per_class)
-
-
 @st.cache_resource(max_entries=8, show_spinner="Loading the dataset…")
 def dataset(spec: str, split: str, data_root: str | None, prep: tuple) -> ImageDataset:
     """One split, shared read-only by every session (keyed by spec, root, preprocessing)."""
-    return aomcore.load_dataset(spec, split, data_root or None, _prep(prep))
+    return aomcore.load_dataset(spec, split, data_root or None, Preprocessing.from_key(prep))
 
 
 @st.cache_resource(show_spinner=False)

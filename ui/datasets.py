@@ -50,6 +50,11 @@ def new_workspace_form(data_root: str = "") -> None:
                                     help="0 = all (the paper's maps). N = a quick look at a large folder: a "
                                          "stratified sample of at most N images per class of each split, the same "
                                          "every time.")
+        skip = kind == "image folder" and st.checkbox(
+            "Skip unreadable images", key="prep_skip_unreadable",
+            help="Decode every image once when the folder is loaded and leave out the files that do not decode "
+                 "(zero-byte, truncated, not an image): they are named on Model & data and left out of every "
+                 "count. Without it, such a file stops the load with its path.")
     if st.button("Create the workspace", type="primary", disabled=spec is None, key="use_dataset"):
         with reported():
             policy = current_policy()
@@ -58,7 +63,7 @@ def new_workspace_form(data_root: str = "") -> None:
             if kind == "image folder":
                 policy.check_data_path(spec.partition(":")[2])
             prep = aomcore.Preprocessing(views.numbers(mean, "mean"), views.numbers(std, "std"), channels or None,
-                                         resize or None, transform or None, per_class or None)
+                                         resize or None, transform or None, per_class or None, skip)
             key = prep.key()
             train = cached.dataset(spec, "train", root or None, key)  # both splits read before anything is made
             test = cached.dataset(spec, "test", root or None, key)

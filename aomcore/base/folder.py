@@ -16,6 +16,11 @@ Loading a folder
    than an image or sizes the preprocessing leaves unequal stop the load before any pass,
    naming the file. The survey is kept per index key for the life of the process.
 
+With ``Preprocessing(skip_unreadable=True)`` (``--skip-unreadable``) every image is decoded
+once before the survey and the files that do not decode (zero-byte, truncated, not an
+image) are left out of the index, named in the notes; the index key, and so the dataset's
+identity, covers what was left out. A file too large to decode is still refused.
+
 Images are read as a person sees them: if any image has colour (RGB, palette, CMYK,
 RGBA) all are read as RGB and grayscale ones repeated; transparency is composited on
 white; 16-bit images are divided by 65535 (or, when no 16-bit value exceeds 255, read as
@@ -233,6 +238,7 @@ def _survey(index: FolderIndex) -> _Survey:
 
 
 _CHUNK = 2000  # headers per survey task
+_READABLE = "an image PIL can read (or skip unreadable images: --skip-unreadable, or the dashboard's box)"
 
 
 def _survey_chunk(chunk) -> dict:
@@ -259,7 +265,7 @@ def _survey_chunk(chunk) -> dict:
             result["error"] = ("image too large to decode", "an image under PIL's decompression-bomb limit",
                                f"{names[j]}: {exc}")
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            result["error"] = ("unreadable image file", "an image PIL can read", f"{Path(root) / names[j]}: {exc}")
+            result["error"] = ("unreadable image file", _READABLE, f"{Path(root) / names[j]}: {exc}")
         else:
             if mode == "F":
                 result["error"] = ("floating-point image", "8-bit or 16-bit pixels (PNG, JPEG, integer TIFF)",
@@ -271,6 +277,54 @@ def _survey_chunk(chunk) -> dict:
         first_mode.setdefault(mode, i)
     result["transparent"] = transparent
     return result
+
+
+def _unreadable(index: FolderIndex) -> list[tuple[int, str]]:
+    """``(position, reason)`` of every file of ``index`` that does not decode, in index order.
+
+    Every image is decoded once (in :func:`default_workers` processes); kept per index key in
+    this process. A file too large to decode is not "unreadable": the survey refuses it.
+    """
+    key = (index.key, os.fspath(index.root), current_policy().max_data_gb)
+    if key in _UNREADABLE:
+        return _UNREADABLE[key]
+    chunks = [(index.files[i:i + _CHUNK], index.names[i:i + _CHUNK], i) for i in range(0, len(index.files), _CHUNK)]
+    workers = min(default_workers(), len(chunks))
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = list(pool.map(_decode_chunk, chunks))
+    else:
+        parts = [_decode_chunk(chunk) for chunk in chunks]
+    bad = [b for part in parts for b in part]
+    if len(_UNREADABLE) >= 8:
+        _UNREADABLE.pop(next(iter(_UNREADABLE)))
+    _UNREADABLE[key] = bad
+    return bad
+
+
+_UNREADABLE: dict[tuple, list[tuple[int, str]]] = {}
+
+
+def _decode_chunk(chunk) -> list[tuple[int, str]]:
+    """The files of a chunk that PIL cannot open or fully decode, as ``(position, reason)``."""
+    from PIL import Image, UnidentifiedImageError
+
+    files, names, start = chunk
+    bad = []
+    for j, file in enumerate(files):
+        try:
+            with Image.open(file) as im:
+                w, h = im.size
+                check_size(names[j], w * h * len(im.getbands()), f"{w}×{h} {im.mode}")
+                im.load()
+        except (InputError, Image.DecompressionBombError):
+            continue  # too large, not unreadable: the survey names it
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            bad.append((start + j, str(exc) or type(exc).__name__))
+    return bad
 
 
 def _sixteen_bit_range(index: FolderIndex) -> tuple[int, int]:
@@ -333,7 +387,7 @@ class _Decoder:
                              "when the dataset was loaded (reload the dataset)",
                              found=f"{self.root / self.names[i]}: no such file") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise InputError("unreadable image file", expected="an image PIL can read",
+            raise InputError("unreadable image file", expected=_READABLE,
                              found=f"{self.root / self.names[i]}: {exc}") from None
         x = torch.from_numpy(a)
         x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)  # (C, H, W)
@@ -414,6 +468,14 @@ class FolderDataset(LabelledImages):
             index = _subset(index, stratified_subset(index.labels, self.preprocessing.per_class, len(index.classes)))
             notes.append(f"a stratified sample of {len(index.files):,} of {full:,} images (at most "
                          f"{self.preprocessing.per_class} per class)")
+        if self.preprocessing.skip_unreadable and (bad := _unreadable(index)):
+            if len(bad) == len(index.files):
+                raise InputError("no readable image", expected="images PIL can decode",
+                                 found=f"all {len(bad):,} files unreadable, e.g. {index.names[bad[0][0]]}: {bad[0][1]}")
+            named = ", ".join(index.names[i] for i, _ in bad[:5]) + (f" and {len(bad) - 5:,} more" if len(bad) > 5
+                                                                     else "")
+            notes.append(f"{len(bad):,} unreadable image(s) left out (skip unreadable): {named}")
+            index = _subset(index, np.setdiff1d(np.arange(len(index.files)), [i for i, _ in bad]))
         self.index = index
         self.labels = torch.from_numpy(index.labels)
         self.classes = list(index.classes)

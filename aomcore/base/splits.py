@@ -66,6 +66,11 @@ class Preprocessing:
     per_class : int, optional
         Read a stratified sample of at most this many images per class (seeded, the same
         every time) instead of the whole split: a quick first look at a large folder.
+    skip_unreadable : bool, default False
+        Image folders only: decode every image (of the sample, with ``per_class``) once when
+        the split is loaded and leave out those that do not decode (zero-byte, truncated,
+        not an image), named in the dataset's notes and left out of every count. Without it
+        such a file stops the load or the pass with its path. Other datasets ignore it.
     transform : str, optional
         torchvision v2 steps, ``"Resize(40), CenterCrop(32)"``, or a weights preset,
         ``"torchvision:ResNet50_Weights.IMAGENET1K_V2"`` (see :mod:`aomcore.base.transforms`).
@@ -85,6 +90,7 @@ class Preprocessing:
     resize: int | None = None
     transform: str | None = None
     per_class: int | None = None
+    skip_unreadable: bool = False
 
     def __post_init__(self):
         steps: tuple[_transforms.Step, ...] = ()
@@ -123,14 +129,21 @@ class Preprocessing:
 
     def to_dict(self) -> dict:
         d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-        for key in ("transform", "per_class"):  # absent, so that older cache keys stay as they were
-            if d[key] is None:
+        for key in ("transform", "per_class", "skip_unreadable"):  # absent, so older cache keys stay as they were
+            if d[key] in (None, False):
                 del d[key]
         return d
 
     def key(self) -> tuple:
-        """A hashable tuple of every field (for caches keyed by preprocessing)."""
-        return (self.mean, self.std, self.channels, self.resize, self.transform, self.per_class)
+        """A hashable tuple of every field, in order (for caches keyed by preprocessing; :meth:`from_key`)."""
+        return (self.mean, self.std, self.channels, self.resize, self.transform, self.per_class, self.skip_unreadable)
+
+    @classmethod
+    def from_key(cls, key: tuple) -> Preprocessing:
+        """The preprocessing whose :meth:`key` is ``key``."""
+        mean, std, channels, resize, transform, per_class, skip_unreadable = key
+        return cls(mean=tuple(mean) if mean else None, std=tuple(std) if std else None, channels=channels,
+                   resize=resize, transform=transform, per_class=per_class, skip_unreadable=bool(skip_unreadable))
 
     def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
         """(C, H, W) of the model input made from a stored image of ``shape`` (C, H, W)."""

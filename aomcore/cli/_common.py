@@ -45,6 +45,10 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-class", type=limits.per_class, default=None, metavar="N",
                    help="a quick look: a stratified sample of at most N images per class of each split "
                         "(seeded; default: every image, as the paper does)")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="image folders: decode every image once when loading and leave out those that do not "
+                        "decode (named in the notes, left out of every count); default: such a file stops "
+                        "the command with its path")
     p.add_argument("--workers", type=limits.workers, default=None,
                    help="processes decoding an image folder (default: min(4, this command's share of the "
                         "cores); 0 = in this process)")
@@ -77,7 +81,8 @@ def given(value, default):
 
 def preprocessing(args) -> Preprocessing:
     return Preprocessing(mean=args.mean, std=args.std, channels=args.channels, resize=args.resize,
-                         transform=args.transform, per_class=args.per_class)
+                         transform=args.transform, per_class=args.per_class,
+                         skip_unreadable=args.skip_unreadable)
 
 
 _LINE = {"open": False}  # a progress line on stderr not yet ended by a newline

@@ -66,6 +66,7 @@ class Prep(_File):
     resize: Annotated[int, Field(ge=limits.RESIZE_MIN, le=limits.RESIZE_MAX)] | None = None
     transform: Annotated[str, Field(max_length=1000)] | None = None
     per_class: Annotated[int, Field(ge=limits.PER_CLASS_MIN, le=limits.PER_CLASS_MAX)] | None = None
+    skip_unreadable: bool = False
 
 
 class DatasetSpec(_File):

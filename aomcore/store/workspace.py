@@ -291,7 +291,7 @@ class Workspace:
         return Preprocessing(mean=tuple(p["mean"]) if p.get("mean") else None,
                              std=tuple(p["std"]) if p.get("std") else None,
                              channels=p.get("channels"), resize=p.get("resize"), transform=p.get("transform"),
-                             per_class=p.get("per_class"))
+                             per_class=p.get("per_class"), skip_unreadable=bool(p.get("skip_unreadable")))
 
     def load_split(self, split: str) -> ImageDataset:
         """One split of the workspace's dataset, preprocessed as recorded."""

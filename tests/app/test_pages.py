@@ -383,9 +383,14 @@ def test_an_image_folder_of_many_sizes_with_a_transform_trains_and_maps(trained,
     from tests.core.base.test_folder import _mixed_folder
 
     folder = _mixed_folder(tmp_path / "photos", n_per_class=6)
+    (folder / "bee" / "empty.jpg").write_bytes(b"")  # one bad file among the photos
     at = on_workspaces(app())
     at.selectbox(key="dataset_kind").set_value("image folder").run()
     at.text_input(key="image_folder").set_value(str(folder)).run()
+    create_workspace(at)
+    assert "unreadable image file" in at.error[0].value and "bee/empty.jpg" in at.error[0].value
+    assert "skip unreadable images" in at.error[0].value  # says how to go on
+    at.checkbox(key="prep_skip_unreadable").check().run()
     create_workspace(at)
     assert "images differ in size" in at.error[0].value and "CenterCrop" in at.error[0].value
     at.text_input(key="prep_transform").set_value("Resize(20),CenterCrop(16)").run()
@@ -393,8 +398,11 @@ def test_an_image_folder_of_many_sizes_with_a_transform_trains_and_maps(trained,
     assert not at.exception and not at.error, [e.value for e in at.error]
     ws = workspace(at)
     assert ws.state()["dataset"]["prep"]["transform"] == "Resize(20), CenterCrop(16)"
+    assert ws.state()["dataset"]["prep"]["skip_unreadable"] is True
     shown = texts(at)
     assert "input (3, 16, 16)" in shown and "composited on white" in shown and "grayscale and RGB images mixed" in shown
+    assert "1 unreadable image\\(s\\) left out \\(skip unreadable\\)\\: bee\\/empty\\.jpg" in shown  # markdown-escaped
+    assert "18 train and 18 test images" in shown  # 19 files in each split, the bad one left out
     next(n for n in at.number_input if n.label == "Epochs").set_value(1).run()
     at.button(key="train").click().run()
     at = wait_jobs(at, timeout=600)

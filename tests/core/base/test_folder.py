@@ -131,6 +131,50 @@ def test_bad_files_stop_the_pass_naming_the_file(tmp_path):
                      preprocessing=Preprocessing(transform="Resize(25), CenterCrop(30)"))
 
 
+def test_skip_unreadable_leaves_the_bad_files_out_of_every_count_and_names_them(tmp_path):
+    """#21: a zero-byte file, a truncated JPEG and a text file named .png among good images. Without
+    the option the load or the pass stops naming the file; with it they are left out, named in the
+    notes, and the maps equal a literal pass over the good files alone, from 0 and 2 workers."""
+    folder = _mixed_folder(tmp_path / "f", n_per_class=5)
+    good = (folder / "bee" / "1.jpg").read_bytes()
+    (folder / "bee" / "1.jpg").write_bytes(good[: len(good) // 2])  # truncated: its header still reads
+    (folder / "cow" / "zero.png").write_bytes(b"")
+    (folder / "ant" / "notes.png").write_text("not an image")
+    bad = {"bee/1.jpg", "cow/zero.png", "ant/notes.png"}
+    spec, size = "Resize(20), CenterCrop(16)", 16
+    with pytest.raises(InputError, match=r"unreadable image file.*ant/notes.png"):
+        load_dataset(f"imagefolder:{folder}", "train", preprocessing=Preprocessing(transform=spec))
+    model = _Net(size).eval()
+    steps = v2.Compose([v2.Resize(20), v2.CenterCrop(16)])
+    classes = sorted(os.listdir(folder))
+    expected = torch.zeros(4, 3, size - 2, size - 2, dtype=torch.int64)
+    for label, c in enumerate(classes):
+        for file in sorted(os.listdir(folder / c)):
+            if f"{c}/{file}" not in bad:
+                x = steps(_literal(folder / c / file)).float().div(255)[None]
+                expected[:, label] += (model.relu(model.conv(x))[0] > 0).to(torch.int64)
+    prep = Preprocessing(transform=spec, skip_unreadable=True)
+    for workers in (0, 2):
+        data = load_dataset(f"imagefolder:{folder}", "train", preprocessing=prep, workers=workers)
+        assert len(data) == 14 and data.labels.bincount().tolist() == [5, 4, 5]
+        (note,) = [n for n in data.notes if "unreadable" in n]
+        assert note.startswith("3 unreadable image(s) left out") and all(name in note for name in bad)
+        maps = compute_maps(model, data, ["conv"], batch_size=4)["conv"]
+        assert torch.equal(torch.as_tensor(maps.counts).to(torch.int64), expected), workers
+        assert maps.class_sizes.tolist() == [5, 4, 5]
+    # the identity covers what was left out; with nothing to leave out it is the plain folder's
+    plain = tmp_path / "plain"
+    _mixed_folder(plain, n_per_class=3)
+    assert load_dataset(f"imagefolder:{plain}", "train", preprocessing=prep).digest == \
+        load_dataset(f"imagefolder:{plain}", "train", preprocessing=Preprocessing(transform=spec)).digest
+    assert data.digest != load_dataset(f"imagefolder:{plain}", "train", preprocessing=prep).digest
+    assert Preprocessing.from_key(prep.key()) == prep and "skip_unreadable" not in Preprocessing().to_dict()
+    for file in folder.glob("*/*"):
+        file.write_bytes(b"")
+    with pytest.raises(InputError, match=r"no readable image.*all 17 files unreadable"):
+        load_dataset(f"imagefolder:{folder}", "train", preprocessing=prep)
+
+
 def test_transform_specs_are_literal_allow_listed_and_sized_like_torchvision():
     assert str(Preprocessing(transform=" Resize( 40 ),CenterCrop(size=[32, 32])").transform) == \
         "Resize(40), CenterCrop((32, 32))"

@@ -179,6 +179,18 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path, case, args, message):
     assert not files["pwned"].exists()
 
 
+def test_skip_unreadable_goes_on_without_the_bad_file_and_names_it(files, tmp_path):
+    """The corpus folder's corrupt PNG stops a command (above); with --skip-unreadable the workspace is made
+    from the readable images, the file is named, and the choice is recorded with the dataset."""
+    ws = tmp_path / "ws"
+    out = subprocess.run([sys.executable, "-m", "aomcore", "workspace", "create", str(ws), "--dataset",
+                          f"imagefolder:{files['imagefolder']}", "--skip-unreadable"], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "1 unreadable image(s) left out (skip unreadable): dog/corrupt.png" in out.stderr
+    assert json.loads((ws / "workspace.json").read_text())["dataset"]["prep"]["skip_unreadable"] is True
+
+
 #: Every command's number options, with values just outside their range (issue #22): each is refused by argparse
 #: before any file is read or any memory allocated.
 MODEL = ["--arch", "zoo:digits_net", "--weights", "w.pt"]
