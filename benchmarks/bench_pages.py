@@ -40,7 +40,7 @@ def main() -> None:
 
     from aomcore import default_root, list_workspaces
 
-    ws_dir = home / "workspaces" / "mnist"
+    ws_dir = home / "workspaces" / "mnist-pages"  # a workspace id: 8-64 letters, digits, - or _
     if args.workspace and not ws_dir.exists():
         shutil.copytree(args.workspace, ws_dir, ignore=shutil.ignore_patterns("jobs"))
     if not ws_dir.exists():
@@ -63,8 +63,12 @@ def main() -> None:
             at.run()
             idle.append(time.perf_counter() - start)
         idle.sort()
+        drawn = bool(at.title) and not at.error and not at.exception  # timings of an error page mean nothing
+        if not drawn:
+            print(f"{page}: not drawn: {[e.value for e in at.error]} {at.exception}", file=sys.stderr)
         rows[page] = {"first_ms": round(first * 1000), "idle_median_ms": round(idle[len(idle) // 2] * 1000),
-                      "idle_max_ms": round(idle[-1] * 1000), "exception": bool(at.exception)}
+                      "idle_max_ms": round(idle[-1] * 1000), "exception": bool(at.exception), "drawn": drawn,
+                      "infos": [i.value[:80] for i in at.info]}
         print(f"{page}: first {first * 1000:.0f} ms, idle median {rows[page]['idle_median_ms']} ms, "
               f"max {rows[page]['idle_max_ms']} ms{' (EXCEPTION)' if at.exception else ''}", flush=True)
     (out / "pages.json").write_text(json.dumps(rows, indent=1))
