@@ -9,6 +9,7 @@ has no timer and costs no CPU.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -69,6 +70,18 @@ def job_panel(v: View, kinds: tuple[str, ...], chart: bool = False) -> None:
                     st.toast("Cancelling: the job stops at its next step; nothing it did is kept.")
 
     panel()
+
+
+def rerun_when(ready: Callable[[], bool]) -> None:
+    """Poll ``ready()`` every :data:`POLL_SECONDS` and redraw the whole page once it is true: for what a
+    running job makes before it ends (a training run's folder, which the Training monitor lists)."""
+
+    @st.fragment(run_every=POLL_SECONDS)
+    def poll():
+        if ready():
+            st.rerun()
+
+    poll()
 
 
 def job_outcome(v: View, kind: str) -> None:

@@ -7,7 +7,7 @@ from aomcore.deepeyes import filter_flags, stable_layers
 from aomcore.store import list_runs, read_run_view
 from ui.deepeyes import monitor as monitor
 from ui.deepeyes import views as vd
-from ui.jobs import job_outcome, job_panel
+from ui.jobs import job_outcome, job_panel, rerun_when
 from ui.state import default_run, view
 
 LIVE_SECONDS = 5.0  # re-read the run's files this often while it trains (charts need time to redraw)
@@ -18,6 +18,11 @@ st.caption("DeepEyes (Pezzotti et al., IEEE TVCG 2018) over a training run: stat
            "between consecutive snapshots, read live from the run's folder while it trains.")
 monitor.imported_report(v)
 runs = list(reversed(list_runs(v.ws)))
+if not runs and v.active_jobs(("train", "retrain")):  # its run folder is written once the data is loaded
+    st.info("A training job is starting: its run shows here as soon as its first step is recorded.")
+    job_panel(v, ("train", "retrain"))
+    rerun_when(lambda: bool(list_runs(v.ws)))
+    st.stop()
 if not runs:
     st.info("No runs yet: train a model (**Model & data**) — runs are recorded with snapshots — or import "
             "checkpoint files below.")

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from aomcore import JobRunner, list_runs, read_job
+from aomcore import JobRunner, default_train_config, list_runs, read_job
 from aomcore.deepeyes import filter_flags
 from aomcore.store import read_run_view, request_cancel
-from tests.app.helpers import app, texts, wait_jobs
+from aomcore.store.job_records import new_job_record, write_job
+from tests.app.helpers import app, texts, wait_jobs, workspace
 
 PAGE = "app_pages/deepeyes/training_monitor.py"
 
@@ -30,6 +31,25 @@ def _monitor(timeout: int = 120):
 def test_empty_state_says_to_train(home):
     at = _monitor()
     assert "train a model (**Model & data**) — runs are recorded with snapshots" in texts(at)
+
+
+def test_a_training_job_whose_run_is_not_written_yet_is_announced_not_absent(home):
+    """#25: opened right after Train, before the job has written its run folder, the page said "No runs
+    yet" and stayed so; now it says the run is coming (and polls for it: a fragment, seen in Chromium)."""
+    at = _monitor()
+    ws = workspace(at)
+    record = new_job_record(ws, "train", {"arch": "zoo:digits_net", "config": default_train_config("digits").__dict__,
+                                          "snapshots": 3})
+    record.update(status="running", started=time.time())  # this process owns it: alive, not interrupted
+    write_job(ws, record)
+    at.run()
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "A training job is starting" in shown and "No runs yet" not in shown
+    record.update(status="cancelled", finished=time.time())
+    write_job(ws, record)
+    at.run()
+    assert "No runs yet" in texts(at)
 
 
 def test_histograms_heatmap_and_send_flags_to_the_selection(trained):
