@@ -186,25 +186,30 @@ def run_layers(run_path: str, arch: str, edits_json: str, num_classes: int, inpu
 @st.cache_data(max_entries=64, show_spinner="Drawing the maps…")
 def grid_image(maps_key: str, layer: str, n_groups: int, which: str, colormap: str, cell: int,
                _maps: aomcore.LayerMaps, rows: str | int = "kernels", names: tuple[str, ...] | None = None,
-               order: tuple[int, ...] | None = None):
+               order: tuple[int, ...] | None = None, columns: tuple[int, ...] | None = None):
     """The AOM or CSM grid of one layer as an image, at one cut, colormap and zoom (keyed by the maps' key).
 
     ``rows``: ``"kernels"`` (one row per kernel), ``"groups"`` (one row per group of the cut, its mean
     map) or a group's position in the grid (that group's kernels). ``order``: with ``"kernels"``, the
-    rows in this order instead of the cut's (e.g. aligned to another version's), groups not outlined."""
+    rows in this order instead of the cut's (e.g. aligned to another version's), groups not outlined.
+    ``columns``: the classes drawn, in this order (default: every class, in the dataset's order); the
+    rows' order, groups and dead/always-on flags stay those of every class."""
     m = _maps
     ordering = aomcore.KernelOrdering(n_groups=n_groups).fit(m.odm)
     values = m.aom if which == "aom" else m.csm
+    classes = m.classes
+    if columns is not None:
+        values, classes = values[:, list(columns)], [m.classes[c] for c in columns]
     if rows == "kernels":
         rows_order = ordering.order_ if order is None else np.asarray(order)
         return aomcore.map_grid_image(values, colormap, rows_order, ordering.labels_ if order is None else None,
-                                      m.classes, aomcore.kernel_flags(m.aom), cell=cell,
+                                      classes, aomcore.kernel_flags(m.aom), cell=cell,
                                       row_labels=None if names is None else [names[i] for i in rows_order])
     means, members = aomcore.group_means(values, ordering.order_, ordering.labels_)
     if rows == "groups":
         labels = [f"g{i + 1} ({len(k)})" for i, k in enumerate(members)]
-        return aomcore.map_grid_image(means, colormap, classes=m.classes, cell=cell, row_labels=labels)
-    return aomcore.map_grid_image(values, colormap, members[int(rows)], classes=m.classes,
+        return aomcore.map_grid_image(means, colormap, classes=classes, cell=cell, row_labels=labels)
+    return aomcore.map_grid_image(values, colormap, members[int(rows)], classes=classes,
                                   flags=aomcore.kernel_flags(m.aom), cell=cell,
                                   row_labels=None if names is None else [names[i] for i in members[int(rows)]])
 

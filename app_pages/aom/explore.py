@@ -38,6 +38,16 @@ st.caption(f"{k} kernels × {len(m.classes)} classes × {m.counts.shape[2]}×{m.
               "`+`: added by an edit)" if renamed else ""))
 
 GROUP_ROWS_FROM = 64  # kernels above which the grids open one row per group
+MAX_COLUMNS = 20  # classes above which the grids draw a chosen subset (#21: a 100-class grid is 5,600 px wide)
+columns = None
+if len(m.classes) > MAX_COLUMNS:
+    by_difference = [int(c) for c in aomcore.KernelOrdering(n_groups=1).fit(m.class_difference).order_]
+    columns = tuple(st.multiselect(
+        f"Classes in the AOM and CSM grids ({len(m.classes)} in all)", by_difference, by_difference[:MAX_COLUMNS],
+        format_func=m.classes.__getitem__, key=f"grid_classes_{layer}",
+        help="Listed in class-difference order (classes whose AOMs are alike side by side, as on the Class "
+             f"difference tab); the first {MAX_COLUMNS} are shown until you choose. Rows, groups and flags "
+             "stay those of every class.")) or tuple(by_difference[:MAX_COLUMNS])
 tabs = st.tabs(["AOM", "ODM", "CSM", "Class difference", "Multi-class kernels", "Inspect a kernel"])
 GRIDS = [(tabs[0], "aom", views.AOM_COLORMAPS, "Fraction of each class's images whose activation at each position "
           "is > threshold (eq. 1)."),
@@ -57,18 +67,23 @@ for tab, which, colormaps, caption in GRIDS:
         hover = d.toggle("Hover values", key=f"{which}_hover", help="An interactive grid with the value of every "
                          "position (averaged over blocks when the layer is large).")
         if hover:
-            chart, f = views.grid_chart(getattr(m, which), lv["order"], m.classes, cmap, names=names)
+            values = getattr(m, which) if columns is None else getattr(m, which)[:, list(columns)]
+            shown = m.classes if columns is None else [m.classes[c] for c in columns]
+            chart, f = views.grid_chart(values, lv["order"], shown, cmap, names=names)
             st.altair_chart(chart, width="content")
             if f > 1:
                 st.caption(f"Each cell is the mean of a {f}×{f} block of positions; the image below is exact.")
         if rows == "each kernel":
-            st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, names=renamed), width="content")
+            st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, names=renamed, columns=columns),
+                     width="content")
             continue
-        st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, "groups"), width="content")
+        st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, "groups", columns=columns),
+                 width="content")
         members = lv["members"]
         g = st.selectbox("Expand a group", range(len(members)), key=f"{which}_group",
                          format_func=lambda i, members=members: f"g{i + 1}: {len(members[i])} kernels")
-        st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, g, renamed), width="content")
+        st.image(cached.grid_image(key, layer, n_groups, which, cmap, zoom, m, g, renamed, columns=columns),
+                 width="content")
 with tabs[1]:
     st.caption("Mean absolute difference between two kernels' AOMs (eq. 2), in the grid's order with its groups "
                "boxed in red: dark blue = similar kernels (candidates for redundancy), white = midway, "

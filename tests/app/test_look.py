@@ -109,3 +109,39 @@ def test_compare_table_names_kernels_by_kinship():
     # runs of original kernels print as ranges, as the edit list does (the cell is not cut mid-list)
     many = widened.dropped("conv1", [0, 2, 3, 4, 5, 8])
     assert compare_table(record(1, 9), record(2, 3), widened, many).iloc[3]["change"] == "-6 (gone: k0, k2–k5, k8+)"
+
+
+def test_explore_draws_a_chosen_set_of_classes_when_there_are_more_than_twenty(home, tmp_path):
+    """#21: a 25-class dataset. The AOM and CSM grids draw 20 classes, chosen in class-difference order
+    (alike classes side by side); the user picks others; the grid image has one column per chosen class."""
+    import numpy as np
+
+    from aomcore import Workspace, map_grid_image, run_inline
+    from ui import cached
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "many.npz", x=rng.integers(0, 256, (25 * 6, 8, 8), dtype=np.uint8),
+             y=np.repeat(np.arange(25), 6))
+    ws = Workspace.create(name="25 classes", dataset=f"npz:{tmp_path / 'many.npz'}")
+    run_inline(ws, "train", {"arch": "zoo:digits_net", "snapshots": 0,
+                             "config": {"epochs": 1, "lr": 0.003, "batch_size": 64, "optimizer": "adam", "seed": 0}})
+    run_inline(ws, "maps", {"version": 0, "layers": ["conv1"], "split": "train", "threshold": 0.0})
+    key = ws.results("maps")[-1]["key"]
+    m = load_cached_maps(ws.results_cache, key)["conv1"]
+    at = app()
+    at.switch_page("app_pages/aom/explore.py").run()
+    assert not at.exception, at.exception
+    chooser = at.multiselect(key="grid_classes_conv1")
+    by_difference = KernelOrdering(n_groups=1).fit(m.class_difference).order_.tolist()
+    assert chooser.options == [m.classes[c] for c in by_difference] and len(chooser.value) == 20
+    assert chooser.value == by_difference[:20]
+    chooser.set_value([3, 7, 11]).run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="grid_classes_conv1").value == [3, 7, 11] and at.get("image")
+    # what the grid draws: the three classes' columns, rows and flags as with every class
+    drawn = cached.grid_image(key, "conv1", 4, "aom", "occurrence", 28, m, columns=(3, 7, 11))
+    ordering = KernelOrdering(n_groups=4).fit(m.odm)
+    expected = map_grid_image(m.aom[:, [3, 7, 11]], "occurrence", ordering.order_, ordering.labels_,
+                              [m.classes[c] for c in (3, 7, 11)], kernel_flags(m.aom), cell=28)
+    assert drawn.size == expected.size and np.array_equal(np.asarray(drawn), np.asarray(expected))
+    assert drawn.size[0] < cached.grid_image(key, "conv1", 4, "aom", "occurrence", 28, m).size[0]
