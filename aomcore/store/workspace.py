@@ -446,7 +446,9 @@ class Workspace:
 
         Returns
         -------
-        dict : the new version's record.
+        dict : the new version's record; the same weights loaded again (a root version with
+        this digest and edit list, e.g. ``layers`` then ``maps`` with one ``--weights``) are
+        not a new version: that version becomes current and its record is returned.
 
         Raises
         ------
@@ -455,6 +457,12 @@ class Workspace:
             it is read-only.
         """
         self.check_writable()
+        digest, edits = loaded.digest, [e.to_dict() for e in loaded.edits]
+        same = [r for r in self.versions().values()
+                if r["parent"] is None and r["digest"] == digest and r["edits"] == edits]
+        if same and self.state().get("arch") == loaded.arch:
+            self.set_current(same[0]["id"])
+            return same[0]
         test_set = test_set if test_set is not None else self.load_split("test")
         check_model_fits(loaded.model, test_set)
         record = self.add_version(loaded.model, parent=None, edits=list(loaded.edits),

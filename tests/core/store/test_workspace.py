@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from aomcore import InputError, Workspace, build_model, export_zip, import_zip, list_jobs, list_workspaces
+from aomcore import InputError, LoadedModel, Workspace, build_model, export_zip, import_zip, list_jobs, list_workspaces
+from aomcore.base.models import weights_digest
 from aomcore.jobs import JobRunner, run_inline, submit_record
 from aomcore.store import read_job, request_cancel
 from aomcore.store.runs import list_runs, read_metrics, resolve_run, snapshot_schedule
@@ -60,6 +61,24 @@ def test_if_unmoved_keeps_a_revert(tmp_path):
     assert ws.current_version == 0
     _add(ws, parent=0, make_current="if_unmoved")
     assert ws.current_version == 3
+
+
+def test_the_same_weights_loaded_twice_are_one_version(tmp_path):
+    """`layers --workspace W --weights F` then `maps --workspace W --weights F` made v0 and v1 with one
+    digest; loading the same weights (and edit list) again now makes that version current instead."""
+    ws = Workspace.create(tmp_path, name="a", dataset="digits")
+    def loaded_with(seed):
+        torch.manual_seed(seed)
+        model = build_model("zoo:digits_net", 10, (1, 8, 8))
+        return LoadedModel("zoo:digits_net", model, weights_digest(model), "w.pt")
+
+    loaded = loaded_with(0)
+    v0 = ws.record_weights(loaded, note="loaded: w.pt")
+    _add(ws, parent=0, seed=1)  # an edit made v1
+    assert ws.current_version == 1
+    again = ws.record_weights(loaded, note="loaded: w.pt")
+    assert again["id"] == 0 == ws.current_version and sorted(ws.versions()) == [0, 1] and again == v0
+    assert ws.record_weights(loaded_with(2), note="loaded: x.pt")["id"] == 2  # other weights: a new version
 
 
 def test_crafted_ids_cannot_name_other_folders(tmp_path):
