@@ -129,6 +129,18 @@ def visit(v: View, url_path: str) -> None:
         st.session_state.setdefault("visited", {}).setdefault(v.version["digest"], set()).add(url_path)
 
 
+def focus_on(layer: str) -> None:
+    """Remember that this tab is looking at ``layer`` (Explore, Select kernels)."""
+    st.session_state["layer_in_focus"] = layer
+
+
+def layer_in_focus(layers: list[str]) -> int:
+    """The position in ``layers`` of the layer this tab last looked at (:func:`focus_on`; 0 if none of
+    them), so that Explore, Select kernels and Edit & retrain open on the layer the user works on."""
+    focus = st.session_state.get("layer_in_focus")
+    return layers.index(focus) if focus in layers else 0
+
+
 def visited(v: View) -> set[str]:
     """The pages (url paths) this tab opened while ``v``'s current version was shown."""
     return st.session_state.get("visited", {}).get(v.version["digest"], set()) if v.version is not None else set()

@@ -9,7 +9,7 @@ from aomcore.base import limits
 from ui import cached, tables, views
 from ui.aom import overview as views_overview
 from ui.jobs import job_outcome, job_panel
-from ui.state import reported, require_model, submit, view
+from ui.state import layer_in_focus, reported, require_model, submit, view
 
 v = view()
 st.title("Edit & retrain")
@@ -37,7 +37,8 @@ if proposed and proposed["digest"] == current["digest"] and proposed["layer"] in
     st.info(f"Pre-filled from **Layer overview**: {summary}. Check it, then apply.",
             icon=":material/lightbulb:")
 c1, c2 = st.columns([1, 2])
-layer = c1.selectbox("Layer", layers, format_func=lambda n: f"{n} ({kernels[n]} kernels)", key="edit_layer")
+layer = c1.selectbox("Layer", layers, format_func=lambda n: f"{n} ({kernels[n]} kernels)", key="edit_layer",
+                     index=0 if "edit_layer" in st.session_state else layer_in_focus(layers))  # as last looked at
 kind = c2.radio("Edit", list(views_overview.EDIT_LABELS.values()), horizontal=True, key="edit_kind")
 selection = v.selection
 edit = None

@@ -6,14 +6,15 @@ import aomcore
 from ui import cached, views
 from ui.aom import overview as views_overview
 from ui.aom import selection as selection
-from ui.state import require_maps, view
+from ui.state import focus_on, layer_in_focus, require_maps, view
 
 v = view()
 st.title("Explore")
 require_maps(v)
 
 c1, c2 = st.columns([1, 2])
-layer = c1.selectbox("Layer", list(v.maps))
+layer = c1.selectbox("Layer", list(v.maps), index=layer_in_focus(list(v.maps)))
+focus_on(layer)
 m = v.maps[layer]
 k, digest, key = m.num_kernels, v.version["digest"], v.maps_info["key"]
 saved = min(k, v.ws.n_groups(layer, aomcore.default_n_groups(m.odm, m.aom)))

@@ -7,7 +7,7 @@ import streamlit as st
 import aomcore
 from ui import cached, views
 from ui.aom import criteria, selection
-from ui.state import require_maps, view
+from ui.state import focus_on, layer_in_focus, require_maps, view
 
 v = view()
 st.title("Select kernels")
@@ -18,7 +18,8 @@ st.caption("The paper's Task 1 (Sec. V-A): one representative per group — the 
 require_maps(v)
 
 c1, c2 = st.columns([1, 2])
-layer = c1.selectbox("Layer", list(v.maps))
+layer = c1.selectbox("Layer", list(v.maps), index=layer_in_focus(list(v.maps)))
+focus_on(layer)
 m = v.maps[layer]
 k, digest = m.num_kernels, v.version["digest"]
 default = aomcore.default_n_groups(m.odm, m.aom)

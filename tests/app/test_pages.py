@@ -597,3 +597,24 @@ def test_defaults_follow_the_work_after_an_edit(trained):
     assert not at.exception and at.selectbox[0].value == train_run
     at.switch_page("app_pages/aom/compute_maps.py").run()
     assert at.multiselect[0].value == ["conv1", "conv2"]
+
+
+def test_the_layer_looked_at_is_the_one_edit_and_the_other_views_open_on(trained):
+    """#25: chose conv2 on Select kernels, then Edit & retrain opened on conv1 (the first layer), its
+    removal pre-filled from conv1's selection. Explore, Select kernels and Edit & retrain now open on the
+    layer the tab last looked at."""
+    run_inline(trained, "maps", {"version": 0, "layers": ["conv1", "conv2"], "split": "train", "threshold": 0.0})
+    at = app()
+    at.switch_page("app_pages/aom/select_kernels.py").run()
+    assert at.selectbox[0].value == "conv1"
+    at.selectbox[0].set_value("conv2").run()
+    assert not at.exception, at.exception
+    at.switch_page("app_pages/aom/edit_retrain.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="edit_layer").value == "conv2" and "Pre-filled from your selection" in texts(at)
+    assert not at.warning, [w.value for w in at.warning]
+    at.switch_page("app_pages/aom/explore.py").run()
+    assert at.selectbox[0].value == "conv2"
+    at.selectbox[0].set_value("conv1").run()
+    at.switch_page("app_pages/aom/select_kernels.py").run()
+    assert at.selectbox[0].value == "conv1"
