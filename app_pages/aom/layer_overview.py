@@ -28,6 +28,7 @@ table = views_overview.overview_table(rows)
 if not hits:
     table = table.drop(columns="neighbourhood hit")
 tables.table(table, {"multi-class share": None}, decimals=1, hide_index=True, width="stretch",
+             height=min(35 * (len(table) + 1) + 3, 1200),  # every layer at once: a ResNet-18 has 20 conv layers
              column_config={"mean s(k)": st.column_config.NumberColumn(format="%.3f"),
                             "E": st.column_config.NumberColumn(format="%.4f"),
                             "neighbourhood hit": st.column_config.NumberColumn(format="%.3f")})
