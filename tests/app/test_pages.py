@@ -51,13 +51,13 @@ def test_compute_explore_select_walk(trained):
     assert "8 kernels × 10 classes × 8×8 positions" in texts(at)
     at.selectbox[0].set_value("conv2").run()
     assert not at.exception and "16 kernels" in texts(at)
-    at.switch_page("app_pages/aom/select_kernels.py").run()
+    at.switch_page("app_pages/aom/select_kernels.py").run()  # opens on the layer looked at on Explore
     assert not at.exception, at.exception
-    assert "Kernels kept in conv1" in at.main.metric[-1].label
-    assert sorted(at.dataframe[0].value["name"]) == sorted(f"k{k}" for k in range(8))  # one ranked row per kernel
+    assert "Kernels kept in conv2" in at.main.metric[-1].label
+    assert sorted(at.dataframe[0].value["name"]) == sorted(f"k{k}" for k in range(16))  # one ranked row per kernel
     kept = int(at.main.metric[-1].value.split(" of ")[0])
-    assert 1 <= kept <= 8
-    assert len(trained.selection(trained.version(0)["digest"])["conv1"]) == kept  # kept in the workspace
+    assert 1 <= kept <= 16
+    assert len(trained.selection(trained.version(0)["digest"])["conv2"]) == kept  # kept in the workspace
 
 
 def test_a_second_tab_sees_the_same_workspace(trained):
