@@ -139,7 +139,8 @@ def test_revert_during_retrain_stays_reverted(server, page, edited_template):
     ws = trained_workspace(server, edited_template, "revert")
     open_ws(page, server, ws.id, "edit_retrain")
     assert "v1 of 2" in sidebar_text(page)
-    _start_retrain(page)
+    # 200 epochs (~40 s alone): 60 ended before the revert once, on a machine less loaded than usual
+    _start_retrain(page, epochs=200)
     wait_job_started(ws, "retrain")
     go(page, "Versions")
     revert_to(page, "v0")
