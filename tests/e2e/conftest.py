@@ -314,6 +314,16 @@ def wait_app(page):
     no_exception(page)
 
 
+def wait_new_workspace(page, old_id: str, timeout: float = 180_000) -> str:
+    """After Create on the dataset form: wait until the URL names a workspace other than ``old_id`` and
+    the app is idle; return its id. The click's run ends in a page switch: between the runs the app is
+    briefly idle with the old URL, or with none (``/workspaces`` without ``?ws=``), under a suite's load."""
+    page.wait_for_function("(old) => { const ws = new URLSearchParams(location.search).get('ws');"
+                           " return ws !== null && ws !== old; }", arg=old_id, timeout=timeout)
+    wait_idle(page, timeout=timeout)
+    return url_ws(page)
+
+
 def url_ws(page) -> str:
     """The workspace id in the tab's URL."""
     from urllib.parse import parse_qs, urlparse

@@ -34,6 +34,7 @@ from .conftest import (
     wait_idle,
     wait_job_started,
     wait_jobs,
+    wait_new_workspace,
 )
 
 pytestmark = pytest.mark.e2e
@@ -232,12 +233,8 @@ def test_another_dataset_starts_a_new_workspace(server, page, edited_template):
     open_ws(page, server, ws.id)
     go(page, "Workspaces")  # the one place a workspace is created
     page.locator(".st-key-use_dataset button").click()
-    # The click's run ends in st.rerun: between the two runs the app is briefly idle with the old URL
-    # (seen once under a full suite's load), so wait for the URL to name another workspace.
-    page.wait_for_function(f"() => !location.search.includes({ws.id!r})", timeout=60_000)
-    wait_idle(page)
+    new_id = wait_new_workspace(page, ws.id, timeout=60_000)
     no_exception(page)
-    new_id = url_ws(page)
     assert new_id != ws.id
     page.get_by_text("No model yet").wait_for()
     assert "Created the workspace digits: 1,347 train and 450 test images" in main_text(page)  # said, on Model & data
