@@ -186,18 +186,7 @@ def _survey(index: FolderIndex) -> _Survey:
     modes: Counter = Counter()
     first_mode: dict[str, int] = {}
     transparent = 0
-    chunks = [(index.files[i:i + _CHUNK], index.names[i:i + _CHUNK], os.fspath(index.root), i)
-              for i in range(0, len(index.files), _CHUNK)]
-    workers = min(default_workers(), len(chunks))
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            parts = list(pool.map(_survey_chunk, chunks))
-    else:
-        parts = [_survey_chunk(chunk) for chunk in chunks]
-    for part in parts:  # in index order: the first bad file is the one named
+    for part in _map_chunks(_survey_chunk, index):  # in index order: the first bad file is the one named
         if part["error"] is not None:
             raise InputError(*part["error"])
         for shape, i in part["shapes"].items():
@@ -237,7 +226,22 @@ def _survey(index: FolderIndex) -> _Survey:
     return survey
 
 
-_CHUNK = 2000  # headers per survey task
+_CHUNK = 2000  # files per survey or decode task
+
+
+def _map_chunks(fn, index: FolderIndex) -> list:
+    """``fn((files, names, root, start))`` over the index in chunks of :data:`_CHUNK` files, in
+    :func:`default_workers` forked processes when there are several chunks; results in index order."""
+    chunks = [(index.files[i:i + _CHUNK], index.names[i:i + _CHUNK], os.fspath(index.root), i)
+              for i in range(0, len(index.files), _CHUNK)]
+    workers = min(default_workers(), len(chunks))
+    if workers <= 1:
+        return [fn(chunk) for chunk in chunks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(fn, chunks))
 _READABLE = "an image PIL can read (or skip unreadable images: --skip-unreadable, or the dashboard's box)"
 
 
@@ -288,17 +292,7 @@ def _unreadable(index: FolderIndex) -> list[tuple[int, str]]:
     key = (index.key, os.fspath(index.root), current_policy().max_data_gb)
     if key in _UNREADABLE:
         return _UNREADABLE[key]
-    chunks = [(index.files[i:i + _CHUNK], index.names[i:i + _CHUNK], i) for i in range(0, len(index.files), _CHUNK)]
-    workers = min(default_workers(), len(chunks))
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            parts = list(pool.map(_decode_chunk, chunks))
-    else:
-        parts = [_decode_chunk(chunk) for chunk in chunks]
-    bad = [b for part in parts for b in part]
+    bad = [b for part in _map_chunks(_decode_chunk, index) for b in part]
     if len(_UNREADABLE) >= 8:
         _UNREADABLE.pop(next(iter(_UNREADABLE)))
     _UNREADABLE[key] = bad
@@ -312,7 +306,7 @@ def _decode_chunk(chunk) -> list[tuple[int, str]]:
     """The files of a chunk that PIL cannot open or fully decode, as ``(position, reason)``."""
     from PIL import Image, UnidentifiedImageError
 
-    files, names, start = chunk
+    files, names, _, start = chunk
     bad = []
     for j, file in enumerate(files):
         try:
