@@ -154,9 +154,15 @@ class Version:
                 "retrain s": round(self.retrain_seconds, 1)}
 
 
-def initial_version(model: nn.Module, test_set: ImageDataset, device="auto", note: str = "loaded model") -> Version:
+def initial_version(model: nn.Module, test_set: ImageDataset, device="auto", note: str = "loaded model",
+                    edits: list[Edit] | None = None) -> Version:
+    """The loop's first version: a copy of ``model`` measured on ``test_set``.
+
+    ``edits`` is the edit list ``model`` already carries (from its architecture's spec), so the
+    cumulative edit lists of the versions that follow rebuild their models.
+    """
     model = copy.deepcopy(model).cpu().eval()
-    return Version(id=0, parent=None, edits=[], model=model, digest=weights_digest(model),
+    return Version(id=0, parent=None, edits=list(edits or []), model=model, digest=weights_digest(model),
                    metrics=measure(model, test_set, device), note=note)
 
 

@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
 
 from ..aom.criteria import COMPARED_CRITERIA, compare_criteria, layer_scores, summarize_criteria
 from ..aom.distributed import distributed_from_env
@@ -14,7 +15,7 @@ from ..aom.experiment import summarize_experiment
 from ..aom.maps import compute_maps
 from ..aom.maps_npz import save_maps_npz
 from ..aom.overview import layer_overview
-from ..aom.reproduce import PAPER_MNIST, reproduce_mnist
+from ..aom.reproduce import PAPER_EXPERIMENTS, reproduce_paper
 from ..aom.results import cached_experiment, cached_maps, load_cached_maps
 from ..aom.retrain import FREEZE_MODES, edit_and_retrain, initial_version
 from ..base import limits
@@ -38,6 +39,7 @@ from ._common import (
     load_dataset,
     load_for,
     maps_for,
+    noted,
     open_workspace,
     preprocessing,
     progress_printer,
@@ -118,8 +120,7 @@ def _cmd_edit(args) -> int:
         train_set = load_dataset(args.dataset or "digits", "train", args.data_root, preprocessing(args),
                                  args.download)
         device = resolve_device(args.device)
-        v0 = initial_version(loaded.model, test_set, device)
-        v0.edits = read_edits(args.edits) if args.edits else []
+        v0 = initial_version(loaded.model, test_set, device, edits=read_edits(args.edits) if args.edits else None)
         v1 = edit_and_retrain(v0, edit, 1, train_set, test_set, args.freeze, config, device,
                               progress=train_printer("retrain"))
         before, after, model = v0.metrics, v1.metrics, v1.model
@@ -141,52 +142,77 @@ def _cmd_edit(args) -> int:
     return 0
 
 
-def _reproduction(args, experiment: str, arch: str):
-    """MNIST's splits, the ``--workspace`` (or None) and a recorder that adds each step there as a version."""
-    train_set = load_dataset("mnist", "train", args.data_root)
-    test_set = load_dataset("mnist", "test", args.data_root)
-    ws = None
-    if args.workspace:
-        args.dataset, args.mean, args.std, args.channels, args.resize, args.download = ("mnist", None, None, None,
-                                                                                        None, False)
-        ws = open_workspace(args, create=True)
+def _reproduction(args, experiment: str, arch: str, dataset: str, reduce_current: bool = True):
+    """The splits, the ``--workspace`` (or None), its current version as the baseline (or None; always None
+    unless ``reduce_current``) and a recorder that adds each step there as a version (the baseline too,
+    unless it came from the workspace)."""
+    exists = bool(args.workspace) and (Path(args.workspace).expanduser() / "workspace.json").is_file()
+    if not exists:
+        args.dataset = args.dataset or dataset
+    ws = open_workspace(args, create=True)
+    if ws is None:
+        train_set, test_set = (load_dataset(args.dataset, split, args.data_root, preprocessing(args), args.download)
+                               for split in ("train", "test"))
+    else:
+        train_set, test_set = (noted(ws.load_split(split)) for split in ("train", "test"))
+    baseline = None
+    if reduce_current and ws is not None and ws.current_version is not None:
+        baseline = ws.loaded(ws.current_version)
+        if baseline.arch != arch:
+            raise InputError(f"reproduce {experiment} reduces {arch}; the workspace's current version is another model",
+                             expected=f"a workspace whose current version is {arch}, or a new workspace folder",
+                             found=f"{baseline.arch} (v{ws.current_version} of {ws.path})")
 
     def record(version, parent_id):  # each step becomes a version of the workspace
+        if baseline is not None and parent_id is None:  # the baseline is the workspace's version already
+            return ws.current_version
         rec = ws.add_version(version.model, parent=parent_id, edits=version.edits, metrics=version.metrics,
                              note=f"reproduce {experiment}: {version.note or 'baseline'}", arch=arch,
                              num_classes=train_set.num_classes, input_shape=train_set.input_shape,
                              classes=train_set.classes, retrain_seconds=version.retrain_seconds)
         return rec["id"]
 
-    return train_set, test_set, ws, record
+    return train_set, test_set, ws, baseline, record
 
 
 def _cmd_reproduce(args) -> int:
     if args.experiment == "deepeyes":
         return _cmd_reproduce_deepeyes(args)
     start = time.perf_counter()
-    train_set, test_set, ws, record = _reproduction(args, "mnist", "zoo:paper_mnist")
-
-    rows = reproduce_mnist(train_set, test_set, device=resolve_device(args.device), cache=DiskCache(args.cache_dir),
+    spec = PAPER_EXPERIMENTS[args.experiment]
+    train_set, test_set, ws, baseline, record = _reproduction(args, args.experiment, spec["arch"], spec["dataset"])
+    config = TrainConfig(epochs=args.epochs, batch_size=given(args.batch_size, TrainConfig.batch_size))
+    rows = reproduce_paper(args.experiment, train_set, test_set, baseline=baseline, config=config,
+                           device=resolve_device(args.device), cache=DiskCache(args.cache_dir),
                            log=lambda line: print(line, file=sys.stderr), on_version=record if ws else None)
     seconds = time.perf_counter() - start
-    results = {"experiment": "mnist", "steps": rows, "seconds": seconds, "paper": PAPER_MNIST}
+    results = {"experiment": args.experiment, "section": spec["section"], "dataset": train_set.name,
+               "steps": rows, "seconds": seconds, "paper": spec["paper"]}
     write_json(args.out, results)
     if ws is not None:
-        ws.record_result({"kind": "reproduce", "key": "mnist", "digest": None, "steps": rows})
-    paper = {"baseline": "96.96%", "conv1": "96.93% (16→5)", "conv2": "97.69%"}
+        ws.record_result({"kind": "reproduce", "key": args.experiment, "digest": None, "steps": rows})
+    print(f"Sec. {spec['section']} on {train_set.name} ({len(train_set):,} train, {len(test_set):,} test images)")
     print(f"{'step':<10} {'kernels':>9} {'params':>9} {'FLOPs':>11} {'accuracy':>9}   paper")
     for r in rows:
         kernels = "" if r["kernels_before"] is None else f"{r['kernels_before']}→{r['kernels_after']}"
         print(f"{r['step']:<10} {kernels:>9} {r['params']:>9,} {r['flops']:>11,} {r['test_accuracy']:>9.2%}   "
-              f"{paper[r['step']]}")
+              f"{_paper_text(spec['paper'][r['step']])}")
     print(f"{seconds:.0f}s -> {args.out}" + (f", {ws.path}" if ws else ""))
     return 0
 
 
+def _paper_text(reported) -> str:
+    """What the paper reports for a step: ``96.96%``, or ``96.93% (16→5)`` when it gives the kernels kept."""
+    if not isinstance(reported, tuple):
+        return f"{reported:.2%}"
+    kept, accuracy = reported
+    return f"{accuracy:.2%}" + (f" (kept {kept})" if kept is not None else "")
+
+
 def _cmd_reproduce_deepeyes(args) -> int:
     start = time.perf_counter()
-    train_set, test_set, ws, record = _reproduction(args, "deepeyes", "zoo:deepeyes_mnist")
+    train_set, test_set, ws, _, record = _reproduction(args, "deepeyes", "zoo:deepeyes_mnist", "mnist",
+                                                      reduce_current=False)
 
     rows = reproduce_deepeyes(train_set, test_set, device=resolve_device(args.device),
                               cache=DiskCache(args.cache_dir), log=lambda line: print(line, file=sys.stderr),
@@ -479,11 +505,15 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("reproduce", help="reproduce a paper experiment end to end")
     p.set_defaults(func=_cmd_reproduce)
-    p.add_argument("experiment", choices=["mnist", "deepeyes"],
-                   help="mnist: Garcia et al. Sec. V-A; deepeyes: DeepEyes' MNIST use case "
-                        "(conv1 20→10, fc1 500→100)")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("experiment", choices=["mnist", "cifar10", "deepeyes"],
+                   help="mnist: Garcia et al. Sec. V-A (conv1, conv2); cifar10: Sec. V-B (conv1, conv6; on any "
+                        "3-channel dataset, e.g. an image folder with --transform \"Resize(40), CenterCrop(32)\"); "
+                        "deepeyes: DeepEyes' MNIST use case (conv1 20→10, fc1 500→100)")
+    add_data_args(p)
+    p.add_argument("--epochs", type=limits.epochs, default=1,
+                   help="training of the baseline when it is not the workspace's (default 1, as the paper's "
+                        "MNIST model); each reduction is retrained 1 epoch")
     p.add_argument("--out", required=True, help="results .json")
-    add_workspace_args(p)
+    p.add_argument("--workspace", default=None, metavar="DIR",
+                   help="record each step as a version of the workspace DIR (created if missing); mnist and "
+                        "cifar10 reduce its current version when it has one")

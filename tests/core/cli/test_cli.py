@@ -119,6 +119,52 @@ def test_cli_reproduce_mnist(tmp_path, data_root):
     assert conv2["params"] < base["params"] and conv2["flops"] < base["flops"]
 
 
+@pytest.mark.mnist
+def test_cli_reproduce_cifar10_on_an_image_folder_and_on_a_workspace_model(tmp_path, data_root):
+    """Sec. V-B on a real-format folder (FashionMNIST JPEGs of mixed sizes): conv1 then conv6 reduced,
+    each step a version; run again on the workspace, it reduces the workspace's current version."""
+    from aomcore import Workspace
+
+    folder = tmp_path / "photos"
+    made = subprocess.run([sys.executable, "benchmarks/make_folder.py", str(folder), "--data-root", str(data_root),
+                           "--per-split", "600", "--processes", "1"], cwd=REPO, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    ws = tmp_path / "ws"
+    data = ("--dataset", f"imagefolder:{folder}", "--transform", "Resize(40), CenterCrop(32)")
+    out = _run("reproduce", "cifar10", *data, "--epochs", "4", "--out", str(tmp_path / "r.json"),
+               "--workspace", str(ws))
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["section"] == "V-B" and result["dataset"] == f"imagefolder:{folder}"
+    base, conv1, conv6 = result["steps"]
+    assert [conv1["layer"], conv6["layer"]] == ["conv1", "conv6"]
+    assert conv1["kernels_before"] == conv6["kernels_before"] == 64
+    assert conv6["kernels"]["conv1"] == conv1["kernels_after"] and conv6["kernels"]["conv6"] == conv6["kernels_after"]
+    assert conv1["kernels_after"] == len(conv1["kept"]) and conv6["params"] < base["params"]
+    assert "paper" in out.stdout and "81.20% (kept 20)" in out.stdout
+    workspace = Workspace(ws, read_only=True)
+    versions = workspace.versions()
+    assert len(versions) == 3 and versions[2]["parent"] == 1 and versions[1]["parent"] == 0
+    assert workspace.current_version == 2 and workspace.results("reproduce")[0]["key"] == "cifar10"
+
+    again = _run("reproduce", "cifar10", "--out", str(tmp_path / "r2.json"), "--workspace", str(ws))
+    assert again.returncode == 0, again.stderr
+    steps = json.loads((tmp_path / "r2.json").read_text())["steps"]
+    assert steps[0]["test_accuracy"] == conv6["test_accuracy"] and steps[1]["kernels_before"] == conv1["kernels_after"]
+    reduced = [step for step in steps[1:] if step["kernels_after"] < step["kernels_before"]]
+    versions = Workspace(ws, read_only=True).versions()  # a step that removes nothing adds no version
+    assert len(versions) == 3 + len(reduced) and [versions[i]["parent"] for i in versions][3:] == [2, 3][:len(reduced)]
+    for step in steps[1:]:
+        assert (step in reduced) != (f"{step['layer']}: the rule keeps all" in again.stderr)
+    for vid, record in versions.items():  # each version's cumulative edit list rebuilds its model
+        model = Workspace(ws, read_only=True).loaded(vid).model
+        assert model.conv6.out_channels == record["metrics"]["kernels"]["conv6"]
+
+    other = _run("reproduce", "mnist", "--out", str(tmp_path / "r3.json"), "--workspace", str(ws))
+    assert other.returncode == 2 and "current version is another model" in other.stderr
+    assert "zoo:paper_cifar10" in other.stderr and not (tmp_path / "r3.json").exists()
+
+
 @pytest.fixture(scope="module")
 def resnet_weights(tmp_path_factory):
     import torch
