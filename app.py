@@ -6,7 +6,14 @@ Streamlit runs this file as ``__main__``. A job worker (``multiprocessing`` spaw
 the main script again as ``__mp_main__`` to find its functions: there nothing may run, or
 every worker would render the dashboard headless (and, on a shared server, create an
 ownerless workspace), hence the guard.
+
+``$AOMSCOPE_RENDER_LOG`` (for benchmarks): a file to which each script run appends one JSON
+line, ``{"time": epoch seconds at the end, "page": url path, "seconds": server-side script time}``.
 """
+
+import json
+import os
+import time
 
 import streamlit as st
 
@@ -55,6 +62,7 @@ def main() -> None:
         v = None
 
     url_path = page.url_path or "model_data"  # the default page's is ""
+    _RUN["page"] = url_path
     if v is not None:
         visit(v, url_path)
     with st.sidebar:
@@ -94,5 +102,23 @@ def main() -> None:
             next_step_link(v, url_path)
 
 
+_RUN = {"page": None}  # this script run's page, for the render log
+
+
+def timed_main(log: str) -> None:
+    """:func:`main`, appending the run's page and server-side seconds to ``log`` however the run ends
+    (a rerun or stop request ends it with an exception)."""
+    start = time.perf_counter()
+    try:
+        main()
+    finally:
+        line = json.dumps({"time": time.time(), "page": _RUN["page"], "seconds": time.perf_counter() - start})
+        with open(log, "a") as f:
+            f.write(line + "\n")
+
+
 if __name__ == "__main__":
-    main()
+    if os.environ.get("AOMSCOPE_RENDER_LOG"):
+        timed_main(os.environ["AOMSCOPE_RENDER_LOG"])
+    else:
+        main()

@@ -10,14 +10,20 @@ Policy:
   model's sha256 **digest as a real argument** (never an underscore argument, which
   Streamlit leaves out of the key), so two users with different models never share an
   entry. The model object itself is passed underscored alongside its digest.
+* ``st.cache_data`` for charts too (:func:`chart_spec`): a chart's Vega-Lite spec, keyed by
+  the function that builds it and that function's arguments (the data the chart shows).
 * Behind the in-memory caches, the workspace on disk keeps versions and results across
   restarts.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+
 import numpy as np
 import streamlit as st
+from streamlit.elements import vega_charts
 
 import aomcore
 from aomcore import ImageDataset, LoadedModel, Preprocessing
@@ -46,6 +52,25 @@ def version_model(workspace: str, version_id: int, digest: str) -> LoadedModel:
 def workspace_maps(workspace: str, key: str) -> dict[str, aomcore.LayerMaps]:
     """Maps stored in a workspace's content-keyed results, shared read-only."""
     return aomcore.load_cached_maps(aomcore.Workspace(workspace).results_cache, key)
+
+
+def chart_spec(build: Callable, *args, **kwargs) -> dict:
+    """The Vega-Lite spec of the Altair chart ``build(*args, **kwargs)``, for ``st.vega_lite_chart``.
+
+    The same spec ``st.altair_chart`` would send, made once per arguments: building an Altair
+    chart and converting it validates it against the Vega-Lite schema (100–150 ms for the
+    Versions chart), and Streamlit converts under one lock shared by every session, so on a
+    shared server every rerun of every page with a chart waited its turn. ``build`` is a
+    module-level function of ``ui`` returning one chart; its arguments must be hashable by
+    ``st.cache_data`` (arrays, frames, lists, dicts, strings, numbers).
+    """
+    return _chart_spec(build.__module__, build.__qualname__, args, kwargs)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _chart_spec(module: str, name: str, args: tuple, kwargs: dict) -> dict:
+    chart = getattr(importlib.import_module(module), name)(*args, **kwargs)
+    return vega_charts._convert_altair_to_vega_lite_spec(chart)  # what st.altair_chart sends
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

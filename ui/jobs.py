@@ -2,8 +2,10 @@
 
 A job runs in a worker process and writes its progress into the workspace
 (:mod:`aomcore.jobs.engine`); these fragments re-read it once a second while a job of the
-workspace is queued or running, and rerun the whole page when one ends. An idle page
-has no timer and costs no CPU.
+workspace runs, every few seconds while its jobs only wait in the queue (their line changes
+only when the queue moves: on a shared server most sessions wait, and their polls took the
+core that page renders need), and rerun the whole page when one ends. An idle page has no
+timer and costs no CPU.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ui import cached, views
 from ui.state import View, reported
 
 POLL_SECONDS = 1.0
+QUEUED_POLL_SECONDS = 5.0  # while every job shown is queued
 RECENT_SECONDS = 15 * 60  # how long a failed or cancelled job is mentioned on its page
 
 
@@ -51,16 +54,25 @@ def _curve(v: View, job: dict):
     return views.training_curve(metrics) if metrics else None
 
 
+def poll_seconds(jobs: list[dict]) -> float | None:
+    """How often to re-read ``jobs`` (active job records): None when there are none, :data:`POLL_SECONDS`
+    when one runs, :data:`QUEUED_POLL_SECONDS` when all of them wait in the queue."""
+    if not jobs:
+        return None
+    return POLL_SECONDS if any(j["status"] != "queued" for j in jobs) else QUEUED_POLL_SECONDS
+
+
 def job_panel(v: View, kinds: tuple[str, ...], chart: bool = False) -> None:
     """Progress bars (and, for training, the live loss curve) of the workspace's running jobs, with Cancel."""
-    ids = [j["id"] for j in v.active_jobs(kinds)]
+    active = v.active_jobs(kinds)
+    ids, status = [j["id"] for j in active], {j["id"]: j["status"] for j in active}
 
-    @st.fragment(run_every=POLL_SECONDS if ids else None)
+    @st.fragment(run_every=poll_seconds(active))
     def panel():
         for job_id in ids:
             job = read_job(v.ws, job_id)
-            if job["status"] not in ACTIVE:
-                st.rerun()  # a job ended: redraw the whole page with its result
+            if job["status"] != status[job_id]:
+                st.rerun()  # a job ended (redraw the page with its result) or started (poll it faster)
             st.progress(_progress(job), text=_line(job))
             if chart and job["kind"] in ("train", "retrain") and (curve := _curve(v, job)) is not None:
                 st.altair_chart(curve, width="stretch")
@@ -102,14 +114,15 @@ def job_outcome(v: View, kind: str) -> None:
 
 def sidebar_jobs(v: View) -> None:
     """One line per running job of the workspace, updated while any runs."""
-    ids = [j["id"] for j in v.active_jobs()]
+    active = v.active_jobs()
+    ids, status = [j["id"] for j in active], {j["id"]: j["status"] for j in active}
 
-    @st.fragment(run_every=POLL_SECONDS if ids else None)
+    @st.fragment(run_every=poll_seconds(active))
     def lines():
         for job_id in ids:
             job = read_job(v.ws, job_id)
-            if job["status"] not in ACTIVE:
-                st.rerun()
+            if job["status"] != status[job_id]:
+                st.rerun()  # ended, or started: see job_panel
             p = job.get("progress") or {}
             done = f" · {p['done']:,}/{p['total']:,}" if p.get("total") else ""
             timing = _timing(job) if job["status"] == "running" else ""

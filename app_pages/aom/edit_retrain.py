@@ -113,9 +113,9 @@ if parent is not None:
               delta=f"{current['metrics']['flops'] - parent['metrics']['flops']:+,}", delta_color="inverse")
     classes = v.split("test").classes
     st.caption("Per-class test accuracy change (percentage points; hover for both values).")
-    st.altair_chart(views_overview.accuracy_difference_chart(classes, parent["metrics"]["per_class"],
-                                                             current["metrics"]["per_class"], f"v{parent['id']}",
-                                                             f"v{current['id']}"), width="stretch")
+    st.vega_lite_chart(cached.chart_spec(views_overview.accuracy_difference_chart, classes,
+                                         parent["metrics"]["per_class"], current["metrics"]["per_class"],
+                                         f"v{parent['id']}", f"v{current['id']}"), width="stretch")
     curve = views.run_curve(v.ws, current.get("run"))
     if curve is not None:
         st.altair_chart(curve, width="stretch")

@@ -90,7 +90,8 @@ with tabs[1]:
                "boxed in red: dark blue = similar kernels (candidates for redundancy), white = midway, "
                "dark red = the most different pair.")
     if k <= 300:
-        st.altair_chart(views.odm_heatmap(m.odm, lv["order"], lv["groups"], names), width="content")
+        st.vega_lite_chart(cached.chart_spec(views.odm_heatmap, m.odm, lv["order"], lv["groups"], names),
+                           width="content")
     else:
         st.image(lv["odm_image"], width="content")
 with tabs[3]:
@@ -99,7 +100,8 @@ with tabs[3]:
                "to separate them (Task 2). Rows in cluster order.")
     order = aomcore.KernelOrdering(n_groups=1).fit(m.class_difference).order_
     a, b = st.columns([3, 2])
-    a.altair_chart(views_overview.class_difference_chart(m.class_difference, order, m.classes), width="content")
+    a.vega_lite_chart(cached.chart_spec(views_overview.class_difference_chart, m.class_difference, order, m.classes),
+                      width="content")
     pairs = aomcore.least_separated_pairs(m.class_difference)
     median = sorted(e for *_, e in pairs)[len(pairs) // 2]
     b.markdown("**Least separated pairs**")
@@ -113,15 +115,16 @@ with tabs[4]:
                "classes (orange). Many such kernels in the last hidden layer: the model may need more layers "
                "(Task 3).")
     strong = m.aom.mean(axis=(2, 3)) > level
-    st.altair_chart(views_overview.classes_per_kernel_chart(per_kernel, lv["order"], strong, m.classes),
-                    width="stretch")
+    st.vega_lite_chart(cached.chart_spec(views_overview.classes_per_kernel_chart, per_kernel, lv["order"], strong,
+                                         m.classes), width="stretch")
 with tabs[5]:
     measure = st.radio("Cell value", ["mean occurrence", "mean selectivity"], horizontal=True)
     values, name = ((lv["mean_occurrence"], "occurrence") if measure == "mean occurrence"
                     else (lv["class_selectivity"], "selectivity"))
     st.caption("Click a cell to inspect that kernel and class, then keep or drop the kernel.")
-    chart = views.kernel_class_heatmap(values, lv["order"], m.classes, lv["groups"], measure, name, names)
-    event = st.altair_chart(chart, on_select="rerun", key=f"cells_{layer}")
+    chart = cached.chart_spec(views.kernel_class_heatmap, values, lv["order"], m.classes, lv["groups"], measure, name,
+                              names)
+    event = st.vega_lite_chart(chart, on_select="rerun", key=f"cells_{layer}")
     picked = (event.selection.get("cell") or [{}])[0] if event and event.selection else {}
     c1, c2, c3 = st.columns([1, 1, 1])
     order = [int(i) for i in lv["order"]]

@@ -24,7 +24,7 @@ tables.table(rows, {"test accuracy": None}, hide_index=True, width="stretch",
                             "FLOPs": st.column_config.NumberColumn(format="localized"),
                             "note": st.column_config.TextColumn(width="large"),
                             "kernels": st.column_config.TextColumn(width="medium")})
-st.altair_chart(views.versions_chart(rows))
+st.vega_lite_chart(cached.chart_spec(views.versions_chart, rows))
 
 st.subheader("Compare two versions")
 ids = list(v.versions)

@@ -53,14 +53,15 @@ stats = {k.removeprefix("deepeyes_"): a for k, a in arrays.items() if k.startswi
 df = ev.filter_frame(arrays["points"], stats, classes)
 left, right = st.columns([3, 2])
 with left:
-    event = st.altair_chart(ev.filter_map_chart(df, classes), width="stretch", on_select="rerun", key=f"fm_{layer}")
+    event = st.vega_lite_chart(cached.chart_spec(ev.filter_map_chart, df, classes), width="stretch", on_select="rerun",
+                               key=f"fm_{layer}")
     st.caption("Drag a box to select filters; double-click to clear.")
 box = (event.selection.get("box") or {}) if event else {}
 from_chart = df[df["x"].between(*box["x"]) & df["y"].between(*box["y"])]["filter"].tolist() if box.get("x") else []
 picked = st.multiselect("Selected filters", df["filter"].tolist(), default=from_chart, format_func=lambda k: f"k{k}",
                         key=f"picked_{layer}_{hash(tuple(from_chart))}")
 with right:
-    st.altair_chart(ev.heatmap_chart(df, picked), width="stretch")
+    st.vega_lite_chart(cached.chart_spec(ev.heatmap_chart, df, picked), width="stretch")
     dead = int((df["max activation"] <= 0).sum())
     always = int((df["frequency"] >= 0.999).sum())
     st.caption(f"{len(df)} filters · {dead} dead (never activate) · {always} always on (fire on ≥ 99.9% of samples)")

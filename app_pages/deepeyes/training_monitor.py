@@ -5,6 +5,7 @@ import streamlit as st
 
 from aomcore.deepeyes import filter_flags, stable_layers
 from aomcore.store import list_runs, read_run_view
+from ui import cached
 from ui.deepeyes import monitor as monitor
 from ui.deepeyes import views as vd
 from ui.jobs import job_outcome, job_panel, rerun_when
@@ -80,15 +81,15 @@ def live():
         st.caption("Per snapshot window, the perplexity of the sampled activation vectors (1 = one filter fires, "
                    "K = all fire alike). " + " · ".join(f"**{n}** {'stable' if s else 'changing'}"
                                                         for n, s in stable.items()))
-        st.altair_chart(vd.change_chart(r.layers, r.windows, threshold), width="stretch")
+        st.vega_lite_chart(cached.chart_spec(vd.change_chart, r.layers, r.windows, threshold), width="stretch")
         layer = st.selectbox("Layer", list(r.layers),
                              format_func=lambda n: f"{n} ({'stable' if stable[n] else 'changing'})")
         a, b = r.layers[layer], st.columns(2)
         hist, edges = a["perplexity_histogram"], a["perplexity_bin_edges"][-1]
-        b[0].altair_chart(vd.perplexity_heatmap(hist, r.windows, edges), width="stretch")
+        b[0].vega_lite_chart(cached.chart_spec(vd.perplexity_heatmap, hist, r.windows, edges), width="stretch")
         b[1].caption("Learning histogram: change from the previous window — blue gained, red lost; blue moving left "
                      "means the filters specialise.")
-        b[1].altair_chart(vd.learning_heatmap(hist, r.windows, edges), width="stretch")
+        b[1].vega_lite_chart(cached.chart_spec(vd.learning_heatmap, hist, r.windows, edges), width="stretch")
     if not snaps:
         return
     st.subheader("Snapshot")
@@ -106,7 +107,8 @@ def live():
             sort_by = st.radio("Sort filters by", ["max activation", "frequency"], horizontal=True)
             st.caption(f"Activation heatmap of {layer}, window up to iteration {iteration}: ✕ dead (never active), "
                        f"● always on (frequency ≥ {always:.0%}). Hover a cell for its values.")
-            st.altair_chart(vd.activation_heatmap(a["max_activation"][w], a["activation_frequency"][w], flags, sort_by))
+            st.vega_lite_chart(cached.chart_spec(vd.activation_heatmap, a["max_activation"][w],
+                                                 a["activation_frequency"][w], flags, sort_by))
         if not running:
             end = filter_flags(a["max_activation"][-1], a["activation_frequency"][-1], always)
             monitor.send_flags(v, run_id, layer, end, int(r.windows[-1]))

@@ -90,7 +90,8 @@ with picture:
         st.download_button("Download PNG", png, f"trails_{info['layer']}.png", "image/png")
 with numbers:
     st.markdown("**Neighbourhood hit per snapshot** (k = 6)")
-    st.altair_chart(views_trails.nh_curve(arrays["snapshots"], arrays["neighborhood_hit"]), width="stretch")
+    st.vega_lite_chart(cached.chart_spec(views_trails.nh_curve, arrays["snapshots"], arrays["neighborhood_hit"]),
+                       width="stretch")
     tables.table(views_trails.class_table(arrays, classes), {"test accuracy": None}, hide_index=True,
                  width="stretch",
                  column_config={"final neighbourhood hit": st.column_config.NumberColumn(format="%.3f")})

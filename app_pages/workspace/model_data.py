@@ -147,8 +147,8 @@ if noted:
 
 metrics = v.version["metrics"]
 st.subheader(f"Test accuracy of v{v.version_id}: {metrics['accuracy']:.2%}")
-st.altair_chart(views.per_class_accuracy_chart(test_set.classes, metrics["per_class"], metrics["accuracy"]),
-                width="stretch")
+st.vega_lite_chart(cached.chart_spec(views.per_class_accuracy_chart, test_set.classes, metrics["per_class"],
+                                     metrics["accuracy"]), width="stretch")
 
 st.subheader("Examples per class")
 images, labels = cached.examples(test_set.digest, tuple(sorted(prep.items())), 4, test_set)

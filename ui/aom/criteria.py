@@ -123,7 +123,7 @@ def section(v: View, layer: str, kept: list[int], n_kernels: int) -> None:
     if sorted(result["criteria"].get("user", {}).get("kept", [])) != kept:
         st.caption("The comparison below is of an earlier selection: press **Compare** to compare this one.")
     st.info(aomcore.summarize_criteria(result))
-    st.altair_chart(accuracy_chart(result), width="stretch")
+    st.vega_lite_chart(cached.chart_spec(accuracy_chart, result), width="stretch")
     table = pd.DataFrame([{"selection": _name(name), "silenced": r["accuracy"],
                            **({"retrained": r["retrained"]["accuracy"], "params": r["retrained"]["params"],
                                "MFLOPs": r["retrained"]["flops"] / 1e6} if "retrained" in r else {}),
