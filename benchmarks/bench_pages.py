@@ -69,8 +69,10 @@ def main() -> None:
         rows[page] = {"first_ms": round(first * 1000), "idle_median_ms": round(idle[len(idle) // 2] * 1000),
                       "idle_max_ms": round(idle[-1] * 1000), "exception": bool(at.exception), "drawn": drawn,
                       "infos": [i.value[:80] for i in at.info]}
+        # A page that stopped at its empty state ("No maps yet for v1") drew little: say so beside its times.
+        says = f" · says: {rows[page]['infos'][0]}" if rows[page]["infos"] else ""
         print(f"{page}: first {first * 1000:.0f} ms, idle median {rows[page]['idle_median_ms']} ms, "
-              f"max {rows[page]['idle_max_ms']} ms{' (EXCEPTION)' if at.exception else ''}", flush=True)
+              f"max {rows[page]['idle_max_ms']} ms{' (EXCEPTION)' if at.exception else ''}{says}", flush=True)
     (out / "pages.json").write_text(json.dumps(rows, indent=1))
 
 
