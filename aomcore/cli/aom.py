@@ -511,8 +511,8 @@ def add_parsers(sub) -> None:
                         "deepeyes: DeepEyes' MNIST use case (conv1 20→10, fc1 500→100)")
     add_data_args(p)
     p.add_argument("--epochs", type=limits.epochs, default=1,
-                   help="training of the baseline when it is not the workspace's (default 1, as the paper's "
-                        "MNIST model); each reduction is retrained 1 epoch")
+                   help="mnist, cifar10: epochs of the baseline's training when it is not the workspace's "
+                        "(default 1, as the paper's MNIST model); each reduction is retrained 1 epoch")
     p.add_argument("--out", required=True, help="results .json")
     p.add_argument("--workspace", default=None, metavar="DIR",
                    help="record each step as a version of the workspace DIR (created if missing); mnist and "
