@@ -20,6 +20,7 @@ params, context)`` and returns a JSON-serialisable result.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import concurrent.futures.process  # noqa: F401 - registers the pool's exit hook now, before JobRunner's (below)
 import json
 import multiprocessing
 import os
@@ -224,7 +225,8 @@ class JobRunner:
         if not JobRunner._exit_hook:
             # The pool's own exit hook joins its workers, so a server stopped with Ctrl-C would wait for
             # a running job to finish. threading's exit hooks run in reverse order of registration,
-            # before the pool's join: registered after concurrent.futures, this one runs first.
+            # before the pool's join: registered after concurrent.futures.process (imported at the top of this
+            # module, not lazily at the first pool), this one runs first.
             threading._register_atexit(JobRunner._stop_all_at_exit)
             JobRunner._exit_hook = True
         self.max_jobs = int(max_jobs or os.environ.get("AOMSCOPE_MAX_JOBS") or 1)

@@ -256,7 +256,10 @@ def _server_running_a_long_retrain(tmp_path):
     job record)."""
     ws = Workspace.create(tmp_path, name="a", dataset="digits")
     run_inline(ws, "train", FAST)
-    script = ("import sys, time\nfrom aomcore import Workspace\nfrom aomcore.jobs import JobRunner\n"
+    # The server starts as from a shell, whatever the test process's own SIGINT disposition and mask.
+    script = ("import signal, sys, time\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])\n"
+              "from aomcore import Workspace\nfrom aomcore.jobs import JobRunner\n"
               f"ws = Workspace({str(ws.path)!r})\nrunner = JobRunner(max_jobs=1)\n"
               "runner.submit(ws, 'retrain', {'parent': 0, 'edit': {'kind': 'widen', 'layer': 'conv2', 'n': 2}, "
               "'freeze': 'auto', 'config': {'epochs': 5000, 'lr': 1e-3, 'batch_size': 64}})\ntime.sleep(6000)\n")
@@ -298,7 +301,12 @@ def test_ctrl_c_of_the_server_stops_its_running_job_promptly(tmp_path):
     try:
         assert job is not None and _alive(job["worker_pid"])
         server.send_signal(signal.SIGINT)
-        server.wait(timeout=90)
+        try:
+            server.wait(timeout=90)
+        except subprocess.TimeoutExpired:  # say what the server was doing, for the next reader of a CI log
+            status = Path(f"/proc/{server.pid}/status").read_text()
+            signals = [line for line in status.splitlines() if line.startswith(("State", "Threads", "Sig"))]
+            raise AssertionError(f"the server did not end within 90 s of SIGINT: {signals}") from None
         final = next(j for j in list_jobs(ws) if j["id"] == job["id"])
         assert final["status"] == "interrupted", final
         assert "server stopped" in final["message"]
