@@ -8,8 +8,8 @@ neuron projections and training trails, DeepEyes' input and filter maps — call
 share one set of defaults, one progress/cancel protocol and one notion of determinism:
 
 * **Threads**: openTSNE runs with this process's share of the cores
-  (:func:`aomcore.base.threads.current`; 5,000 MNIST fc1 vectors: 24.7 s on one thread, 14.1 s
-  on two).
+  (:func:`aomcore.base.threads.current`; a Barnes-Hut iteration on 5,000 MNIST fc1 vectors:
+  21 ms on one thread, 11.5 ms on two).
 * **Reproducible**: the same data, options, ``seed`` and thread count give bit-identical points
   on the same machine and library versions (the nearest-neighbour search, PCA initialisation and
   optimisation all take the seed). Another thread count sums the gradients in another order: the
@@ -17,7 +17,9 @@ share one set of defaults, one progress/cancel protocol and one notion of determ
   on MNIST fc1, 1 vs 2 threads; ``benchmarks/RESULTS.md``).
 * **Converged, not counted**: t-SNE stops each phase when its KL divergence has stopped falling
   (:data:`CONVERGENCE`), so the schedule adapts to the data; ``converge=False`` runs every
-  iteration asked for.
+  iteration asked for. From 1,000 to 10,000 points the plain phase takes larger steps
+  (:data:`FAST_PLAIN`): on MNIST it ends 2–3% below the KL divergence of openTSNE's full
+  schedule in 500 iterations instead of 750.
 * **Progress**: ``progress(done, total)`` in optimisation iterations (openTSNE callbacks,
   every ``callback_every`` iterations); UMAP reports only start and end.
 * **Cancel**: any object with ``is_set()`` (e.g. :class:`threading.Event`); when set,
@@ -44,6 +46,7 @@ from .errors import Cancelled, InputError
 
 __all__ = [
     "CONVERGENCE",
+    "FAST_PLAIN",
     "EMBED_METHODS",
     "EMBED_METRICS",
     "embed",
@@ -57,13 +60,34 @@ __all__ = [
 
 EMBED_METHODS = ("tsne", "umap")
 EMBED_METRICS = ("euclidean", "precomputed")
-#: When t-SNE stops a phase early: the KL divergence fell by less than this fraction over the last 25
-#: iterations (early exaggeration, then the plain phase), after at least ``min_iter`` iterations of
-#: the phase. Measured on MNIST (fc1 and conv2, 5,000 and 60,000 points): the neighbourhood hit and
-#: the KL divergence stay within 1% of openTSNE's full 250 + 500 schedule (``benchmarks/RESULTS.md``).
-CONVERGENCE = {"early_exaggeration": 0.01, "plain": 0.0025, "min_iter": 50}
+#: When t-SNE stops a phase early: its KL divergence fell by less than ``tol`` (a fraction) over the
+#: last 25 iterations, after at least ``min_iter`` iterations of the phase. Measured on MNIST (fc1,
+#: conv1 and conv2; 300 to 60,000 points): the neighbourhood hit and the exact KL divergence stay
+#: within 1% of openTSNE's full 250 + 500 schedule (``benchmarks/RESULTS.md``). An exaggerated
+#: phase cut before 125 iterations left conv2's layout 1.3% worse, whatever the plain phase did.
+CONVERGENCE = {"early_exaggeration": {"tol": 0.01, "min_iter": 125}, "plain": {"tol": 0.001, "min_iter": 50}}
+#: The plain phase after early exaggeration with Barnes-Hut gradients: momentum and learning rate (in
+#: units of N). openTSNE's defaults are 0.8 and N; these reach the exact KL divergence of its full
+#: schedule in about half the iterations, with the same neighbourhood hit (MNIST fc1, conv1 and conv2,
+#: 1,000 to 9,000 points; ``benchmarks/RESULTS.md``). Not used below 1,000 points, where the larger
+#: steps slow convergence down (300 points: 24% higher KL when the stopping rule ends the phase);
+#: nor with FFT gradients (from 10,000 points), whose iterations cost more the wider the layout:
+#: these steps spread 60,000 points twice as wide and their KL keeps falling past the stopping rule;
+#: nor when the plain phase continues a given layout (no exaggerated phase, e.g. the next snapshot
+#: of a training trail), which should move the points only as far as its iterations allow.
+FAST_PLAIN = {"momentum": 0.95, "learning_rate": 2.0}
 #: A version of the schedule, part of every embedding key: a new schedule moves the points.
-_SCHEDULE = "converge-1"
+_SCHEDULE = "converge-2"
+#: openTSNE's "auto" gradient: Barnes-Hut below this many points, FFT interpolation from it.
+_FFT_FROM = 10_000
+#: :data:`FAST_PLAIN` from this many points (and below :data:`_FFT_FROM`).
+_FAST_PLAIN_FROM = 1_000
+
+
+def _fast_plain(n: int, gradient: str) -> bool:
+    """Whether a plain phase after early exaggeration takes :data:`FAST_PLAIN`."""
+    barnes_hut = gradient == "bh" or (gradient == "auto" and n < _FFT_FROM)
+    return barnes_hut and n >= _FAST_PLAIN_FROM
 #: Below this many points t-SNE is not meaningful; :func:`embed` lays them out exactly (classical MDS).
 _MIN_TSNE_POINTS = 4
 
@@ -207,9 +231,12 @@ def embed(data, method: str = "tsne", metric: str = "euclidean", perplexity: flo
         Vectors for ``metric="euclidean"``; a symmetric, non-negative distance matrix
         (zero diagonal; symmetrised as (D + Dᵀ)/2) for ``metric="precomputed"``.
     method : {"tsne", "umap"}, default "tsne"
-        t-SNE: openTSNE with an early-exaggeration phase (factor 12,
-        ``early_exaggeration_iter`` iterations) and then ``n_iter`` plain iterations,
-        learning rate N/12 ("auto"). UMAP: umap-learn (``n_neighbors``, min_dist 0.1).
+        t-SNE: openTSNE on the exact k nearest neighbours (3·perplexity of them; Annoy's
+        approximate ones for very large inputs, see :func:`_knn_index`), an early-exaggeration
+        phase (factor 12, momentum 0.5, learning rate N/12, ``early_exaggeration_iter``
+        iterations) and then ``n_iter`` plain iterations with :data:`FAST_PLAIN` (momentum
+        0.9, learning rate 4N with Barnes-Hut gradients; openTSNE's 0.8 and N with FFT or when
+        no exaggerated phase comes before them). UMAP: umap-learn (``n_neighbors``, min_dist 0.1).
     metric : {"euclidean", "precomputed"}, default "euclidean"
     perplexity : float, default 30
         t-SNE's effective number of neighbours; clamped to (N − 1)/3 for small N
@@ -304,11 +331,12 @@ def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, 
     import logging
 
     from openTSNE import TSNE
+    from openTSNE.affinity import MultiscaleMixture
     from openTSNE.initialization import rescale
 
     n = x.shape[0]
     total = int(ee_iter) + int(n_iter)
-    state = {"offset": 0, "tol": 0.0, "seen": []}
+    state = {"offset": 0, "phase": CONVERGENCE["early_exaggeration"], "seen": []}
 
     def callback(iteration, error, _embedding):
         _check_cancel(cancel)
@@ -316,11 +344,11 @@ def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, 
             progress(min(state["offset"] + iteration, total), total)
         seen = state["seen"]
         seen.append((iteration, float(error)))
-        if not converge or iteration < CONVERGENCE["min_iter"] or len(seen) < 2:
+        if not converge or iteration < state["phase"]["min_iter"] or len(seen) < 2:
             return False
         (before, kl_before), (now, kl_now) = seen[-2], seen[-1]
         fall = (kl_before - kl_now) / max(abs(kl_now), 1e-12) * 25.0 / max(now - before, 1)
-        return fall < state["tol"]  # True ends this phase (openTSNE returns the embedding as it is)
+        return fall < state["phase"]["tol"]  # True ends this phase (openTSNE returns the embedding as it is)
 
     use_callbacks = converge or progress is not None or cancel is not None
     if init is None:
@@ -332,8 +360,8 @@ def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, 
             init = "random"  # a collapsed layout cannot be rescaled, and t-SNE cannot split equal points
         elif rescale_init:
             init = rescale(init)
-    tsne = TSNE(n_components=2, perplexity=effective_perplexity(perplexity, n), metric=metric,
-                initialization=init, neighbors=_neighbor_method(metric, n),
+    perplexity = effective_perplexity(perplexity, n)
+    tsne = TSNE(n_components=2, perplexity=perplexity, metric=metric, initialization=init,
                 negative_gradient_method=gradient, n_jobs=n_jobs, random_state=seed,
                 callbacks=callback if use_callbacks else None, callbacks_every_iters=max(1, int(every)),
                 verbose=False)
@@ -341,18 +369,23 @@ def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, 
     level = logger.level
     logger.setLevel(logging.ERROR)  # the "std of the initialisation" warnings are expected here
     try:
-        embedding = tsne.prepare_initial(x)
+        knn = _knn_index(x, metric, min(n - 1, int(3 * perplexity)), n_jobs, seed)
+        affinities = MultiscaleMixture(None, perplexity, knn_index=knn, n_jobs=n_jobs, random_state=seed)
+        _check_cancel(cancel)
+        embedding = tsne.prepare_initial(x, affinities=affinities)
         _check_cancel(cancel)
         ran = [0, 0]
         if ee_iter > 0:
-            state["tol"] = CONVERGENCE["early_exaggeration"]
             embedding = embedding.optimize(n_iter=int(ee_iter), exaggeration=tsne.early_exaggeration,
                                            momentum=tsne.initial_momentum, inplace=True)
             ran[0] = state["seen"][-1][0] if state["seen"] else int(ee_iter)
-        state.update(offset=int(ee_iter), tol=CONVERGENCE["plain"], seen=[])
+        state.update(offset=int(ee_iter), phase=CONVERGENCE["plain"], seen=[])
         if n_iter > 0:
-            embedding = embedding.optimize(n_iter=int(n_iter), exaggeration=tsne.exaggeration,
-                                           momentum=tsne.final_momentum, inplace=True)
+            fast = ee_iter > 0 and _fast_plain(n, gradient)
+            embedding = embedding.optimize(
+                n_iter=int(n_iter), exaggeration=tsne.exaggeration,
+                momentum=FAST_PLAIN["momentum"] if fast else tsne.final_momentum,
+                learning_rate=FAST_PLAIN["learning_rate"] * n if fast else "auto", inplace=True)
             ran[1] = state["seen"][-1][0] if state["seen"] else int(n_iter)
     finally:
         logger.setLevel(level)
@@ -363,14 +396,28 @@ def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, 
     return np.array(embedding, dtype=np.float64)
 
 
-def _neighbor_method(metric: str, n: int) -> str:
-    """openTSNE's k-NN method: exact below 1,000 points and for distances, Annoy for more vectors.
+#: Exact k-NN (scikit-learn) while N² · D is at most this; Annoy above. Measured here on MNIST fc1
+#: vectors, 90 neighbours, 2 threads (``benchmarks/RESULTS.md``): exact takes 0.13 s at 5,000 × 50
+#: (Annoy 1.1 s), 8.5 s at 60,000 × 50 (Annoy 17 s), 14.6 s at 60,000 × 128 (Annoy 15.7 s).
+_EXACT_KNN_BUDGET = 60_000**2 * 128
 
-    The same choice as openTSNE's ``neighbors="auto"`` for dense Euclidean vectors, named here
-    because "auto" first imports pynndescent (and numba) only to see whether it is installed:
-    0.9 s of a 5,000-point projection that never uses it.
+
+def _knn_index(x: np.ndarray, metric: str, k: int, n_jobs: int, seed: int):
+    """openTSNE's k-NN index for ``x``: the distances themselves, an exact search, or Annoy.
+
+    openTSNE's own choice (``neighbors="auto"``) is exact below 1,000 points and Annoy from
+    there; exact search stays faster than Annoy far beyond that (:data:`_EXACT_KNN_BUDGET`), and
+    its neighbours are the true ones. The index is built here and handed to openTSNE's
+    affinities because naming the method to ``TSNE`` still imports pynndescent and numba
+    (0.8 s) only to see whether they are installed.
     """
-    return "exact" if metric == "precomputed" or n < 1000 else "annoy"
+    from openTSNE import nearest_neighbors
+
+    if metric == "precomputed":
+        return nearest_neighbors.PrecomputedDistanceMatrix(x, k=k)
+    n, d = x.shape
+    method = nearest_neighbors.Sklearn if n * n * d <= _EXACT_KNN_BUDGET else nearest_neighbors.Annoy
+    return method(x, k, metric=metric, n_jobs=n_jobs, random_state=seed)
 
 
 def _umap(x, metric, seed, init, n_iter, n_neighbors, progress, cancel):
