@@ -112,7 +112,8 @@ def timed_main(log: str) -> None:
     try:
         main()
     finally:
-        line = json.dumps({"time": time.time(), "page": _RUN["page"], "seconds": time.perf_counter() - start})
+        line = json.dumps({"time": time.time(), "page": _RUN["page"], "ws": st.query_params.get("ws"),
+                           "seconds": time.perf_counter() - start})
         with open(log, "a") as f:
             f.write(line + "\n")
 

@@ -12,7 +12,8 @@ The N load sessions share one browser started at CPU priority
 they load on a small machine; the probe has a browser of its own at normal priority. Records:
 jobs completed and failed, page errors, probe page-ready time p50/p95 while jobs run, the
 server-side time of every script run while jobs run (the app's ``$AOMSCOPE_RENDER_LOG``: all
-sessions, p50/p95 and per page), the server's peak RSS (server process and its job workers),
+sessions, p50/p95 and per page; the probe's own runs, and its four slowest moves with the server time
+of the probe's runs that ended inside each), the server's peak RSS (server process and its job workers),
 and the CPU an idle open tab costs. A benchmark, not a test: it bounds every loop and talks
 only to loopback.
 """
@@ -132,7 +133,7 @@ async def _probe(browser, url: str, ws_id: str, stop: asyncio.Event, times: list
         try:
             await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
             await page.wait_for_function(_READY, arg=title, timeout=60_000)
-            times.append(time.perf_counter() - start)
+            times.append((title, time.time() - (time.perf_counter() - start), time.perf_counter() - start))
         except Exception as exc:
             errors.append(f"probe: {type(exc).__name__}: {str(exc)[:120]}")
         i += 1
@@ -195,13 +196,23 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     jobs = [j for ws_id in ids for j in list_jobs(Workspace(root / ws_id))]
-    times = sorted(result["times"])
+    moves = result["times"]  # (page title, wall clock at the click, seconds until ready)
+    times = sorted(seconds for _, _, seconds in moves)
     renders = [json.loads(line) for line in render_log.read_text().splitlines()] if render_log.exists() else []
+    probe = [r for r in renders if r.get("ws") == ids[-1]]
+    slowest = []  # the probe's slowest moves, with the server time of the probe's script runs ending in them
+    for title, clicked, seconds in sorted(moves, key=lambda m: -m[2])[:4]:
+        runs = [r for r in probe if clicked <= r["time"] <= clicked + seconds]
+        slowest.append({"page": title, "ready_s": round(seconds, 2),
+                        "server_s": [round(r["seconds"], 2) for r in runs]})
+    if os.environ.get("BENCH_LOAD_DEBUG"):
+        Path(os.environ["BENCH_LOAD_DEBUG"]).write_text(json.dumps({"moves": moves, "probe_runs": probe}, indent=0))
     during = sorted(r["seconds"] for r in renders if result["start"] <= r["time"] <= result["end"])
     pages: dict[str, list[float]] = {}
     for r in renders:
         if result["start"] <= r["time"] <= result["end"]:
             pages.setdefault(r["page"] or "?", []).append(r["seconds"])
+    probe_runs = sorted(r["seconds"] for r in probe if result["start"] <= r["time"] <= result["end"])
     report = {
         "sessions": args.sessions, "retraining_sessions": args.retrain,
         "jobs_submitted": sum(1 for j in jobs if j["kind"] != "train"),
@@ -211,10 +222,13 @@ def main() -> None:
         "probe_renders": len(times),
         "probe_p50_s": round(statistics.median(times), 2) if times else None,
         "probe_p95_s": round(times[int(0.95 * (len(times) - 1))], 2) if times else None,
+        "probe_slowest": slowest,
         "client_nice": args.client_nice,
         "server_script_runs": len(during),
         "server_script_p50_s": round(statistics.median(during), 3) if during else None,
         "server_script_p95_s": round(during[int(0.95 * (len(during) - 1))], 3) if during else None,
+        "probe_server_p50_s": round(statistics.median(probe_runs), 3) if probe_runs else None,
+        "probe_server_max_s": round(probe_runs[-1], 3) if probe_runs else None,
         "server_script_median_by_page_s": {k: round(statistics.median(v), 3) for k, v in sorted(pages.items())},
         "server_peak_rss_mb": round(peak["rss"] / 2**20),
         "idle_tab_cpu_percent_of_a_core": round(result["idle_cpu"], 2),

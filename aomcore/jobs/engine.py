@@ -163,6 +163,22 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+#: How much lower a job worker's CPU priority is than the server's (nice levels).
+WORKER_NICE = 10
+
+
+def _lower_priority(pid: int, parent: int | None) -> None:
+    """Set process ``pid`` to :data:`WORKER_NICE` levels below ``parent`` (this process if None), unless it is
+    lower already. Idempotent: the server applies it to a worker it just started, so that the worker's
+    imports (torch: ~2 s of CPU) already yield to page renders, and the worker applies it again to itself."""
+    try:
+        target = min(19, os.getpriority(os.PRIO_PROCESS, parent or 0) + WORKER_NICE)
+        if os.getpriority(os.PRIO_PROCESS, pid) < target:
+            os.setpriority(os.PRIO_PROCESS, pid, target)
+    except OSError:  # gone already, or not ours to change
+        pass
+
+
 def _init_worker(gigabytes: float | None, parent: int | None = None) -> None:
     """Worker initializer: ends with the server (:func:`_die_with_parent`), a lower CPU priority than
     the server (pages stay responsive while jobs run), the process's data segment (heap and private
@@ -173,10 +189,7 @@ def _init_worker(gigabytes: float | None, parent: int | None = None) -> None:
         _die_with_parent(parent)
     _reserve = 1 if threads.available_cores() >= 4 else 0  # page renders keep a core (fewer: nice 10 below)
     reuse_freed_memory()
-    try:
-        os.nice(10)
-    except OSError:
-        pass
+    _lower_priority(os.getpid(), parent)
     if gigabytes:
         import resource
 
@@ -270,7 +283,10 @@ class JobRunner:
                                      found=f"{len(active)} queued or running")
             record = submit_record(ws, kind, params, user=user)
             job_id = record["id"]
-            future = self._executor().submit(_run, str(ws.path), job_id)
+            pool = self._executor()
+            future = pool.submit(_run, str(ws.path), job_id)
+            for process in list(getattr(pool, "_processes", {}).values()):  # those this submit started
+                _lower_priority(process.pid, None)
             self._futures[job_id], self._owners[job_id] = future, key
             self._pending[job_id] = (str(ws.path), time.time())
         future.add_done_callback(lambda f: self._finished(ws, job_id, f))

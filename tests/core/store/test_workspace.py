@@ -168,6 +168,8 @@ def test_runner_queues_cancels_and_survives_a_killed_worker(tmp_path):
             time.sleep(0.2)
         assert runner.queue_position(maps["id"]) == 1
         worker = read_job(ws, long["id"])["worker_pid"]
+        # jobs yield the CPU to page renders: 10 nice levels below the server, set once (not twice)
+        assert os.getpriority(os.PRIO_PROCESS, worker) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
         os.kill(worker, signal.SIGKILL)  # an out-of-memory kill, say
         while read_job(ws, maps["id"])["status"] in ("queued", "running") and time.time() < deadline:
             time.sleep(0.2)
