@@ -18,8 +18,8 @@ share one set of defaults, one progress/cancel protocol and one notion of determ
 * **Converged, not counted**: t-SNE stops each phase when its KL divergence has stopped falling
   (:data:`CONVERGENCE`), so the schedule adapts to the data; ``converge=False`` runs every
   iteration asked for. From 1,000 to 10,000 points the plain phase takes larger steps
-  (:data:`FAST_PLAIN`): on MNIST it ends 2–3% below the KL divergence of openTSNE's full
-  schedule in 500 iterations instead of 750.
+  (:data:`FAST_PLAIN`): on 5,000 MNIST vectors it ends 2–3% below the KL divergence of
+  openTSNE's full schedule in 500 iterations instead of 750.
 * **Progress**: ``progress(done, total)`` in optimisation iterations (openTSNE callbacks,
   every ``callback_every`` iterations); UMAP reports only start and end.
 * **Cancel**: any object with ``is_set()`` (e.g. :class:`threading.Event`); when set,
@@ -62,17 +62,19 @@ EMBED_METHODS = ("tsne", "umap")
 EMBED_METRICS = ("euclidean", "precomputed")
 #: When t-SNE stops a phase early: its KL divergence fell by less than ``tol`` (a fraction) over the
 #: last 25 iterations, after at least ``min_iter`` iterations of the phase. Measured on MNIST (fc1,
-#: conv1 and conv2; 300 to 60,000 points): the neighbourhood hit and the exact KL divergence stay
-#: within 1% of openTSNE's full 250 + 500 schedule (``benchmarks/RESULTS.md``). An exaggerated
-#: phase cut before 125 iterations left conv2's layout 1.3% worse, whatever the plain phase did.
+#: conv1 and conv2; 600 to 60,000 points): the neighbourhood hit and the exact KL divergence stay
+#: within 1% of openTSNE's full 250 + 500 schedule (``benchmarks/RESULTS.md``). Stopped after 75
+#: exaggerated iterations, conv2's 5,000-point layout ended 1.3% above it (with a plain phase tried
+#: on the way); 125 is the least measured to stay within.
 CONVERGENCE = {"early_exaggeration": {"tol": 0.01, "min_iter": 125}, "plain": {"tol": 0.001, "min_iter": 50}}
 #: The plain phase after early exaggeration with Barnes-Hut gradients: momentum and learning rate (in
-#: units of N). openTSNE's defaults are 0.8 and N; these reach the exact KL divergence of its full
-#: schedule in about half the iterations, with the same neighbourhood hit (MNIST fc1, conv1 and conv2,
-#: 1,000 to 9,000 points; ``benchmarks/RESULTS.md``). Not used below 1,000 points, where the larger
-#: steps slow convergence down (300 points: 24% higher KL when the stopping rule ends the phase);
-#: nor with FFT gradients (from 10,000 points), whose iterations cost more the wider the layout:
-#: these steps spread 60,000 points twice as wide and their KL keeps falling past the stopping rule;
+#: units of N). openTSNE's defaults are 0.8 and N; these pass the exact KL divergence of its full
+#: schedule in a fraction of the plain iterations (5,000 MNIST fc1 vectors: 100 instead of 500), with
+#: the same neighbourhood hit (MNIST fc1, conv1 and conv2, 1,000 to 9,000 points;
+#: ``benchmarks/RESULTS.md``). Not used below 1,000 points, where every larger step tried converged
+#: more slowly (300 points after 500 iterations: KL 0.307 with momentum 0.9 and 2N, 0.351 with 4N,
+#: 0.303 with openTSNE's); nor with FFT gradients (from 10,000 points), whose iterations cost more the
+#: wider the layout: 4N spread 60,000 points twice as wide and their KL kept falling past the rule;
 #: nor when the plain phase continues a given layout (no exaggerated phase, e.g. the next snapshot
 #: of a training trail), which should move the points only as far as its iterations allow.
 FAST_PLAIN = {"momentum": 0.95, "learning_rate": 2.0}
@@ -88,6 +90,8 @@ def _fast_plain(n: int, gradient: str) -> bool:
     """Whether a plain phase after early exaggeration takes :data:`FAST_PLAIN`."""
     barnes_hut = gradient == "bh" or (gradient == "auto" and n < _FFT_FROM)
     return barnes_hut and n >= _FAST_PLAIN_FROM
+
+
 #: Below this many points t-SNE is not meaningful; :func:`embed` lays them out exactly (classical MDS).
 _MIN_TSNE_POINTS = 4
 
@@ -235,8 +239,8 @@ def embed(data, method: str = "tsne", metric: str = "euclidean", perplexity: flo
         approximate ones for very large inputs, see :func:`_knn_index`), an early-exaggeration
         phase (factor 12, momentum 0.5, learning rate N/12, ``early_exaggeration_iter``
         iterations) and then ``n_iter`` plain iterations with :data:`FAST_PLAIN` (momentum
-        0.9, learning rate 4N with Barnes-Hut gradients; openTSNE's 0.8 and N with FFT or when
-        no exaggerated phase comes before them). UMAP: umap-learn (``n_neighbors``, min_dist 0.1).
+        0.95, learning rate 2N, from 1,000 points with Barnes-Hut gradients; otherwise
+        openTSNE's 0.8 and N). UMAP: umap-learn (``n_neighbors``, min_dist 0.1).
     metric : {"euclidean", "precomputed"}, default "euclidean"
     perplexity : float, default 30
         t-SNE's effective number of neighbours; clamped to (N − 1)/3 for small N
