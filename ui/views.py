@@ -337,7 +337,7 @@ def training_curve(metrics: list[dict]) -> alt.Chart:
     return alt.Chart(df).mark_line().encode(
         x=alt.X("step:Q", axis=alt.Axis(format="d", tickMinStep=1)), y=alt.Y("value:Q", title=None),
         color=alt.Color("metric:N", title=None),
-        tooltip=["step", "metric", alt.Tooltip("value:Q", format=".3f")],
+        tooltip=["step:Q", "metric:N", alt.Tooltip("value:Q", format=".3f")],
     ).properties(height=180)
 
 

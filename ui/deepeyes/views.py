@@ -23,7 +23,7 @@ def run_curves(metrics: list[dict], snapshots: list[dict]) -> tuple[alt.Chart | 
     width = "container"
     loss = alt.Chart(df).mark_line(color="#d62728").encode(
         x=alt.X("step:Q", title="iteration"), y=alt.Y("loss:Q", title="loss (mini-batch)"),
-        tooltip=["step", alt.Tooltip("loss:Q", format=".3f")]).properties(height=200, width=width, autosize=FIT_WIDTH)
+        tooltip=["step:Q", alt.Tooltip("loss:Q", format=".3f")]).properties(height=200, width=width, autosize=FIT_WIDTH)
     tests = pd.DataFrame([{"step": s["iteration"], "accuracy": s["test_accuracy"], "what": "test (snapshot)"}
                           for s in snapshots if "test_accuracy" in s], columns=["step", "accuracy", "what"])
     # the axis starts under the lowest accuracy after the first tenth of the run, so the late 90s are
@@ -37,7 +37,7 @@ def run_curves(metrics: list[dict], snapshots: list[dict]) -> tuple[alt.Chart | 
         color=alt.Color("what:N", title=None, scale=alt.Scale(domain=["mini-batch", "test (snapshot)"],
                                                                 range=["#1f77b4", "#ff7f0e"]),
                         legend=alt.Legend(orient="bottom")),
-        tooltip=["step", alt.Tooltip("accuracy:Q", format=".2%")])
+        tooltip=["step:Q", alt.Tooltip("accuracy:Q", format=".2%")])  # typed: a run with no steps yet is empty
     test = alt.Chart(tests).mark_line(point=True, clip=True).encode(
         x="step:Q", y=y, color="what:N",
         tooltip=[alt.Tooltip("step:Q", title="iteration"), alt.Tooltip("accuracy:Q", format=".2%", title="test")])
@@ -98,7 +98,7 @@ def change_chart(layers: dict[str, dict[str, np.ndarray]], windows: np.ndarray, 
         x=alt.X("iteration:Q", title="window up to iteration"),
         y=alt.Y("change:Q", title="change (L1)", scale=alt.Scale(type="symlog")),
         color=alt.Color("layer:N", sort=list(layers)),
-        tooltip=["layer", "iteration", alt.Tooltip("change:Q", format=".3f")])
+        tooltip=["layer:N", "iteration:Q", alt.Tooltip("change:Q", format=".3f")])
     rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 4], color="gray").encode(
         y="threshold:Q")
     return (lines + rule).properties(height=200, width="container", autosize=FIT_WIDTH)
