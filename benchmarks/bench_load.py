@@ -133,7 +133,8 @@ async def _probe(browser, url: str, ws_id: str, stop: asyncio.Event, times: list
         try:
             await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
             await page.wait_for_function(_READY, arg=title, timeout=60_000)
-            times.append((title, time.time() - (time.perf_counter() - start), time.perf_counter() - start))
+            seconds = time.perf_counter() - start
+            times.append((title, time.time() - seconds, seconds))
         except Exception as exc:
             errors.append(f"probe: {type(exc).__name__}: {str(exc)[:120]}")
         i += 1
@@ -205,8 +206,6 @@ def main() -> None:
         runs = [r for r in probe if clicked <= r["time"] <= clicked + seconds]
         slowest.append({"page": title, "ready_s": round(seconds, 2),
                         "server_s": [round(r["seconds"], 2) for r in runs]})
-    if os.environ.get("BENCH_LOAD_DEBUG"):
-        Path(os.environ["BENCH_LOAD_DEBUG"]).write_text(json.dumps({"moves": moves, "probe_runs": probe}, indent=0))
     during = sorted(r["seconds"] for r in renders if result["start"] <= r["time"] <= result["end"])
     pages: dict[str, list[float]] = {}
     for r in renders:
