@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..base.atomic import write_json
 from ..base.errors import InputError
+from .reads import read_record
 from .schema import JobFile, JobParams, short, validate
 from .workspace import Workspace
 
@@ -105,17 +106,24 @@ def load_record(ws: Workspace, job_id: str) -> dict:
 def _load(path: Path) -> dict:
     """A job record checked against :class:`~aomcore.store.schema.JobFile` (its ``id`` must be its file's)."""
     name = f"jobs/{path.name}"
+
+    def load(path: Path) -> dict:
+        try:
+            record = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{name}: unreadable job record", expected="JSON", found=short(str(exc))) from None
+        validate(JobFile, record, name)
+        if record["id"] != path.stem:
+            raise InputError(f"{name}: id", expected=f"{path.stem!r}, its file's name", found=short(record["id"]))
+        return record
+
     try:
-        record = json.loads(path.read_text())
+        return read_record(path, load)
     except FileNotFoundError:
         raise InputError("no such job in this workspace", expected="a job id from `workspace show`",
                          found=path.stem) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise InputError(f"{name}: unreadable job record", expected="JSON", found=short(str(exc))) from None
-    validate(JobFile, record, name)
-    if record["id"] != path.stem:
-        raise InputError(f"{name}: id", expected=f"{path.stem!r}, its file's name", found=short(record["id"]))
-    return record
 
 
 def list_jobs(ws: Workspace) -> list[dict]:

@@ -43,6 +43,7 @@ from ..base.paths import inside
 from ..base.training import evaluate
 from ..deepeyes.statistics import DeepEyesSeries, load_deepeyes_npz, save_deepeyes_npz, stack_deepeyes
 from .job_records import list_jobs
+from .reads import read_appended_lines, read_record
 from .schema import RunFile, short, validate
 from .workspace import register_sweeper
 
@@ -165,29 +166,44 @@ def read_run(folder: str | os.PathLike) -> dict:
     """
     folder = Path(folder)
     name = f"{folder.parent.name}/{folder.name}/run.json"
+
+    def load(path: Path) -> dict:
+        try:
+            record = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{name}: unreadable", expected="JSON", found=short(f"{folder}: {exc}")) from None
+        validate(RunFile, record, name)
+        return record
+
     try:
-        record = json.loads((folder / "run.json").read_text())
+        record = read_record(folder / "run.json", load)
     except FileNotFoundError:
         raise InputError("not a run folder", expected="a folder holding run.json", found=str(folder)) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise InputError(f"{name}: unreadable", expected="JSON", found=short(f"{folder}: {exc}")) from None
-    validate(RunFile, record, name)
     return record | {"path": str(folder)}
 
 
-def read_metrics(folder: str | os.PathLike) -> list[dict]:
-    """The run's per-step metrics (a torn last line, from a kill mid-write, is skipped)."""
-    out = []
+def _metrics_row(line: bytes) -> dict | None:
     try:
-        lines = (Path(folder) / "metrics.jsonl").read_text().splitlines()
+        row = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def read_metrics(folder: str | os.PathLike) -> list[dict]:
+    """The run's per-step metrics, one dict per ``metrics.jsonl`` line, oldest first.
+
+    A torn last line (a kill mid-write) and lines that are not JSON objects are skipped. Lines
+    read by an earlier call are not parsed again (:func:`aomcore.store.reads.read_appended_lines`):
+    the rows are shared between calls, so read them and do not change them. A missing or
+    unreadable file gives ``[]``.
+    """
+    try:
+        return read_appended_lines(Path(folder) / "metrics.jsonl", _metrics_row)
     except OSError:
-        return out
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+        return []
 
 
 def list_runs(ws) -> list[dict]:

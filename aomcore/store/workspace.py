@@ -23,6 +23,7 @@ every version finished before the kill. A workspace folder can be zipped
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ from ..base.errors import InputError
 from ..base.loaded import LoadedModel
 from ..base.models import apply_state_dict, load_state_dict, save_state_dict, weights_digest
 from ..base.training import check_model_fits
+from .reads import read_record
 from .schema import VersionFile, WorkspaceFile, short, validate
 
 __all__ = ["SCHEMA_VERSION", "Workspace", "default_home", "default_root", "list_workspaces", "open_by_id",
@@ -172,23 +174,30 @@ class Workspace:
         A ``current_version`` whose folder is missing reads as None (noted in :meth:`problems`).
         """
         try:
-            state = json.loads((self.path / _FILE).read_text())
+            state = read_record(self.path / _FILE, self._load_state)
         except FileNotFoundError:
             raise InputError("not a workspace folder", expected=f"a folder holding {_FILE}",
                              found=str(self.path)) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except OSError as exc:
             raise InputError(f"unreadable {_FILE}", expected="JSON", found=short(f"{self.path}: {exc}")) from None
-        schema = state.get("schema") if isinstance(state, dict) else None
-        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
-            raise InputError("unsupported workspace schema", expected=f"schema <= {SCHEMA_VERSION}",
-                             found=f"{schema!r} in {self.path / _FILE}")
-        validate(WorkspaceFile, state, _FILE)
         current = state.get("current_version")
         if current is not None and not (self.path / "versions" / f"v{current}" / "version.json").is_file():
             self.note_problem(_FILE, f"{_FILE}: current_version: no version {current}; none is current")
             state["current_version"] = None
         else:
             self.note_problem(_FILE, None)
+        return state
+
+    def _load_state(self, path: Path) -> dict:
+        try:
+            state = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"unreadable {_FILE}", expected="JSON", found=short(f"{self.path}: {exc}")) from None
+        schema = state.get("schema") if isinstance(state, dict) else None
+        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
+            raise InputError("unsupported workspace schema", expected=f"schema <= {SCHEMA_VERSION}",
+                             found=f"{schema!r} in {self.path / _FILE}")
+        validate(WorkspaceFile, state, _FILE)
         return state
 
     def note_problem(self, file: str, message: str | None) -> None:
@@ -321,13 +330,9 @@ class Workspace:
             rel = f"versions/{entry.name}/version.json"
             try:
                 try:
-                    record = json.loads((entry / "version.json").read_text())
-                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    record = read_record(entry / "version.json", functools.partial(_load_version, rel=rel))
+                except OSError as exc:
                     raise InputError(f"{rel}: unreadable", expected="JSON", found=short(str(exc))) from None
-                validate(VersionFile, record, rel)
-                if record["id"] != int(m.group(1)):
-                    raise InputError(f"{rel}: id", expected=f"{int(m.group(1))}, its folder's number",
-                                     found=short(record["id"]))
             except InputError as exc:  # never half-written (atomic), but damaged or crafted
                 self.note_problem(rel, str(exc))
                 continue
@@ -570,6 +575,19 @@ class Workspace:
     @property
     def jobs_dir(self) -> Path:
         return self.path / "jobs"
+
+
+def _load_version(path: Path, rel: str) -> dict:
+    """``versions/vN/version.json`` checked against :class:`~aomcore.store.schema.VersionFile` (its ``id`` is N)."""
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{rel}: unreadable", expected="JSON", found=short(str(exc))) from None
+    validate(VersionFile, record, rel)
+    number = int(_VERSION_DIR.match(path.parent.name).group(1))
+    if record["id"] != number:
+        raise InputError(f"{rel}: id", expected=f"{number}, its folder's number", found=short(record["id"]))
+    return record
 
 
 def register_sweeper(name: str, sweeper: Callable[[Workspace], list[str]]) -> None:
