@@ -24,8 +24,6 @@ made 8, 11 and 23 groups in every layer alike.
 from __future__ import annotations
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
-from scipy.spatial.distance import squareform
 
 from .maps import kernel_flags
 
@@ -81,6 +79,9 @@ def default_n_groups(odm: np.ndarray, aom_: np.ndarray, fraction: float = DEFAUL
     k = odm.shape[0]
     if k <= 1:
         return 1
+    from scipy.cluster.hierarchy import fcluster, linkage  # 0.2 s to import: only when ordering
+    from scipy.spatial.distance import squareform
+
     tree = linkage(squareform((odm + odm.T) / 2, checks=False), method=method)  # no leaf ordering: same cut
     return int(fcluster(tree, t=default_cut_distance(aom_, fraction), criterion="distance").max())
 
@@ -141,6 +142,9 @@ class KernelOrdering:
             self.labels_ = np.zeros(1, dtype=np.int64)
             self.n_groups_ = 1
             return self
+        from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
+        from scipy.spatial.distance import squareform
+
         dist = squareform((odm + odm.T) / 2, checks=False)
         # Optimal leaf ordering costs ~O(K³): interactive up to about a thousand kernels.
         self.linkage_ = linkage(dist, method=self.method, optimal_ordering=k <= OPTIMAL_ORDERING_MAX)

@@ -237,7 +237,7 @@ def embed(data, method: str = "tsne", metric: str = "euclidean", perplexity: flo
     method : {"tsne", "umap"}, default "tsne"
         t-SNE: openTSNE on the exact k nearest neighbours (3·perplexity of them; Annoy's
         approximate ones for very large inputs, see :func:`_knn_index`), an early-exaggeration
-        phase (factor 12, momentum 0.5, learning rate N/12, ``early_exaggeration_iter``
+        phase (factor 12, momentum 0.8, learning rate N/12, ``early_exaggeration_iter``
         iterations) and then ``n_iter`` plain iterations with :data:`FAST_PLAIN` (momentum
         0.95, learning rate 2N, from 1,000 points with Barnes-Hut gradients; otherwise
         openTSNE's 0.8 and N). UMAP: umap-learn (``n_neighbors``, min_dist 0.1).
