@@ -21,7 +21,8 @@ What is kept is a private copy: callers get a fresh copy of a record (kept seria
 and checking it takes 200 µs, and ``copy.deepcopy`` 370 µs), and the parsed rows of a
 lines file as a new list of the kept (read-only) dicts. Failed reads are never kept: a bad file
 is read, and reported, again on the next call. The memory is bounded
-(:data:`MAX_RECORDS`, :data:`MAX_LINE_FILES`); one lock guards it for the server's threads.
+(:data:`MAX_RECORDS`, :data:`MAX_RECORD_BYTES`, :data:`MAX_LINE_FILES`); one lock guards it for the
+server's threads.
 """
 
 from __future__ import annotations
@@ -35,19 +36,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["MAX_LINE_FILES", "MAX_RECORDS", "SETTLE_SECONDS", "clear", "read_appended_lines", "read_record"]
+__all__ = ["MAX_LINE_FILES", "MAX_RECORDS", "MAX_RECORD_BYTES", "SETTLE_SECONDS", "clear", "read_appended_lines",
+           "read_record"]
 
 T = TypeVar("T")
 
 #: A file changed less than this many seconds ago is read afresh on every call (see the module docstring).
 SETTLE_SECONDS = 2.0
-#: Records kept, least recently used dropped first (a record is a few kB).
+#: Records kept, least recently used dropped first (a record is a few kB; ``workspace.json`` grows
+#: with its results index, 18 kB for a workspace walked through the whole loop) ...
 MAX_RECORDS = 4096
+#: ... and at most this many bytes of them.
+MAX_RECORD_BYTES = 64 * 2**20
 #: Lines files (``metrics.jsonl``) kept, least recently used dropped first.
 MAX_LINE_FILES = 64
 
 _lock = threading.Lock()
 _records: OrderedDict[str, tuple[tuple, bytes]] = OrderedDict()
+_record_bytes = 0
 _lines: OrderedDict[str, dict] = OrderedDict()
 
 
@@ -89,12 +95,18 @@ def read_record(path: str | os.PathLike, load: Callable[[Path], T]) -> T:
     value = load(path)
     after = os.stat(path)
     if _identity(after) == _identity(before) and _settled(after):  # not replaced while it was read
-        with _lock:
-            _records[key] = (_identity(after), marshal.dumps(value))
-            _records.move_to_end(key)
-            while len(_records) > MAX_RECORDS:
-                _records.popitem(last=False)
+        _keep(key, _identity(after), marshal.dumps(value))
     return value
+
+
+def _keep(key: str, identity: tuple, data: bytes) -> None:
+    global _record_bytes
+    with _lock:
+        old = _records.pop(key, None)
+        _record_bytes += len(data) - (len(old[1]) if old else 0)
+        _records[key] = (identity, data)
+        while _records and (len(_records) > MAX_RECORDS or _record_bytes > MAX_RECORD_BYTES):
+            _record_bytes -= len(_records.popitem(last=False)[1][1])
 
 
 def read_appended_lines(path: str | os.PathLike, parse: Callable[[bytes], object | None]) -> list:
@@ -154,6 +166,8 @@ def read_appended_lines(path: str | os.PathLike, parse: Callable[[bytes], object
 
 def clear() -> None:
     """Forget everything kept (tests; a process that wants fresh reads)."""
+    global _record_bytes
     with _lock:
         _records.clear()
         _lines.clear()
+        _record_bytes = 0

@@ -152,3 +152,17 @@ def test_read_metrics_skips_torn_and_non_object_lines(tmp_path):
     (tmp_path / "metrics.jsonl").write_bytes(b'{"step": 0}\n[1, 2]\nnot json\n\xff\xfe\n{"step": 1}\n{"step": 2, "lo')
     assert read_metrics(tmp_path) == [{"step": 0}, {"step": 1}]
     assert read_metrics(tmp_path / "missing") == []
+
+
+def test_what_is_kept_stays_within_its_bounds(tmp_path, monkeypatch):
+    monkeypatch.setattr(reads, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(reads, "MAX_RECORDS", 3)
+    load = _Loader()
+    paths = [write_json(tmp_path / f"r{i}.json", {"ok": True, "i": i}) for i in range(5)]
+    for path in paths:
+        reads.read_record(path, load)
+    assert list(reads._records) == [str(p) for p in paths[2:]]  # the least recently used went first
+    monkeypatch.setattr(reads, "MAX_RECORD_BYTES", 2 * len(reads._records[str(paths[4])][1]))
+    reads.read_record(paths[0], load)
+    assert len(reads._records) == 2 and reads._record_bytes <= reads.MAX_RECORD_BYTES
+    assert reads._record_bytes == sum(len(data) for _, data in reads._records.values())
