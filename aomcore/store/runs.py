@@ -184,18 +184,28 @@ def read_run(folder: str | os.PathLike) -> dict:
     return record | {"path": str(folder)}
 
 
+#: The fields of a ``metrics.jsonl`` row that the pages read, and the JSON types each must have.
+_METRICS_FIELDS = {"step": (int,), "steps": (int,), "loss": (int, float), "accuracy": (int, float)}
+
+
 def _metrics_row(line: bytes) -> dict | None:
+    """One ``metrics.jsonl`` line as a dict, or None when it is not JSON or lacks a field of :data:`_METRICS_FIELDS`."""
     try:
         row = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return row if isinstance(row, dict) else None
+    if not isinstance(row, dict) or not all(
+            isinstance(row.get(name), kinds) and not isinstance(row.get(name), bool)
+            for name, kinds in _METRICS_FIELDS.items()):
+        return None
+    return row
 
 
 def read_metrics(folder: str | os.PathLike) -> list[dict]:
     """The run's per-step metrics, one dict per ``metrics.jsonl`` line, oldest first.
 
-    A torn last line (a kill mid-write) and lines that are not JSON objects are skipped. Lines
+    A torn last line (a kill mid-write), lines that are not JSON objects and rows without an
+    integer ``step`` and ``steps`` and a numeric ``loss`` and ``accuracy`` are skipped. Lines
     read by an earlier call are not parsed again (:func:`aomcore.store.reads.read_appended_lines`):
     the rows are shared between calls, so read them and do not change them. A missing or
     unreadable file gives ``[]``.

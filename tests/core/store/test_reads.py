@@ -148,9 +148,15 @@ def test_a_rewritten_or_replaced_lines_file_is_read_whole(tmp_path):
     assert [r["step"] for r in reads.read_appended_lines(path, _row)] == [1, 2, 3]
 
 
-def test_read_metrics_skips_torn_and_non_object_lines(tmp_path):
-    (tmp_path / "metrics.jsonl").write_bytes(b'{"step": 0}\n[1, 2]\nnot json\n\xff\xfe\n{"step": 1}\n{"step": 2, "lo')
-    assert read_metrics(tmp_path) == [{"step": 0}, {"step": 1}]
+def test_read_metrics_skips_torn_malformed_and_incomplete_rows(tmp_path):
+    """A row the pages could not draw (a crafted or foreign file) is left out, not a page error."""
+    row = {"epoch": 1, "step": 1, "steps": 2, "loss": 0.5, "accuracy": 0.75, "seconds": 0.1}
+    lines = [json.dumps(row), "[1, 2]", "not json", json.dumps({"step": 1}),
+             json.dumps(row | {"steps": "2"}), json.dumps(row | {"step": True}), json.dumps(row | {"loss": None}),
+             json.dumps(row | {"step": 2, "loss": float("nan")})]
+    (tmp_path / "metrics.jsonl").write_bytes("\n".join(lines).encode() + b"\n\xff\xfe\n" + b'{"step": 3, "lo')
+    rows = read_metrics(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2]  # a diverged loss (NaN) is a real row
     assert read_metrics(tmp_path / "missing") == []
 
 
