@@ -88,16 +88,19 @@ def test_embed_separates_clusters_and_reports_progress():
     assert calls[-1] == (210, 210) and [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
-def test_embed_stops_each_phase_when_the_kl_divergence_stops_falling():
+def test_embed_stops_the_plain_phase_when_the_kl_divergence_stops_falling():
     x, y = _clusters(n_per=150)
     runs = {}
     for converge in (True, False):
         calls: list[int] = []
+        report: dict = {}
         points = embed(x, converge=converge, progress=lambda done, total, seen=calls: seen.append(done),
-                       callback_every=25)
-        runs[converge] = (points, max(calls[:-1]))  # the iterations reached before the final (total, total)
-    (early, stopped), (full, ran) = runs[True], runs[False]
-    assert ran == 750 and stopped < 700  # 250 + 500 iterations in full
+                       callback_every=25, report=report)
+        runs[converge] = (points, max(calls[:-1]), report["iterations"])  # iterations before the final (total, total)
+    (early, stopped, phases), (full, ran, _) = runs[True], runs[False]
+    assert ran == 750  # 250 + 500 iterations in full
+    assert phases[0] == 250 and phases[1] < 500  # below 3,000 points only the plain phase stops
+    assert stopped == sum(phases)
     assert neighborhood_hit(early, y) == pytest.approx(neighborhood_hit(full, y), abs=0.01)
 
 
@@ -112,14 +115,18 @@ def _exact_kl(x: np.ndarray, points: np.ndarray, perplexity: float = 30.0) -> fl
     return float((p.data * np.log(p.data / (q[p.row, p.col] / q.sum()))).sum())
 
 
-def test_embed_reaches_the_kl_divergence_of_opentsne_full_schedule_within_one_percent():
+@pytest.mark.parametrize("n_per", [400, 1000], ids=["1200-openTSNE-schedule-stopped", "3000-shortened-schedule"])
+def test_embed_reaches_the_kl_divergence_of_opentsne_full_schedule_within_one_percent(n_per):
+    """Below 3,000 points openTSNE's schedule with the plain phase stopped; from 3,000 the exaggerated
+    phase stopped too and the plain phase with FAST_PLAIN (Barnes-Hut)."""
     from openTSNE import TSNE
 
-    x, y = _clusters(n_per=400, dims=20)  # 1,200 points: Barnes-Hut with the fast plain phase
+    x, y = _clusters(n_per=n_per, dims=20)
     report: dict = {}
     ours = embed(x, report=report)
     full = np.asarray(TSNE(n_jobs=1, random_state=0, neighbors="exact").fit(x))  # 250 + 500, momentum 0.8, lr N
-    assert sum(report["iterations"]) < 750
+    early, plain = report["iterations"]
+    assert (early < 250) == (len(x) >= 3000) and early + plain < 750
     assert _exact_kl(x, ours) <= 1.01 * _exact_kl(x, full)
     assert neighborhood_hit(ours, y) == pytest.approx(neighborhood_hit(full, y), abs=0.01)
 
