@@ -131,6 +131,26 @@ def test_embed_reaches_the_kl_divergence_of_opentsne_full_schedule_within_one_pe
     assert neighborhood_hit(ours, y) == pytest.approx(neighborhood_hit(full, y), abs=0.01)
 
 
+@pytest.mark.parametrize("n_per, expected", [(400, [(12, 0.5), (1, 0.5)]), (1000, [(12, 1.0), (1, 0.8)])])
+def test_embed_loosens_barnes_hut_only_in_the_shortened_schedule(monkeypatch, n_per, expected):
+    from openTSNE import TSNEEmbedding
+
+    from aomcore.base.embedding import BH_THETA
+
+    seen = []
+    optimize = TSNEEmbedding.optimize
+
+    def spy(self, n_iter, inplace=False, **kwargs):
+        seen.append((kwargs["exaggeration"] or 1, kwargs["theta"]))
+        return optimize(self, n_iter, inplace=inplace, **kwargs)
+
+    monkeypatch.setattr(TSNEEmbedding, "optimize", spy)
+    x, _ = _clusters(n_per=n_per)
+    embed(x, n_iter=25, early_exaggeration_iter=25)
+    assert seen == expected
+    assert BH_THETA == {"early_exaggeration": 1.0, "plain": 0.8}
+
+
 def test_embed_finds_exact_neighbours_with_no_pynndescent_import():
     code = ("import sys, numpy as np\n"
             "from aomcore.base.embedding import _knn_index, embed\n"
