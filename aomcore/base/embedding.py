@@ -362,7 +362,7 @@ def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, 
     n = x.shape[0]
     total = int(ee_iter) + int(n_iter)
     early = CONVERGENCE["early_exaggeration"] if n >= _SHORT_FROM else {"tol": -np.inf, "min_iter": int(ee_iter)}
-    state = {"offset": 0, "phase": early, "seen": []}
+    state = {"offset": 0, "phase": early, "seen": [], "stopped": False}
 
     def callback(iteration, error, _embedding):
         _check_cancel(cancel)
@@ -374,7 +374,8 @@ def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, 
             return False
         (before, kl_before), (now, kl_now) = seen[-2], seen[-1]
         fall = (kl_before - kl_now) / max(abs(kl_now), 1e-12) * 25.0 / max(now - before, 1)
-        return fall < state["phase"]["tol"]  # True ends this phase (openTSNE returns the embedding as it is)
+        state["stopped"] = fall < state["phase"]["tol"]
+        return state["stopped"]  # True ends this phase (openTSNE returns the embedding as it is)
 
     use_callbacks = converge or progress is not None or cancel is not None
     if init is None:
@@ -406,8 +407,8 @@ def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, 
             embedding = embedding.optimize(n_iter=int(ee_iter), exaggeration=tsne.early_exaggeration,
                                            momentum=tsne.initial_momentum, inplace=True,
                                            theta=BH_THETA["early_exaggeration"] if short else tsne.theta)
-            ran[0] = state["seen"][-1][0] if state["seen"] else int(ee_iter)
-        state.update(offset=int(ee_iter), phase=CONVERGENCE["plain"], seen=[])
+            ran[0] = state["seen"][-1][0] if state["stopped"] else int(ee_iter)
+        state.update(offset=int(ee_iter), phase=CONVERGENCE["plain"], seen=[], stopped=False)
         if n_iter > 0:
             fast = ee_iter > 0 and _fast_plain(n, gradient)
             embedding = embedding.optimize(
@@ -415,7 +416,7 @@ def _tsne(x, metric, perplexity, seed, init, n_iter, ee_iter, n_jobs, gradient, 
                 momentum=FAST_PLAIN["momentum"] if fast else tsne.final_momentum,
                 learning_rate=FAST_PLAIN["learning_rate"] * n if fast else "auto", inplace=True,
                 theta=BH_THETA["plain"] if fast else tsne.theta)
-            ran[1] = state["seen"][-1][0] if state["seen"] else int(n_iter)
+            ran[1] = state["seen"][-1][0] if state["stopped"] else int(n_iter)
     finally:
         logger.setLevel(level)
     if report is not None:

@@ -149,7 +149,7 @@ def read_result_npz(path: str | Path, what: str, writer: str, required: tuple[st
         raise
     except zipfile.BadZipFile as exc:
         raise bad(f"not an npz archive ({exc})") from None
-    except (ValueError, OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.LargeZipFile, NotImplementedError, RecursionError) as exc:
         text = "pickled objects (refused)" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
         raise bad(text[:300]) from None
     if not isinstance(meta, dict):

@@ -363,7 +363,7 @@ class JobRunner:
                     continue
                 try:
                     status = json.loads((Path(path) / "jobs" / f"{jid}.json").read_text())["status"]
-                except (OSError, json.JSONDecodeError, KeyError):
+                except (OSError, ValueError, KeyError, TypeError, RecursionError):  # a damaged or crafted record
                     continue
                 if status == "queued":
                     waiting.append((submitted, jid))

@@ -188,7 +188,7 @@ def _check_members(z: zipfile.ZipFile, kept: list[zipfile.ZipInfo], trust_code: 
         except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
             raise InputError("damaged workspace zip", expected="a zip made by workspace export",
                              found=short(f"{info.filename}: {exc}")) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise InputError(f"{info.filename}: unreadable", expected="JSON", found=short(str(exc))) from None
         if info.filename == _FILE:
             schema = record.get("schema") if isinstance(record, dict) else None

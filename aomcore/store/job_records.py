@@ -110,7 +110,7 @@ def _load(path: Path) -> dict:
     def load(path: Path) -> dict:
         try:
             record = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise InputError(f"{name}: unreadable job record", expected="JSON", found=short(str(exc))) from None
         validate(JobFile, record, name)
         if record["id"] != path.stem:

@@ -10,7 +10,8 @@ as long as the file is the same file, and handed out again without a read:
   renamed over the old one: :mod:`aomcore.base.atomic`), so each write gives a new inode and a
   new ``ctime``; a write in place by another tool changes ``ctime`` too (which no tool can set).
 * **Appended lines** (:func:`read_appended_lines`): ``metrics.jsonl`` grows by appends while a
-  run trains; only the bytes after the last complete line read before are parsed.
+  run trains; only the bytes after the last complete line read before are parsed (while the
+  file's first 4 kB and that line are still where they were).
 * **Freshly written files are read every time** (git's "racy clean" rule): a file whose
   ``ctime`` is less than :data:`SETTLE_SECONDS` old is not kept, because a file system's clock
   ticks more coarsely than nanoseconds and a second write in the same tick could keep every
@@ -21,8 +22,8 @@ What is kept is a private copy: callers get a fresh copy of a record (kept seria
 and checking it takes 200 µs, and ``copy.deepcopy`` 370 µs), and the parsed rows of a
 lines file as a new list of the kept (read-only) dicts. Failed reads are never kept: a bad file
 is read, and reported, again on the next call. The memory is bounded
-(:data:`MAX_RECORDS`, :data:`MAX_RECORD_BYTES`, :data:`MAX_LINE_FILES`); one lock guards it for the
-server's threads.
+(:data:`MAX_RECORDS`, :data:`MAX_RECORD_BYTES`, :data:`MAX_LINE_FILES`, :data:`MAX_LINE_BYTES`); one
+lock guards it for the server's threads.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["MAX_LINE_FILES", "MAX_RECORDS", "MAX_RECORD_BYTES", "SETTLE_SECONDS", "clear", "read_appended_lines",
-           "read_record"]
+__all__ = ["MAX_LINE_BYTES", "MAX_LINE_FILES", "MAX_RECORDS", "MAX_RECORD_BYTES", "SETTLE_SECONDS", "clear",
+           "read_appended_lines", "read_record"]
 
 T = TypeVar("T")
 
@@ -48,13 +49,17 @@ SETTLE_SECONDS = 2.0
 MAX_RECORDS = 4096
 #: ... and at most this many bytes of them.
 MAX_RECORD_BYTES = 64 * 2**20
-#: Lines files (``metrics.jsonl``) kept, least recently used dropped first.
+#: Lines files (``metrics.jsonl``) kept, least recently used dropped first ...
 MAX_LINE_FILES = 64
+#: ... and at most this many bytes of them (file bytes: a parsed ``metrics.jsonl`` row takes about 6
+#: times its line, so 16 MiB of lines hold about 100 MB; a 10-epoch MNIST run's file is 0.6 MB).
+MAX_LINE_BYTES = 16 * 2**20
 
 _lock = threading.Lock()
 _records: OrderedDict[str, tuple[tuple, bytes]] = OrderedDict()
 _record_bytes = 0
 _lines: OrderedDict[str, dict] = OrderedDict()
+_line_bytes = 0
 
 
 def _identity(st: os.stat_result) -> tuple:
@@ -95,7 +100,11 @@ def read_record(path: str | os.PathLike, load: Callable[[Path], T]) -> T:
     value = load(path)
     after = os.stat(path)
     if _identity(after) == _identity(before) and _settled(after):  # not replaced while it was read
-        _keep(key, _identity(after), marshal.dumps(value))
+        try:
+            data = marshal.dumps(value)
+        except ValueError:  # nested deeper than marshal goes (a crafted file): read it every time
+            return value
+        _keep(key, _identity(after), data)
     return value
 
 
@@ -110,12 +119,13 @@ def _keep(key: str, identity: tuple, data: bytes) -> None:
 
 
 def read_appended_lines(path: str | os.PathLike, parse: Callable[[bytes], object | None]) -> list:
-    """The parsed complete lines of a file that only grows by appends (e.g. ``metrics.jsonl``).
+    """The parsed lines of a file that only grows by appends (e.g. ``metrics.jsonl``).
 
     Lines read before are not parsed again: while the file is the same file (device and
-    inode) and still holds the last line read at the same place, only the bytes after it are
-    read. A file replaced, truncated or rewritten is read whole. A last line without its
-    newline (a write in progress, or torn by a kill) is left for the next call.
+    inode) and still holds the first bytes and the last complete line read at the same places,
+    only the bytes after that line are read. A file replaced, truncated or rewritten is read
+    whole. A last line without its newline (a write in progress, a kill, another tool) is
+    parsed for this call and read again on the next.
 
     Parameters
     ----------
@@ -126,7 +136,7 @@ def read_appended_lines(path: str | os.PathLike, parse: Callable[[bytes], object
     Returns
     -------
     list : a new list of the parsed lines, oldest first. Its items are shared with later
-    calls: read them, do not change them.
+    calls: read them, do not change them (:func:`aomcore.store.runs.read_metrics` copies them).
 
     Raises
     ------
@@ -139,35 +149,54 @@ def read_appended_lines(path: str | os.PathLike, parse: Callable[[bytes], object
         st = os.fstat(f.fileno())
         with _lock:
             kept = _lines.get(key)
-            kept = dict(kept) if kept is not None else None
-        start, rows = 0, []
+        start, rows, head = 0, [], b""
         if kept is not None and kept["file"] == (st.st_dev, st.st_ino) and st.st_size >= kept["offset"]:
-            tail = kept["tail"]
+            head, tail = kept["head"], kept["tail"]
             f.seek(kept["offset"] - len(tail))
-            if f.read(len(tail)) == tail:
+            same_tail = f.read(len(tail)) == tail
+            f.seek(0)
+            if same_tail and f.read(len(head)) == head:
                 start, rows = kept["offset"], list(kept["rows"])
         f.seek(start)
         data = f.read(max(0, st.st_size - start))
-    end = data.rfind(b"\n") + 1  # complete lines only
+    end = data.rfind(b"\n") + 1  # complete lines end here
     for line in data[:end].splitlines():
         if line.strip() and (row := parse(line)) is not None:
             rows.append(row)
     offset = start + end
-    if offset:
-        last_start = data.rfind(b"\n", 0, end - 1) + 1 if end else None
-        tail = data[last_start:end] if end else kept["tail"]
-        with _lock:
-            _lines[key] = {"file": (st.st_dev, st.st_ino), "offset": offset, "tail": tail, "rows": tuple(rows)}
-            _lines.move_to_end(key)
-            while len(_lines) > MAX_LINE_FILES:
-                _lines.popitem(last=False)
+    if end:
+        last_start = data.rfind(b"\n", 0, end - 1) + 1
+        tail = data[last_start:end]
+        head = data[:_HEAD_BYTES] if start == 0 else head
+        _keep_lines(key, {"file": (st.st_dev, st.st_ino), "offset": offset, "head": head, "tail": tail,
+                          "rows": tuple(rows)})
+    partial = data[end:]
+    if partial.strip() and (row := parse(partial)) is not None:
+        rows.append(row)
     return rows
+
+
+#: The first bytes of a lines file that must be unchanged for its kept rows to be reused.
+_HEAD_BYTES = 4096
+
+
+def _keep_lines(key: str, entry: dict) -> None:
+    global _line_bytes
+    with _lock:
+        old = _lines.pop(key, None)
+        _line_bytes -= old["offset"] if old else 0
+        if entry["offset"] > MAX_LINE_BYTES:
+            return  # one file over the whole budget: parsed on every call, as before
+        _lines[key] = entry
+        _line_bytes += entry["offset"]
+        while _lines and (len(_lines) > MAX_LINE_FILES or _line_bytes > MAX_LINE_BYTES):
+            _line_bytes -= _lines.popitem(last=False)[1]["offset"]
 
 
 def clear() -> None:
     """Forget everything kept (tests; a process that wants fresh reads)."""
-    global _record_bytes
+    global _record_bytes, _line_bytes
     with _lock:
         _records.clear()
         _lines.clear()
-        _record_bytes = 0
+        _record_bytes = _line_bytes = 0

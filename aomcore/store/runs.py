@@ -170,7 +170,7 @@ def read_run(folder: str | os.PathLike) -> dict:
     def load(path: Path) -> dict:
         try:
             record = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise InputError(f"{name}: unreadable", expected="JSON", found=short(f"{folder}: {exc}")) from None
         validate(RunFile, record, name)
         return record
@@ -192,7 +192,7 @@ def _metrics_row(line: bytes) -> dict | None:
     """One ``metrics.jsonl`` line as a dict, or None when it is not JSON or lacks a field of :data:`_METRICS_FIELDS`."""
     try:
         row = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     if not isinstance(row, dict) or not all(
             isinstance(row.get(name), kinds) and not isinstance(row.get(name), bool)
@@ -206,14 +206,14 @@ def read_metrics(folder: str | os.PathLike) -> list[dict]:
 
     A torn last line (a kill mid-write), lines that are not JSON objects and rows without an
     integer ``step`` and ``steps`` and a numeric ``loss`` and ``accuracy`` are skipped. Lines
-    read by an earlier call are not parsed again (:func:`aomcore.store.reads.read_appended_lines`):
-    the rows are shared between calls, so read them and do not change them. A missing or
-    unreadable file gives ``[]``.
+    read by an earlier call are not parsed again (:func:`aomcore.store.reads.read_appended_lines`).
+    A missing or unreadable file gives ``[]``.
     """
     try:
-        return read_appended_lines(Path(folder) / "metrics.jsonl", _metrics_row)
+        rows = read_appended_lines(Path(folder) / "metrics.jsonl", _metrics_row)
     except OSError:
         return []
+    return [dict(row) for row in rows]  # the kept rows stay as they were, whatever the caller does
 
 
 def list_runs(ws) -> list[dict]:
@@ -260,7 +260,7 @@ def mark_interrupted(ws) -> list[str]:
     for run_json in ws.runs_dir.glob("*/run.json") if ws.runs_dir.is_dir() else []:
         try:
             record = json.loads(run_json.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             continue  # list_runs reports it
         if isinstance(record, dict) and record.get("status") == "running" and isinstance(record.get("job"), str):
             running.append((run_json, record))

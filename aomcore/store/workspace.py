@@ -191,7 +191,7 @@ class Workspace:
     def _load_state(self, path: Path) -> dict:
         try:
             state = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise InputError(f"unreadable {_FILE}", expected="JSON", found=short(f"{self.path}: {exc}")) from None
         schema = state.get("schema") if isinstance(state, dict) else None
         if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
@@ -581,7 +581,7 @@ def _load_version(path: Path, rel: str) -> dict:
     """``versions/vN/version.json`` checked against :class:`~aomcore.store.schema.VersionFile` (its ``id`` is N)."""
     try:
         record = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"{rel}: unreadable", expected="JSON", found=short(str(exc))) from None
     validate(VersionFile, record, rel)
     number = int(_VERSION_DIR.match(path.parent.name).group(1))

@@ -131,11 +131,9 @@ def test_embed_reaches_the_kl_divergence_of_opentsne_full_schedule_within_one_pe
     assert neighborhood_hit(ours, y) == pytest.approx(neighborhood_hit(full, y), abs=0.01)
 
 
-@pytest.mark.parametrize("n_per, expected", [(400, [(12, 0.5), (1, 0.5)]), (1000, [(12, 1.0), (1, 0.8)])])
+@pytest.mark.parametrize("n_per, expected", [(400, [(12, 0.5), (1, 0.5)]), (1000, [(12, 1.0), (1, 0.8)])])  # BH_THETA
 def test_embed_loosens_barnes_hut_only_in_the_shortened_schedule(monkeypatch, n_per, expected):
     from openTSNE import TSNEEmbedding
-
-    from aomcore.base.embedding import BH_THETA
 
     seen = []
     optimize = TSNEEmbedding.optimize
@@ -148,7 +146,13 @@ def test_embed_loosens_barnes_hut_only_in_the_shortened_schedule(monkeypatch, n_
     x, _ = _clusters(n_per=n_per)
     embed(x, n_iter=25, early_exaggeration_iter=25)
     assert seen == expected
-    assert BH_THETA == {"early_exaggeration": 1.0, "plain": 0.8}
+
+
+def test_embed_reports_the_iterations_run_when_a_phase_is_not_stopped():
+    x, _ = _clusters()
+    report: dict = {}
+    embed(x, early_exaggeration_iter=130, n_iter=40, callback_every=25, report=report)
+    assert report["iterations"] == [130, 40]  # run in full: not the last callback's 125 and 25
 
 
 def test_embed_finds_exact_neighbours_with_no_pynndescent_import():

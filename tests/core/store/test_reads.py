@@ -112,7 +112,10 @@ def test_workspace_listings_read_each_file_once_until_it_changes(tmp_path, monke
 
 
 def _row(line: bytes):
-    return json.loads(line)
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
 
 
 def test_appended_lines_are_parsed_once(tmp_path):
@@ -131,7 +134,8 @@ def test_appended_lines_are_parsed_once(tmp_path):
     with open(path, "ab") as f:
         f.write(b'p": 3}\n')
     assert [r["step"] for r in reads.read_appended_lines(path, parse)] == [0, 1, 2, 3]
-    assert len(parsed) == 4  # each line once
+    assert [line for line in parsed if line.endswith(b"}")] == [b'{"step": %d}' % i for i in range(4)]  # each once
+    assert parsed.count(b'{"ste') == 1  # the line being written: tried, and read again when complete
 
 
 def test_a_rewritten_or_replaced_lines_file_is_read_whole(tmp_path):
@@ -172,3 +176,57 @@ def test_what_is_kept_stays_within_its_bounds(tmp_path, monkeypatch):
     reads.read_record(paths[0], load)
     assert len(reads._records) == 2 and reads._record_bytes <= reads.MAX_RECORD_BYTES
     assert reads._record_bytes == sum(len(data) for _, data in reads._records.values())
+
+
+def test_a_record_nested_deeper_than_marshal_goes_is_returned_and_not_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(reads, "SETTLE_SECONDS", 0.0)
+    path = write_json(tmp_path / "r.json", {"ok": True})
+    deep: list = []
+    for _ in range(3000):
+        deep = [deep]
+    calls = []
+
+    def load(p):
+        calls.append(p)
+        return {"ok": True, "deep": deep}
+
+    for _ in range(2):
+        assert reads.read_record(path, load)["deep"] is deep
+    assert len(calls) == 2 and str(path) not in reads._records
+
+
+def test_a_rewrite_in_place_of_the_same_length_is_read_whole(tmp_path):
+    """Same inode and size, the last line unchanged, an earlier one changed: not an append."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 0}\n{"step": 1}\n')
+    assert [r["step"] for r in reads.read_appended_lines(path, _row)] == [0, 1]
+    with open(path, "r+b") as f:
+        f.write(b'{"step": 7}\n')
+    assert [r["step"] for r in reads.read_appended_lines(path, _row)] == [7, 1]
+
+
+def test_an_unterminated_last_line_is_shown_and_read_again(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 0}\n{"step": 1}')  # e.g. written by another tool without the last newline
+    assert [r["step"] for r in reads.read_appended_lines(path, _row)] == [0, 1]
+    with open(path, "ab") as f:
+        f.write(b'\n{"step": 2}\n')
+    assert [r["step"] for r in reads.read_appended_lines(path, _row)] == [0, 1, 2]
+
+
+def test_lines_kept_stay_within_their_byte_bound(tmp_path, monkeypatch):
+    monkeypatch.setattr(reads, "MAX_LINE_BYTES", 30)
+    small, big = tmp_path / "small.jsonl", tmp_path / "big.jsonl"
+    small.write_bytes(b'{"step": 0}\n')  # 12 bytes
+    big.write_bytes(b'{"step": 0}\n' * 3)  # 36 bytes: over the whole bound, never kept
+    for path in (small, big, small):
+        reads.read_appended_lines(path, _row)
+    assert list(reads._lines) == [str(small)] and reads._line_bytes == 12
+    assert len(reads.read_appended_lines(big, _row)) == 3
+
+
+def test_read_metrics_hands_out_rows_of_its_own(tmp_path):
+    row = {"epoch": 1, "step": 1, "steps": 1, "loss": 0.5, "accuracy": 0.75}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    read_metrics(tmp_path)[0]["loss"] = 99.0
+    assert read_metrics(tmp_path) == [row]
