@@ -164,7 +164,7 @@ from .deepeyes import (
     save_deepeyes_npz,
     stack_deepeyes,
 )
-from .jobs import JOB_KINDS, JobRunner, job_label, run_inline
+from .jobs import JOB_KINDS, JobRunner, job_label, run_inline, stored_embedding
 from .rauber import (
     NeuronProjection,
     Projection,
@@ -233,7 +233,7 @@ __all__ = [
     "resolve_device", "resolve_layers", "resolve_run", "run_inline", "run_model", "sample_perplexity",
     "save_deepeyes_npz", "save_embedding_npz", "save_maps_npz", "save_state_dict", "selectivity",
     "selectivity_experiment", "silenced", "silencing_vs_removal", "snapshot_schedule", "stack_deepeyes",
-    "stage_checkpoints",
+    "stage_checkpoints", "stored_embedding",
     "stratified_sample", "suggest_keep", "keep_reasons", "summarize_criteria", "summarize_experiment", "top_kernels",
     "trace_edits",
     "trail_lengths", "trail_segments", "Trails", "trails_from_run", "trails_npz_bytes", "train", "TrainConfig",

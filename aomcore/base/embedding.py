@@ -48,6 +48,7 @@ __all__ = [
     "BH_THETA",
     "CONVERGENCE",
     "FAST_PLAIN",
+    "SCHEDULE",
     "EMBED_METHODS",
     "EMBED_METRICS",
     "embed",
@@ -91,8 +92,9 @@ FAST_PLAIN = {"momentum": 0.95, "learning_rate": 2.0}
 #: seed +0.94%, 0.5: −0.05% and +0.85%). The exaggerated phase tolerates coarser forces: its
 #: attraction is 12 times stronger (``benchmarks/RESULTS.md``). Below 3,000 points, openTSNE's 0.5.
 BH_THETA = {"early_exaggeration": 1.0, "plain": 0.8}
-#: A version of the schedule, part of every embedding key: a new schedule moves the points.
-_SCHEDULE = "converge-4"
+#: The version of the t-SNE schedule: part of every embedding key (a new schedule moves the points)
+#: and of every stored projection's record, so views can tell a layout of an older schedule.
+SCHEDULE = "converge-4"
 #: openTSNE's "auto" gradient: Barnes-Hut below this many points, FFT interpolation from it.
 _FFT_FROM = 10_000
 #: The shortened schedule from this many points: the exaggerated phase stopped by
@@ -161,7 +163,7 @@ def embedding_key(**parts) -> str:
     -------
     str, hex digest.
     """
-    return DiskCache.key(kind="embedding", versions=_library_versions(), schedule=_SCHEDULE, **parts)
+    return DiskCache.key(kind="embedding", versions=_library_versions(), schedule=SCHEDULE, **parts)
 
 
 # --------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ statistics (:mod:`.deepeyes`), the 2-D views (:mod:`.embed`) and training trails
 """
 
 from . import aom, deepeyes, embed, trails  # noqa: F401  (each module registers its kinds)
+from .embed import stored_embedding
 from .engine import JobContext, JobRunner, run_inline, submit_record
 from .registry import JOB_KINDS, JobKind, get_kind, job_kind, job_label
 
 __all__ = ["JOB_KINDS", "JobContext", "JobKind", "JobRunner", "get_kind", "job_kind", "job_label", "run_inline",
-           "submit_record"]
+           "stored_embedding", "submit_record"]

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ..base.activations import activation_vectors, stratified_sample
-from ..base.embedding import embedding_key
+from ..base.embedding import SCHEDULE, embedding_key
 from ..base.errors import InputError
 from ..deepeyes.input_map import filter_map, input_map
 from ..rauber.projections import activation_projection, neuron_projection
@@ -24,7 +24,7 @@ from .deepeyes import _ensure_deepeyes, _model_parts, _resolve, deepeyes_arrays
 from .engine import JobContext
 from .registry import job_kind
 
-__all__ = ["EMBED_VIEWS", "embed_job"]
+__all__ = ["EMBED_VIEWS", "embed_job", "stored_embedding"]
 
 EMBED_VIEWS = ("activations", "neurons", "input-map", "filter-map")
 
@@ -131,6 +131,30 @@ def _embed_one(ws: Workspace, p: dict, ctx) -> str:
     ws.record_result({"kind": "embed", "key": key, "digest": loaded.digest, "version": p["version"], "view": view,
                       "layer": layer.name, "tap": layer.tap, "split": split, "n": parts.get("n"), "method": method,
                       "seed": seed, "n_iter": n_iter, "seconds": time.perf_counter() - start, "from_cache": hit,
-                      **extra})
+                      "schedule": SCHEDULE, **extra})
     return key
+
+
+def stored_embedding(ws: Workspace, digest: str, view: str, layer: str, **params) -> dict | None:
+    """The newest stored projection of a version's layer made with today's t-SNE schedule, or None.
+
+    Parameters
+    ----------
+    ws : Workspace
+    digest : str
+        The version's weights digest.
+    view : {"activations", "neurons", "input-map", "filter-map"}
+    layer : str
+    **params
+        Further fields the record must hold with these values (e.g. ``n=2000, n_iter=500``).
+
+    Returns
+    -------
+    dict or None : the ``embed`` result record (:meth:`Workspace.record_result`). Records made with
+    another schedule (:data:`aomcore.base.embedding.SCHEDULE`; none before ``converge-4``) do not
+    count: asking for the view again computes it with today's schedule.
+    """
+    want = {"view": view, "layer": layer, "schedule": SCHEDULE, **params}
+    found = [r for r in ws.results("embed", digest) if all(r.get(k) == v for k, v in want.items())]
+    return found[-1] if found else None
 

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import aomcore
 from aomcore.base import limits
 from ui import cached, tables
 from ui import projections as ev
@@ -31,23 +32,22 @@ layer = c1.selectbox("Layer", [r["name"] for r in layers],
 n_iter = c2.number_input("t-SNE iterations", 50, 2000, 500, step=50, help="after 250 of early exaggeration")
 seed = c3.number_input("Seed", limits.SEED_MIN, limits.SEED_MAX, 0)
 digest = v.version["digest"]
-found = [r for r in v.ws.results("embed", digest) if r["view"] == "filter-map" and r["layer"] == layer
-         and r["n_iter"] == n_iter and r["seed"] == seed]
+found = aomcore.stored_embedding(v.ws, digest, "filter-map", layer, n_iter=n_iter, seed=seed)
 running = bool(v.active_jobs(("embed", "deepeyes")))
-if st.button("Compute filter map", type="primary", disabled=running or bool(found), key="compute"):
+if st.button("Compute filter map", type="primary", disabled=running or found is not None, key="compute"):
     if submit(v.ws, "embed", {"version": v.version_id, "view": "filter-map", "layer": layer, "split": "train",
                               "n_iter": int(n_iter), "seed": int(seed)}):
         st.rerun()
 job_panel(v, ("embed", "deepeyes"))
 job_outcome(v, "embed")
-if not found:
+if found is None:
     if not running:
         st.info(f"No filter map of **{layer}** (v{v.version_id}) yet: press **Compute filter map**. One pass over "
                 "the train split gathers the DeepEyes statistics of every layer (kept for the other layers), "
                 "then t-SNE places this layer's filters.")
     st.stop()
 
-arrays = cached.stored_arrays(str(v.ws.path), "embed", found[-1]["key"])
+arrays = cached.stored_arrays(str(v.ws.path), "embed", found["key"])
 classes = [str(c) for c in arrays["classes"]]
 stats = {k.removeprefix("deepeyes_"): a for k, a in arrays.items() if k.startswith("deepeyes_")}
 df = ev.filter_frame(arrays["points"], stats, classes)

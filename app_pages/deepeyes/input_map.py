@@ -3,6 +3,7 @@
 import numpy as np
 import streamlit as st
 
+import aomcore
 from aomcore.base.receptive_field import receptive_boxes
 from ui import cached
 from ui import projections as ev
@@ -27,22 +28,21 @@ layer = c1.selectbox("Layer", [r["name"] for r in layers], format_func=lambda n:
 n = c2.number_input("Points (about)", 100, 20_000, 2000, step=100)
 n_iter = c3.number_input("t-SNE iterations", 50, 2000, 500, step=50)
 digest = v.version["digest"]
-found = [r for r in v.ws.results("embed", digest) if r["view"] == "input-map" and r["layer"] == layer
-         and r["n"] == n and r["n_iter"] == n_iter]
+found = aomcore.stored_embedding(v.ws, digest, "input-map", layer, n=n, n_iter=n_iter)
 running = bool(v.active_jobs(("embed",)))
-if st.button("Compute input map", type="primary", disabled=running or bool(found), key="compute"):
+if st.button("Compute input map", type="primary", disabled=running or found is not None, key="compute"):
     if submit(v.ws, "embed", {"version": v.version_id, "view": "input-map", "layer": layer, "split": "test",
                               "n": int(n), "n_iter": int(n_iter)}):
         st.rerun()
 job_panel(v, ("embed",))
 job_outcome(v, "embed")
-if not found:
+if found is None:
     if not running:
         st.info(f"No input map of **{layer}** with {n:,} points yet: press **Compute input map** (one pass over "
                 "a stratified sample of test images, then t-SNE).")
     st.stop()
 
-a = cached.stored_arrays(str(v.ws.path), "embed", found[-1]["key"])
+a = cached.stored_arrays(str(v.ws.path), "embed", found["key"])
 classes = [str(c) for c in a["classes"]]
 acts = a["activations"]
 colour_by = st.radio("Colour", ["class", "one filter's activation", "perplexity", "max activation"], horizontal=True)
@@ -61,7 +61,7 @@ deck = ev.scatter_deck(a["points"], colours, {"label": [classes[c] for c in a["l
                                               "img": [int(i) for i in a["index"]],
                                               "perp": np.round(a["perplexity"], 2)},
                        tooltip_html="class {label} · image {img} · perplexity {perp}", span=470)
-event = st.pydeck_chart(deck, on_select="rerun", selection_mode="multi-object", key=f"im_{found[-1]['key']}",
+event = st.pydeck_chart(deck, on_select="rerun", selection_mode="multi-object", key=f"im_{found['key']}",
                         height=520)
 st.caption(f"{len(a['points']):,} receptive fields of {len(np.unique(a['index'])):,} images · neighbourhood hit "
            f"{float(a['neighborhood_hit']):.3f} (share of each point's 6 nearest neighbours with its class)")

@@ -3,6 +3,7 @@
 import numpy as np
 import streamlit as st
 
+import aomcore
 from ui import cached
 from ui import projections as ev
 from ui.jobs import job_outcome, job_panel
@@ -28,9 +29,7 @@ digest = v.version["digest"]
 
 
 def stored(view_name: str, layer: str) -> dict | None:
-    found = [r for r in v.ws.results("embed", digest) if r["view"] == view_name and r["layer"] == layer
-             and r["n"] == n and r["n_iter"] == n_iter]
-    return found[-1] if found else None
+    return aomcore.stored_embedding(v.ws, digest, view_name, layer, n=n, n_iter=n_iter)
 
 
 missing = [la for la in chosen if stored("activations", la) is None]

@@ -68,6 +68,22 @@ def test_hidden_activity_projects_two_layers_and_neurons(trained):
     assert not [b for b in at.button if b.key == "neurons"]  # the neuron projection is shown
 
 
+def test_projections_of_an_older_t_sne_schedule_are_computed_again(trained):
+    from aomcore import run_inline
+
+    run_inline(trained, "embed", {"version": 0, "view": "activations", "layer": "conv1", "n": 300, "n_iter": 50})
+    at = app()
+    at.switch_page("app_pages/rauber/hidden_activity.py").run()
+    at.multiselect[0].set_value(["conv1"]).run()
+    at.number_input[0].set_value(300).run()
+    at.number_input[1].set_value(50).run()
+    assert at.button(key="compute").label == "All chosen layers are projected"
+    trained.modify(lambda state: [r.update(schedule="converge-2") for r in state["results"] if r["kind"] == "embed"])
+    at.run()
+    assert not at.exception, at.exception
+    assert at.button(key="compute").label == "Compute 1 projection(s)"  # the layout of an older schedule is not shown
+
+
 def test_filter_map_shows_the_aom_rows_of_some_selected_filters(trained):
     """Some (not all) filters selected while maps exist: their AOM rows, no IndexError (was a crash)."""
     from aomcore import run_inline
