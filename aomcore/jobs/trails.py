@@ -6,6 +6,7 @@ Computed once (:func:`aomcore.rauber.run_trails.compute_trails`) into ``ws.resul
 
 from __future__ import annotations
 
+from ..base.embedding import SCHEDULE
 from ..rauber.run_trails import compute_trails, trails_key, trails_options
 from ..store.runs import read_run, resolve_run, run_model, run_snapshots
 from ..store.workspace import Workspace
@@ -40,5 +41,5 @@ def trails_job(ws: Workspace, params: dict, ctx: JobContext) -> dict:
                       "seed": p["seed"], "stability": p["stability"], "n_iter": p["n_iter"],
                       "split": p["split"], "snapshots": int(len(arrays["snapshots"])),
                       "final_neighborhood_hit": float(nh[-1]), "seconds": float(arrays["seconds"]),
-                      "from_cache": hit, "dataset": dataset.identity()})
+                      "from_cache": hit, "dataset": dataset.identity(), "schedule": SCHEDULE})
     return {"key": key}

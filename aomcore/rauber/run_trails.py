@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base.cache import DiskCache, file_sha256
-from ..base.embedding import neighborhood_hit_per_class
+from ..base.cache import file_sha256
+from ..base.embedding import embedding_key, neighborhood_hit_per_class
 from ..base.errors import InputError
 from ..base.models import apply_state_dict, load_state_dict
 from ..base.npzfile import embedding_npz_bytes
@@ -55,13 +55,14 @@ def trails_options(params: dict) -> dict:
 
 
 def trails_key(record: dict, snapshots: list[tuple[int, Path]], dataset, params: dict) -> str:
-    """The content key of a run's trails: snapshot files' sha256, architecture, edits, options, data.
+    """The content key of a run's trails: snapshot files' sha256, architecture, edits, options, data,
+    and (:func:`aomcore.base.embedding.embedding_key`) the t-SNE schedule and library versions.
 
     ``record`` is the run's ``run.json``; ``snapshots`` its ``(iteration, weights file)`` pairs
     (:func:`aomcore.store.runs.run_snapshots`, which keeps every file inside the run folder).
     """
     p = trails_options(params)
-    return DiskCache.key(kind="trails", run=record.get("id"), arch=record["arch"], edits=record.get("edits", []),
+    return embedding_key(view="trails", run=record.get("id"), arch=record["arch"], edits=record.get("edits", []),
                          snapshots=[(i, file_sha256(f)) for i, f in _check_snapshots(snapshots)],
                          layer=p["layer"], n=p["n"], method=p["method"], seed=p["seed"], stability=p["stability"],
                          n_iter=p["n_iter"], perplexity=p["perplexity"], data=dataset.identity())

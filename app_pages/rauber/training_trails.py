@@ -6,6 +6,7 @@ import streamlit as st
 
 import aomcore
 from aomcore.base import limits
+from aomcore.base.embedding import SCHEDULE
 from ui import cached, tables
 from ui.jobs import job_outcome, job_panel
 from ui.rauber import trails as views_trails
@@ -51,7 +52,8 @@ if st.button("Compute trails", type="primary", disabled=running, key="compute_tr
 job_panel(v, ("trails",))
 job_outcome(v, "trails")
 
-same = [r for r in v.ws.results("trails") if all(r.get(k) == val for k, val in params.items())]
+same = [r for r in v.ws.results("trails") if all(r.get(k) == val for k, val in params.items())
+        and r.get("schedule") == SCHEDULE]  # trails of an older t-SNE schedule are computed again
 if not same:
     if not running:
         st.info("Choose a run, a layer and the options, then press **Compute trails**.")

@@ -514,3 +514,24 @@ def test_embed_cli_filter_map_is_the_library_computation(tmp_path, monkeypatch):
         np.testing.assert_array_equal(npz["deepeyes_filter_similarity"], stats.filter_similarity)
         np.testing.assert_array_equal(npz["points"], filter_map(stats.filter_similarity, n_iter=100))
         assert npz["points"].shape == (stats.num_kernels, 2)
+
+
+def test_trails_key_names_the_t_sne_schedule(tmp_path, monkeypatch):
+    """A new schedule moves the points, so cached trails of the old one must not be reused."""
+    from aomcore.base import embedding
+    from aomcore.rauber.run_trails import trails_key
+
+    class Data:
+        def identity(self):
+            return {"spec": "digits"}
+
+    snapshots = []
+    for i in (0, 10):
+        (tmp_path / f"s{i}").write_bytes(bytes([i]))
+        snapshots.append((i, tmp_path / f"s{i}"))
+    record = {"id": "r1", "arch": "zoo:digits_net"}
+    params = {"layer": "fc1", "n": 100}
+    today = trails_key(record, snapshots, Data(), params)
+    assert trails_key(record, snapshots, Data(), params) == today
+    monkeypatch.setattr(embedding, "SCHEDULE", "another")
+    assert trails_key(record, snapshots, Data(), params) != today
