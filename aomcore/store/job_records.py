@@ -17,7 +17,6 @@ interrupted  the process that ran it died (server restart, SIGKILL, out of memor
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from ..base.atomic import write_json
 from ..base.errors import InputError
-from .reads import read_record
+from .reads import parse_json, read_record
 from .schema import JobFile, JobParams, short, validate
 from .workspace import Workspace
 
@@ -108,10 +107,7 @@ def _load(path: Path) -> dict:
     name = f"jobs/{path.name}"
 
     def load(path: Path) -> dict:
-        try:
-            record = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise InputError(f"{name}: unreadable job record", expected="JSON", found=short(str(exc))) from None
+        record = parse_json(path, name)
         validate(JobFile, record, name)
         if record["id"] != path.stem:
             raise InputError(f"{name}: id", expected=f"{path.stem!r}, its file's name", found=short(record["id"]))

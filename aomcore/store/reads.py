@@ -28,6 +28,7 @@ lock guards it for the server's threads.
 
 from __future__ import annotations
 
+import json
 import marshal
 import os
 import threading
@@ -37,8 +38,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from ..base.errors import InputError
+from .schema import short
+
 __all__ = ["MAX_LINE_BYTES", "MAX_LINE_FILES", "MAX_RECORDS", "MAX_RECORD_BYTES", "SETTLE_SECONDS", "clear",
-           "read_appended_lines", "read_record"]
+           "parse_json", "read_appended_lines", "read_record"]
 
 T = TypeVar("T")
 
@@ -68,6 +72,23 @@ def _identity(st: os.stat_result) -> tuple:
 
 def _settled(st: os.stat_result) -> bool:
     return time.time() - st.st_ctime_ns / 1e9 >= SETTLE_SECONDS
+
+
+def parse_json(path: Path, name: str) -> object:
+    """The JSON in the file ``path``, for a record's loader (:func:`read_record`).
+
+    Raises
+    ------
+    InputError
+        ``"NAME: unreadable"`` when the text is not UTF-8, not JSON, or nested beyond Python's
+        recursion limit (a crafted file).
+    OSError
+        The file cannot be read (``FileNotFoundError`` when missing): the caller says what that means.
+    """
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"{name}: unreadable", expected="JSON", found=short(str(exc))) from None
 
 
 def read_record(path: str | os.PathLike, load: Callable[[Path], T]) -> T:

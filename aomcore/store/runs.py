@@ -43,7 +43,7 @@ from ..base.paths import inside
 from ..base.training import evaluate
 from ..deepeyes.statistics import DeepEyesSeries, load_deepeyes_npz, save_deepeyes_npz, stack_deepeyes
 from .job_records import list_jobs
-from .reads import read_appended_lines, read_record
+from .reads import parse_json, read_appended_lines, read_record
 from .schema import RunFile, short, validate
 from .workspace import register_sweeper
 
@@ -168,10 +168,7 @@ def read_run(folder: str | os.PathLike) -> dict:
     name = f"{folder.parent.name}/{folder.name}/run.json"
 
     def load(path: Path) -> dict:
-        try:
-            record = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise InputError(f"{name}: unreadable", expected="JSON", found=short(f"{folder}: {exc}")) from None
+        record = parse_json(path, name)
         validate(RunFile, record, name)
         return record
 

@@ -24,7 +24,6 @@ every version finished before the kill. A workspace folder can be zipped
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import re
@@ -46,7 +45,7 @@ from ..base.errors import InputError
 from ..base.loaded import LoadedModel
 from ..base.models import apply_state_dict, load_state_dict, save_state_dict, weights_digest
 from ..base.training import check_model_fits
-from .reads import read_record
+from .reads import parse_json, read_record
 from .schema import VersionFile, WorkspaceFile, short, validate
 
 __all__ = ["SCHEMA_VERSION", "Workspace", "default_home", "default_root", "list_workspaces", "open_by_id",
@@ -189,10 +188,7 @@ class Workspace:
         return state
 
     def _load_state(self, path: Path) -> dict:
-        try:
-            state = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise InputError(f"unreadable {_FILE}", expected="JSON", found=short(f"{self.path}: {exc}")) from None
+        state = parse_json(path, _FILE)
         schema = state.get("schema") if isinstance(state, dict) else None
         if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
             raise InputError("unsupported workspace schema", expected=f"schema <= {SCHEMA_VERSION}",
@@ -579,10 +575,7 @@ class Workspace:
 
 def _load_version(path: Path, rel: str) -> dict:
     """``versions/vN/version.json`` checked against :class:`~aomcore.store.schema.VersionFile` (its ``id`` is N)."""
-    try:
-        record = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InputError(f"{rel}: unreadable", expected="JSON", found=short(str(exc))) from None
+    record = parse_json(path, rel)
     validate(VersionFile, record, rel)
     number = int(_VERSION_DIR.match(path.parent.name).group(1))
     if record["id"] != number:

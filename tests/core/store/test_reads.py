@@ -230,3 +230,17 @@ def test_read_metrics_hands_out_rows_of_its_own(tmp_path):
     (tmp_path / "metrics.jsonl").write_text(json.dumps(row) + "\n")
     read_metrics(tmp_path)[0]["loss"] = 99.0
     assert read_metrics(tmp_path) == [row]
+
+
+def test_json_nested_beyond_the_recursion_limit_is_an_unreadable_record_everywhere(tmp_path):
+    """One parser for every workspace record: a crafted file is a clear InputError, never a RecursionError."""
+    from aomcore import list_jobs
+
+    ws = Workspace.create(tmp_path, name="w", dataset="digits")
+    deep = b"[" * 200_000 + b"]" * 200_000
+    (ws.jobs_dir / "abc123.json").write_bytes(deep)
+    assert list_jobs(ws) == []
+    assert any("jobs/abc123.json: unreadable" in p for p in ws.problems())
+    (ws.path / "workspace.json").write_bytes(deep)
+    with pytest.raises(InputError, match="workspace.json: unreadable"):
+        Workspace(ws.path, read_only=True)
